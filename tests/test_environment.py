@@ -1,0 +1,60 @@
+"""The set-up files agree with each other: pyproject, environment.yml, README and .ci/run."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _norm(req: str) -> tuple[str, str]:
+    """'Foo_Bar >= 1.0, <2' -> ('foo-bar', '>=1.0,<2')."""
+    m = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", req)
+    assert m, f"cannot parse requirement {req!r}"
+    return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
+
+
+def _pyproject_requirements() -> dict[str, str]:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(meta["dependencies"]) + list(meta["optional-dependencies"]["test"])
+    return dict(_norm(r) for r in reqs)
+
+
+def _environment_pip_requirements() -> dict[str, str]:
+    text = (ROOT / "environment.yml").read_text()
+    reqs = {}
+    in_pip = False
+    for line in text.splitlines():
+        if re.match(r"^\s*-\s*pip:\s*$", line):
+            in_pip = True
+            continue
+        if in_pip:
+            m = re.match(r"^\s+-\s+(.*)$", line)
+            if not m:
+                break
+            item = m.group(1).strip()
+            if item.startswith("-"):  # pip options such as --extra-index-url or -e .
+                continue
+            name, spec = _norm(item)
+            reqs[name] = spec
+    return reqs
+
+
+def test_environment_yml_matches_pyproject():
+    assert _environment_pip_requirements() == _pyproject_requirements()
+
+
+def test_torch_range_admits_the_local_cpu_wheel_and_nothing_newer():
+    spec = _pyproject_requirements()["torch"]
+    assert "<=2.13.0" in spec or "==2.13.0" in spec, f"torch must be capped at 2.13.0, got {spec!r}"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", readme, flags=re.S)
+    commands = [line.strip() for b in blocks for line in b.splitlines() if "pytest" in line]
+    assert commands, "README names no test command"
+    assert any(cmd in ci for cmd in commands), f"none of {commands} appears in .ci/run"
