@@ -5,8 +5,13 @@
 # Usage: bash scripts/check_binder_env.sh [VENV_DIR]    (default: a new temporary folder, removed afterwards)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="${1:-$(mktemp -d)/binder-venv}"
-cleanup() { [ -n "${1:-}" ] || rm -rf "$(dirname "$venv")"; }
+if [ -n "${1:-}" ]; then
+  venv="$1"
+else
+  tmp=$(mktemp -d)
+  venv="$tmp/binder-venv"
+  trap 'rm -rf "$tmp"' EXIT
+fi
 python -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 start=$(date +%s)
