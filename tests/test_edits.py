@@ -1,0 +1,175 @@
+"""The scalar prefactor edit: exactness at s=1 and s=0, clean removal, training, token budgets, evaluation."""
+
+import copy
+import math
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from vpd_lite.edits import (
+    Direction,
+    FitConfig,
+    ScalarEdit,
+    language_ce,
+    select_target_tokens,
+    train_scalar_edit,
+    uniform_ce,
+    uniform_level,
+)
+
+VOCAB = 64
+
+
+def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def random_direction(model, name: str, c: int = 0, seed: int = 1, scale: float = 1.0) -> Direction:
+    lin = dict(model.named_modules())[name]
+    g = torch.Generator().manual_seed(seed)
+    return Direction(name, c, scale * torch.randn(lin.out_features, generator=g),
+                     scale * torch.randn(lin.in_features, generator=g))
+
+
+TOKENS = torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(3))
+MLP_UP = "model.layers.0.mlp.up_proj"
+Q_PROJ = "model.layers.1.self_attn.q_proj"
+
+
+def logits(model, tokens=TOKENS):
+    with torch.no_grad():
+        return model(input_ids=tokens).logits
+
+
+def test_s_equal_one_leaves_logits_unchanged():
+    model = tiny_llama()
+    base = logits(model)
+    with ScalarEdit(model, [random_direction(model, MLP_UP), random_direction(model, Q_PROJ, seed=2)]):
+        assert torch.equal(logits(model), base)
+
+
+def test_s_zero_equals_removing_the_component_by_hand():
+    model = tiny_llama()
+    d = random_direction(model, MLP_UP, scale=0.5)
+    by_hand = copy.deepcopy(model)
+    lin = dict(by_hand.named_modules())[MLP_UP]
+    with torch.no_grad():
+        lin.weight -= torch.outer(d.u, d.v)  # W - U_c V_c^T, shape (d_out, d_in)
+    edit = ScalarEdit(model, [d], init=0.0)
+    with edit:
+        edited = logits(model)
+    assert not torch.allclose(edited, logits(tiny_llama()), atol=1e-3)  # the edit did something
+    torch.testing.assert_close(edited, logits(by_hand), rtol=1e-5, atol=1e-5)
+
+
+def test_layer_output_matches_formula_for_any_s():
+    model = tiny_llama()
+    d = random_direction(model, MLP_UP)
+    lin = dict(model.named_modules())[MLP_UP]
+    x = torch.randn(3, 32)
+    edit = ScalarEdit(model, [d])
+    edit.set_scales(-1.5)
+    with edit:
+        y = lin(x)
+    expected = x @ (lin.weight + (-1.5 - 1.0) * torch.outer(d.u, d.v)).T
+    torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_two_components_on_one_module_add_up():
+    model = tiny_llama()
+    d1, d2 = random_direction(model, MLP_UP, 0, seed=1), random_direction(model, MLP_UP, 1, seed=2)
+    lin = dict(model.named_modules())[MLP_UP]
+    x = torch.randn(4, 32)
+    edit = ScalarEdit(model, [d1, d2])
+    edit.set_scales([0.0, 2.0])
+    with edit:
+        y = lin(x)
+    W = lin.weight - torch.outer(d1.u, d1.v) + torch.outer(d2.u, d2.v)
+    torch.testing.assert_close(y, x @ W.T, rtol=1e-5, atol=1e-5)
+    assert edit.scales() == {(MLP_UP, 0): 0.0, (MLP_UP, 1): 2.0}
+
+
+def test_remove_restores_the_model_exactly():
+    model = tiny_llama()
+    base = logits(model)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    edit = ScalarEdit(model, [random_direction(model, MLP_UP)], init=-2.0).attach()
+    assert not torch.allclose(logits(model), base)
+    edit.remove()
+    assert torch.equal(logits(model), base)
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+    assert not edit.attached
+
+
+def test_bad_directions_raise_clear_errors():
+    model = tiny_llama()
+    with pytest.raises(KeyError, match="not an nn.Linear"):
+        ScalarEdit(model, [Direction("model.nope", 0, torch.zeros(64), torch.zeros(32))])
+    with pytest.raises(ValueError, match="needs u"):
+        ScalarEdit(model, [Direction(MLP_UP, 0, torch.zeros(3), torch.zeros(32))])
+    edit = ScalarEdit(model, [random_direction(model, MLP_UP)]).attach()
+    with pytest.raises(RuntimeError, match="already attached"):
+        edit.attach()
+    with pytest.raises(ValueError, match="need 1 values"):
+        edit.set_scales([1.0, 2.0])
+
+
+def test_uniform_ce_hand_values():
+    V = 5
+    assert float(uniform_ce(torch.zeros(1, 2, V))) == pytest.approx(math.log(V))
+    # p = softmax([ln 2, 0, 0, 0, 0]) = [2/6, 1/6, ...]: CE from uniform = -(1/5)(ln(2/6) + 4 ln(1/6))
+    lg = torch.zeros(1, 1, V)
+    lg[0, 0, 0] = math.log(2.0)
+    assert float(uniform_ce(lg)) == pytest.approx(-(math.log(2 / 6) + 4 * math.log(1 / 6)) / 5)
+    mask = torch.tensor([[True, False]])
+    both = torch.cat([lg, torch.zeros(1, 1, V)], dim=1)
+    assert float(uniform_ce(both, mask)) == pytest.approx(float(uniform_ce(lg)))
+    assert uniform_level(4096) == pytest.approx(8.3178, abs=1e-4)
+
+
+def test_select_target_tokens_respects_the_budget():
+    blocks = torch.arange(10 * 8).reshape(10, 8)
+    for budget in (1, 4, 7, 8, 16, 30):
+        tokens, mask = select_target_tokens(blocks, budget, seed=0)
+        assert int(mask.sum()) == budget
+        assert tokens.shape[0] == math.ceil(budget / 7)
+        for row, m in zip(tokens, mask):  # contiguous snippets of real text starting at position 0
+            k = int(m.sum())
+            assert m[:k].all() and not m[k:].any()
+            assert torch.equal(row[1 : k + 1] - row[:k], torch.ones(k, dtype=row.dtype))
+    a, _ = select_target_tokens(blocks, 4, seed=0)
+    b, _ = select_target_tokens(blocks, 4, seed=1)
+    c, _ = select_target_tokens(blocks, 4, seed=0)
+    assert torch.equal(a, c) and not torch.equal(a, b)
+    with pytest.raises(ValueError, match="needs 11 blocks"):
+        select_target_tokens(blocks, 71)
+
+
+def test_training_moves_s_and_lowers_the_objective():
+    model = tiny_llama()
+    base = logits(model)
+    d = random_direction(model, MLP_UP, scale=0.3)
+    tokens, mask = select_target_tokens(TOKENS, 4, seed=0)
+    edit, hist = train_scalar_edit(model, [d], tokens, mask, FitConfig(steps=30, lr=0.1))
+    assert len(hist) == 30 and hist[-1] < hist[0]
+    assert abs(float(edit.s) - 1.0) > 0.05
+    assert not edit.attached and torch.equal(logits(model), base)  # training left the model untouched
+    assert all(p.requires_grad for p in model.parameters())  # flags restored
+    assert all(p.grad is None for p in model.parameters())  # only s was trained
+    with edit:
+        after = float(uniform_ce(logits(model, tokens), mask))
+    assert after < hist[0]
+
+
+def test_language_ce_matches_cross_entropy():
+    model = tiny_llama()
+    blocks = {"de": TOKENS, "en": TOKENS[:1]}
+    ce = language_ce(model, blocks, batch_size=1)
+    lg = logits(model)
+    ref = torch.nn.functional.cross_entropy(lg[:, :-1].reshape(-1, VOCAB), TOKENS[:, 1:].reshape(-1))
+    assert ce["de"] == pytest.approx(float(ref), rel=1e-5)
+    assert set(ce) == {"de", "en"}

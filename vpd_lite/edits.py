@@ -1,0 +1,289 @@
+"""The single-scalar prefactor edit, its training toward uniform German, and per-language evaluation.
+
+Give chosen rank-1 components c of a decomposed matrix W (shape d_out x d_in) a trainable prefactor s,
+initialised to 1, and leave everything else frozen:
+
+    W' = W + (s - 1) * U_c V_c^T        (U_c: write direction, (d_out,); V_c: read direction, (d_in,))
+
+s = 1 is the untouched model, s = 0 removes the component, s = -1 flips its sign. The edit is applied to a plain
+Hugging Face model with a forward hook on the edited ``nn.Linear`` that adds ``(s - 1) * (V_c . x) * U_c`` to its
+output, so the model's own weights are never written and ``remove()`` restores it exactly.
+
+Training objective (``uniform_ce``): the cross-entropy from the uniform distribution to the model's next-token
+distribution, ``-(1/V) sum_v log p_v``, averaged over the chosen German positions. It equals
+``KL(uniform || model) + ln V``, so it has the same gradient as that KL and its minimum, ``ln V``, is reached
+exactly when the prediction is uniform. The true next token is not used.
+
+A German-token *budget* b means exactly b next-token predictions are trained, on contiguous German text: the
+edit sees b target tokens plus one context token per snippet (``select_target_tokens``).
+
+Evaluation (``language_ce``): held-out next-token CE (nats/token) per language; ``ln(vocab)`` is the level of a
+model that predicts uniformly (``uniform_level``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+#: (module name, component index), as in ``vpd_lite.analysis``.
+ComponentId = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One rank-1 component of one matrix; its weight is ``outer(u, v)`` of shape (d_out, d_in)."""
+
+    module: str
+    c: int
+    u: Tensor  # (d_out,) write direction U_c
+    v: Tensor  # (d_in,)  read direction V_c
+
+    @property
+    def component(self) -> ComponentId:
+        return (self.module, self.c)
+
+
+def component_directions(cm: nn.Module, components: Sequence[ComponentId]) -> list[Direction]:
+    """Read the (u, v) factors of ``components`` from a ``vpd_lite.components.ComponentModel``.
+
+    ``cm.components[name]`` holds ``V`` (d_in, C) and ``U`` (C, d_out); the component's weight is
+    ``outer(U[c], V[:, c])`` (d_out, d_in). The factors are detached copies.
+    """
+    out = []
+    for name, c in components:
+        if name not in cm.components:
+            raise KeyError(f"module {name!r} is not decomposed; decomposed: {list(cm.components)}")
+        layer = cm.components[name]
+        n_comp = layer.V.shape[1]
+        if not 0 <= int(c) < n_comp:
+            raise IndexError(f"component {c} out of range for {name!r}, which has C={n_comp}")
+        out.append(Direction(name, int(c), layer.U[c].detach().clone(), layer.V[:, c].detach().clone()))
+    return out
+
+
+class ScalarEdit:
+    """Trainable prefactors ``s`` (one per direction, init ``init``) applied by forward hooks.
+
+    Use as a context manager or call ``attach()`` / ``remove()``. ``s`` is the only trainable tensor:
+    ``edit.s`` has shape (n_directions,). Several directions may share a module.
+    """
+
+    def __init__(self, model: nn.Module, directions: Sequence[Direction], init: float = 1.0) -> None:
+        if not directions:
+            raise ValueError("ScalarEdit needs at least one direction")
+        self.model = model
+        self.directions = list(directions)
+        self.s = nn.Parameter(torch.full((len(self.directions),), float(init)))
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        modules = dict(model.named_modules())
+        index: dict[str, list[int]] = {}
+        for i, d in enumerate(self.directions):
+            lin = modules.get(d.module)
+            if not isinstance(lin, nn.Linear):
+                raise KeyError(f"{d.module!r} is not an nn.Linear of the model (found {type(lin).__name__})")
+            if d.u.shape != (lin.out_features,) or d.v.shape != (lin.in_features,):
+                raise ValueError(
+                    f"direction {d.component} has u {tuple(d.u.shape)}, v {tuple(d.v.shape)}; "
+                    f"{d.module!r} needs u ({lin.out_features},), v ({lin.in_features},)"
+                )
+            index.setdefault(d.module, []).append(i)
+        # per module: direction indices, V (d_in, k) and U (k, d_out)
+        self._groups: dict[str, tuple[list[int], Tensor, Tensor]] = {
+            name: (idx, torch.stack([self.directions[i].v for i in idx], dim=1),
+                   torch.stack([self.directions[i].u for i in idx], dim=0))
+            for name, idx in index.items()
+        }
+
+    @property
+    def attached(self) -> bool:
+        return bool(self._handles)
+
+    def _hook(self, name: str):
+        idx, V, U = self._groups[name]
+        index = torch.tensor(idx)
+
+        def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+            x = inputs[0]  # (..., d_in)
+            a = x @ V.to(x.dtype)  # (..., k): activations V_c . x
+            scale = (self.s[index] - 1.0).to(x.dtype)  # (k,)
+            return output + (a * scale) @ U.to(x.dtype)  # (..., d_out)
+
+        return hook
+
+    def attach(self) -> "ScalarEdit":
+        """Register the hooks; attaching twice raises."""
+        if self.attached:
+            raise RuntimeError("ScalarEdit is already attached")
+        modules = dict(self.model.named_modules())
+        for name in self._groups:
+            self._handles.append(modules[name].register_forward_hook(self._hook(name)))
+        return self
+
+    def remove(self) -> None:
+        """Remove the hooks; the model computes exactly what it did before ``attach``."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def __enter__(self) -> "ScalarEdit":
+        return self.attach()
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def set_scales(self, values: float | Sequence[float]) -> None:
+        """Set ``s`` to one value for every direction, or to one value per direction."""
+        vals = torch.as_tensor(values, dtype=self.s.dtype)
+        if vals.ndim == 0:
+            vals = vals.expand_as(self.s)
+        if vals.shape != self.s.shape:
+            raise ValueError(f"need {self.s.numel()} values, got shape {tuple(vals.shape)}")
+        with torch.no_grad():
+            self.s.copy_(vals)
+
+    def scales(self) -> dict[ComponentId, float]:
+        """Current prefactor per component."""
+        return {d.component: float(v) for d, v in zip(self.directions, self.s.detach())}
+
+
+# ---------------------------------------------------------------- data: the German target tokens
+
+
+def select_target_tokens(blocks: Tensor, budget: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Pick ``budget`` German next-token predictions from contiguous text in ``blocks`` (N, T).
+
+    Returns ``tokens`` (n, T) and ``mask`` (n, T) bool, where ``mask[i, t]`` marks that the prediction at
+    position t (of token t+1) is trained. Snippets are contiguous: for budget b <= T-1 one snippet of b+1
+    tokens starting at a random offset of a random block; larger budgets use ceil(b / (T-1)) distinct random
+    blocks, the last one partly. Exactly ``budget`` positions are marked; a seed picks the text.
+    """
+    if blocks.ndim != 2:
+        raise ValueError(f"blocks must be (N, T), got shape {tuple(blocks.shape)}")
+    n_blocks, T = blocks.shape
+    per_block = T - 1
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1, got {budget}")
+    n_need = math.ceil(budget / per_block)
+    if n_need > n_blocks:
+        raise ValueError(f"budget {budget} needs {n_need} blocks of length {T}, only {n_blocks} given")
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(n_blocks, generator=g)[:n_need]
+    tokens = blocks[rows].clone()
+    mask = torch.zeros_like(tokens, dtype=torch.bool)
+    if n_need == 1:
+        start = int(torch.randint(0, T - budget, (1,), generator=g))
+        tokens = tokens.roll(-start, dims=1)  # snippet starts at position 0; text after it is masked out
+        mask[0, :budget] = True
+    else:
+        left = budget
+        for i in range(n_need):
+            k = min(per_block, left)
+            mask[i, :k] = True
+            left -= k
+    return tokens, mask
+
+
+# ---------------------------------------------------------------- objective and evaluation
+
+
+def uniform_level(vocab_size: int) -> float:
+    """CE (nats/token) of the uniform prediction over ``vocab_size`` tokens: ln(vocab_size)."""
+    return math.log(vocab_size)
+
+
+def uniform_ce(logits: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean over masked positions of ``-(1/V) sum_v log softmax(logits)_v`` = KL(uniform || p) + ln V.
+
+    logits: (B, T, V); mask: (B, T) bool or None (all positions). Returns a scalar.
+    """
+    per_pos = -F.log_softmax(logits.float(), dim=-1).mean(dim=-1)  # (B, T)
+    if mask is None:
+        return per_pos.mean()
+    if not mask.any():
+        raise ValueError("mask selects no position")
+    return per_pos[mask].mean()
+
+
+@torch.no_grad()
+def language_ce(model: nn.Module, blocks: Mapping[str, Tensor], batch_size: int = 16) -> dict[str, float]:
+    """Held-out next-token CE (nats/token) per language. ``blocks[lang]``: LongTensor (N, T)."""
+    was_training = model.training
+    model.eval()
+    out = {}
+    for lang, toks in blocks.items():
+        total, count = 0.0, 0
+        for i in range(0, toks.shape[0], batch_size):
+            x = toks[i : i + batch_size]
+            logits = model(input_ids=x).logits[:, :-1]  # (B, T-1, V)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1),
+                                   reduction="sum")
+            total += float(loss)
+            count += x[:, 1:].numel()
+        out[lang] = total / count
+    model.train(was_training)
+    return out
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class FitConfig:
+    """Optimiser settings for fitting a few parameters toward uniform predictions (Adam, full batch)."""
+
+    steps: int = 200
+    lr: float = 0.05
+    progress: bool = False
+
+
+def fit_uniform(model: nn.Module, params: Sequence[Tensor], tokens: Tensor, mask: Tensor,
+                config: FitConfig) -> list[float]:
+    """Minimise ``uniform_ce`` on the masked positions of ``tokens`` (n, T) w.r.t. ``params`` only.
+
+    Every model parameter not in ``params`` is frozen during the fit. Returns the objective per step
+    (before each update), length ``config.steps``.
+    """
+    params = list(params)
+    keep = {id(p) for p in params}
+    history: list[float] = []
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(id(p) in keep)
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(params, lr=config.lr)
+        was_training = model.training
+        model.eval()  # no dropout: the objective is deterministic
+        for _ in tqdm(range(config.steps), desc="fit", disable=not config.progress, leave=False):
+            opt.zero_grad(set_to_none=True)
+            loss = uniform_ce(model(input_ids=tokens).logits, mask)
+            loss.backward()
+            opt.step()
+            history.append(float(loss.detach()))
+        model.train(was_training)
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+    return history
+
+
+def train_scalar_edit(model: nn.Module, directions: Sequence[Direction], tokens: Tensor, mask: Tensor,
+                      config: FitConfig | None = None) -> tuple[ScalarEdit, list[float]]:
+    """Fit the prefactors of ``directions`` (init 1) on the masked German positions.
+
+    Returns the edit, *detached* (call ``attach()`` or use it as a context manager to apply it), and the
+    objective history.
+    """
+    config = config or FitConfig()
+    edit = ScalarEdit(model, directions)
+    with edit:
+        history = fit_uniform(model, [edit.s], tokens, mask, config)
+    return edit, history
