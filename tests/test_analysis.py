@@ -1,0 +1,254 @@
+"""Tests of vpd_lite.analysis: hand-computed statistics, accumulation, save/load, specificity and ablation."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vpd_lite.analysis import (
+    ComponentStats,
+    StatsAccumulator,
+    ablation_effect,
+    ablation_effects,
+    component_key,
+    component_removed,
+    language_specificity,
+    lm_cross_entropy,
+    live_components,
+    parse_component_id,
+    position_bucket,
+)
+
+# One module "m" with C = 2 components; one block of T = 4 tokens per language.
+CI_EN = torch.tensor([[[0.0, 0.5], [0.2, 0.05], [0.9, 0.0], [0.1, 0.3]]])  # (1, 4, 2)
+IDS_EN = torch.tensor([[5, 6, 7, 8]])
+ACT_EN = torch.tensor([[[1.0, -1.0], [-2.0, -3.0], [-4.0, 5.0], [6.0, 7.0]]])
+CI_DE = torch.tensor([[[0.0, 0.0], [0.0, 0.6], [0.0, 0.7], [0.0, 0.0]]])
+IDS_DE = torch.tensor([[9, 6, 6, 2]])
+ACT_DE = torch.tensor([[[0.0, 0.0], [0.0, 2.0], [0.0, 3.0], [0.0, 0.0]]])
+
+
+def hand_stats(top_k: int = 2) -> ComponentStats:
+    acc = StatsAccumulator({"m": 2}, ["en", "de"], threshold=0.1, top_k=top_k, context_left=1, context_right=1, n_bins=10)
+    acc.update("en", IDS_EN, {"m": CI_EN}, {"m": ACT_EN})
+    acc.update("de", IDS_DE, {"m": CI_DE}, {"m": ACT_DE})
+    return acc.finalize({"source": "hand"})
+
+
+def test_component_id_round_trip_and_errors():
+    cid = ("model.layers.0.mlp.up_proj", 17)
+    assert component_key(cid) == "model.layers.0.mlp.up_proj:17"
+    assert parse_component_id(component_key(cid)) == cid
+    assert parse_component_id(("a.b", "3")) == ("a.b", 3)
+    for bad in ["noindex", "mod:", ":3", "mod:x", "mod:-1"]:
+        with pytest.raises(ValueError):
+            parse_component_id(bad)
+
+
+def test_position_bucket():
+    pos = torch.tensor([0, 1, 2, 3, 4, 7, 8, 127, 128, 1000])
+    assert position_bucket(pos).tolist() == [0, 1, 2, 2, 3, 3, 4, 7, 8, 8]
+
+
+def test_hand_computed_counts_rates_and_histogram():
+    s = hand_stats()
+    assert s.tokens_per_lang == {"en": 4, "de": 4}
+    # comp 0 fires on en t=1 (0.2) and t=2 (0.9); 0.1 is not above the threshold. comp 1: en t=0, t=3; de t=1, t=2.
+    assert s.fire_counts["m"].tolist() == [[2, 2], [0, 2]]
+    assert torch.allclose(s.firing_rate("m"), torch.tensor([[0.5, 0.5], [0.0, 0.5]], dtype=torch.float64))
+    assert torch.allclose(s.firing_frequency("m"), torch.tensor([0.25, 0.5], dtype=torch.float64))
+    assert torch.allclose(s.mean_ci("m"), torch.tensor([1.2 / 8, 2.15 / 8], dtype=torch.float64), atol=1e-6)
+    # CI histogram, 10 bins on [0, 1]: comp 0 has five zeros, 0.1 -> bin 1, 0.2 -> bin 2, 0.9 -> bin 9
+    assert s.ci_hist["m"][0].tolist() == [5, 1, 1, 0, 0, 0, 0, 0, 0, 1]
+    assert s.ci_hist["m"].sum(1).tolist() == [8, 8]
+    # positions: comp 0 fires at t=1 (bucket 1) and t=2 (bucket 2); comp 1 at t=0, 3 (en) and 1, 2 (de)
+    assert s.pos_fire["m"][0, :3].tolist() == [0, 1, 1]
+    assert s.pos_fire["m"][1, :3].tolist() == [1, 1, 2]
+    assert s.language_profile(("m", 1)) == {"en": 0.5, "de": 0.5}
+    assert s.language_profile(("m", 0)) == {"en": 1.0, "de": 0.0}
+
+
+def test_activation_sign_and_mean():
+    s = hand_stats()
+    # comp 0 fires with activations -2, -4; comp 1 with -1, 7, 2, 3
+    assert s.activation_sign(("m", 0)) == -1
+    assert s.mean_activation(("m", 0)) == pytest.approx(-3.0)
+    assert s.activation_sign(("m", 1)) == 1
+    assert s.mean_activation(("m", 1)) == pytest.approx(11 / 4)
+
+
+def test_top_tokens_and_contexts():
+    s = hand_stats(top_k=3)
+    assert s.top_tokens(("m", 1)) == [(6, 2), (5, 1), (8, 1)]
+    assert s.top_tokens(("m", 0)) == [(6, 1), (7, 1)]
+    ctx = s.contexts(("m", 0))
+    # the third-best "context" of comp 0 has CI 0.1 > 0, kept; windows are left 1, right 1
+    assert [c.score for c in ctx] == pytest.approx([0.9, 0.2, 0.1])
+    assert ctx[0].tokens == [6, 7, 8] and ctx[0].centre == 1 and ctx[0].lang == "en" and ctx[0].position == 2
+    assert ctx[0].ci == pytest.approx([0.2, 0.9, 0.1], abs=1e-3)
+    top1 = s.contexts(("m", 1))
+    assert top1[0].lang == "de" and top1[0].tokens == [6, 6, 2] and top1[0].position == 2
+    assert top1[2].tokens == [5, 6] and top1[2].centre == 0  # t=0: nothing to the left
+
+
+def test_dead_component_has_no_contexts_and_is_not_live():
+    acc = StatsAccumulator({"m": 3}, ["en"], threshold=0.1, top_k=2)
+    ci = torch.zeros(2, 5, 3)
+    ci[0, 1, 0] = 0.8
+    ci[1, 4, 2] = 0.05  # below threshold: never fires, but CI > 0
+    acc.update("en", torch.arange(10).reshape(2, 5), {"m": ci})
+    s = acc.finalize()
+    assert live_components(s) == [("m", 0)]
+    assert s.contexts(("m", 1)) == [] and s.contexts(("m", 2)) == []
+    assert s.activation_sign(("m", 1)) == 0
+    assert s.ctx_tokens["m"].shape[0] == 1  # only the live component keeps context rows
+
+
+def test_batches_accumulate_like_one_batch():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 50, (6, 16), generator=g)
+    ci = {"a": torch.rand(6, 16, 4, generator=g) ** 3, "b": torch.rand(6, 16, 3, generator=g) ** 3}
+    acts = {k: torch.randn(v.shape, generator=g) for k, v in ci.items()}
+    whole = StatsAccumulator({"a": 4, "b": 3}, ["en"], top_k=5)
+    whole.update("en", ids, ci, acts)
+    parts = StatsAccumulator({"a": 4, "b": 3}, ["en"], top_k=5)
+    for sl in (slice(0, 2), slice(2, 5), slice(5, 6)):
+        parts.update("en", ids[sl], {k: v[sl] for k, v in ci.items()}, {k: v[sl] for k, v in acts.items()})
+    s1, s2 = whole.finalize(), parts.finalize()
+    for m in ("a", "b"):
+        for name in ComponentStats._PER_MODULE:
+            if name != "ctx_pos":  # same scores; positions too except for exact CI ties (none with random CI)
+                assert torch.allclose(getattr(s1, name)[m].double(), getattr(s2, name)[m].double(), atol=1e-6), (m, name)
+    assert torch.equal(s1.token_freq, s2.token_freq)
+
+
+def test_accumulator_rejects_bad_input():
+    acc = StatsAccumulator({"m": 2}, ["en"])
+    with pytest.raises(KeyError, match="'xx'"):
+        acc.update("xx", IDS_EN, {"m": CI_EN})
+    with pytest.raises(ValueError, match="shape"):
+        acc.update("en", IDS_EN, {"m": CI_EN[..., :1]})
+    with pytest.raises(KeyError, match="'m'"):
+        acc.update("en", IDS_EN, {"other": CI_EN})
+    with pytest.raises(ValueError, match="threshold"):
+        StatsAccumulator({"m": 2}, ["en"], threshold=1.5)
+
+
+def test_save_load_round_trip(tmp_path):
+    s = hand_stats(top_k=3)
+    path = s.save(tmp_path / "sub" / "stats.safetensors")
+    t = ComponentStats.load(path)
+    assert t.modules == s.modules and t.langs == s.langs and t.meta == {"source": "hand"}
+    assert t.tokens_per_lang == s.tokens_per_lang and t.threshold == s.threshold
+    for name in ComponentStats._PER_MODULE:
+        assert torch.equal(getattr(t, name)["m"], getattr(s, name)["m"]), name
+    assert t.contexts(("m", 0)) == s.contexts(("m", 0))
+    assert list(tmp_path.joinpath("sub").iterdir()) == [path]  # no temp files left behind
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        ComponentStats.load(tmp_path / "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ValueError, match="not a readable"):
+        ComponentStats.load(bad)
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"x": torch.zeros(2)}, str(foreign))
+    with pytest.raises(ValueError, match="no vpd-lite"):
+        ComponentStats.load(foreign)
+
+
+def test_language_specificity_ranks_and_filters():
+    s = hand_stats()
+    ranked = language_specificity(s, "de", min_fires=1, min_rate=0.0)
+    assert ranked == [(("m", 1), pytest.approx(0.5)), (("m", 0), 0.0)]
+    ranked_en = dict(language_specificity(s, "en", min_fires=1, min_rate=0.0))
+    assert ranked_en[("m", 0)] == pytest.approx(1.0) and ranked_en[("m", 1)] == pytest.approx(0.5)
+    # comp 0 fires on only 2 English tokens: with min_fires=3 it is too rare to be scored
+    assert dict(language_specificity(s, "en", min_fires=3, min_rate=0.0))[("m", 0)] == 0.0
+    with pytest.raises(KeyError, match="'fr'"):
+        language_specificity(s, "fr")
+
+
+def test_specificity_corrects_for_amount_of_text():
+    # comp 0 fires on 10 of 100 English tokens and 10 of 20 German tokens: equal counts, German rate 5x higher
+    acc = StatsAccumulator({"m": 1}, ["en", "de"], threshold=0.1)
+    ci_en = torch.zeros(1, 100, 1)
+    ci_en[0, :10] = 1.0
+    ci_de = torch.zeros(1, 20, 1)
+    ci_de[0, :10] = 1.0
+    acc.update("en", torch.zeros(1, 100, dtype=torch.long), {"m": ci_en})
+    acc.update("de", torch.zeros(1, 20, dtype=torch.long), {"m": ci_de})
+    (cid, score), = language_specificity(acc.finalize(), "de")
+    assert score == pytest.approx(0.5 / (0.5 + 0.1))
+
+
+# ----------------------------------------------------------------------------------------------- ablation
+def tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=16)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def fake_cm(model, module: str, C: int = 4):
+    """Just the attributes ablation needs: the wrapped model and one module's rank-1 factors (V (d_in,C), U (C,d_out))."""
+    w = model.get_submodule(module).weight
+    g = torch.Generator().manual_seed(1)
+    comp = SimpleNamespace(V=torch.randn(w.shape[1], C, generator=g), U=torch.randn(C, w.shape[0], generator=g))
+    return SimpleNamespace(model=model, components={module: comp})
+
+
+def test_component_removed_edits_one_matrix_and_restores_exactly():
+    model = tiny_llama()
+    module = "model.layers.0.mlp.down_proj"
+    cm = fake_cm(model, module)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with component_removed(cm, (module, 2)) as edited:
+        w = edited.get_submodule(module).weight
+        expected = before[module + ".weight"] - torch.outer(cm.components[module].U[2], cm.components[module].V[:, 2])
+        assert torch.allclose(w, expected, atol=1e-6)
+        changed = [k for k, v in edited.state_dict().items() if not torch.equal(v, before[k])]
+        assert changed == [module + ".weight"]
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    with pytest.raises(IndexError):
+        with component_removed(cm, (module, 4)):
+            pass
+    with pytest.raises(KeyError):
+        with component_removed(cm, ("model.layers.0.mlp.up_proj", 0)):
+            pass
+
+
+def test_lm_cross_entropy_matches_manual():
+    model = tiny_llama()
+    blocks = torch.randint(0, 32, (3, 8), generator=torch.Generator().manual_seed(2))
+    logits = model(blocks).logits[:, :-1]
+    manual = F.cross_entropy(logits.reshape(-1, 32), blocks[:, 1:].reshape(-1)).item()
+    assert lm_cross_entropy(model, blocks, batch_size=2) == pytest.approx(manual, rel=1e-5)
+
+
+def test_ablation_effect_equals_manual_edit():
+    model = tiny_llama()
+    module = "model.layers.0.self_attn.v_proj"
+    cm = fake_cm(model, module)
+    g = torch.Generator().manual_seed(3)
+    blocks = {"en": torch.randint(0, 32, (2, 8), generator=g), "de": torch.randint(0, 32, (2, 8), generator=g)}
+    effect = ablation_effect(cm, f"{module}:1", blocks)
+    manual = copy.deepcopy(model)
+    with torch.no_grad():
+        manual.get_submodule(module).weight -= torch.outer(cm.components[module].U[1], cm.components[module].V[:, 1])
+    for lang, b in blocks.items():
+        assert effect[lang] == pytest.approx(lm_cross_entropy(manual, b) - lm_cross_entropy(model, b), abs=1e-5)
+    assert any(abs(v) > 1e-4 for v in effect.values())
+    # a component with a zero write direction changes nothing
+    cm.components[module].U[0] = 0.0
+    assert all(v == 0.0 for v in ablation_effects(cm, [(module, 0)], blocks)[(module, 0)].values())

@@ -1,0 +1,693 @@
+"""Per-component statistics of a decomposition: what each rank-1 component fires on.
+
+A component *fires* on a token when its causal importance (CI, the lower-leaky value the masks use) is above a
+threshold. Running the target model over token blocks of each language, :func:`harvest` accumulates, for every
+component of every decomposed matrix:
+
+* firing counts per language (so firing frequency and per-language firing *rate* = fires / tokens of that language),
+* the sum of its CI per language (mean CI), a histogram of its CI values,
+* its activation ``a_c = V_cᵀ x`` on the tokens where it fires (mean and sign),
+* where in the sequence it fires (log2 position buckets), the tokens it fires on most often,
+* its top-k contexts: token windows around the positions of highest CI, with the CI of every window token.
+
+Everything lives in a :class:`ComponentStats` that saves to / loads from one safetensors file, so notebooks and
+the headless reproduction can use shipped statistics without recomputing them.
+
+A component is named by a :data:`ComponentId` ``(module_name, index)``; its string form is ``"module:index"``
+(:func:`component_key` / :func:`parse_component_id`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+ComponentId = tuple[str, int]
+"""A component: (name of the decomposed module, index of the component in that module)."""
+
+#: Position buckets used for "where in the sequence does it fire": [0], [1], [2,3], [4,7], ..., [64, 127], [128, ...).
+N_POSITION_BUCKETS = 9
+_STATS_FORMAT = "vpd-lite-component-stats/1"
+
+
+def component_key(cid: ComponentId) -> str:
+    """String form ``"module:index"`` of a component id (used in JSON files and widgets)."""
+    module, c = cid
+    return f"{module}:{int(c)}"
+
+
+def parse_component_id(key: str | ComponentId) -> ComponentId:
+    """Inverse of :func:`component_key`; ``"model.layers.0.mlp.up_proj:17"`` -> ``("model.layers.0.mlp.up_proj", 17)``.
+
+    Tuples pass through (with the index made an ``int``). Raises ``ValueError`` on a malformed string.
+    """
+    if isinstance(key, tuple):
+        if len(key) != 2:
+            raise ValueError(f"a component id is (module, index); got {key!r}")
+        return (str(key[0]), int(key[1]))
+    module, sep, index = str(key).rpartition(":")
+    if not sep or not module or not index.strip().lstrip("-").isdigit():
+        raise ValueError(f"component id must look like 'module.name:index', got {key!r}")
+    c = int(index)
+    if c < 0:
+        raise ValueError(f"component index must be >= 0, got {c} in {key!r}")
+    return (module, c)
+
+
+def position_bucket(positions: torch.Tensor) -> torch.Tensor:
+    """Bucket index of each token position: 0 -> 0, 1 -> 1, 2-3 -> 2, 4-7 -> 3, ..., >=128 -> 8.  Same shape as input."""
+    p = positions.long()
+    bucket = torch.floor(torch.log2(p.clamp(min=1).double())).long() + 1
+    bucket = torch.where(p == 0, torch.zeros_like(bucket), bucket)
+    return bucket.clamp(max=N_POSITION_BUCKETS - 1)
+
+
+@dataclass
+class Context:
+    """One top-activating context of a component: a token window and the component's CI on each window token."""
+
+    tokens: list[int]  # token ids of the window (the firing token is at index `centre`)
+    ci: list[float]  # CI of the component on each window token, same length as tokens
+    centre: int  # index in the window of the token where CI was highest
+    lang: str  # language of the block it came from
+    position: int  # position of the firing token in its block
+    score: float  # CI at the firing token
+
+
+@dataclass
+class ComponentStats:
+    """Statistics of every component of a decomposition, harvested over token blocks of several languages.
+
+    Per module (``C`` = number of components of that module, ``L`` = number of languages):
+
+    * ``fire_counts[m]``  (L, C) tokens of each language where CI > ``threshold``
+    * ``ci_sum[m]``       (L, C) sum of CI over all tokens of each language
+    * ``ci_hist[m]``      (C, n_bins) histogram of CI values over all tokens, equal bins on [0, 1]
+    * ``act_sum[m]``      (C,) sum of the activation ``V_cᵀx`` over the tokens where it fires
+    * ``act_pos[m]``      (C,) number of firing tokens with positive activation
+    * ``pos_fire[m]``     (C, N_POSITION_BUCKETS) firing counts per position bucket (:func:`position_bucket`)
+    * ``top_token_ids[m]`` / ``top_token_counts[m]`` (C, n_top) most frequent input tokens where it fires (-1 pad)
+    * ``ctx_index[m]``    (C,) row of the component in the context arrays, -1 if it never fired
+    * ``ctx_tokens[m]`` (R, K, W) token windows (-1 pad), ``ctx_ci[m]`` (R, K, W) CI on them,
+      ``ctx_score[m]`` (R, K) CI at the centre, ``ctx_lang[m]`` (R, K) language index, ``ctx_pos[m]`` (R, K)
+      position of the centre token; R = number of components that fired, K = top_k, W = left + 1 + right.
+
+    Shared: ``tokens_per_lang`` (tokens harvested per language), ``token_freq`` (V,) how often each token id
+    occurred in the harvested text, ``meta`` (free-form provenance, e.g. the decomposition fingerprint).
+    """
+
+    modules: list[str]
+    langs: list[str]
+    threshold: float
+    context_left: int
+    context_right: int
+    tokens_per_lang: dict[str, int]
+    token_freq: torch.Tensor
+    fire_counts: dict[str, torch.Tensor]
+    ci_sum: dict[str, torch.Tensor]
+    ci_hist: dict[str, torch.Tensor]
+    act_sum: dict[str, torch.Tensor]
+    act_pos: dict[str, torch.Tensor]
+    pos_fire: dict[str, torch.Tensor]
+    top_token_ids: dict[str, torch.Tensor]
+    top_token_counts: dict[str, torch.Tensor]
+    ctx_index: dict[str, torch.Tensor]
+    ctx_tokens: dict[str, torch.Tensor]
+    ctx_ci: dict[str, torch.Tensor]
+    ctx_score: dict[str, torch.Tensor]
+    ctx_lang: dict[str, torch.Tensor]
+    ctx_pos: dict[str, torch.Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ----------------------------------------------------------------------------------------- accessors
+    def _check_module(self, module: str) -> None:
+        if module not in self.fire_counts:
+            raise KeyError(f"unknown module {module!r}; the stats hold {self.modules}")
+
+    def _check(self, cid: ComponentId) -> ComponentId:
+        module, c = parse_component_id(cid)
+        self._check_module(module)
+        n = self.n_components(module)
+        if not 0 <= c < n:
+            raise IndexError(f"component {c} out of range for {module!r}, which has {n} components")
+        return module, c
+
+    def n_components(self, module: str) -> int:
+        """Number of components C of ``module``."""
+        self._check_module(module)
+        return int(self.fire_counts[module].shape[1])
+
+    def component_ids(self) -> list[ComponentId]:
+        """Every component of every module, in module order."""
+        return [(m, c) for m in self.modules for c in range(self.n_components(m))]
+
+    @property
+    def n_tokens(self) -> int:
+        """Total number of token positions harvested."""
+        return int(sum(self.tokens_per_lang.values()))
+
+    def lang_tokens(self) -> torch.Tensor:
+        """(L,) tokens harvested per language, in ``langs`` order (float64)."""
+        return torch.tensor([float(self.tokens_per_lang[lang]) for lang in self.langs], dtype=torch.float64)
+
+    def firing_frequency(self, module: str) -> torch.Tensor:
+        """(C,) fraction of all harvested tokens on which each component fires."""
+        self._check_module(module)
+        return self.fire_counts[module].sum(0) / max(self.n_tokens, 1)
+
+    def firing_rate(self, module: str) -> torch.Tensor:
+        """(L, C) fraction of each language's tokens on which each component fires (0 for an empty language)."""
+        self._check_module(module)
+        return self.fire_counts[module] / self.lang_tokens().clamp(min=1)[:, None]
+
+    def mean_ci(self, module: str) -> torch.Tensor:
+        """(C,) mean CI of each component over all harvested tokens."""
+        self._check_module(module)
+        return self.ci_sum[module].sum(0) / max(self.n_tokens, 1)
+
+    def n_fires(self, cid: ComponentId) -> int:
+        """Number of harvested tokens on which the component fires."""
+        module, c = self._check(cid)
+        return int(self.fire_counts[module][:, c].sum())
+
+    def language_profile(self, cid: ComponentId) -> dict[str, float]:
+        """Share of the component's firing *rate* per language (sums to 1; all 0 if it never fires).
+
+        Rates rather than raw counts, so a language with more harvested text does not look more important.
+        """
+        module, c = self._check(cid)
+        rate = self.firing_rate(module)[:, c]
+        total = float(rate.sum())
+        return {lang: (float(r) / total if total > 0 else 0.0) for lang, r in zip(self.langs, rate)}
+
+    def activation_sign(self, cid: ComponentId) -> int:
+        """+1 if the component's activation ``V_cᵀx`` is mostly positive where it fires, -1 if mostly negative, 0 if it never fires."""
+        module, c = self._check(cid)
+        n = float(self.fire_counts[module][:, c].sum())
+        if n == 0:
+            return 0
+        return 1 if float(self.act_pos[module][c]) >= n / 2 else -1
+
+    def mean_activation(self, cid: ComponentId) -> float:
+        """Mean activation ``V_cᵀx`` over the tokens where the component fires (0 if it never fires)."""
+        module, c = self._check(cid)
+        n = float(self.fire_counts[module][:, c].sum())
+        return float(self.act_sum[module][c]) / n if n > 0 else 0.0
+
+    def top_tokens(self, cid: ComponentId) -> list[tuple[int, int]]:
+        """(token id, count) of the tokens the component fires on most often, most frequent first."""
+        module, c = self._check(cid)
+        ids, counts = self.top_token_ids[module][c], self.top_token_counts[module][c]
+        return [(int(i), int(n)) for i, n in zip(ids, counts) if int(i) >= 0 and int(n) > 0]
+
+    def contexts(self, cid: ComponentId) -> list[Context]:
+        """The component's top contexts, highest CI first (only those where CI > 0)."""
+        module, c = self._check(cid)
+        row = int(self.ctx_index[module][c])
+        if row < 0:
+            return []
+        out = []
+        for k in range(self.ctx_score[module].shape[1]):
+            score = float(self.ctx_score[module][row, k])
+            if not score > 0:
+                continue
+            toks = self.ctx_tokens[module][row, k].tolist()
+            cis = self.ctx_ci[module][row, k].tolist()
+            keep = [i for i, t in enumerate(toks) if t >= 0]
+            centre = self.context_left - keep[0] if keep else 0
+            out.append(
+                Context(
+                    tokens=[toks[i] for i in keep],
+                    ci=[float(cis[i]) for i in keep],
+                    centre=centre,
+                    lang=self.langs[int(self.ctx_lang[module][row, k])],
+                    position=int(self.ctx_pos[module][row, k]),
+                    score=score,
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------------------------------ save / load
+    _PER_MODULE = (
+        "fire_counts", "ci_sum", "ci_hist", "act_sum", "act_pos", "pos_fire", "top_token_ids",
+        "top_token_counts", "ctx_index", "ctx_tokens", "ctx_ci", "ctx_score", "ctx_lang", "ctx_pos",
+    )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the stats to one safetensors file (tensors + JSON header), atomically. Returns the path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {"token_freq": self.token_freq.contiguous()}
+        for name in self._PER_MODULE:
+            for i, module in enumerate(self.modules):
+                tensors[f"{name}/{i}"] = getattr(self, name)[module].contiguous()
+        header = {
+            "format": _STATS_FORMAT,
+            "modules": self.modules,
+            "langs": self.langs,
+            "threshold": self.threshold,
+            "context_left": self.context_left,
+            "context_right": self.context_right,
+            "tokens_per_lang": self.tokens_per_lang,
+            "meta": self.meta,
+        }
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata={"vpd_lite": json.dumps(header)})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ComponentStats":
+        """Read stats written by :meth:`save`. Missing or foreign files raise a clear error."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no component stats at {path} (build them with vpd_lite.analysis.harvest)")
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                header_text = (f.metadata() or {}).get("vpd_lite")
+            tensors = load_file(str(path))
+        except Exception as err:  # safetensors raises its own error types for corrupted files
+            raise ValueError(f"{path} is not a readable safetensors stats file: {err}") from err
+        if header_text is None:
+            raise ValueError(f"{path} is a safetensors file but holds no vpd-lite component stats header")
+        header = json.loads(header_text)
+        if header.get("format") != _STATS_FORMAT:
+            raise ValueError(f"{path} has stats format {header.get('format')!r}, expected {_STATS_FORMAT!r}")
+        modules = list(header["modules"])
+        per_module = {
+            name: {m: tensors[f"{name}/{i}"] for i, m in enumerate(modules)} for name in cls._PER_MODULE
+        }
+        return cls(
+            modules=modules,
+            langs=list(header["langs"]),
+            threshold=float(header["threshold"]),
+            context_left=int(header["context_left"]),
+            context_right=int(header["context_right"]),
+            tokens_per_lang={k: int(v) for k, v in header["tokens_per_lang"].items()},
+            token_freq=tensors["token_freq"],
+            meta=dict(header.get("meta", {})),
+            **per_module,
+        )
+
+
+class StatsAccumulator:
+    """Accumulates :class:`ComponentStats` batch by batch from CI (and activation) tensors.
+
+    Independent of how the CI was computed, so it can be fed by :func:`harvest` or by hand (tests).
+    """
+
+    def __init__(
+        self,
+        n_components: Mapping[str, int],
+        langs: Sequence[str],
+        threshold: float = 0.1,
+        top_k: int = 20,
+        context_left: int = 12,
+        context_right: int = 4,
+        n_bins: int = 20,
+        n_top_tokens: int = 32,
+    ) -> None:
+        if not 0.0 <= threshold < 1.0:
+            raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if context_left < 0 or context_right < 0:
+            raise ValueError(f"context sizes must be >= 0, got left={context_left}, right={context_right}")
+        self.modules = list(n_components)
+        self.n_components = {m: int(n) for m, n in n_components.items()}
+        self.langs = list(langs)
+        self.threshold, self.top_k, self.n_bins, self.n_top_tokens = float(threshold), int(top_k), int(n_bins), int(n_top_tokens)
+        self.left, self.right = int(context_left), int(context_right)
+        L, W = len(self.langs), self.left + 1 + self.right
+        self.tokens_per_lang = {lang: 0 for lang in self.langs}
+        self.token_freq = torch.zeros(0, dtype=torch.float64)
+        self.state: dict[str, dict[str, torch.Tensor]] = {}
+        for m, C in self.n_components.items():
+            self.state[m] = {
+                "fire_counts": torch.zeros(L, C, dtype=torch.float64),
+                "ci_sum": torch.zeros(L, C, dtype=torch.float64),
+                "ci_hist": torch.zeros(C, self.n_bins, dtype=torch.float64),
+                "act_sum": torch.zeros(C, dtype=torch.float64),
+                "act_pos": torch.zeros(C, dtype=torch.float64),
+                "pos_fire": torch.zeros(C, N_POSITION_BUCKETS, dtype=torch.float64),
+                "pair_keys": torch.zeros(0, dtype=torch.long),  # component * vocab_cap + token id
+                "pair_counts": torch.zeros(0, dtype=torch.float64),
+                "top_val": torch.full((self.top_k, C), -math.inf),
+                "top_tok": torch.full((self.top_k, C, W), -1, dtype=torch.long),
+                "top_ci": torch.zeros(self.top_k, C, W),
+                "top_lang": torch.full((self.top_k, C), -1, dtype=torch.long),
+                "top_pos": torch.full((self.top_k, C), -1, dtype=torch.long),
+            }
+        self._vocab_cap = 1 << 24  # token ids must be below this (pairs are packed as c * cap + id)
+
+    @torch.no_grad()
+    def update(
+        self,
+        lang: str,
+        input_ids: torch.Tensor,
+        ci: Mapping[str, torch.Tensor],
+        acts: Mapping[str, torch.Tensor] | None = None,
+    ) -> None:
+        """Add one batch of one language.
+
+        input_ids: (B, T) token ids; ci[m]: (B, T, C_m) causal importances in [0, 1];
+        acts[m]: (B, T, C_m) component activations ``V_cᵀx`` (optional; sign/mean stay 0 without them).
+        """
+        if lang not in self.tokens_per_lang:
+            raise KeyError(f"language {lang!r} is not one of {self.langs}")
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (B, T), got shape {tuple(input_ids.shape)}")
+        ids = input_ids.long().cpu()
+        B, T = ids.shape
+        if int(ids.min()) < 0 or int(ids.max()) >= self._vocab_cap:
+            raise ValueError(f"token ids must be in [0, {self._vocab_cap}), got range [{int(ids.min())}, {int(ids.max())}]")
+        li = self.langs.index(lang)
+        self.tokens_per_lang[lang] += B * T
+        counts = torch.bincount(ids.flatten()).double()
+        if counts.numel() > self.token_freq.numel():
+            self.token_freq = F.pad(self.token_freq, (0, counts.numel() - self.token_freq.numel()))
+        self.token_freq[: counts.numel()] += counts
+        buckets = position_bucket(torch.arange(T))  # (T,)
+        for m in self.modules:
+            if m not in ci:
+                raise KeyError(f"CI for module {m!r} missing from this batch (got {sorted(ci)})")
+            g = ci[m].detach().float().cpu()
+            C = self.n_components[m]
+            if g.shape != (B, T, C):
+                raise ValueError(f"CI of {m!r} must have shape {(B, T, C)}, got {tuple(g.shape)}")
+            a = acts[m].detach().float().cpu() if acts is not None and m in acts else None
+            self._update_module(self.state[m], li, ids, g, a, buckets)
+
+    def _update_module(self, s, li, ids, g, a, buckets) -> None:
+        B, T, C = g.shape
+        fires = g > self.threshold  # (B, T, C)
+        s["fire_counts"][li] += fires.sum((0, 1)).double()
+        s["ci_sum"][li] += g.sum((0, 1)).double()
+        bins = (g.clamp(0, 1) * self.n_bins).long().clamp(max=self.n_bins - 1)  # (B, T, C)
+        s["ci_hist"] += F.one_hot(bins.reshape(-1, C), self.n_bins).sum(0).double()
+        if a is not None:
+            s["act_sum"] += (a * fires).sum((0, 1)).double()
+            s["act_pos"] += (fires & (a > 0)).sum((0, 1)).double()
+        s["pos_fire"] += torch.einsum("btc,tp->cp", fires.double(), F.one_hot(buckets, N_POSITION_BUCKETS).double())
+        # (component, token) pairs where it fires, as sparse counts
+        b, t, c = fires.nonzero(as_tuple=True)
+        if c.numel():
+            keys = torch.cat([s["pair_keys"], c * self._vocab_cap + ids[b, t]])
+            vals = torch.cat([s["pair_counts"], torch.ones(c.numel(), dtype=torch.float64)])
+            uniq, inv = torch.unique(keys, return_inverse=True)
+            s["pair_keys"], s["pair_counts"] = uniq, torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, inv, vals)
+        self._update_topk(s, li, ids, g)
+
+    def _update_topk(self, s, li, ids, g) -> None:
+        B, T, C = g.shape
+        k = min(self.top_k, B * T)
+        vals, flat_idx = g.reshape(B * T, C).topk(k, dim=0)  # (k, C)
+        b, t = flat_idx // T, flat_idx % T
+        offsets = torch.arange(-self.left, self.right + 1)  # (W,)
+        tp = t[..., None] + offsets + self.left  # (k, C, W) positions in the padded sequence
+        g_pad = F.pad(g, (0, 0, self.left, self.right))  # (B, T + left + right, C)
+        ids_pad = F.pad(ids, (self.left, self.right), value=-1)  # (B, T + left + right)
+        win_ci = g_pad[b[..., None], tp, torch.arange(C)[None, :, None]]  # (k, C, W)
+        win_tok = ids_pad[b[..., None], tp]  # (k, C, W)
+        all_val = torch.cat([s["top_val"], vals])  # (K + k, C)
+        keep = all_val.topk(self.top_k, dim=0).indices  # (K, C)
+        s["top_val"] = all_val.gather(0, keep)
+        idx3 = keep[..., None].expand(-1, -1, win_ci.shape[-1])
+        s["top_tok"] = torch.cat([s["top_tok"], win_tok]).gather(0, idx3)
+        s["top_ci"] = torch.cat([s["top_ci"], win_ci]).gather(0, idx3)
+        s["top_lang"] = torch.cat([s["top_lang"], torch.full_like(t, li)]).gather(0, keep)
+        s["top_pos"] = torch.cat([s["top_pos"], t]).gather(0, keep)
+
+    def finalize(self, meta: Mapping[str, Any] | None = None) -> ComponentStats:
+        """The accumulated :class:`ComponentStats` (the accumulator can keep going afterwards)."""
+        out: dict[str, dict[str, torch.Tensor]] = {name: {} for name in ComponentStats._PER_MODULE}
+        for m in self.modules:
+            s, C = self.state[m], self.n_components[m]
+            for name in ("fire_counts", "ci_sum", "ci_hist", "act_sum", "act_pos", "pos_fire"):
+                out[name][m] = s[name].clone()
+            ids, cnts = _top_pairs(s["pair_keys"], s["pair_counts"], C, self._vocab_cap, self.n_top_tokens)
+            out["top_token_ids"][m], out["top_token_counts"][m] = ids, cnts
+            fired = s["fire_counts"].sum(0) > 0  # (C,)
+            rows = fired.nonzero(as_tuple=True)[0]
+            index = torch.full((C,), -1, dtype=torch.long)
+            index[rows] = torch.arange(rows.numel())
+            out["ctx_index"][m] = index
+            val = s["top_val"][:, rows].T.contiguous()  # (R, K)
+            out["ctx_score"][m] = torch.where(torch.isfinite(val), val, torch.zeros_like(val)).float()
+            out["ctx_tokens"][m] = s["top_tok"][:, rows].transpose(0, 1).to(torch.int32).contiguous()
+            out["ctx_ci"][m] = s["top_ci"][:, rows].transpose(0, 1).to(torch.float16).contiguous()
+            out["ctx_lang"][m] = s["top_lang"][:, rows].T.to(torch.int8).contiguous()
+            out["ctx_pos"][m] = s["top_pos"][:, rows].T.to(torch.int32).contiguous()
+        return ComponentStats(
+            modules=list(self.modules),
+            langs=list(self.langs),
+            threshold=self.threshold,
+            context_left=self.left,
+            context_right=self.right,
+            tokens_per_lang=dict(self.tokens_per_lang),
+            token_freq=self.token_freq.clone(),
+            meta=dict(meta or {}),
+            **out,
+        )
+
+
+def _top_pairs(keys: torch.Tensor, counts: torch.Tensor, C: int, cap: int, n_top: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """From packed (component * cap + token) sparse counts: (C, n_top) most frequent token ids (-1 pad) and counts."""
+    ids = torch.full((C, n_top), -1, dtype=torch.long)
+    out = torch.zeros(C, n_top, dtype=torch.float64)
+    if keys.numel() == 0:
+        return ids, out
+    comp, tok = keys // cap, keys % cap
+    # sort by component, then by count descending (stable sorts, token id ascending breaks ties)
+    order = torch.sort(counts, descending=True, stable=True).indices
+    order = order[torch.sort(comp[order], stable=True).indices]
+    comp, tok, cnt = comp[order], tok[order], counts[order]
+    start = torch.searchsorted(comp, torch.arange(C))  # first entry of each component
+    rank = torch.arange(comp.numel()) - start[comp]
+    sel = rank < n_top
+    ids[comp[sel], rank[sel]] = tok[sel]
+    out[comp[sel], rank[sel]] = cnt[sel]
+    return ids, out
+
+
+# ------------------------------------------------------------------------------------------------ harvesting
+def _iter_batches(blocks: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, blocks.shape[0], batch_size):
+        yield blocks[start : start + batch_size]
+
+
+def _component_factors(cm, module: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(V (d_in, C), U (C, d_out)) of a decomposed module of a ComponentModel."""
+    comp = cm.components[module]
+    return comp.V, comp.U
+
+
+@torch.no_grad()
+def component_ci_and_acts(cm, input_ids: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """One pass of the target: ({module: CI (B,T,C)}, {module: activation V_cᵀx (B,T,C)}) for a (B, T) batch."""
+    _, inputs = cm.target_logits_and_inputs(input_ids)
+    ci_lower, _ = cm.causal_importance(inputs)
+    acts = {m: inputs[m] @ _component_factors(cm, m)[0] for m in cm.module_names}
+    return dict(ci_lower), acts
+
+
+def _device_of(cm) -> torch.device:
+    try:
+        return next(cm.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+def harvest(
+    cm,
+    lang_blocks: Mapping[str, torch.Tensor],
+    threshold: float = 0.1,
+    top_k: int = 20,
+    batch_size: int = 16,
+    context_left: int = 12,
+    context_right: int = 4,
+    n_bins: int = 20,
+    meta: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> ComponentStats:
+    """Run the target over each language's token blocks and collect :class:`ComponentStats`.
+
+    cm: a ``vpd_lite.components.ComponentModel``; lang_blocks: {lang: LongTensor (N, T)} (e.g. from
+    ``vpd_lite.corpus.lang_token_blocks``). A component fires on a token when its CI (the lower-leaky value the
+    masks use) exceeds ``threshold`` (default 0.1: clearly above the many exact zeros the hard sigmoid gives,
+    well below "fully needed"). ``top_k`` contexts of ``context_left`` + 1 + ``context_right`` tokens are kept
+    per component.
+    """
+    if not lang_blocks:
+        raise ValueError("lang_blocks is empty: give at least one language's token blocks")
+    acc = StatsAccumulator(
+        {m: int(cm.components[m].V.shape[1]) for m in cm.module_names},
+        list(lang_blocks),
+        threshold=threshold,
+        top_k=top_k,
+        context_left=context_left,
+        context_right=context_right,
+        n_bins=n_bins,
+    )
+    device = _device_of(cm)
+    total = sum(math.ceil(b.shape[0] / batch_size) for b in lang_blocks.values())
+    with tqdm(total=total, desc="harvest", disable=not progress) as bar:
+        for lang, blocks in lang_blocks.items():
+            if blocks.dim() != 2:
+                raise ValueError(f"blocks of {lang!r} must be (N, T), got shape {tuple(blocks.shape)}")
+            for batch in _iter_batches(blocks, batch_size):
+                ci, acts = component_ci_and_acts(cm, batch.to(device))
+                acc.update(lang, batch, ci, acts)
+                bar.update(1)
+    return acc.finalize(meta)
+
+
+# -------------------------------------------------------------------------------------------- derived views
+def live_components(stats: ComponentStats, min_fires: int = 1) -> list[ComponentId]:
+    """Components that fire (CI > threshold) on at least ``min_fires`` harvested tokens, in module order."""
+    return [
+        (m, int(c))
+        for m in stats.modules
+        for c in (stats.fire_counts[m].sum(0) >= max(min_fires, 1)).nonzero(as_tuple=True)[0].tolist()
+    ]
+
+
+def language_specificity(
+    stats: ComponentStats, lang: str = "de", min_fires: int = 5, min_rate: float = 1e-3
+) -> list[tuple[ComponentId, float]]:
+    """Components ranked by how specific they are to ``lang``, high -> low.
+
+    Score = r_lang / Σ_l r_l, where r_l is the component's firing rate on language l (fires / tokens of l):
+    the share of its firings that fall on ``lang`` text once every language is weighted as if equally much
+    text had been harvested. 1 = fires only on ``lang``; 1/L = no preference. Components that fire on fewer
+    than ``min_fires`` ``lang`` tokens or at a rate below ``min_rate`` on ``lang`` get score 0 (too rare to
+    judge). Ties are broken by the ``lang`` firing rate (higher first).
+    """
+    if lang not in stats.langs:
+        raise KeyError(f"language {lang!r} not harvested; the stats hold {stats.langs}")
+    li = stats.langs.index(lang)
+    scored = []
+    for m in stats.modules:
+        rate = stats.firing_rate(m)  # (L, C)
+        total = rate.sum(0)
+        share = torch.where(total > 0, rate[li] / total.clamp(min=1e-30), torch.zeros_like(total))
+        ok = (stats.fire_counts[m][li] >= min_fires) & (rate[li] >= min_rate)
+        score = torch.where(ok, share, torch.zeros_like(share))
+        scored += [((m, c), float(score[c]), float(rate[li, c])) for c in range(score.numel())]
+    scored.sort(key=lambda x: (-x[1], -x[2], x[0][0], x[0][1]))
+    return [(cid, s) for cid, s, _ in scored]
+
+
+# -------------------------------------------------------------------------------------------------- ablation
+def _target_model(cm):
+    """The wrapped Hugging Face model of a ComponentModel."""
+    for attr in ("model", "target", "target_model"):
+        model = getattr(cm, attr, None)
+        if isinstance(model, torch.nn.Module):
+            return model
+    raise AttributeError("cannot find the wrapped target model on the ComponentModel (looked for .model / .target)")
+
+
+def _weight_of(model: torch.nn.Module, module: str) -> torch.Tensor:
+    """The (d_out, d_in) weight parameter of ``module`` (nn.Linear layout)."""
+    try:
+        layer = model.get_submodule(module)
+    except AttributeError as err:
+        raise KeyError(f"the target model has no module {module!r}") from err
+    weight = getattr(layer, "weight", None)
+    if weight is None:
+        raise TypeError(f"module {module!r} ({type(layer).__name__}) has no weight")
+    return weight
+
+
+@contextmanager
+def component_removed(cm, component: ComponentId) -> Iterator[torch.nn.Module]:
+    """Context manager: the target model with one component removed, W -> W - U_c V_cᵀ; restored exactly on exit.
+
+    Yields the (temporarily edited) Hugging Face model. The original weight is copied back bit for bit.
+    """
+    module, c = parse_component_id(component)
+    if module not in cm.components:
+        raise KeyError(f"{module!r} is not a decomposed module; decomposed: {list(cm.components)}")
+    V, U = _component_factors(cm, module)
+    if not 0 <= c < V.shape[1]:
+        raise IndexError(f"component {c} out of range for {module!r}, which has {V.shape[1]} components")
+    model = _target_model(cm)
+    weight = _weight_of(model, module)
+    rank1 = torch.outer(U[c].detach(), V[:, c].detach())  # (d_out, d_in)
+    if type(model.get_submodule(module)).__name__ == "Conv1D":  # GPT-2 stores the weight as (d_in, d_out)
+        rank1 = rank1.T
+    if rank1.shape != weight.shape:
+        raise ValueError(f"component of shape {tuple(rank1.shape)} does not fit weight {tuple(weight.shape)} of {module!r}")
+    original = weight.detach().clone()
+    try:
+        with torch.no_grad():
+            weight.sub_(rank1.to(weight.dtype))
+        yield model
+    finally:
+        with torch.no_grad():
+            weight.copy_(original)
+
+
+@torch.no_grad()
+def lm_cross_entropy(model: torch.nn.Module, blocks: torch.Tensor, batch_size: int = 16) -> float:
+    """Mean next-token cross-entropy (nats/token) of a causal LM on (N, T) token blocks."""
+    if blocks.dim() != 2 or blocks.shape[1] < 2:
+        raise ValueError(f"blocks must be (N, T) with T >= 2, got shape {tuple(blocks.shape)}")
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in _iter_batches(blocks, batch_size):
+        batch = batch.to(device)
+        logits = model(batch).logits[:, :-1]  # (B, T-1, V)
+        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="sum"))
+        count += batch[:, 1:].numel()
+    return total / count
+
+
+def ablation_effects(
+    cm,
+    components: Sequence[ComponentId],
+    lang_blocks: Mapping[str, torch.Tensor],
+    batch_size: int = 16,
+    progress: bool = False,
+) -> dict[ComponentId, dict[str, float]]:
+    """:func:`ablation_effect` for several components, computing the target's own CE only once."""
+    model = _target_model(cm)
+    base = {lang: lm_cross_entropy(model, blocks, batch_size) for lang, blocks in lang_blocks.items()}
+    out = {}
+    for cid in tqdm(components, desc="ablate", disable=not progress):
+        cid = parse_component_id(cid)
+        with component_removed(cm, cid) as edited:
+            out[cid] = {lang: lm_cross_entropy(edited, b, batch_size) - base[lang] for lang, b in lang_blocks.items()}
+    return out
+
+
+def ablation_effect(
+    cm, component: ComponentId, lang_blocks: Mapping[str, torch.Tensor], batch_size: int = 16
+) -> dict[str, float]:
+    """Change in held-out CE (nats/token) per language when this one component is removed from the target.
+
+    The edited model is the target with W -> W - U_c V_cᵀ in that one matrix, every other weight original;
+    lang_blocks: {lang: LongTensor (N, T)}. Returns {lang: CE(ablated) - CE(target)}.
+    """
+    cid = parse_component_id(component)
+    return ablation_effects(cm, [cid], lang_blocks, batch_size)[cid]
