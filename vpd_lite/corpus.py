@@ -1,0 +1,221 @@
+"""The multilingual corpus: per-language train / held-out text, and the token helpers everyone shares.
+
+Languages: ``LANGS = ("en", "de", "fr", "es", "it")``. The shipped corpus (``data/corpus``, built by
+``scripts/build_corpus.py``; provenance in ``data/README.md``) holds ``<lang>/train.txt`` and
+``<lang>/heldout.txt``, UTF-8, one paragraph per line. Held-out files are *parallel*: line ``i`` is the same
+paragraph in every language, so per-language differences in loss are differences of language, not topic.
+
+Public names (stable; other modules import them):
+
+``load_corpus(source=None, langs=LANGS) -> {lang: DatasetDict(train=Dataset, heldout=Dataset)}``
+    Each ``Dataset`` has one ``"text"`` column, one paragraph per row. ``source``:
+    ``None`` = the shipped ``data/corpus``; a local folder of ``<lang>/{train,heldout}.txt``; any other string
+    = a hub dataset name (online users only), which must have a ``"text"`` and a ``"lang"`` column and a
+    ``"train"`` split plus a held-out split named ``"heldout"``, ``"validation"`` or ``"test"``.
+``encode_texts(tokenizer, texts) -> LongTensor (n_tokens,)``
+    Documents tokenised and concatenated, each followed by the EOS token.
+``chunk(tokens, seq_len) -> LongTensor (N, seq_len)``
+    Non-overlapping blocks of a 1-D token stream (the ragged tail is dropped).
+``lang_token_blocks(tokenizer, corpus, split, seq_len, max_blocks_per_lang=None) -> {lang: LongTensor (N, T)}``
+    Per-language blocks of one split (deterministic: the first ``max_blocks_per_lang`` blocks).
+``train_mix(tokenizer, corpus) -> {lang: float}``
+    Each language's share of the training tokens (the shipped corpus gives about 50/20/10/10/10).
+``train_batches(tokenizer, corpus, seq_len, batch_size, seed, mix=None) -> Iterator[LongTensor (B, T)]``
+    Endless seeded batches of random training windows; every row's language is drawn with the ``mix``
+    probabilities (default ``train_mix``), so batches mix languages in the training proportions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import datasets
+import torch
+
+from vpd_lite.paths import corpus_dir
+
+LANGS: tuple[str, ...] = ("en", "de", "fr", "es", "it")
+SPLITS: tuple[str, ...] = ("train", "heldout")
+#: Names a hub dataset may use for its held-out split, in order of preference.
+HUB_HELDOUT_SPLITS: tuple[str, ...] = ("heldout", "validation", "test")
+
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+# ------------------------------------------------------------------------------------------- loading
+def load_corpus(
+    source: str | os.PathLike | None = None, langs: Sequence[str] = LANGS
+) -> dict[str, datasets.DatasetDict]:
+    """Load ``{lang: DatasetDict(train=..., heldout=...)}`` (a ``"text"`` column, one paragraph per row).
+
+    ``source``: ``None`` for the shipped ``data/corpus``; a folder with ``<lang>/train.txt`` and
+    ``<lang>/heldout.txt``; or a hub dataset name (needs internet; see the module docstring for the layout).
+    Raises ``FileNotFoundError`` for a missing folder/language/split and ``ValueError`` for an unknown
+    language or an empty split.
+    """
+    langs = tuple(langs)
+    if not langs:
+        raise ValueError("langs is empty")
+    if source is None:
+        folder = corpus_dir()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"the shipped corpus folder {folder} does not exist "
+                                    "(rebuild it with `python scripts/build_corpus.py`)")
+        return _load_local(folder, langs)
+    if isinstance(source, os.PathLike) or Path(os.path.expanduser(str(source))).exists():
+        return _load_local(Path(os.path.expanduser(os.fspath(source))), langs)
+    name = str(source)
+    if not _HUB_NAME.match(name):
+        raise FileNotFoundError(f"corpus source {name!r} is not an existing folder nor a hub dataset name")
+    return _load_hub(name, langs)
+
+
+def _read_lines(path: Path) -> list[str]:
+    """Non-empty, stripped lines of a UTF-8 text file."""
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def _load_local(folder: Path, langs: tuple[str, ...]) -> dict[str, datasets.DatasetDict]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"corpus folder {folder} does not exist or is not a folder")
+    out = {}
+    for lang in langs:
+        lang_dir = folder / lang
+        if not lang_dir.is_dir():
+            raise FileNotFoundError(f"corpus folder {folder} has no language folder {lang!r} ({lang_dir})")
+        splits = {}
+        for split in SPLITS:
+            path = lang_dir / f"{split}.txt"
+            if not path.is_file():
+                raise FileNotFoundError(f"missing {split!r} split for language {lang!r}: {path}")
+            lines = _read_lines(path)
+            if not lines:
+                raise ValueError(f"the {split!r} split for language {lang!r} is empty: {path}")
+            splits[split] = datasets.Dataset.from_dict({"text": lines})
+        out[lang] = datasets.DatasetDict(splits)
+    return out
+
+
+def _load_hub(name: str, langs: tuple[str, ...]) -> dict[str, datasets.DatasetDict]:
+    """A hub dataset with ``"text"`` and ``"lang"`` columns, a train split and a held-out split."""
+    try:
+        ds = datasets.load_dataset(name)
+    except Exception as err:  # offline, unknown name, ...: say what we tried
+        raise FileNotFoundError(f"corpus source {name!r} is not a local folder and could not be loaded "
+                                f"from the hub: {err}") from err
+    heldout_name = next((s for s in HUB_HELDOUT_SPLITS if s in ds), None)
+    if "train" not in ds or heldout_name is None:
+        raise ValueError(f"hub dataset {name!r} needs a 'train' split and one of {HUB_HELDOUT_SPLITS}; "
+                         f"it has {list(ds)}")
+    for split in ("train", heldout_name):
+        missing = {"text", "lang"} - set(ds[split].column_names)
+        if missing:
+            raise ValueError(f"hub dataset {name!r} split {split!r} lacks columns {sorted(missing)}")
+    out = {}
+    for lang in langs:
+        splits = {}
+        for split, src in (("train", "train"), ("heldout", heldout_name)):
+            part = ds[src].filter(lambda row, lang=lang: row["lang"] == lang).select_columns(["text"])
+            if len(part) == 0:
+                raise ValueError(f"hub dataset {name!r} has no {lang!r} rows in split {src!r}")
+            splits[split] = part
+        out[lang] = datasets.DatasetDict(splits)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ tokens
+def _eos_id(tokenizer) -> int:
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"tokenizer {type(tokenizer).__name__} has no EOS token")
+    return int(tokenizer.eos_token_id)
+
+
+def encode_texts(tokenizer, texts: Iterable[str]) -> torch.Tensor:
+    """Tokenise ``texts`` and concatenate them, each followed by EOS. Returns LongTensor ``(n_tokens,)``."""
+    texts = list(texts)
+    eos = _eos_id(tokenizer)
+    if not texts:
+        return torch.zeros(0, dtype=torch.long)
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    flat = [tok for doc in ids for tok in (*doc, eos)]
+    return torch.tensor(flat, dtype=torch.long)
+
+
+def chunk(tokens: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """Cut a 1-D stream ``(n,)`` into non-overlapping blocks ``(n // seq_len, seq_len)``; the tail is dropped."""
+    if tokens.dim() != 1:
+        raise ValueError(f"chunk expects a 1-D token stream, got shape {tuple(tokens.shape)}")
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    n = tokens.numel() // seq_len
+    return tokens[: n * seq_len].reshape(n, seq_len)
+
+
+def lang_token_blocks(
+    tokenizer,
+    corpus: Mapping[str, datasets.DatasetDict],
+    split: str,
+    seq_len: int,
+    max_blocks_per_lang: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """``{lang: LongTensor (N, seq_len)}``: the first ``max_blocks_per_lang`` blocks of each language's split."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    out = {}
+    for lang, dd in corpus.items():
+        blocks = chunk(encode_texts(tokenizer, dd[split]["text"]), seq_len)
+        if blocks.shape[0] == 0:
+            raise ValueError(f"{lang!r} {split!r} split has fewer than seq_len={seq_len} tokens")
+        out[lang] = blocks[:max_blocks_per_lang] if max_blocks_per_lang is not None else blocks
+    return out
+
+
+def train_mix(tokenizer, corpus: Mapping[str, datasets.DatasetDict]) -> dict[str, float]:
+    """Each language's share of the training tokens ``{lang: fraction}`` (sums to 1)."""
+    counts = {lang: encode_texts(tokenizer, dd["train"]["text"]).numel() for lang, dd in corpus.items()}
+    total = sum(counts.values())
+    return {lang: n / total for lang, n in counts.items()}
+
+
+def train_batches(
+    tokenizer,
+    corpus: Mapping[str, datasets.DatasetDict],
+    seq_len: int,
+    batch_size: int,
+    seed: int,
+    mix: Mapping[str, float] | None = None,
+) -> Iterator[torch.Tensor]:
+    """Endless seeded batches ``LongTensor (batch_size, seq_len)`` of random training windows.
+
+    Each row first draws its language with probabilities ``mix`` (default: the languages' shares of the
+    training tokens), then a uniformly random window of ``seq_len`` tokens of that language's training
+    stream (documents joined with EOS). Same arguments and seed -> the same sequence of batches.
+    """
+    streams = {lang: encode_texts(tokenizer, dd["train"]["text"]) for lang, dd in corpus.items()}
+    for lang, s in streams.items():
+        if s.numel() <= seq_len:
+            raise ValueError(f"{lang!r} training split has {s.numel()} tokens, need more than seq_len={seq_len}")
+    langs = list(streams)
+    if mix is None:
+        total = sum(s.numel() for s in streams.values())
+        mix = {lang: streams[lang].numel() / total for lang in langs}
+    unknown = set(mix) - set(langs)
+    if unknown:
+        raise ValueError(f"mix names languages not in the corpus: {sorted(unknown)}")
+    weights = torch.tensor([float(mix.get(lang, 0.0)) for lang in langs], dtype=torch.double)
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f"mix weights must be non-negative and not all zero, got {dict(mix)}")
+    gen = torch.Generator().manual_seed(seed)
+    offsets = torch.arange(seq_len)
+    while True:
+        row_langs = torch.multinomial(weights, batch_size, replacement=True, generator=gen)
+        rows = []
+        for li in row_langs.tolist():
+            stream = streams[langs[li]]
+            start = int(torch.randint(0, stream.numel() - seq_len + 1, (1,), generator=gen))
+            rows.append(stream[start + offsets])
+        yield torch.stack(rows)  # (B, T)
