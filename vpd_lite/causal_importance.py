@@ -1,0 +1,118 @@
+"""Causal-importance (CI) functions and the leaky hard sigmoids that turn their outputs into [0, 1].
+
+For every token position and every component c of a decomposed matrix, a small learned function gives a
+pre-activation z_c; the causal importance is g_c = sigma(z_c) with a *hard* sigmoid sigma = clamp(., 0, 1).
+Two leaky variants keep gradients alive where the clamp would kill them:
+
+* ``lower_leaky_hard_sigmoid`` (used for the masks): forward ``clamp(z, 0, 1)``; backward passes the
+  gradient unchanged on (0, 1), zero above 1, and below 0 only a small ``alpha``-scaled gradient that
+  pushes z *up* (so a component whose CI collapsed to 0 can come back when the reconstruction needs it).
+* ``upper_leaky_hard_sigmoid`` (used inside the minimality loss): ``0`` below 0, ``z`` on [0, 1] and
+  ``1 + alpha (z - 1)`` above 1, so the sparsity penalty still pushes down pre-activations above 1.
+
+Two CI function families (one module per decomposed matrix):
+
+* ``SharedMLPCI`` ("shared_mlp", default): one MLP  x (..., d_in) -> hidden -> (..., C)  per matrix.
+* ``ComponentMLPCI`` ("mlp"): a separate scalar MLP per component reading only a_c = V_c^T x.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "lower_leaky_hard_sigmoid",
+    "upper_leaky_hard_sigmoid",
+    "SharedMLPCI",
+    "ComponentMLPCI",
+    "make_ci_fn",
+    "CI_TYPES",
+]
+
+CI_TYPES = ("shared_mlp", "mlp")
+
+
+class _LowerLeakyHardSigmoid(torch.autograd.Function):
+    """clamp(z, 0, 1) forward; leaky (alpha) upward-pushing gradient below 0, zero gradient above 1."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(z)
+        ctx.alpha = alpha
+        return z.clamp(0.0, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        (z,) = ctx.saved_tensors
+        inside = (z >= 0) & (z <= 1)
+        # Below 0: a gradient-descent step moves z by -grad; only let through (scaled) gradients with
+        # grad < 0, i.e. those that push z back up towards the live region.
+        below_push_up = (z < 0) & (grad_out < 0)
+        grad_z = torch.where(inside, grad_out, torch.zeros_like(grad_out))
+        grad_z = torch.where(below_push_up, ctx.alpha * grad_out, grad_z)
+        return grad_z, None
+
+
+def lower_leaky_hard_sigmoid(z: Tensor, alpha: float = 0.01) -> Tensor:
+    """Hard sigmoid for masks: forward ``clamp(z, 0, 1)``; below 0 the backward pass lets ``alpha * grad``
+    through when it would push z up (grad < 0), above 1 it passes nothing. Any shape."""
+    return _LowerLeakyHardSigmoid.apply(z, alpha)
+
+
+def upper_leaky_hard_sigmoid(z: Tensor, alpha: float = 0.01) -> Tensor:
+    """Hard sigmoid for the minimality loss: ``0`` for z < 0, ``z`` on [0, 1], ``1 + alpha (z - 1)`` above 1.
+    Plain differentiable torch ops (gradient 0 / 1 / alpha on the three pieces). Any shape."""
+    return torch.where(z > 1, 1 + alpha * (z - 1), z.clamp(min=0.0))
+
+
+class SharedMLPCI(nn.Module):
+    """One MLP per matrix: layer input x (..., d_in) -> Linear -> GELU -> Linear -> pre-activations (..., C)."""
+
+    def __init__(self, d_in: int, C: int, hidden: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.d_in, self.C, self.hidden = d_in, C, hidden
+        self.w1 = nn.Parameter(torch.empty(d_in, hidden))
+        self.b1 = nn.Parameter(torch.zeros(hidden))
+        self.w2 = nn.Parameter(torch.empty(hidden, C))
+        self.b2 = nn.Parameter(torch.zeros(C))
+        with torch.no_grad():
+            self.w1.normal_(0.0, d_in**-0.5, generator=generator)
+            self.w2.normal_(0.0, hidden**-0.5, generator=generator)
+
+    def forward(self, x: Tensor, component_acts: Tensor | None = None) -> Tensor:
+        """x: (..., d_in) -> CI pre-activations (..., C). ``component_acts`` is ignored."""
+        return torch.nn.functional.gelu(x @ self.w1 + self.b1) @ self.w2 + self.b2
+
+
+class ComponentMLPCI(nn.Module):
+    """One tiny scalar MLP per component: a_c (..., C) -> hidden -> z_c (..., C), weights not shared across c."""
+
+    def __init__(self, C: int, hidden: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.C, self.hidden = C, hidden
+        self.w1 = nn.Parameter(torch.empty(C, hidden))
+        self.b1 = nn.Parameter(torch.zeros(C, hidden))
+        self.w2 = nn.Parameter(torch.empty(C, hidden))
+        self.b2 = nn.Parameter(torch.zeros(C))
+        with torch.no_grad():
+            self.w1.normal_(0.0, 1.0, generator=generator)
+            self.w2.normal_(0.0, hidden**-0.5, generator=generator)
+
+    def forward(self, x: Tensor, component_acts: Tensor | None = None) -> Tensor:
+        """component_acts a = x @ V: (..., C) -> CI pre-activations (..., C). ``x`` itself is not read."""
+        if component_acts is None:
+            raise ValueError("ComponentMLPCI ('mlp') needs the component activations a = x @ V")
+        h = torch.nn.functional.gelu(component_acts.unsqueeze(-1) * self.w1 + self.b1)  # (..., C, hidden)
+        return (h * self.w2).sum(-1) + self.b2
+
+
+def make_ci_fn(
+    ci_type: str, d_in: int, C: int, hidden: int, generator: torch.Generator | None = None
+) -> nn.Module:
+    """Build the CI function of one matrix: ``"shared_mlp"`` (default) or ``"mlp"`` (per component)."""
+    if ci_type == "shared_mlp":
+        return SharedMLPCI(d_in, C, hidden, generator)
+    if ci_type == "mlp":
+        return ComponentMLPCI(C, hidden, generator)
+    raise ValueError(f"unknown ci_type {ci_type!r}; expected one of {CI_TYPES}")

@@ -1,0 +1,282 @@
+"""Rank-1 components wrapped around a frozen causal LM's linear layers.
+
+A decomposed weight W (d_out x d_in) is written as a sum of C rank-1 pieces,
+
+    W  ~  sum_c U_c V_c^T      V: (d_in, C) "read" directions (columns),  U: (C, d_out) "write" directions (rows)
+
+so that on an input x (..., d_in) with a mask m (..., C) in [0, 1] the layer computes
+
+    y = ((x @ V) * m) @ U  [+ m_delta * x @ (W - (V @ U)^T)^T]  + b.
+
+``ComponentModel`` wraps a transformers causal LM (``nn.Linear`` layers and GPT-2's ``Conv1D``, whose
+weight is stored transposed as (d_in, d_out)). It never changes the target's parameters: masked runs swap
+the chosen modules' ``forward`` for the duration of one call and put the original back afterwards.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+from vpd_lite.causal_importance import (
+    CI_TYPES,
+    lower_leaky_hard_sigmoid,
+    make_ci_fn,
+    upper_leaky_hard_sigmoid,
+)
+
+__all__ = ["LinearComponents", "ComponentModel", "match_modules", "linear_weight"]
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    """transformers' GPT-2 ``Conv1D`` (checked by name so that import paths across versions do not matter)."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
+
+
+def linear_weight(module: nn.Module) -> tuple[Tensor, Tensor | None]:
+    """(weight (d_out, d_in), bias (d_out,) or None) of an ``nn.Linear`` or GPT-2 ``Conv1D`` (a view, no copy)."""
+    if isinstance(module, nn.Linear):
+        return module.weight, module.bias
+    if _is_conv1d(module):
+        return module.weight.T, module.bias  # Conv1D stores (d_in, d_out)
+    raise TypeError(f"can only decompose nn.Linear or transformers Conv1D, got {type(module).__name__}")
+
+
+def _pattern_matches(pattern: str, name: str) -> bool:
+    """``re:<regex>`` is a full-match regular expression; anything else is a glob (fnmatch)."""
+    if pattern.startswith("re:"):
+        return re.fullmatch(pattern[3:], name) is not None
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def match_modules(model: nn.Module, targets: Mapping[str, int] | Sequence[tuple[str, int]]) -> dict[str, int]:
+    """Resolve ``{pattern: C}`` to ``{module_name: C}`` in model order (first matching pattern wins).
+
+    Only ``nn.Linear`` / ``Conv1D`` modules are candidates. A pattern that matches nothing raises ValueError.
+    """
+    items = list(targets.items()) if isinstance(targets, Mapping) else list(targets)
+    used = {p: False for p, _ in items}
+    found: dict[str, int] = {}
+    for name, module in model.named_modules():
+        if not (isinstance(module, nn.Linear) or _is_conv1d(module)):
+            continue
+        for pattern, C in items:
+            if _pattern_matches(pattern, name):
+                if int(C) < 1:
+                    raise ValueError(f"C must be >= 1 for pattern {pattern!r}, got {C}")
+                found[name] = int(C)
+                used[pattern] = True
+                break
+    unused = [p for p, u in used.items() if not u]
+    if unused:
+        raise ValueError(f"module pattern(s) {unused} matched no nn.Linear/Conv1D module of the model")
+    return found
+
+
+class LinearComponents(nn.Module):
+    """C rank-1 components of one frozen weight. ``V`` (d_in, C), ``U`` (C, d_out) are the trainable factors;
+    the original ``weight`` (d_out, d_in) and ``bias`` are non-persistent buffers (views of the target's)."""
+
+    def __init__(
+        self,
+        weight: Tensor,
+        bias: Tensor | None,
+        C: int,
+        use_delta: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        d_out, d_in = weight.shape
+        self.d_in, self.d_out, self.C, self.use_delta = d_in, d_out, C, use_delta
+        self.register_buffer("weight", weight.detach(), persistent=False)
+        self.register_buffer("bias", None if bias is None else bias.detach(), persistent=False)
+        self.V = nn.Parameter(torch.empty(d_in, C, dtype=weight.dtype))
+        self.U = nn.Parameter(torch.empty(C, d_out, dtype=weight.dtype))
+        # Random init scaled so that V @ U has roughly the entry scale of W; faithfulness warm-up fits it.
+        w_std = float(weight.detach().float().std()) or 1.0
+        with torch.no_grad():
+            self.V.normal_(0.0, d_in**-0.5, generator=generator)
+            self.U.normal_(0.0, w_std * (d_in / C) ** 0.5, generator=generator)
+
+    def component_weight(self) -> Tensor:
+        """sum_c U_c V_c^T = (V @ U)^T, shape (d_out, d_in)."""
+        return (self.V @ self.U).T
+
+    def delta(self) -> Tensor:
+        """W - sum_c U_c V_c^T, shape (d_out, d_in) (differentiable in U, V)."""
+        return self.weight - self.component_weight()
+
+    def original(self, x: Tensor) -> Tensor:
+        """The frozen layer: x (..., d_in) -> x W^T + b (..., d_out)."""
+        return nn.functional.linear(x, self.weight, self.bias)
+
+    def forward(self, x: Tensor, mask: Tensor, delta_mask: Tensor | None = None) -> Tensor:
+        """x (..., d_in), mask (..., C) (broadcastable), delta_mask (...,) or None -> y (..., d_out).
+
+        y = ((x V) * mask) U + delta_mask * x (W - V U)^T + b; without ``delta_mask`` the delta is left out.
+        """
+        out = ((x @ self.V) * mask) @ self.U
+        if delta_mask is not None:
+            if not self.use_delta:
+                raise ValueError("delta_mask given but this layer was built with use_delta=False")
+            out = out + delta_mask.unsqueeze(-1) * nn.functional.linear(x, self.delta())
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class ComponentModel(nn.Module):
+    """A frozen HF causal LM plus rank-1 components and a CI function for each decomposed matrix.
+
+    ``targets`` maps module-name patterns (glob, or ``re:<regex>``) to C. The target's parameters are set to
+    ``requires_grad=False`` and never modified; only ``components`` and ``ci_fns`` are trainable.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        targets: Mapping[str, int] | Sequence[tuple[str, int]],
+        ci_type: str = "shared_mlp",
+        ci_hidden: int = 64,
+        use_delta: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if ci_type not in CI_TYPES:
+            raise ValueError(f"unknown ci_type {ci_type!r}; expected one of {CI_TYPES}")
+        self.model = model
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.ci_type, self.ci_hidden, self.use_delta = ci_type, ci_hidden, use_delta
+        self.C_per_module = match_modules(model, targets)
+        self.module_names: list[str] = list(self.C_per_module)
+        self._modules_by_name = dict(model.named_modules())
+        gen = torch.Generator().manual_seed(seed)
+        self.comps = nn.ModuleDict()
+        self.cis = nn.ModuleDict()
+        for name, C in self.C_per_module.items():
+            w, b = linear_weight(self._modules_by_name[name])
+            self.comps[_key(name)] = LinearComponents(w, b, C, use_delta, gen)
+            self.cis[_key(name)] = make_ci_fn(ci_type, w.shape[1], C, ci_hidden, gen)
+
+    # -- access by real module name -------------------------------------------------------------------
+    @property
+    def components(self) -> dict[str, LinearComponents]:
+        """{module_name: LinearComponents}"""
+        return {n: self.comps[_key(n)] for n in self.module_names}  # type: ignore[misc]
+
+    @property
+    def ci_fns(self) -> dict[str, nn.Module]:
+        """{module_name: CI function}"""
+        return {n: self.cis[_key(n)] for n in self.module_names}
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Component factors and CI-function weights (never the target's)."""
+        return list(self.comps.parameters()) + list(self.cis.parameters())
+
+    # -- passes --------------------------------------------------------------------------------------
+    def _logits(self, input_ids: Tensor) -> Tensor:
+        return self.model(input_ids=input_ids, use_cache=False).logits
+
+    @torch.no_grad()
+    def target_logits_and_inputs(self, input_ids: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """One no-grad pass of the untouched model: (logits (B, T, V), {name: layer input x (B, T, d_in)})."""
+        inputs: dict[str, Tensor] = {}
+        handles = []
+        for name in self.module_names:
+
+            def hook(_mod: nn.Module, args: tuple, _out: Tensor, name: str = name) -> None:
+                inputs[name] = args[0].detach()
+
+            handles.append(self._modules_by_name[name].register_forward_hook(hook))
+        try:
+            logits = self._logits(input_ids)
+        finally:
+            for h in handles:
+                h.remove()
+        return logits, inputs
+
+    def causal_importance(
+        self, inputs: Mapping[str, Tensor], alpha: float = 0.01
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Layer inputs {name: (B, T, d_in)} -> (ci_lower, ci_upper), each {name: (B, T, C)}.
+
+        ci_lower (lower-leaky hard sigmoid) builds the masks; ci_upper (upper-leaky) enters the minimality loss.
+        """
+        lower, upper = {}, {}
+        for name in self.module_names:
+            x = inputs[name]
+            acts = x @ self.comps[_key(name)].V if self.ci_type == "mlp" else None
+            z = self.cis[_key(name)](x, acts)
+            lower[name] = lower_leaky_hard_sigmoid(z, alpha)
+            upper[name] = upper_leaky_hard_sigmoid(z, alpha)
+        return lower, upper
+
+    @contextmanager
+    def masked(
+        self,
+        masks: Mapping[str, Tensor],
+        routing: Mapping[str, Tensor] | None = None,
+        delta_masks: Mapping[str, Tensor] | None = None,
+    ) -> Iterator[nn.Module]:
+        """Within the block, each module in ``masks`` runs through its masked components; the original
+        ``forward`` of every swapped module is restored on exit (also on errors). Yields the HF model."""
+        unknown = set(masks) - set(self.module_names)
+        if unknown:
+            raise KeyError(f"masks given for modules that are not decomposed: {sorted(unknown)}")
+        swapped = []
+        try:
+            for name, mask in masks.items():
+                comp = self.comps[_key(name)]
+                route = None if routing is None else routing.get(name)
+                dmask = None if delta_masks is None else delta_masks.get(name)
+                module = self._modules_by_name[name]
+                swapped.append((module, module.__dict__.get("forward")))
+                module.forward = self._masked_forward(comp, mask, route, dmask)  # instance attr shadows class
+            yield self.model
+        finally:
+            for module, previous in swapped:
+                if previous is None:
+                    del module.forward
+                else:
+                    module.forward = previous
+
+    @staticmethod
+    def _masked_forward(comp: LinearComponents, mask: Tensor, route: Tensor | None, dmask: Tensor | None):
+        def forward(x: Tensor) -> Tensor:
+            out = comp(x, mask, dmask)
+            if route is not None:  # (B, T) bool: True = components, False = original weight
+                out = torch.where(route.unsqueeze(-1), out, comp.original(x))
+            return out
+
+        return forward
+
+    def forward_with_masks(
+        self,
+        input_ids: Tensor,
+        masks: Mapping[str, Tensor],
+        routing: Mapping[str, Tensor] | None = None,
+        delta_masks: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
+        """Logits (B, T, V) of the model whose layers in ``masks`` use their masked components
+        (masks {name: (B, T, C)}); layers not in ``masks``, and positions where ``routing[name]`` (B, T) is
+        False, use the original weight. ``delta_masks`` {name: (B, T)} switch the delta component in."""
+        with self.masked(masks, routing, delta_masks):
+            return self._logits(input_ids)
+
+    def faithfulness_residual(self) -> dict[str, float]:
+        """Relative residual ||W - sum U V||_F^2 / ||W||_F^2 per matrix."""
+        out = {}
+        with torch.no_grad():
+            for name, comp in self.components.items():
+                out[name] = float(comp.delta().pow(2).sum() / comp.weight.pow(2).sum().clamp_min(1e-30))
+        return out

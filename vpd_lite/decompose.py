@@ -1,0 +1,337 @@
+"""``DecomposeConfig`` and the VPD training loop.
+
+One training step (after a faithfulness-only warm-up):
+
+1. run the untouched target once under ``no_grad``: its logits (the KL reference) and each decomposed
+   layer's input (what the CI functions read);
+2. causal importances g (lower-leaky for masks, upper-leaky for the minimality loss);
+3. stochastic reconstruction: masks g + (1-g) u with uniform-k-subset routing -> KL(target || masked);
+4. adversarial reconstruction: masks g + (1-g) s with persistent PGD sources s (and their own routing);
+   the same backward pass that trains the components leaves dL/ds in the sources, which then take one Adam
+   *ascent* step -- no separate attack pass;
+5. importance minimality (p annealed 2 -> p_end) and faithfulness;
+6. clip gradients, Adam step with cosine learning rate.
+
+To keep memory low, each reconstruction pass is backpropagated as soon as its loss exists, into detached
+copies of the CI; the CI functions get the accumulated gradient in one final backward.
+
+Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N]`` to decompose the shipped target.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from vpd_lite.components import ComponentModel
+from vpd_lite.losses import annealed_p, faithfulness_loss, importance_minimality_loss, reconstruction_kl
+from vpd_lite.masks import delta_stochastic_masks, stochastic_masks, uniform_k_subset_routing
+from vpd_lite.pgd import PersistentPGD
+
+__all__ = ["DecomposeConfig", "decompose", "build_component_model", "train_step", "main"]
+
+
+def _default_targets() -> dict[str, int]:
+    return {
+        "*.self_attn.q_proj": 128,
+        "*.self_attn.k_proj": 128,
+        "*.self_attn.v_proj": 128,
+        "*.self_attn.o_proj": 128,
+        "*.mlp.gate_proj": 256,
+        "*.mlp.up_proj": 256,
+        "*.mlp.down_proj": 256,
+    }
+
+
+@dataclass
+class DecomposeConfig:
+    """Everything that defines a decomposition run. Defaults fit the shipped 2-layer Llama target
+    (hidden 128, MLP 512, vocab 4096): q/k/v/o and gate/up/down of every layer, 14 matrices."""
+
+    targets: dict[str, int] = field(default_factory=_default_targets)  # module pattern -> C
+    ci_type: str = "shared_mlp"  # "shared_mlp" | "mlp"
+    ci_hidden: int = 64
+    ci_alpha: float = 0.01  # leak of the hard sigmoids
+    use_delta: bool = True
+    # data / optimisation
+    steps: int = 3000
+    batch_size: int = 16
+    seq_len: int = 128
+    lr: float = 2e-3
+    lr_final_frac: float = 0.1  # cosine decay to lr * lr_final_frac
+    lr_warmup_frac: float = 0.02
+    grad_clip: float = 1.0
+    faithfulness_warmup_steps: int = 400
+    faithfulness_warmup_lr: float = 1e-2
+    # loss coefficients
+    coeff_faithfulness: float = 1e5
+    coeff_stochastic: float = 1.0
+    coeff_adversarial: float = 1.0
+    coeff_minimality: float = 3e-4
+    p_start: float = 2.0
+    p_end: float = 0.4
+    p_anneal_start_frac: float = 0.0
+    p_anneal_end_frac: float = 0.8
+    beta: float = 0.1  # frequency-term weight in the minimality loss
+    eps: float = 1e-12
+    # routing and adversary
+    subset_routing: bool = True
+    adversarial: bool = True
+    pgd_n_sets: int = 8
+    pgd_lr: float = 0.1
+    pgd_betas: tuple[float, float] = (0.9, 0.99)
+    pgd_init: str = "random"
+    # bookkeeping
+    seed: int = 0
+    time_budget_minutes: float | None = None  # stop (and finish the schedules) by this wall-clock budget
+    checkpoint_every: int = 250  # steps; 0 = only at the end (needs checkpoint_dir)
+    checkpoint_dir: str | None = None
+    log_every: int = 10
+
+    @classmethod
+    def quick(cls, **overrides) -> "DecomposeConfig":
+        """A few dozen steps with small batches: for tests and notebooks in quick mode (well under a minute)."""
+        base = dict(steps=40, batch_size=4, seq_len=64, faithfulness_warmup_steps=50, checkpoint_every=0,
+                    log_every=5)
+        base.update(overrides)
+        return cls(**base)
+
+
+def build_component_model(model: nn.Module, config: DecomposeConfig) -> ComponentModel:
+    """Wrap ``model`` (frozen) with components and CI functions as the config says."""
+    return ComponentModel(model, config.targets, ci_type=config.ci_type, ci_hidden=config.ci_hidden,
+                          use_delta=config.use_delta, seed=config.seed)
+
+
+def _lr_factor(frac: float, config: DecomposeConfig) -> float:
+    if config.lr_warmup_frac > 0 and frac < config.lr_warmup_frac:
+        return max(frac / config.lr_warmup_frac, 1e-3)
+    t = (frac - config.lr_warmup_frac) / max(1 - config.lr_warmup_frac, 1e-12)
+    t = min(max(t, 0.0), 1.0)
+    f = config.lr_final_frac
+    return f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def faithfulness_warmup(cm: ComponentModel, config: DecomposeConfig) -> float:
+    """Fit only sum_c U_c V_c^T ~ W (no data needed); returns the final faithfulness loss."""
+    params = [p for comp in cm.components.values() for p in (comp.U, comp.V)]
+    if config.faithfulness_warmup_steps <= 0:
+        return float(faithfulness_loss(cm.components.values()))
+    opt = torch.optim.Adam(params, lr=config.faithfulness_warmup_lr)
+    loss = torch.zeros(())
+    for _ in range(config.faithfulness_warmup_steps):
+        opt.zero_grad(set_to_none=True)
+        loss = faithfulness_loss(cm.components.values())
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+def train_step(
+    cm: ComponentModel,
+    input_ids: Tensor,
+    config: DecomposeConfig,
+    p: float,
+    ppgd: PersistentPGD | None,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Forward + backward of one VPD step (gradients are left in the parameters and PGD sources; the caller
+    steps the optimisers). input_ids (B, T). Returns the loss terms and the mean L0 as floats."""
+    B, T = input_ids.shape
+    names = cm.module_names
+    target_logits, inputs = cm.target_logits_and_inputs(input_ids)
+    ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
+    ci_leaf = {n: g.detach().requires_grad_(True) for n, g in ci_lower.items()}
+    out: dict[str, float] = {}
+
+    def recon(masks, dmasks, coeff: float) -> float:
+        routing = uniform_k_subset_routing(names, (B, T), generator) if config.subset_routing else None
+        loss = reconstruction_kl(target_logits, cm.forward_with_masks(input_ids, masks, routing, dmasks))
+        (coeff * loss).backward()  # frees this pass's graph right away
+        return float(loss.detach())
+
+    dmasks = delta_stochastic_masks(names, (B, T), generator) if cm.use_delta else None
+    out["stochastic_recon"] = recon(stochastic_masks(ci_leaf, generator), dmasks, config.coeff_stochastic)
+    if ppgd is not None:
+        adv_masks, adv_dmasks = ppgd.masks(ci_leaf)
+        out["adversarial_recon"] = recon(adv_masks, adv_dmasks, config.coeff_adversarial)
+    l_min = importance_minimality_loss(ci_upper, p, config.beta, config.eps)
+    l_faith = faithfulness_loss(cm.components.values())
+    ci_list = [ci_lower[n] for n in names if ci_leaf[n].grad is not None]
+    grads = [ci_leaf[n].grad for n in names if ci_leaf[n].grad is not None]
+    rest = config.coeff_minimality * l_min + config.coeff_faithfulness * l_faith
+    torch.autograd.backward([rest] + ci_list, [torch.ones_like(rest)] + grads)
+    out["minimality"] = float(l_min)
+    out["faithfulness"] = float(l_faith)
+    with torch.no_grad():
+        l0 = [float((ci_lower[n] > 0).float().sum(-1).mean()) for n in names]
+    out["l0_mean"] = sum(l0) / len(l0)
+    out["l0_total"] = sum(l0)
+    return out
+
+
+def _next_batch(it: Iterator[Tensor], batches: Iterable[Tensor], step: int) -> tuple[Tensor, Iterator[Tensor]]:
+    try:
+        return next(it), it
+    except StopIteration:
+        it = iter(batches)
+        try:
+            return next(it), it
+        except StopIteration:
+            raise ValueError(f"the batch iterable ran out after {step} steps (pass a re-iterable or endless one)")
+
+
+def decompose(
+    model: nn.Module,
+    batches: Iterable[Tensor],
+    config: DecomposeConfig = DecomposeConfig(),
+    cm: ComponentModel | None = None,
+    resume_from: str | Path | None = None,
+    progress: bool = True,
+) -> tuple[ComponentModel, list[dict[str, float]]]:
+    """Decompose the frozen causal LM ``model`` on ``batches`` (LongTensor (B, T) each; cycled if re-iterable).
+
+    Returns (ComponentModel, history); history is a list of dicts (step, progress, lr, p, loss terms, L0,
+    elapsed seconds), one per ``log_every`` steps. With ``config.time_budget_minutes`` the run stops when the
+    budget is spent and the LR / p schedules follow ``max(step / steps, elapsed / budget)``. With
+    ``config.checkpoint_dir`` a checkpoint (with optimiser state) is written every ``checkpoint_every`` steps
+    and at the end; ``resume_from`` continues from such a folder.
+    """
+    from vpd_lite.checkpoint import load_decomposition, load_training_state, save_decomposition
+
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, float]] = []
+    start_step, elapsed_before = 0, 0.0
+    state = None
+    if resume_from is not None:
+        cm = load_decomposition(resume_from, model)
+        state = load_training_state(resume_from)
+        if state is None:
+            raise FileNotFoundError(f"{resume_from} has no training_state.pt to resume from")
+    if cm is None:
+        cm = build_component_model(model, config)
+    if state is None:
+        warm = faithfulness_warmup(cm, config)
+        history.append({"step": 0, "faithfulness_after_warmup": warm})
+    params = cm.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    ppgd = None
+    if config.adversarial:
+        ppgd = PersistentPGD(cm.C_per_module, config.pgd_n_sets, cm.use_delta, config.pgd_lr,
+                             tuple(config.pgd_betas), config.pgd_init, gen)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        if ppgd is not None and state.get("ppgd") is not None:
+            ppgd.load_state_dict(state["ppgd"])
+        start_step, elapsed_before = int(state["step"]), float(state["elapsed_s"])
+        history = list(state.get("history", []))
+        gen.set_state(state["generator"])
+
+    budget_s = None if config.time_budget_minutes is None else 60.0 * config.time_budget_minutes
+    t0 = time.perf_counter() - elapsed_before
+    it = iter(batches)
+
+    def frac_done(step: int) -> float:
+        f = step / max(config.steps, 1)
+        if budget_s:
+            f = max(f, (time.perf_counter() - t0) / budget_s)
+        return min(f, 1.0)
+
+    def checkpoint(step: int) -> None:
+        if config.checkpoint_dir is None:
+            return
+        save_decomposition(cm, config.checkpoint_dir, config, history=history, training_state={
+            "step": step, "elapsed_s": time.perf_counter() - t0, "optimizer": opt.state_dict(),
+            "ppgd": None if ppgd is None else ppgd.state_dict(), "history": history, "generator": gen.get_state(),
+        })
+
+    bar = tqdm(total=config.steps, initial=start_step, disable=not progress, desc="VPD", dynamic_ncols=True)
+    step = start_step
+    cm.train()
+    while step < config.steps:
+        frac = frac_done(step)
+        if budget_s and frac >= 1.0:
+            break
+        lr = config.lr * _lr_factor(frac, config)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        p = annealed_p(frac, config.p_start, config.p_end, config.p_anneal_start_frac, config.p_anneal_end_frac)
+        ids, it = _next_batch(it, batches, step)
+        opt.zero_grad(set_to_none=True)
+        terms = train_step(cm, ids, config, p, ppgd, gen)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))
+        opt.step()
+        if ppgd is not None:
+            ppgd.ascent_step()
+        step += 1
+        if step % config.log_every == 0 or step == config.steps or step == start_step + 1:
+            row = {"step": step, "progress": frac, "lr": lr, "p": p, "grad_norm": grad_norm, **terms,
+                   "elapsed_s": time.perf_counter() - t0}
+            history.append(row)
+            bar.set_postfix(stoch=f"{terms['stochastic_recon']:.3f}",
+                            adv=f"{terms.get('adversarial_recon', float('nan')):.3f}",
+                            l0=f"{terms['l0_mean']:.1f}", faith=f"{terms['faithfulness']:.1e}")
+        bar.update(1)
+        if config.checkpoint_every and step % config.checkpoint_every == 0:
+            checkpoint(step)
+    bar.close()
+    cm.eval()
+    checkpoint(step)
+    return cm, history
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: decompose ``data/target`` and write the checkpoint + held-out metrics to ``--out``."""
+    import argparse
+
+    import vpd_lite
+    from vpd_lite import corpus, paths
+    from vpd_lite.checkpoint import atomic_write_json, save_decomposition
+    from vpd_lite.evaluate import evaluate_decomposition, format_metrics, heldout_batches
+    from vpd_lite.target import load_target
+
+    ap = argparse.ArgumentParser(description="Decompose the shipped target model with VPD.")
+    ap.add_argument("--quick", action="store_true", help="a few dozen steps (also when VPD_LITE_QUICK=1)")
+    ap.add_argument("--out", default=None, help="output folder (default: data/decomposition)")
+    ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget for training")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    quick = args.quick or vpd_lite.quick_mode()
+    config = DecomposeConfig.quick(seed=args.seed) if quick else DecomposeConfig(seed=args.seed)
+    out = Path(args.out) if args.out else paths.decomposition_dir()
+    config.checkpoint_dir = str(out)
+    if args.minutes is not None:
+        config.time_budget_minutes = args.minutes
+    if args.steps is not None:
+        config.steps = args.steps
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_target()
+    corp = corpus.load_corpus()
+    batches = corpus.train_batches(tokenizer, corp, seq_len=config.seq_len, batch_size=config.batch_size,
+                                   seed=config.seed)
+    cm, history = decompose(model, batches, config, resume_from=out if args.resume else None)
+    metrics = evaluate_decomposition(cm, heldout_batches(tokenizer, corpus=corp, quick=quick), seed=config.seed)
+    save_decomposition(cm, out, config, metrics=metrics, history=history)
+    try:
+        from vpd_lite.evaluate import plot_history
+
+        plot_history(history, out / "loss_curves.png")
+    except ImportError:  # matplotlib missing: the numbers are still saved
+        pass
+    atomic_write_json(out / "metrics.json", metrics)
+    print(format_metrics(metrics))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The VPD losses (minimised jointly; coefficients live in ``DecomposeConfig``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import Tensor
+
+from vpd_lite.components import LinearComponents
+
+__all__ = ["faithfulness_loss", "reconstruction_kl", "importance_minimality_loss", "annealed_p"]
+
+
+def faithfulness_loss(components: Iterable[LinearComponents]) -> Tensor:
+    """L_faith = sum over matrices of mean_{i,j} (W - sum_c U_c V_c^T)_{ij}^2   (scalar)."""
+    return sum((comp.delta().pow(2).mean() for comp in components), torch.zeros(()))
+
+
+def reconstruction_kl(target_logits: Tensor, logits: Tensor) -> Tensor:
+    """L_recon = mean over positions of KL(p_target || p_masked)
+    = mean_{b,t} sum_v p_t(v) [log p_t(v) - log p_m(v)],  p = softmax(logits).  Inputs (B, T, V) -> scalar.
+    The target side carries no gradient."""
+    log_p_t = torch.log_softmax(target_logits.detach().float(), dim=-1)
+    log_p_m = torch.log_softmax(logits.float(), dim=-1)
+    return (log_p_t.exp() * (log_p_t - log_p_m)).sum(-1).mean()
+
+
+def importance_minimality_loss(
+    ci_upper: Mapping[str, Tensor], p: float, beta: float = 0.1, eps: float = 1e-12
+) -> Tensor:
+    """Importance minimality with the frequency term, summed over matrices:
+
+        q_c = sum_{tokens} (g_c + eps)^p,     N = number of token positions,
+        L_min = sum_matrices sum_c [ q_c / N  +  beta * (q_c / N) * log2(1 + q_c) ].
+
+    ``ci_upper``: {name: g (..., C)} from the upper-leaky hard sigmoid. The log term penalises components
+    that fire on many tokens (it grows with their firing count).
+    """
+    total = torch.zeros(())
+    for g in ci_upper.values():
+        n_tokens = g[..., 0].numel()
+        q = (g + eps).pow(p).reshape(-1, g.shape[-1]).sum(0)  # (C,)
+        total = total + (q / n_tokens + beta * (q / n_tokens) * torch.log2(1 + q)).sum()
+    return total
+
+
+def annealed_p(frac: float, p_start: float = 2.0, p_end: float = 0.4,
+               start_frac: float = 0.0, end_frac: float = 1.0) -> float:
+    """Minimality exponent at training progress ``frac`` in [0, 1]: ``p_start`` until ``start_frac``, then
+    linear down to ``p_end`` at ``end_frac``, constant after."""
+    if frac <= start_frac:
+        return p_start
+    if frac >= end_frac:
+        return p_end
+    t = (frac - start_frac) / (end_frac - start_frac)
+    return p_start + t * (p_end - p_start)

@@ -1,0 +1,56 @@
+"""Stochastic masks and uniform-k-subset routing.
+
+Stochastic ("continuous") mask of a component with causal importance g at one token:
+
+    m = g + (1 - g) * u,      u ~ U(0, 1) drawn independently per token and component.
+
+A component with g = 1 is always kept; one with g = 0 is scaled by a random factor in [0, 1).
+
+Uniform-k-subset routing: for every token position independently draw k uniformly from 1..n (n = number of
+decomposed matrices) and route a uniformly random k-subset of the matrices through their masked components;
+the other matrices use their original weight at that position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["mask_from_sources", "stochastic_masks", "delta_stochastic_masks", "uniform_k_subset_routing"]
+
+
+def mask_from_sources(ci: Tensor, sources: Tensor) -> Tensor:
+    """m = g + (1 - g) * s. ci (..., C); sources broadcastable to it, values in [0, 1]."""
+    return ci + (1 - ci) * sources
+
+
+def stochastic_masks(ci: Mapping[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """{name: g (B, T, C)} -> {name: g + (1 - g) u (B, T, C)} with fresh u ~ U(0, 1) per entry."""
+    return {
+        name: mask_from_sources(g, torch.rand(g.shape, generator=generator, dtype=g.dtype, device=g.device))
+        for name, g in ci.items()
+    }
+
+
+def delta_stochastic_masks(
+    names: Sequence[str], batch_shape: tuple[int, ...], generator: torch.Generator | None = None
+) -> dict[str, Tensor]:
+    """Masks of the delta components: the delta has no CI (g = 0), so its mask is just u ~ U(0, 1), (B, T)."""
+    return {name: torch.rand(batch_shape, generator=generator) for name in names}
+
+
+def uniform_k_subset_routing(
+    names: Sequence[str], batch_shape: tuple[int, ...], generator: torch.Generator | None = None
+) -> dict[str, Tensor]:
+    """{name: bool (B, T)}: per position, k ~ U{1..n}, and the k matrices with the smallest random keys
+    (a uniformly random k-subset) are routed through their components (True)."""
+    n = len(names)
+    if n == 0:
+        raise ValueError("uniform_k_subset_routing needs at least one module name")
+    keys = torch.rand(*batch_shape, n, generator=generator)
+    rank = keys.argsort(dim=-1).argsort(dim=-1)  # (B, T, n): position of each matrix in a random order
+    k = torch.randint(1, n + 1, batch_shape, generator=generator)  # (B, T)
+    routed = rank < k.unsqueeze(-1)
+    return {name: routed[..., i] for i, name in enumerate(names)}
