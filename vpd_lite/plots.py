@@ -1,0 +1,240 @@
+"""Figures and HTML views of the tutorial: explanatory pictures, loss curves, component statistics.
+
+Matplotlib figures are built with ``matplotlib.figure.Figure`` (not pyplot), so they never pile up in a global
+figure list and display exactly once when a notebook cell returns them. Every figure has a title that says what to
+look at and axes with units. The interactive components x languages heatmap is a plotly figure.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+
+from .analysis import ComponentId, ComponentStats, component_key, live_components, parse_component_id
+
+LANG_COLOURS = {"en": "#4c72b0", "de": "#dd8452", "fr": "#55a868", "es": "#c44e52", "it": "#8172b3"}
+
+
+def figure_png(fig: Figure, dpi: int = 90) -> bytes:
+    """PNG bytes of a matplotlib figure (for ipywidgets.Image and headless use)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------ explanatory pictures
+def rank1_picture(d_out: int = 6, d_in: int = 8, n_components: int = 3, seed: int = 0) -> Figure:
+    """A small weight matrix drawn as the sum of its rank-1 components ``U_c V_cᵀ`` (one panel each, then W)."""
+    g = torch.Generator().manual_seed(seed)
+    U = torch.randn(n_components, d_out, generator=g)  # (C, d_out) write directions
+    V = torch.randn(d_in, n_components, generator=g)  # (d_in, C) read directions
+    parts = [torch.outer(U[c], V[:, c]) for c in range(n_components)]  # each (d_out, d_in)
+    W = sum(parts)
+    vmax = float(max(p.abs().max() for p in parts + [W]))
+    fig = Figure(figsize=(2.2 * (n_components + 1), 2.4))
+    axes = fig.subplots(1, n_components + 1)
+    for c, (ax, mat) in enumerate(zip(axes, parts + [W])):
+        ax.imshow(mat.numpy(), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(f"U{c + 1} V{c + 1}ᵀ" + ("  +" if c < n_components - 1 else "  =") if c < n_components else "W")
+        ax.set_xlabel(f"input dim ({d_in})" if c == 0 else "")
+        if c == 0:
+            ax.set_ylabel(f"output dim ({d_out})")
+    fig.suptitle("A weight matrix is a sum of rank-1 components (outer product of a write and a read direction)")
+    return fig
+
+
+def mask_picture(ci: Sequence[float], uniform: Sequence[float], adversarial: Sequence[float]) -> Figure:
+    """Causal importance g, a stochastic mask ``g + (1-g)u`` and an adversarial mask ``g + (1-g)s`` per component.
+
+    ci, uniform, adversarial: length-C sequences in [0, 1] (u random, s chosen by PGD to hurt the output most).
+    """
+    g, u, s = (torch.as_tensor(x, dtype=torch.float32) for x in (ci, uniform, adversarial))
+    if not g.shape == u.shape == s.shape:
+        raise ValueError(f"ci, uniform and adversarial must have the same length, got {g.shape}, {u.shape}, {s.shape}")
+    x = torch.arange(g.numel()).double().numpy()
+    fig = Figure(figsize=(8, 2.8))
+    ax = fig.subplots()
+    w = 0.27
+    ax.bar(x - w, g.numpy(), w, label="causal importance g", color="#333333")
+    ax.bar(x, (g + (1 - g) * u).numpy(), w, label="stochastic mask g+(1-g)u", color="#4c72b0")
+    ax.bar(x + w, (g + (1 - g) * s).numpy(), w, label="adversarial mask g+(1-g)s", color="#c44e52")
+    ax.set_xticks(x.tolist(), [f"c{i}" for i in range(g.numel())])
+    ax.set_xlabel("component")
+    ax.set_ylabel("mask value (0 = ablated, 1 = kept)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8, loc="upper right", ncols=3)
+    ax.set_title("Components with CI 1 are always kept; the others are ablated at random, or adversarially")
+    return fig
+
+
+def plot_loss_curves(history: Sequence[Mapping[str, Any]], keys: Sequence[str] | None = None) -> Figure:
+    """Training curves of a decomposition: each loss term against the step (log scale).
+
+    history: list of dicts with a ``"step"`` entry and numeric terms; ``keys`` defaults to every numeric key
+    except ``step``/``lr``/``time``-like bookkeeping.
+    """
+    if not history:
+        raise ValueError("history is empty: nothing to plot")
+    skip = {"step", "lr", "time", "time_s", "elapsed_s", "p"}
+    if keys is None:
+        keys = [k for k, v in history[-1].items() if k not in skip and isinstance(v, (int, float))]
+    steps = [h.get("step", i) for i, h in enumerate(history)]
+    fig = Figure(figsize=(7, 3.4))
+    ax = fig.subplots()
+    for k in keys:
+        pts = [(s, float(h[k])) for s, h in zip(steps, history) if k in h and h[k] is not None and float(h[k]) > 0]
+        if pts:
+            ax.plot(*zip(*pts), label=k)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss (log scale; KL terms in nats/token)")
+    ax.set_title("Decomposition training: every loss term should fall (faithfulness first)")
+    ax.legend(fontsize=7, ncols=2)
+    return fig
+
+
+# ------------------------------------------------------------------------------------ component statistics
+def plot_firing_frequency(stats: ComponentStats, modules: Sequence[str] | None = None) -> Figure:
+    """Per matrix, every component's firing frequency sorted high -> low (log scale); dead ones are not drawn."""
+    modules = list(modules or stats.modules)
+    fig = Figure(figsize=(7, 3.4))
+    ax = fig.subplots()
+    for m in modules:
+        f = stats.firing_frequency(m).sort(descending=True).values
+        f = f[f > 0]
+        if f.numel():
+            ax.plot(range(1, f.numel() + 1), f.numpy(), label=m, lw=1)
+    ax.set_yscale("log")
+    ax.set_xscale("log")
+    ax.set_xlabel("component rank within its matrix")
+    ax.set_ylabel("firing frequency (fraction of tokens)")
+    ax.set_title(f"Few components fire often, most fire rarely (CI > {stats.threshold:g})")
+    if len(modules) <= 16:
+        ax.legend(fontsize=6, ncols=2)
+    return fig
+
+
+def plot_ci_histogram(stats: ComponentStats, cid: ComponentId, ax=None) -> Figure:
+    """Histogram of one component's CI over all harvested tokens (log count scale)."""
+    module, c = parse_component_id(cid)
+    hist = stats.ci_hist[module][c]
+    n = hist.numel()
+    fig = ax.figure if ax is not None else Figure(figsize=(4, 3))
+    ax = ax if ax is not None else fig.subplots()
+    edges = torch.linspace(0, 1, n + 1)
+    ax.bar(edges[:-1].numpy(), hist.numpy(), width=1 / n, align="edge", color="#555555", log=True)
+    ax.axvline(stats.threshold, color="#c44e52", ls="--", lw=1, label=f"firing threshold {stats.threshold:g}")
+    ax.set_xlabel("causal importance")
+    ax.set_ylabel("tokens (log scale)")
+    ax.set_title(f"CI of {component_key((module, c))}: mostly 0, a tail where it is needed", fontsize=8)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_language_rates(stats: ComponentStats, cid: ComponentId, ax=None) -> Figure:
+    """Firing rate of one component on each language (fraction of that language's tokens)."""
+    module, c = parse_component_id(cid)
+    rate = stats.firing_rate(module)[:, c]
+    fig = ax.figure if ax is not None else Figure(figsize=(4, 3))
+    ax = ax if ax is not None else fig.subplots()
+    ax.bar(stats.langs, rate.numpy(), color=[LANG_COLOURS.get(lang, "#777777") for lang in stats.langs])
+    ax.set_xlabel("language")
+    ax.set_ylabel("firing rate (fraction of tokens)")
+    ax.set_title(f"Which languages does {component_key((module, c))} fire on?", fontsize=8)
+    return fig
+
+
+def plot_ablation_effect(effects: Mapping[str, float], title: str | None = None, ax=None) -> Figure:
+    """Bar chart of the held-out CE change per language when a component is removed (nats/token)."""
+    langs = list(effects)
+    fig = ax.figure if ax is not None else Figure(figsize=(4, 3))
+    ax = ax if ax is not None else fig.subplots()
+    ax.bar(langs, [effects[lang] for lang in langs], color=[LANG_COLOURS.get(lang, "#777777") for lang in langs])
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("language (held-out text)")
+    ax.set_ylabel("ΔCE when removed (nats/token)")
+    ax.set_title(title or "Removing the component hurts the languages it serves", fontsize=8)
+    return fig
+
+
+def language_heatmap(
+    stats: ComponentStats,
+    components: Sequence[ComponentId] | None = None,
+    sort_by: str = "de",
+    max_components: int = 60,
+):
+    """Interactive plotly heatmap: components (rows) x languages (columns), colour = firing rate.
+
+    Buttons re-sort the rows by any language's rate or by overall frequency. ``components`` defaults to the
+    ``max_components`` live components that fire most on ``sort_by``.
+    """
+    import plotly.graph_objects as go
+
+    if sort_by not in stats.langs:
+        raise KeyError(f"sort_by {sort_by!r} is not a harvested language {stats.langs}")
+    cids = [parse_component_id(c) for c in (components if components is not None else live_components(stats))]
+    rates = torch.stack([stats.firing_rate(m)[:, c] for m, c in cids]) if cids else torch.zeros(0, len(stats.langs))
+    freq = torch.tensor([float(stats.firing_frequency(m)[c]) for m, c in cids])
+    if components is None and len(cids) > max_components:
+        keep = rates[:, stats.langs.index(sort_by)].argsort(descending=True, stable=True)[:max_components]
+        cids, rates, freq = [cids[i] for i in keep.tolist()], rates[keep], freq[keep]
+    names = [component_key(c) for c in cids]
+
+    def order(key: torch.Tensor):
+        idx = key.argsort(descending=False, stable=True).tolist()  # plotly draws row 0 at the bottom
+        return {"z": [rates[idx].tolist()], "y": [[names[i] for i in idx]]}
+
+    orders = {lang: order(rates[:, i]) for i, lang in enumerate(stats.langs)}
+    orders["frequency"] = order(freq)
+    start = orders[sort_by]
+    fig = go.Figure(go.Heatmap(
+        z=start["z"][0], x=list(stats.langs), y=start["y"][0], colorscale="Viridis",
+        colorbar={"title": "firing rate<br>(fraction of tokens)"},
+        hovertemplate="%{y}<br>%{x}: %{z:.3f} of tokens<extra></extra>",
+    ))
+    buttons = [{"label": f"sort by {k}", "method": "restyle", "args": [v]} for k, v in orders.items()]
+    fig.update_layout(
+        title=f"Firing rate per language: look for rows lit in one column only (sorted by {sort_by})",
+        xaxis_title="language", yaxis_title="component (matrix:index)",
+        height=max(350, 14 * len(names) + 150), margin={"l": 260},
+        updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.12}],
+    )
+    return fig
+
+
+def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None = None, n: int = 8) -> str:
+    """HTML of a component's top contexts: each token shaded by the component's CI on it, the firing token boxed."""
+    module, c = parse_component_id(cid)
+    rows = []
+    for ctx in stats.contexts((module, c))[:n]:
+        spans = []
+        for i, (tok, ci) in enumerate(zip(ctx.tokens, ctx.ci)):
+            text = tokenizer.decode([tok]) if tokenizer is not None else f"#{tok} "
+            text = html.escape(text).replace(" ", "&nbsp;").replace("\n", "⏎")
+            box = "outline:1px solid #c44e52;" if i == ctx.centre else ""
+            spans.append(f'<span title="CI {ci:.2f}" style="background:rgba(221,132,82,{max(0.0, min(1.0, ci)):.2f});'
+                         f'{box}font-family:monospace">{text}</span>')
+        rows.append(f"<tr><td style='padding-right:8px'><b>{ctx.lang}</b></td><td>{ctx.score:.2f}</td>"
+                    f"<td style='text-align:left'>{''.join(spans)}</td></tr>")
+    if not rows:
+        return f"<p><i>{html.escape(component_key((module, c)))} never fires on the harvested text.</i></p>"
+    return ("<table style='border-collapse:collapse'><tr><th>lang</th><th>CI</th><th style='text-align:left'>"
+            "context (shaded by CI, firing token boxed)</th></tr>" + "".join(rows) + "</table>")
+
+
+def component_card(stats: ComponentStats, cid: ComponentId, effects: Mapping[str, float] | None = None) -> Figure:
+    """Three panels for one component: firing rate per language, CI histogram, ablation ΔCE per language."""
+    fig = Figure(figsize=(11, 3))
+    axes = fig.subplots(1, 3 if effects is not None else 2)
+    plot_language_rates(stats, cid, ax=axes[0])
+    plot_ci_histogram(stats, cid, ax=axes[1])
+    if effects is not None:
+        plot_ablation_effect(effects, ax=axes[2])
+    fig.tight_layout()
+    return fig
