@@ -252,3 +252,48 @@ def test_ablation_effect_equals_manual_edit():
     # a component with a zero write direction changes nothing
     cm.components[module].U[0] = 0.0
     assert all(v == 0.0 for v in ablation_effects(cm, [(module, 0)], blocks)[(module, 0)].values())
+
+
+# ------------------------------------------------------------------------------- with the real VPD core
+def tiny_component_model():
+    from vpd_lite.components import ComponentModel
+
+    return ComponentModel(tiny_llama(), {"*.mlp.down_proj": 6, "*.self_attn.q_proj": 4}, seed=0)
+
+
+def test_harvest_matches_the_component_model():
+    from vpd_lite.analysis import harvest
+
+    cm = tiny_component_model()
+    g = torch.Generator().manual_seed(4)
+    blocks = {"en": torch.randint(0, 32, (3, 8), generator=g), "de": torch.randint(0, 32, (2, 8), generator=g)}
+    stats = harvest(cm, blocks, threshold=0.05, top_k=3, batch_size=2, progress=False, meta={"k": "v"})
+    assert stats.modules == cm.module_names and stats.meta == {"k": "v"}
+    assert stats.tokens_per_lang == {"en": 24, "de": 16}
+    for li, (lang, b) in enumerate(blocks.items()):
+        _, inputs = cm.target_logits_and_inputs(b)
+        ci, _ = cm.causal_importance(inputs)
+        for m in cm.module_names:
+            assert torch.equal(stats.fire_counts[m][li], (ci[m] > 0.05).sum((0, 1)).double()), (lang, m)
+            assert torch.allclose(stats.ci_sum[m][li], ci[m].sum((0, 1)).double(), atol=1e-4)
+    # the best context of a live component sits where its CI is highest
+    m = cm.module_names[0]
+    c = int(stats.fire_counts[m].sum(0).argmax())
+    best = stats.contexts((m, c))[0]
+    _, inputs = cm.target_logits_and_inputs(blocks[best.lang])
+    ci, _ = cm.causal_importance(inputs)
+    assert best.score == pytest.approx(float(ci[m][..., c].max()), abs=1e-5)
+
+
+def test_removal_equals_masking_the_component_out():
+    """W - U_c V_cᵀ in the weight == all components and the delta on, component c's mask 0 (the core's masks)."""
+    cm = tiny_component_model()
+    module = "model.layers.0.mlp.down_proj"
+    ids = torch.randint(0, 32, (2, 8), generator=torch.Generator().manual_seed(5))
+    mask = torch.ones(2, 8, 6)
+    mask[..., 3] = 0.0
+    masked = cm.forward_with_masks(ids, {module: mask}, delta_masks={module: torch.ones(2, 8)})
+    with component_removed(cm, (module, 3)) as edited:
+        removed = edited(ids).logits
+    assert torch.allclose(masked, removed, atol=1e-5)
+    assert not torch.allclose(removed, cm.model(ids).logits, atol=1e-4)
