@@ -61,18 +61,18 @@ def test_each_baseline_trains_only_lora_params_and_lowers_the_objective(name):
     assert ranks == {spec.rank}
 
 
-def test_gradient_only_reaches_budgeted_positions():
-    """Positions outside the mask do not enter the objective: changing them changes nothing."""
+def test_only_budgeted_positions_enter_the_objective():
+    """Text after the last budgeted target of a block does not change the objective; text before it does."""
     model = tiny_llama()
-    tokens, mask = select_target_tokens(BLOCKS, 4, seed=0)
-    k = int(mask.sum())
-    assert k == 4
-    other = tokens.clone()
-    other[:, k + 1 :] = (other[:, k + 1 :] + 1) % VOCAB  # text after the snippet
+    tokens, mask = select_target_tokens(BLOCKS, 20, seed=0)  # blocks of 16: 15 targets + 5 targets
+    assert mask.sum(1).tolist() == [15, 5] and int(mask.sum()) == 20
+    after, inside = tokens.clone(), tokens.clone()
+    after[1, 6:] = (after[1, 6:] + 1) % VOCAB  # beyond token 5, the last target of row 1
+    inside[1, 3] = (inside[1, 3] + 1) % VOCAB
     with torch.no_grad():
-        l1 = uniform_ce(model(input_ids=tokens).logits, mask)
-        l2 = uniform_ce(model(input_ids=other).logits, mask)
-    assert float(l1) == pytest.approx(float(l2), abs=1e-6)
+        l0, l1, l2 = (float(uniform_ce(model(input_ids=t).logits, mask)) for t in (tokens, after, inside))
+    assert l1 == pytest.approx(l0, abs=1e-6)
+    assert abs(l2 - l0) > 1e-6
 
 
 def test_local_lora_needs_the_edited_module_and_bad_targets_raise():

@@ -137,6 +137,7 @@ def test_select_target_tokens_respects_the_budget():
         tokens, mask = select_target_tokens(blocks, budget, seed=0)
         assert int(mask.sum()) == budget
         assert tokens.shape[0] == math.ceil(budget / 7)
+        assert tokens.shape[1] == (budget + 1 if budget <= 7 else 8)
         for row, m in zip(tokens, mask):  # contiguous snippets of real text starting at position 0
             k = int(m.sum())
             assert m[:k].all() and not m[k:].any()

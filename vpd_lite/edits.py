@@ -159,10 +159,11 @@ class ScalarEdit:
 def select_target_tokens(blocks: Tensor, budget: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Pick ``budget`` German next-token predictions from contiguous text in ``blocks`` (N, T).
 
-    Returns ``tokens`` (n, T) and ``mask`` (n, T) bool, where ``mask[i, t]`` marks that the prediction at
+    Returns ``tokens`` (n, L) and ``mask`` (n, L) bool, where ``mask[i, t]`` marks that the prediction at
     position t (of token t+1) is trained. Snippets are contiguous: for budget b <= T-1 one snippet of b+1
-    tokens starting at a random offset of a random block; larger budgets use ceil(b / (T-1)) distinct random
-    blocks, the last one partly. Exactly ``budget`` positions are marked; a seed picks the text.
+    tokens (L = b+1) starting at a random offset of a random block; larger budgets use ceil(b / (T-1))
+    distinct random blocks (L = T), the last one partly (the text after its last target is never seen by a
+    trained position, since the model is causal). Exactly ``budget`` positions are marked; a seed picks the text.
     """
     if blocks.ndim != 2:
         raise ValueError(f"blocks must be (N, T), got shape {tuple(blocks.shape)}")
@@ -179,8 +180,9 @@ def select_target_tokens(blocks: Tensor, budget: int, seed: int = 0) -> tuple[Te
     mask = torch.zeros_like(tokens, dtype=torch.bool)
     if n_need == 1:
         start = int(torch.randint(0, T - budget, (1,), generator=g))
-        tokens = tokens.roll(-start, dims=1)  # snippet starts at position 0; text after it is masked out
-        mask[0, :budget] = True
+        tokens = tokens[:, start : start + budget + 1]  # the snippet alone: b targets need b + 1 tokens
+        mask = torch.ones_like(tokens, dtype=torch.bool)
+        mask[0, budget] = False  # the last token is only a target
     else:
         left = budget
         for i in range(n_need):
