@@ -45,12 +45,10 @@ class _LowerLeakyHardSigmoid(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         (z,) = ctx.saved_tensors
-        inside = (z >= 0) & (z <= 1)
-        # Below 0: a gradient-descent step moves z by -grad; only let through (scaled) gradients with
-        # grad < 0, i.e. those that push z back up towards the live region.
-        below_push_up = (z < 0) & (grad_out < 0)
-        grad_z = torch.where(inside, grad_out, torch.zeros_like(grad_out))
-        grad_z = torch.where(below_push_up, ctx.alpha * grad_out, grad_z)
+        # On [0, 1]: pass the gradient. Above 1: nothing. Below 0: a gradient-descent step moves z by -grad,
+        # so only gradients with grad < 0 (pushing z back up towards the live region) pass, scaled by alpha.
+        scale = torch.where(z < 0, (grad_out < 0).to(grad_out.dtype) * ctx.alpha, (z <= 1).to(grad_out.dtype))
+        grad_z = grad_out * scale
         return grad_z, None
 
 

@@ -8,6 +8,8 @@ so that on an input x (..., d_in) with a mask m (..., C) in [0, 1] the layer com
 
     y = ((x @ V) * m) @ U  [+ m_delta * x @ (W - (V @ U)^T)^T]  + b.
 
+With routing (a bool per token position) only routed positions use the components; the rest use W.
+
 ``ComponentModel`` wraps a transformers causal LM (``nn.Linear`` layers and GPT-2's ``Conv1D``, whose
 weight is stored transposed as (d_in, d_out)). It never changes the target's parameters: masked runs swap
 the chosen modules' ``forward`` for the duration of one call and put the original back afterwards.
@@ -118,16 +120,47 @@ class LinearComponents(nn.Module):
     def forward(self, x: Tensor, mask: Tensor, delta_mask: Tensor | None = None) -> Tensor:
         """x (..., d_in), mask (..., C) (broadcastable), delta_mask (...,) or None -> y (..., d_out).
 
-        y = ((x V) * mask) U + delta_mask * x (W - V U)^T + b; without ``delta_mask`` the delta is left out.
+        y = ((x V) * mask) U  +  d * x (W - V U)^T  +  b   with d = delta_mask (0 when None).
+        Computed as ((x V) * (mask - d)) U + d * x W^T + b: the same value (and gradients) without ever
+        forming the delta matrix per call.
         """
-        out = ((x @ self.V) * mask) @ self.U
-        if delta_mask is not None:
+        if delta_mask is None:
+            out = ((x @ self.V) * mask) @ self.U
+        else:
             if not self.use_delta:
                 raise ValueError("delta_mask given but this layer was built with use_delta=False")
-            out = out + delta_mask.unsqueeze(-1) * nn.functional.linear(x, self.delta())
+            d = delta_mask.unsqueeze(-1)
+            out = ((x @ self.V) * (mask - d)) @ self.U + d * (x @ self.weight.T)
         if self.bias is not None:
             out = out + self.bias
         return out
+
+    def routed_forward(
+        self, x: Tensor, mask: Tensor, route: Tensor, delta_mask: Tensor | None = None
+    ) -> Tensor:
+        """Like ``forward`` where ``route`` (...,) is True and the original layer elsewhere.
+
+        x (..., d_in); mask broadcastable to (..., C); delta_mask broadcastable to (...). Only the routed
+        rows go through the components (gathered, then scattered back), so unrouted positions cost one
+        ordinary matmul and no component work.
+        """
+        lead = x.shape[:-1]
+        xf = x.reshape(-1, self.d_in)  # (N, d_in)
+        base = xf @ self.weight.T  # (N, d_out) original output without bias
+        idx = route.expand(lead).reshape(-1).nonzero().squeeze(1)  # routed rows
+        xr = xf.index_select(0, idx)
+        coef = mask.expand(*lead, self.C).reshape(-1, self.C).index_select(0, idx)  # (n_routed, C)
+        if delta_mask is not None:
+            if not self.use_delta:
+                raise ValueError("delta_mask given but this layer was built with use_delta=False")
+            d = delta_mask.expand(lead).reshape(-1).index_select(0, idx).unsqueeze(1)  # (n_routed, 1)
+            yr = ((xr @ self.V) * (coef - d)) @ self.U + d * base.index_select(0, idx)
+        else:
+            yr = ((xr @ self.V) * coef) @ self.U
+        out = base.index_copy(0, idx, yr)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*lead, self.d_out)
 
 
 def _key(name: str) -> str:
@@ -253,10 +286,9 @@ class ComponentModel(nn.Module):
     @staticmethod
     def _masked_forward(comp: LinearComponents, mask: Tensor, route: Tensor | None, dmask: Tensor | None):
         def forward(x: Tensor) -> Tensor:
-            out = comp(x, mask, dmask)
-            if route is not None:  # (B, T) bool: True = components, False = original weight
-                out = torch.where(route.unsqueeze(-1), out, comp.original(x))
-            return out
+            if route is None:
+                return comp(x, mask, dmask)
+            return comp.routed_forward(x, mask, route, dmask)  # route (B, T) bool: True = components
 
         return forward
 

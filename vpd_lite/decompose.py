@@ -31,7 +31,13 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vpd_lite.components import ComponentModel
-from vpd_lite.losses import annealed_p, faithfulness_loss, importance_minimality_loss, reconstruction_kl
+from vpd_lite.losses import (
+    annealed_p,
+    faithfulness_loss,
+    importance_minimality_loss,
+    reconstruction_kl,
+    target_distribution,
+)
 from vpd_lite.masks import delta_stochastic_masks, stochastic_masks, uniform_k_subset_routing
 from vpd_lite.pgd import PersistentPGD
 
@@ -149,11 +155,12 @@ def train_step(
     target_logits, inputs = cm.target_logits_and_inputs(input_ids)
     ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
     ci_leaf = {n: g.detach().requires_grad_(True) for n, g in ci_lower.items()}
+    target = target_distribution(target_logits)
     out: dict[str, float] = {}
 
     def recon(masks, dmasks, coeff: float) -> float:
         routing = uniform_k_subset_routing(names, (B, T), generator) if config.subset_routing else None
-        loss = reconstruction_kl(target_logits, cm.forward_with_masks(input_ids, masks, routing, dmasks))
+        loss = reconstruction_kl(None, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
         (coeff * loss).backward()  # frees this pass's graph right away
         return float(loss.detach())
 
@@ -168,8 +175,8 @@ def train_step(
     grads = [ci_leaf[n].grad for n in names if ci_leaf[n].grad is not None]
     rest = config.coeff_minimality * l_min + config.coeff_faithfulness * l_faith
     torch.autograd.backward([rest] + ci_list, [torch.ones_like(rest)] + grads)
-    out["minimality"] = float(l_min)
-    out["faithfulness"] = float(l_faith)
+    out["minimality"] = float(l_min.detach())
+    out["faithfulness"] = float(l_faith.detach())
     with torch.no_grad():
         l0 = [float((ci_lower[n] > 0).float().sum(-1).mean()) for n in names]
     out["l0_mean"] = sum(l0) / len(l0)

@@ -30,7 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from vpd_lite.components import ComponentModel
-from vpd_lite.losses import reconstruction_kl
+from vpd_lite.losses import reconstruction_kl, target_distribution
 from vpd_lite.masks import stochastic_masks
 from vpd_lite.pgd import PGDConfig, fresh_pgd_sources
 
@@ -109,6 +109,7 @@ def evaluate_decomposition(
         src, _ = fresh_pgd_sources(cm, ids, ci, target_logits, pgd, routing=None, with_delta=False, generator=gen)
         masks["pgd"] = {n: g + (1 - g) * src[n] for n, g in ci.items()}
         with torch.no_grad():
+            target = target_distribution(target_logits)
             for kind in MASK_KINDS:
                 if kind == "all_ones_delta":
                     if ones_d is None:
@@ -117,7 +118,7 @@ def evaluate_decomposition(
                 else:
                     logits = cm.forward_with_masks(ids, masks[kind])
                 sums[f"ce_{kind}"] += float(next_token_ce(logits, ids)) * B * (T - 1)
-                sums[f"kl_{kind}"] += float(reconstruction_kl(target_logits, logits)) * B * T
+                sums[f"kl_{kind}"] += float(reconstruction_kl(None, logits, target)) * B * T
             sums["ce_target"] += float(next_token_ce(target_logits, ids)) * B * (T - 1)
             for n, g in ci.items():
                 on = g > threshold

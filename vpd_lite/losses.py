@@ -9,7 +9,7 @@ from torch import Tensor
 
 from vpd_lite.components import LinearComponents
 
-__all__ = ["faithfulness_loss", "reconstruction_kl", "importance_minimality_loss", "annealed_p"]
+__all__ = ["faithfulness_loss", "target_distribution", "reconstruction_kl", "importance_minimality_loss", "annealed_p"]
 
 
 def faithfulness_loss(components: Iterable[LinearComponents]) -> Tensor:
@@ -17,13 +17,28 @@ def faithfulness_loss(components: Iterable[LinearComponents]) -> Tensor:
     return sum((comp.delta().pow(2).mean() for comp in components), torch.zeros(()))
 
 
-def reconstruction_kl(target_logits: Tensor, logits: Tensor) -> Tensor:
+def target_distribution(target_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """The target's next-token distribution, computed once per batch and shared by every KL:
+    (p (B, T, V) = softmax(target_logits), mean_{b,t} sum_v p log p (scalar)). No gradient."""
+    with torch.no_grad():
+        log_p = torch.log_softmax(target_logits.float(), dim=-1)
+        p = log_p.exp()
+        return p, (p * log_p).sum(-1).mean()
+
+
+def reconstruction_kl(target_logits: Tensor | None, logits: Tensor,
+                      target: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """L_recon = mean over positions of KL(p_target || p_masked)
     = mean_{b,t} sum_v p_t(v) [log p_t(v) - log p_m(v)],  p = softmax(logits).  Inputs (B, T, V) -> scalar.
-    The target side carries no gradient."""
-    log_p_t = torch.log_softmax(target_logits.detach().float(), dim=-1)
-    log_p_m = torch.log_softmax(logits.float(), dim=-1)
-    return (log_p_t.exp() * (log_p_t - log_p_m)).sum(-1).mean()
+
+    The target side carries no gradient; pass ``target=target_distribution(target_logits)`` to reuse it
+    across several KLs of the same batch (then ``target_logits`` may be None)."""
+    if target is None:
+        if target_logits is None:
+            raise ValueError("reconstruction_kl needs target_logits or a precomputed target distribution")
+        target = target_distribution(target_logits)
+    p_t, plogp = target
+    return plogp - (p_t * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
 
 
 def importance_minimality_loss(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vpd_lite.losses import reconstruction_kl
+from vpd_lite.losses import reconstruction_kl, target_distribution
 from vpd_lite.masks import mask_from_sources
 
 __all__ = ["PGDConfig", "init_sources", "fresh_pgd_sources", "pgd_reconstruction_loss", "PersistentPGD"]
@@ -99,12 +99,13 @@ def fresh_pgd_sources(
     src, dsrc = init_sources(
         {n: g.shape[-1] for n, g in ci_lower.items()}, (B, T), config.scope, config.init, with_delta, generator
     )
+    target = target_distribution(target_logits)
     for _ in range(config.n_steps):
         leaves = list(src.values()) + ([] if dsrc is None else list(dsrc.values()))
         for s in leaves:
             s.requires_grad_(True)
         masks, dmasks = _masks(ci_lower, src, dsrc, detach_ci=True)
-        loss = reconstruction_kl(target_logits, cm.forward_with_masks(input_ids, masks, routing, dmasks))
+        loss = reconstruction_kl(None, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
         grads = torch.autograd.grad(loss, leaves)
         with torch.no_grad():
             new = [(s + config.step_size * g.sign()).clamp(0.0, 1.0) for s, g in zip(leaves, grads)]

@@ -1,0 +1,140 @@
+"""Benchmark one VPD training step against one forward+backward of the target model.
+
+For each config it prints ms per VPD training step, ms per target forward+backward at the same batch, their
+ratio (the overhead of VPD itself) and the peak RSS of the process. Each config runs in its own subprocess so
+that peak RSS is per config.
+
+Configs:
+* ``default``    -- ``DecomposeConfig()`` on the shipped target (``data/target``; a random-init model of the
+                    same shape if it is not there yet).
+* ``comparison`` -- the fixed cross-implementation config of issue 3: 2-layer Llama (d_model 128, MLP 512,
+                    vocab 4096, 4 heads), q/k/v/o/up/down (12 matrices) at C=256, gate left undecomposed,
+                    shared-MLP CI with hidden 128, batch 32 x 128, stochastic + 1-step (persistent) PGD
+                    reconstruction with subset routing, minimality and faithfulness.
+
+Usage: ``flock /tmp/vpd-heavy.lock python benchmarks/bench_decompose.py [--config default|comparison|both]
+[--steps N] [--threads N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vpd_lite.decompose import DecomposeConfig, build_component_model, train_step  # noqa: E402
+from vpd_lite.pgd import PersistentPGD  # noqa: E402
+
+
+def _llama(vocab: int = 4096, d: int = 128, mlp: int = 512, layers: int = 2, heads: int = 4):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=d, intermediate_size=mlp, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=512)
+    return LlamaForCausalLM(cfg)
+
+
+def _setup(name: str):
+    if name == "comparison":
+        config = DecomposeConfig(
+            targets={f"*.self_attn.{m}_proj": 256 for m in "qkvo"} | {"*.mlp.up_proj": 256, "*.mlp.down_proj": 256},
+            ci_type="shared_mlp", ci_hidden=128, batch_size=32, seq_len=128, subset_routing=True, adversarial=True,
+        )
+        return _llama(), config, "random-init 2-layer Llama (d 128, MLP 512, vocab 4096, 4 heads)"
+    config = DecomposeConfig()
+    try:
+        from vpd_lite.target import load_target
+
+        model, _ = load_target()
+        desc = "shipped target (data/target)"
+    except Exception as e:  # not committed yet: same shape, random weights
+        model, desc = _llama(), f"random-init stand-in for data/target ({type(e).__name__})"
+    return model, config, desc
+
+
+def _time(fn, steps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t) / steps * 1000
+
+
+def run_one(name: str, steps: int) -> dict:
+    model, config, desc = _setup(name)
+    B, T = config.batch_size, config.seq_len
+    vocab = model.config.vocab_size
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, vocab, (B, T), generator=gen)
+
+    # Baseline: one forward+backward of the target (all its parameters trainable), LM loss.
+    for p in model.parameters():
+        p.requires_grad_(True)
+
+    def target_fwd_bwd() -> None:
+        model.zero_grad(set_to_none=True)
+        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+
+    ms_target = _time(target_fwd_bwd, steps)
+    model.zero_grad(set_to_none=True)
+
+    cm = build_component_model(model, config)  # freezes the target
+    params = cm.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=config.lr)
+    ppgd = PersistentPGD(cm.C_per_module, config.pgd_n_sets, cm.use_delta, config.pgd_lr, config.pgd_betas,
+                         generator=gen) if config.adversarial else None
+
+    def vpd_step() -> None:
+        opt.zero_grad(set_to_none=True)
+        train_step(cm, ids, config, 1.0, ppgd, gen)
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        opt.step()
+        if ppgd is not None:
+            ppgd.ascent_step()
+
+    ms_vpd = _time(vpd_step, steps)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return {
+        "config": name, "model": desc, "batch": f"{B} x {T}", "matrices": len(cm.module_names),
+        "C_total": sum(cm.C_per_module.values()), "ms_vpd_step": ms_vpd, "ms_target_fwd_bwd": ms_target,
+        "ratio": ms_vpd / ms_target, "peak_rss_mb": rss_mb, "threads": torch.get_num_threads(),
+        "use_delta": config.use_delta,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", choices=["default", "comparison", "both"], default="both")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child:
+        print(json.dumps(run_one(args.config, args.steps)))
+        return
+    names = ["default", "comparison"] if args.config == "both" else [args.config]
+    print(f"{'config':<12}{'ms/VPD step':>12}{'ms/target f+b':>15}{'ratio':>8}{'peak RSS MB':>13}  model / batch")
+    for name in names:
+        cmd = [sys.executable, __file__, "--child", "--config", name, "--steps", str(args.steps)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        print(f"{name:<12}{res['ms_vpd_step']:>12.1f}{res['ms_target_fwd_bwd']:>15.1f}{res['ratio']:>8.2f}"
+              f"{res['peak_rss_mb']:>13.0f}  {res['model']}, batch {res['batch']}, {res['matrices']} matrices, "
+              f"C total {res['C_total']}, delta {res['use_delta']}, {res['threads']} threads")
+
+
+if __name__ == "__main__":
+    main()
