@@ -40,7 +40,7 @@ def make_tiny_data(root: Path, n_chars: int = 6000) -> Path:
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                       num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                      eos_token_id=tokenizer.eos_token_id)
+                      eos_token_id=tokenizer.eos_token_id, initializer_range=0.2)  # peaked, not uniform
     model = LlamaForCausalLM(cfg)
     model.save_pretrained(root / "target")
     tokenizer.save_pretrained(root / "target")

@@ -76,8 +76,8 @@ class EraseConfig:
     def quick(cls, **overrides: Any) -> "EraseConfig":
         """Two budgets, one seed, short fits, few evaluation blocks (well under a minute on a tiny model)."""
         base: dict[str, Any] = dict(
-            budgets=(4, 64), seeds=(0,), scalar_fit=FitConfig(steps=30, lr=0.05),
-            lora_fit=LoraTrainConfig(steps=30, lr=1e-3), eval_blocks_per_lang=4, train_blocks_de=8,
+            budgets=(4, 64), seeds=(0,), scalar_fit=FitConfig(steps=25, lr=0.05),
+            lora_fit=LoraTrainConfig(steps=25, lr=1e-3), seq_len=64, eval_blocks_per_lang=4, train_blocks_de=8,
             harvest_blocks_per_lang=4,
         )
         base.update(overrides)
