@@ -1,0 +1,92 @@
+"""The training loop: losses move the right way, seeded determinism, time budget, checkpoint + resume."""
+
+import math
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from vpd_lite.checkpoint import load_decomposition
+from vpd_lite.decompose import DecomposeConfig, build_component_model, decompose, faithfulness_warmup
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one intra-op thread avoids OpenMP overhead on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+TARGETS = {"*.q_proj": 8, "*.v_proj": 8, "*.up_proj": 12, "*.down_proj": 12}
+
+
+def tiny() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=24, num_hidden_layers=1,
+                                        num_attention_heads=2, num_key_value_heads=2)).eval()
+
+
+def batches(n: int = 8):
+    g = torch.Generator().manual_seed(0)
+    return [torch.randint(0, 40, (4, 16), generator=g) for _ in range(n)]
+
+
+def cfg(**kw) -> DecomposeConfig:
+    base = dict(targets=TARGETS, ci_hidden=8, steps=12, batch_size=4, seq_len=16, faithfulness_warmup_steps=30,
+                log_every=4, checkpoint_every=0)
+    return DecomposeConfig(**(base | kw))
+
+
+def test_quick_config_and_defaults():
+    q = DecomposeConfig.quick()
+    assert 10 <= q.steps <= 100 and q.faithfulness_warmup_steps > 0
+    d = DecomposeConfig()
+    assert len(d.targets) == 7 and d.p_start == 2.0 and d.coeff_faithfulness > 0
+
+
+def test_faithfulness_warmup_reduces_the_residual():
+    cm = build_component_model(tiny(), cfg())
+    before = sum(cm.faithfulness_residual().values())
+    faithfulness_warmup(cm, cfg(faithfulness_warmup_steps=60))
+    assert sum(cm.faithfulness_residual().values()) < 0.5 * before
+
+
+def test_decompose_runs_is_seeded_and_leaves_the_target_alone():
+    model = tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cm, hist = decompose(model, batches(), cfg(), progress=False)
+    rows = [r for r in hist if "stochastic_recon" in r]
+    assert [r["step"] for r in rows] == [1, 4, 8, 12]
+    for key in ("stochastic_recon", "adversarial_recon", "minimality", "faithfulness", "l0_mean", "lr", "p"):
+        assert all(math.isfinite(r[key]) for r in rows)
+    assert rows[0]["p"] == 2.0 and rows[-1]["p"] < 1.0  # p annealed
+    assert rows[-1]["lr"] < rows[1]["lr"]  # cosine decay
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    cm2, hist2 = decompose(tiny(), batches(), cfg(), progress=False)
+    assert [r.get("stochastic_recon") for r in hist] == [r.get("stochastic_recon") for r in hist2]
+    assert all(torch.equal(a, b) for a, b in zip(cm.trainable_parameters(), cm2.trainable_parameters()))
+
+
+def test_time_budget_stops_early():
+    _, hist = decompose(tiny(), batches(), cfg(steps=10_000, time_budget_minutes=0.02), progress=False)
+    last = [r for r in hist if "step" in r and "elapsed_s" in r][-1]
+    assert last["step"] < 10_000 and last["elapsed_s"] < 30
+
+
+def test_checkpoint_and_resume(tmp_path):
+    out = tmp_path / "run"
+    model = tiny()
+    cm, hist = decompose(model, batches(), cfg(steps=6, checkpoint_every=3, checkpoint_dir=str(out)), progress=False)
+    cm_loaded = load_decomposition(out, model)
+    assert all(torch.equal(a, b) for a, b in zip(cm.trainable_parameters(), cm_loaded.trainable_parameters()))
+    cm_more, hist_more = decompose(model, batches(), cfg(steps=9, checkpoint_dir=str(out)), resume_from=out,
+                                   progress=False)
+    assert [r["step"] for r in hist_more if "stochastic_recon" in r][-1] == 9
+    assert any(not torch.equal(a, b) for a, b in zip(cm.trainable_parameters(), cm_more.trainable_parameters()))
+
+
+def test_exhausted_generator_is_a_clear_error():
+    gen = (b for b in batches(2))
+    with pytest.raises(ValueError, match="ran out after 2 steps"):
+        decompose(tiny(), gen, cfg(steps=5), progress=False)
