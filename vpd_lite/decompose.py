@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vpd_lite.components import ComponentModel
+from vpd_lite.distributed import Shard, average_gradients, sum_across_ranks
 from vpd_lite.losses import (
     annealed_p,
     faithfulness_loss,
@@ -147,11 +148,22 @@ def train_step(
     p: float,
     ppgd: PersistentPGD | None,
     generator: torch.Generator,
+    shard: Shard = Shard(),
 ) -> dict[str, float]:
     """Forward + backward of one VPD step (gradients are left in the parameters and PGD sources; the caller
-    steps the optimisers). input_ids (B, T). Returns the loss terms and the mean L0 as floats."""
+    steps the optimisers). input_ids (B, T). Returns the loss terms and the mean L0 as floats.
+
+    In a data-parallel run (``shard.world > 1``) ``input_ids`` are this rank's B rows of a global batch of
+    ``world * B``: random draws are made for the global batch and sliced, and the minimality loss uses the
+    global firing sums (see ``vpd_lite.distributed``); the caller averages the gradients across ranks.
+    """
     B, T = input_ids.shape
     names = cm.module_names
+    gB, rows = B * shard.world, shard.local_rows(B * shard.world)
+
+    def local(draws: dict[str, Tensor]) -> dict[str, Tensor]:
+        return draws if not shard.active else {n: t[rows] for n, t in draws.items()}
+
     target_logits, inputs = cm.target_logits_and_inputs(input_ids)
     ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
     ci_leaf = {n: g.detach().requires_grad_(True) for n, g in ci_lower.items()}
@@ -159,17 +171,19 @@ def train_step(
     out: dict[str, float] = {}
 
     def recon(masks, dmasks, coeff: float) -> float:
-        routing = uniform_k_subset_routing(names, (B, T), generator) if config.subset_routing else None
+        routing = local(uniform_k_subset_routing(names, (gB, T), generator)) if config.subset_routing else None
         loss = reconstruction_kl(None, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
         (coeff * loss).backward()  # frees this pass's graph right away
         return float(loss.detach())
 
-    dmasks = delta_stochastic_masks(names, (B, T), generator) if cm.use_delta else None
-    out["stochastic_recon"] = recon(stochastic_masks(ci_leaf, generator), dmasks, config.coeff_stochastic)
+    dmasks = local(delta_stochastic_masks(names, (gB, T), generator)) if cm.use_delta else None
+    stoch = stochastic_masks(ci_leaf, generator, global_rows=gB, rows=rows)
+    out["stochastic_recon"] = recon(stoch, dmasks, config.coeff_stochastic)
     if ppgd is not None:
-        adv_masks, adv_dmasks = ppgd.masks(ci_leaf)
+        adv_masks, adv_dmasks = ppgd.masks(ci_leaf, row_offset=rows.start)
         out["adversarial_recon"] = recon(adv_masks, adv_dmasks, config.coeff_adversarial)
-    l_min = importance_minimality_loss(ci_upper, p, config.beta, config.eps)
+    reduce = (lambda t: sum_across_ranks(t, shard)) if shard.active else None
+    l_min = importance_minimality_loss(ci_upper, p, config.beta, config.eps, reduce=reduce)
     l_faith = faithfulness_loss(cm.components.values())
     ci_list = [ci_lower[n] for n in names if ci_leaf[n].grad is not None]
     grads = [ci_leaf[n].grad for n in names if ci_leaf[n].grad is not None]
@@ -182,6 +196,13 @@ def train_step(
     out["l0_mean"] = sum(l0) / len(l0)
     out["l0_total"] = sum(l0)
     return out
+
+
+def _mean_over_ranks(terms: dict[str, float], shard: Shard) -> dict[str, float]:
+    """Average logged per-rank loss terms over the ranks (the minimality loss is already global)."""
+    keys = sorted(k for k in terms if k != "minimality")
+    vals = sum_across_ranks(torch.tensor([terms[k] for k in keys], dtype=torch.float64), shard) / shard.world
+    return {**terms, **{k: float(v) for k, v in zip(keys, vals)}}
 
 
 def _next_batch(it: Iterator[Tensor], batches: Iterable[Tensor], step: int) -> tuple[Tensor, Iterator[Tensor]]:
@@ -202,6 +223,7 @@ def decompose(
     cm: ComponentModel | None = None,
     resume_from: str | Path | None = None,
     progress: bool = True,
+    shard: Shard = Shard(),
 ) -> tuple[ComponentModel, list[dict[str, float]]]:
     """Decompose the frozen causal LM ``model`` on ``batches`` (LongTensor (B, T) each; cycled if re-iterable).
 
@@ -210,6 +232,10 @@ def decompose(
     budget is spent and the LR / p schedules follow ``max(step / steps, elapsed / budget)``. With
     ``config.checkpoint_dir`` a checkpoint (with optimiser state) is written every ``checkpoint_every`` steps
     and at the end; ``resume_from`` continues from such a folder.
+
+    Data-parallel (``vpd_lite.distributed``): every rank passes the same global batches and its ``shard``;
+    it trains on its rows, gradients are averaged across ranks, only rank 0 writes checkpoints, and the
+    logged losses are averaged across ranks.
     """
     from vpd_lite.checkpoint import load_decomposition, load_training_state, save_decomposition
 
@@ -253,7 +279,7 @@ def decompose(
         return min(f, 1.0)
 
     def checkpoint(step: int) -> None:
-        if config.checkpoint_dir is None:
+        if config.checkpoint_dir is None or shard.rank != 0:
             return
         save_decomposition(cm, config.checkpoint_dir, config, history=history, training_state={
             "step": step, "elapsed_s": time.perf_counter() - t0, "optimizer": opt.state_dict(),
@@ -272,8 +298,12 @@ def decompose(
             group["lr"] = lr
         p = annealed_p(frac, config.p_start, config.p_end, config.p_anneal_start_frac, config.p_anneal_end_frac)
         ids, it = _next_batch(it, batches, step)
+        ids = ids[shard.local_rows(ids.shape[0])]
         opt.zero_grad(set_to_none=True)
-        terms = train_step(cm, ids, config, p, ppgd, gen)
+        terms = train_step(cm, ids, config, p, ppgd, gen, shard)
+        if shard.active:
+            average_gradients(params + ([] if ppgd is None else ppgd.leaves()), shard)
+            terms = _mean_over_ranks(terms, shard)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))
         opt.step()
         if ppgd is not None:

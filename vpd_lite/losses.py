@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor
@@ -42,7 +42,8 @@ def reconstruction_kl(target_logits: Tensor | None, logits: Tensor,
 
 
 def importance_minimality_loss(
-    ci_upper: Mapping[str, Tensor], p: float, beta: float = 0.1, eps: float = 1e-12
+    ci_upper: Mapping[str, Tensor], p: float, beta: float = 0.1, eps: float = 1e-12,
+    reduce: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Importance minimality with the frequency term, summed over matrices:
 
@@ -51,11 +52,16 @@ def importance_minimality_loss(
 
     ``ci_upper``: {name: g (..., C)} from the upper-leaky hard sigmoid. The log term penalises components
     that fire on many tokens (it grows with their firing count).
+    ``reduce`` (data-parallel runs) sums q_c and N over the processes before the loss is formed, so the
+    frequency term sees the global firing counts.
     """
     total = torch.zeros(())
     for g in ci_upper.values():
         n_tokens = g[..., 0].numel()
         q = (g + eps).pow(p).reshape(-1, g.shape[-1]).sum(0)  # (C,)
+        if reduce is not None:
+            q = reduce(q)
+            n_tokens = float(reduce(torch.tensor(float(n_tokens), device=q.device)))
         total = total + (q / n_tokens + beta * (q / n_tokens) * torch.log2(1 + q)).sum()
     return total
 

@@ -26,12 +26,23 @@ def mask_from_sources(ci: Tensor, sources: Tensor) -> Tensor:
     return ci + (1 - ci) * sources
 
 
-def stochastic_masks(ci: Mapping[str, Tensor], generator: torch.Generator | None = None) -> dict[str, Tensor]:
-    """{name: g (B, T, C)} -> {name: g + (1 - g) u (B, T, C)} with fresh u ~ U(0, 1) per entry."""
-    return {
-        name: mask_from_sources(g, torch.rand(g.shape, generator=generator, dtype=g.dtype, device=g.device))
-        for name, g in ci.items()
-    }
+def stochastic_masks(
+    ci: Mapping[str, Tensor],
+    generator: torch.Generator | None = None,
+    global_rows: int | None = None,
+    rows: slice | None = None,
+) -> dict[str, Tensor]:
+    """{name: g (B, T, C)} -> {name: g + (1 - g) u (B, T, C)} with fresh u ~ U(0, 1) per entry.
+
+    Data-parallel runs pass ``global_rows`` (the global batch size) and ``rows`` (this rank's B rows of it):
+    u is then drawn for the global batch and sliced, so each row gets the noise a single process would draw.
+    """
+    out = {}
+    for name, g in ci.items():
+        shape = g.shape if global_rows is None else (global_rows, *g.shape[1:])
+        u = torch.rand(shape, generator=generator, dtype=g.dtype, device=g.device)
+        out[name] = mask_from_sources(g, u if rows is None else u[rows])
+    return out
 
 
 def delta_stochastic_masks(

@@ -163,18 +163,20 @@ class PersistentPGD:
         if with_delta:
             self.delta_sources = {n: _init_tensor(init, (n_sets, 1), generator).requires_grad_(True)
                                   for n in C_per_module}
-        self.optimizer = torch.optim.Adam(self._leaves(), lr=lr, betas=betas, maximize=True)
+        self.optimizer = torch.optim.Adam(self.leaves(), lr=lr, betas=betas, maximize=True)
 
-    def _leaves(self) -> list[Tensor]:
+    def leaves(self) -> list[Tensor]:
+        """The source tensors (the PGD's trainable leaves)."""
         return list(self.sources.values()) + ([] if self.delta_sources is None else list(self.delta_sources.values()))
 
     def masks(
-        self, ci_lower: Mapping[str, Tensor]
+        self, ci_lower: Mapping[str, Tensor], row_offset: int = 0
     ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
         """Adversarial masks {name: (B, T, C)} (and delta masks {name: (B, 1)}) for a batch of B sequences;
-        sequence b uses source set b % n_sets. Gradients reach both the CI and the sources."""
+        sequence b uses source set (row_offset + b) % n_sets (``row_offset``: the first row of this batch in a
+        data-parallel global batch). Gradients reach both the CI and the sources."""
         B = next(iter(ci_lower.values())).shape[0]
-        idx = torch.arange(B) % self.n_sets
+        idx = (torch.arange(B) + row_offset) % self.n_sets
         masks = {n: mask_from_sources(g, self.sources[n][idx]) for n, g in ci_lower.items()}
         dmasks = None if self.delta_sources is None else {n: s[idx] for n, s in self.delta_sources.items()}
         return masks, dmasks
@@ -183,7 +185,7 @@ class PersistentPGD:
         """One Adam ascent step on the sources (from their accumulated .grad), clamp to [0, 1], clear grads."""
         self.optimizer.step()
         with torch.no_grad():
-            for s in self._leaves():
+            for s in self.leaves():
                 s.clamp_(0.0, 1.0)
         self.optimizer.zero_grad(set_to_none=True)
 

@@ -1,0 +1,152 @@
+"""Data-parallel decomposition with ``torch.distributed`` (launch with ``torchrun``).
+
+Every rank holds the whole ComponentModel and reads the same stream of *global* batches (same seed); rank r
+trains on rows ``[r*b, (r+1)*b)`` of each global batch of ``world * b`` rows. Three things make the result
+match a single process that trains on the global batch:
+
+1. Random draws (stochastic masks, routing, delta masks) are made for the global batch with the shared
+   generator and sliced, so every row sees the same noise it would see in one process.
+2. The importance-minimality loss is not a mean over tokens: its frequency term log2(1 + q_c) needs the
+   *global* firing sum q_c. ``sum_across_ranks`` all-reduces q_c and the token count N with a differentiable
+   all-reduce before the loss is formed. Every rank then holds the same loss; the all-reduce's backward sums
+   the (identical) incoming gradients, giving each rank ``world`` x dL/dq_c, which the gradient averaging of
+   point 3 divides back: the result is exactly the single-process gradient.
+3. After the backward passes, gradients of the trainable parameters and of the persistent PGD sources are
+   averaged across ranks (``average_gradients``): the reconstruction losses are per-rank means over equally
+   many tokens, so the average of the rank gradients is the gradient of the global mean.
+
+Why not wrap the model in ``DistributedDataParallel``? A VPD step backpropagates three separate passes (the
+stochastic and adversarial reconstructions are freed right after their backward to save memory, and the CI
+functions get one final backward); DDP's reducer expects exactly one backward per wrapped forward. The
+collective it would run -- an all-reduce of the gradients -- is what ``average_gradients`` does, over one
+flattened buffer.
+
+Run (2 CPU processes, gloo; on GPUs use ``--backend nccl``)::
+
+    torchrun --nproc_per_node 2 -m vpd_lite.distributed --out runs/ddp --steps 200
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+__all__ = ["Shard", "sum_across_ranks", "average_gradients", "init_from_env", "main"]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a data-parallel run: ``rank`` of ``world`` equally sized row blocks."""
+
+    rank: int = 0
+    world: int = 1
+
+    def __post_init__(self) -> None:
+        if self.world < 1 or not 0 <= self.rank < self.world:
+            raise ValueError(f"need 0 <= rank < world, got rank={self.rank}, world={self.world}")
+
+    @property
+    def active(self) -> bool:
+        """True when more than one process takes part (collectives are needed)."""
+        return self.world > 1
+
+    def local_rows(self, global_rows: int) -> slice:
+        """The rows of a global batch of ``global_rows`` that this rank trains on."""
+        if global_rows % self.world:
+            raise ValueError(f"global batch of {global_rows} rows does not split into {self.world} equal shards")
+        b = global_rows // self.world
+        return slice(self.rank * b, (self.rank + 1) * b)
+
+
+def sum_across_ranks(x: Tensor, shard: Shard) -> Tensor:
+    """Differentiable all-reduce (sum) of ``x`` over the ranks; the identity for a single process."""
+    if not shard.active:
+        return x
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(x, op=dist.ReduceOp.SUM)
+
+
+def average_gradients(tensors: list[Tensor], shard: Shard) -> None:
+    """Replace every ``t.grad`` by its mean over the ranks (one all-reduce over a flattened buffer).
+
+    Tensors without a gradient on this rank contribute zeros, so all ranks run the same collective.
+    """
+    if not shard.active or not tensors:
+        return
+    grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in tensors]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= shard.world
+    offset = 0
+    for t, g in zip(tensors, grads):
+        n = g.numel()
+        t.grad = flat[offset: offset + n].view_as(t).clone()
+        offset += n
+
+
+def init_from_env(backend: str | None = None) -> Shard:
+    """Join the process group that ``torchrun`` describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR,
+    MASTER_PORT); a plain ``python`` run (no WORLD_SIZE) gives the single-process ``Shard()``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Shard()
+    if not dist.is_initialized():
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend=backend)
+    return Shard(dist.get_rank(), dist.get_world_size())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI (run under torchrun): decompose a causal LM data-parallel; rank 0 writes the checkpoint."""
+    import argparse
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from vpd_lite import corpus
+    from vpd_lite.architectures import default_targets
+    from vpd_lite.checkpoint import save_decomposition
+    from vpd_lite.decompose import DecomposeConfig, decompose
+    from vpd_lite.target import load_target
+
+    ap = argparse.ArgumentParser(description="Data-parallel VPD decomposition (launch with torchrun).")
+    ap.add_argument("--model", default=None, help="from_pretrained path or hub name (default: data/target)")
+    ap.add_argument("--tokenizer", default=None, help="tokenizer path or name (default: the model's)")
+    ap.add_argument("--out", required=True, help="output folder (written by rank 0)")
+    ap.add_argument("--steps", type=int, default=DecomposeConfig.steps)
+    ap.add_argument("--global-batch", type=int, default=DecomposeConfig.batch_size,
+                    help="rows per step over all ranks (split equally)")
+    ap.add_argument("--seq-len", type=int, default=DecomposeConfig.seq_len)
+    ap.add_argument("--c-per-rank", type=float, default=None,
+                    help="size C from the architecture preset instead of the default targets")
+    ap.add_argument("--backend", default=None, help="gloo (CPU) or nccl (GPU); default picks by device")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    shard = init_from_env(args.backend)
+    if args.model is None:
+        model, tokenizer = load_target()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    config = DecomposeConfig(steps=args.steps, batch_size=args.global_batch, seq_len=args.seq_len,
+                             seed=args.seed, checkpoint_every=0)
+    if args.c_per_rank is not None:
+        config.targets = default_targets(model, args.c_per_rank)
+    batches = corpus.train_batches(tokenizer, corpus.load_corpus(), seq_len=config.seq_len,
+                                   batch_size=config.batch_size, seed=config.seed)
+    cm, history = decompose(model, batches, config, progress=shard.rank == 0, shard=shard)
+    if shard.rank == 0:
+        save_decomposition(cm, Path(args.out), config, history=history)
+    if shard.active:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
