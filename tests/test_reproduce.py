@@ -124,3 +124,16 @@ def test_reproduce_quick_end_to_end(tmp_path, capsys):
     assert "## The published claim on our model" in md and "python -m vpd_lite.reproduce --quick" in md
     for name in ("tradeoff", "off_target", "top16"):
         assert (out / f"erase_german_{name}.png").stat().st_size > 1000
+
+
+def test_reproduce_from_scratch_quick(tmp_path, capsys):
+    """--from-scratch retrains the target, decomposes, harvests + labels into --work, then erases."""
+    data = tmp_path / "data"
+    make_tiny_data(data, n_chars=4000)
+    work, out = tmp_path / "work", tmp_path / "results"
+    assert main(["--quick", "--from-scratch", "--data", str(data), "--work", str(work), "--out", str(out),
+                 "--no-figures"]) == 0
+    assert (work / "target" / "config.json").exists() and (work / "decomposition" / "decomposition.json").exists()
+    assert (work / "component_stats.safetensors").exists() and (work / "labels.json").exists()
+    assert len(pd.read_csv(out / "erase_german_runs.csv")) == 10
+    assert "[from scratch] training the target" in capsys.readouterr().out

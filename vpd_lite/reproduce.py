@@ -323,7 +323,8 @@ def load_stats_or_harvest(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, An
 
     if Path(path).is_file():
         return ComponentStats.load(path)
-    blocks = lang_token_blocks(tokenizer, corpus, "train", config.seq_len, config.harvest_blocks_per_lang)
+    seq_len = min(config.seq_len, int(getattr(cm.model.config, "max_position_embeddings", config.seq_len)))
+    blocks = lang_token_blocks(tokenizer, corpus, "train", seq_len, config.harvest_blocks_per_lang)
     return harvest(cm, blocks, progress=progress)
 
 
@@ -334,11 +335,11 @@ def build_setup(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], stats:
 
     german, why = pick_german_component(stats, config.min_german_share)
     top = top_german_components(stats, config.n_top)
-    heldout = lang_token_blocks(tokenizer, {k: corpus[k] for k in LANGS if k in corpus}, "heldout",
-                                config.seq_len, config.eval_blocks_per_lang)
-    train_de = lang_token_blocks(tokenizer, {"de": corpus["de"]}, "train", config.seq_len,
-                                 config.train_blocks_de)["de"]
     model = cm.model
+    seq_len = min(config.seq_len, int(getattr(model.config, "max_position_embeddings", config.seq_len)))
+    heldout = lang_token_blocks(tokenizer, {k: corpus[k] for k in LANGS if k in corpus}, "heldout",
+                                seq_len, config.eval_blocks_per_lang)
+    train_de = lang_token_blocks(tokenizer, {"de": corpus["de"]}, "train", seq_len, config.train_blocks_de)["de"]
     return EraseSetup(model=model, modules=list(cm.module_names), german=component_directions(cm, [german])[0],
                       top=component_directions(cm, top), train_de=train_de, heldout=heldout,
                       vocab_size=int(model.config.vocab_size), tokenizer=tokenizer, choice=why)
@@ -359,13 +360,14 @@ def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool 
     tconfig = target_mod.TargetConfig.quick() if quick and hasattr(target_mod.TargetConfig, "quick") \
         else target_mod.TargetConfig()
     print(f"[from scratch] training the target into {arte.target}", flush=True)
-    target_mod.train_target(tconfig, corpus=corpus, out_dir=arte.target, seed=0)
+    target_mod.train_target(tconfig, corpus=corpus, out_dir=arte.target, seed=0, progress=progress)
     model, tokenizer = target_mod.load_target(arte.target)
     dconfig = DecomposeConfig.quick() if quick else DecomposeConfig()
+    dconfig.seq_len = min(dconfig.seq_len, int(model.config.max_position_embeddings))
     print(f"[from scratch] decomposing into {arte.decomposition}", flush=True)
     batches = train_batches(tokenizer, corpus, seq_len=dconfig.seq_len, batch_size=dconfig.batch_size,
                             seed=dconfig.seed)
-    cm, history = decompose(model, batches, dconfig)
+    cm, history = decompose(model, batches, dconfig, progress=progress)
     save_decomposition(cm, arte.decomposition, dconfig, history=history)
     print("[from scratch] harvesting component statistics and labels", flush=True)
     n = 4 if quick else 32
