@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vpd_lite.components import ComponentModel
+from vpd_lite.devices import autocast, resolve_device
 from vpd_lite.distributed import Shard, average_gradients, sum_across_ranks
 from vpd_lite.losses import (
     annealed_p,
@@ -95,6 +96,9 @@ class DecomposeConfig:
     pgd_lr: float = 0.1
     pgd_betas: tuple[float, float] = (0.9, 0.99)
     pgd_init: str = "random"
+    # where to compute: "auto" = CUDA if available, else CPU; bf16 autocast of the model passes on CUDA only
+    device: str = "auto"
+    bf16_autocast: bool = True
     # bookkeeping
     seed: int = 0
     time_budget_minutes: float | None = None  # stop (and finish the schedules) by this wall-clock budget
@@ -160,23 +164,30 @@ def train_step(
     B, T = input_ids.shape
     names = cm.module_names
     gB, rows = B * shard.world, shard.local_rows(B * shard.world)
+    device = input_ids.device
+    amp = autocast(device, config.bf16_autocast)
 
     def local(draws: dict[str, Tensor]) -> dict[str, Tensor]:
         return draws if not shard.active else {n: t[rows] for n, t in draws.items()}
 
-    target_logits, inputs = cm.target_logits_and_inputs(input_ids)
+    with amp:
+        target_logits, inputs = cm.target_logits_and_inputs(input_ids)
+    inputs = {n: x.float() for n, x in inputs.items()}
     ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
     ci_leaf = {n: g.detach().requires_grad_(True) for n, g in ci_lower.items()}
     target = target_distribution(target_logits)
     out: dict[str, float] = {}
 
     def recon(masks, dmasks, coeff: float) -> float:
-        routing = local(uniform_k_subset_routing(names, (gB, T), generator)) if config.subset_routing else None
-        loss = reconstruction_kl(None, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
+        routing = (local(uniform_k_subset_routing(names, (gB, T), generator, device))
+                   if config.subset_routing else None)
+        with amp:
+            logits = cm.forward_with_masks(input_ids, masks, routing, dmasks)
+        loss = reconstruction_kl(None, logits, target)
         (coeff * loss).backward()  # frees this pass's graph right away
         return float(loss.detach())
 
-    dmasks = local(delta_stochastic_masks(names, (gB, T), generator)) if cm.use_delta else None
+    dmasks = local(delta_stochastic_masks(names, (gB, T), generator, device)) if cm.use_delta else None
     stoch = stochastic_masks(ci_leaf, generator, global_rows=gB, rows=rows)
     out["stochastic_recon"] = recon(stoch, dmasks, config.coeff_stochastic)
     if ppgd is not None:
@@ -251,6 +262,8 @@ def decompose(
             raise FileNotFoundError(f"{resume_from} has no training_state.pt to resume from")
     if cm is None:
         cm = build_component_model(model, config)
+    device = resolve_device(config.device)
+    cm.to(device)  # moves the wrapped target model too
     if state is None:
         warm = faithfulness_warmup(cm, config)
         history.append({"step": 0, "faithfulness_after_warmup": warm})
@@ -259,7 +272,7 @@ def decompose(
     ppgd = None
     if config.adversarial:
         ppgd = PersistentPGD(cm.C_per_module, config.pgd_n_sets, cm.use_delta, config.pgd_lr,
-                             tuple(config.pgd_betas), config.pgd_init, gen)
+                             tuple(config.pgd_betas), config.pgd_init, gen, device=device)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         if ppgd is not None and state.get("ppgd") is not None:
@@ -298,7 +311,7 @@ def decompose(
             group["lr"] = lr
         p = annealed_p(frac, config.p_start, config.p_end, config.p_anneal_start_frac, config.p_anneal_end_frac)
         ids, it = _next_batch(it, batches, step)
-        ids = ids[shard.local_rows(ids.shape[0])]
+        ids = ids[shard.local_rows(ids.shape[0])].to(device)
         opt.zero_grad(set_to_none=True)
         terms = train_step(cm, ids, config, p, ppgd, gen, shard)
         if shard.active:

@@ -93,13 +93,15 @@ def evaluate_decomposition(
     n_tok = n_ce_tok = 0
     was_training = cm.training
     cm.eval()
+    device = next(cm.parameters()).device
     for ids in tqdm(list(batches), desc="evaluate", disable=not progress):
+        ids = ids.to(device)
         B, T = ids.shape
         target_logits, inputs = cm.target_logits_and_inputs(ids)
         with torch.no_grad():
             ci, _ = cm.causal_importance(inputs)
         ci = {n: g.detach() for n, g in ci.items()}
-        ones_d = {n: torch.ones(B, T) for n in names} if cm.use_delta else None
+        ones_d = {n: torch.ones(B, T, device=ids.device) for n in names} if cm.use_delta else None
         masks = {
             "ci_rounded": {n: (g > threshold).float() for n, g in ci.items()},
             "ci": ci,
@@ -123,7 +125,7 @@ def evaluate_decomposition(
             for n, g in ci.items():
                 on = g > threshold
                 l0_sum[n] += float(on.float().sum(-1).sum())
-                alive[n] |= on.reshape(-1, on.shape[-1]).any(0)
+                alive[n] |= on.reshape(-1, on.shape[-1]).any(0).cpu()
         n_tok += B * T
         n_ce_tok += B * (T - 1)
     cm.train(was_training)

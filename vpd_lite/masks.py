@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from vpd_lite.devices import draw_uniform
+
 __all__ = ["mask_from_sources", "stochastic_masks", "delta_stochastic_masks", "uniform_k_subset_routing"]
 
 
@@ -40,20 +42,22 @@ def stochastic_masks(
     out = {}
     for name, g in ci.items():
         shape = g.shape if global_rows is None else (global_rows, *g.shape[1:])
-        u = torch.rand(shape, generator=generator, dtype=g.dtype, device=g.device)
+        u = draw_uniform(tuple(shape), generator, g.device, g.dtype)
         out[name] = mask_from_sources(g, u if rows is None else u[rows])
     return out
 
 
 def delta_stochastic_masks(
-    names: Sequence[str], batch_shape: tuple[int, ...], generator: torch.Generator | None = None
+    names: Sequence[str], batch_shape: tuple[int, ...], generator: torch.Generator | None = None,
+    device: torch.device | None = None,
 ) -> dict[str, Tensor]:
     """Masks of the delta components: the delta has no CI (g = 0), so its mask is just u ~ U(0, 1), (B, T)."""
-    return {name: torch.rand(batch_shape, generator=generator) for name in names}
+    return {name: draw_uniform(tuple(batch_shape), generator, device) for name in names}
 
 
 def uniform_k_subset_routing(
-    names: Sequence[str], batch_shape: tuple[int, ...], generator: torch.Generator | None = None
+    names: Sequence[str], batch_shape: tuple[int, ...], generator: torch.Generator | None = None,
+    device: torch.device | None = None,
 ) -> dict[str, Tensor]:
     """{name: bool (B, T)}: per position, k ~ U{1..n}, and the k matrices with the smallest random keys
     (a uniformly random k-subset) are routed through their components (True)."""
@@ -64,4 +68,6 @@ def uniform_k_subset_routing(
     rank = keys.argsort(dim=-1).argsort(dim=-1)  # (B, T, n): position of each matrix in a random order
     k = torch.randint(1, n + 1, batch_shape, generator=generator)  # (B, T)
     routed = rank < k.unsqueeze(-1)
+    if device is not None:
+        routed = routed.to(device)
     return {name: routed[..., i] for i, name in enumerate(names)}

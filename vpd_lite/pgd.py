@@ -99,6 +99,9 @@ def fresh_pgd_sources(
     src, dsrc = init_sources(
         {n: g.shape[-1] for n, g in ci_lower.items()}, (B, T), config.scope, config.init, with_delta, generator
     )
+    device = input_ids.device
+    src = {n: s.to(device) for n, s in src.items()}
+    dsrc = None if dsrc is None else {n: s.to(device) for n, s in dsrc.items()}
     target = target_distribution(target_logits)
     for _ in range(config.n_steps):
         leaves = list(src.values()) + ([] if dsrc is None else list(dsrc.values()))
@@ -153,15 +156,16 @@ class PersistentPGD:
         betas: tuple[float, float] = (0.9, 0.99),
         init: str = "random",
         generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         if n_sets < 1:
             raise ValueError(f"n_sets must be >= 1, got {n_sets}")
         self.n_sets = n_sets
-        self.sources = {n: _init_tensor(init, (n_sets, 1, C), generator).requires_grad_(True)
+        self.sources = {n: _init_tensor(init, (n_sets, 1, C), generator).to(device).requires_grad_(True)
                         for n, C in C_per_module.items()}
         self.delta_sources = None
         if with_delta:
-            self.delta_sources = {n: _init_tensor(init, (n_sets, 1), generator).requires_grad_(True)
+            self.delta_sources = {n: _init_tensor(init, (n_sets, 1), generator).to(device).requires_grad_(True)
                                   for n in C_per_module}
         self.optimizer = torch.optim.Adam(self.leaves(), lr=lr, betas=betas, maximize=True)
 
@@ -177,6 +181,7 @@ class PersistentPGD:
         data-parallel global batch). Gradients reach both the CI and the sources."""
         B = next(iter(ci_lower.values())).shape[0]
         idx = (torch.arange(B) + row_offset) % self.n_sets
+        idx = idx.to(next(iter(self.sources.values())).device)
         masks = {n: mask_from_sources(g, self.sources[n][idx]) for n, g in ci_lower.items()}
         dmasks = None if self.delta_sources is None else {n: s[idx] for n, s in self.delta_sources.items()}
         return masks, dmasks

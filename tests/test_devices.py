@@ -1,0 +1,31 @@
+"""Device selection: CPU fallback, clear error without CUDA, device-independent random draws."""
+
+import pytest
+import torch
+
+from vpd_lite.devices import autocast, draw_uniform, resolve_device
+
+
+def test_auto_picks_cuda_only_when_available():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_asking_for_cuda_without_it_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        resolve_device("cuda")
+
+
+def test_autocast_is_a_no_op_on_cpu():
+    with autocast(torch.device("cpu")):
+        y = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert y.dtype == torch.float32
+
+
+def test_draws_depend_only_on_the_generator():
+    a = draw_uniform((3, 4), torch.Generator().manual_seed(5), torch.device("cpu"))
+    b = draw_uniform((3, 4), torch.Generator().manual_seed(5), None)
+    torch.testing.assert_close(a, b)
+    assert a.min() >= 0 and a.max() < 1
