@@ -47,12 +47,14 @@ _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 # ------------------------------------------------------------------------------------------- loading
 def load_corpus(
-    source: str | os.PathLike | None = None, langs: Sequence[str] = LANGS
+    source: str | os.PathLike | None = None, langs: Sequence[str] = LANGS,
+    lang_column: str = "lang", text_column: str = "text",
 ) -> dict[str, datasets.DatasetDict]:
     """Load ``{lang: DatasetDict(train=..., heldout=...)}`` (a ``"text"`` column, one paragraph per row).
 
     ``source``: ``None`` for the shipped ``data/corpus``; a folder with ``<lang>/train.txt`` and
-    ``<lang>/heldout.txt``; or a hub dataset name (needs internet; see the module docstring for the layout).
+    ``<lang>/heldout.txt`` (or, without such sub-folders, data files in the hub layout below); or a hub dataset name (needs internet; see the module docstring for the layout;
+    ``lang_column`` / ``text_column`` name its language-code and text columns).
     Raises ``FileNotFoundError`` for a missing folder/language/split and ``ValueError`` for an unknown
     language or an empty split.
     """
@@ -66,11 +68,16 @@ def load_corpus(
                                     "(rebuild it with `python scripts/build_corpus.py`)")
         return _load_local(folder, langs)
     if isinstance(source, os.PathLike) or Path(os.path.expanduser(str(source))).exists():
-        return _load_local(Path(os.path.expanduser(os.fspath(source))), langs)
+        folder = Path(os.path.expanduser(os.fspath(source)))
+        if folder.is_dir() and not any((folder / lang).is_dir() for lang in langs) and any(
+                p.is_file() for p in folder.iterdir()):
+            # no <lang>/ sub-folders but data files: a dataset folder (train.jsonl, test.csv, ...) in hub layout
+            return _load_hub(str(folder), langs, lang_column, text_column)
+        return _load_local(folder, langs)
     name = str(source)
     if not _HUB_NAME.match(name):
         raise FileNotFoundError(f"corpus source {name!r} is not an existing folder nor a hub dataset name")
-    return _load_hub(name, langs)
+    return _load_hub(name, langs, lang_column, text_column)
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -100,8 +107,10 @@ def _load_local(folder: Path, langs: tuple[str, ...]) -> dict[str, datasets.Data
     return out
 
 
-def _load_hub(name: str, langs: tuple[str, ...]) -> dict[str, datasets.DatasetDict]:
-    """A hub dataset with ``"text"`` and ``"lang"`` columns, a train split and a held-out split."""
+def _load_hub(name: str, langs: tuple[str, ...], lang_column: str = "lang",
+              text_column: str = "text") -> dict[str, datasets.DatasetDict]:
+    """A hub dataset (or anything ``datasets.load_dataset`` opens, e.g. a folder of ``train.jsonl`` /
+    ``test.jsonl`` files) with a text and a language-code column, a train split and a held-out split."""
     try:
         ds = datasets.load_dataset(name)
     except Exception as err:  # offline, unknown name, ...: say what we tried
@@ -112,14 +121,16 @@ def _load_hub(name: str, langs: tuple[str, ...]) -> dict[str, datasets.DatasetDi
         raise ValueError(f"hub dataset {name!r} needs a 'train' split and one of {HUB_HELDOUT_SPLITS}; "
                          f"it has {list(ds)}")
     for split in ("train", heldout_name):
-        missing = {"text", "lang"} - set(ds[split].column_names)
+        missing = {text_column, lang_column} - set(ds[split].column_names)
         if missing:
             raise ValueError(f"hub dataset {name!r} split {split!r} lacks columns {sorted(missing)}")
     out = {}
     for lang in langs:
         splits = {}
         for split, src in (("train", "train"), ("heldout", heldout_name)):
-            part = ds[src].filter(lambda row, lang=lang: row["lang"] == lang).select_columns(["text"])
+            part = ds[src].filter(lambda row, lang=lang: row[lang_column] == lang).select_columns([text_column])
+            if text_column != "text":
+                part = part.rename_column(text_column, "text")
             if len(part) == 0:
                 raise ValueError(f"hub dataset {name!r} has no {lang!r} rows in split {src!r}")
             splits[split] = part
