@@ -282,7 +282,7 @@ def test_harvest_matches_the_component_model():
     best = stats.contexts((m, c))[0]
     _, inputs = cm.target_logits_and_inputs(blocks[best.lang])
     ci, _ = cm.causal_importance(inputs)
-    assert best.score == pytest.approx(float(ci[m][..., c].max()), abs=1e-5)
+    assert best.score == pytest.approx(float(ci[m][..., c].detach().max()), abs=1e-5)
 
 
 def test_removal_equals_masking_the_component_out():
@@ -297,3 +297,38 @@ def test_removal_equals_masking_the_component_out():
         removed = edited(ids).logits
     assert torch.allclose(masked, removed, atol=1e-5)
     assert not torch.allclose(removed, cm.model(ids).logits, atol=1e-4)
+
+
+def test_fingerprint_and_load_or_harvest(tmp_path):
+    from vpd_lite.analysis import decomposition_fingerprint, harvest, load_or_harvest
+
+    cm = tiny_component_model()
+    blocks = {"en": torch.randint(0, 32, (2, 8), generator=torch.Generator().manual_seed(6))}
+    fp = decomposition_fingerprint(cm)
+    assert fp == decomposition_fingerprint(cm) and len(fp) == 64
+    path = tmp_path / "stats.safetensors"
+    shipped = harvest(cm, blocks, top_k=2, progress=False, meta={"decomposition_fingerprint": fp, "tag": "shipped"})
+    shipped.save(path)
+    stats, how = load_or_harvest(cm, blocks, path, progress=False)
+    assert stats.meta["tag"] == "shipped" and how.startswith("shipped statistics")
+    with torch.no_grad():
+        cm.components["model.layers.0.mlp.down_proj"].V[0, 0] += 1.0
+    assert decomposition_fingerprint(cm) != fp
+    stats, how = load_or_harvest(cm, blocks, path, progress=False)  # stale file: harvested afresh
+    assert "tag" not in stats.meta and how.startswith("harvested live")
+    assert stats.meta["decomposition_fingerprint"] == decomposition_fingerprint(cm)
+
+
+def test_load_or_decompose(tmp_path):
+    from vpd_lite.analysis import load_or_decompose
+    from vpd_lite.checkpoint import save_decomposition
+
+    cm = tiny_component_model()
+    with pytest.raises(FileNotFoundError, match="vpd_lite.decompose"):
+        load_or_decompose(cm.model, None, None, path=tmp_path / "none", quick=False)
+    same, how = load_or_decompose(cm.model, None, None, path=tmp_path / "none", quick=True, fallback=cm)
+    assert same is cm and "demo" in how
+    save_decomposition(cm, tmp_path / "dec")
+    loaded, how = load_or_decompose(cm.model, None, None, path=tmp_path / "dec", quick=False)
+    assert how.startswith("shipped decomposition")
+    assert torch.equal(loaded.components["model.layers.0.mlp.down_proj"].U, cm.components["model.layers.0.mlp.down_proj"].U)

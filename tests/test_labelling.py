@@ -203,3 +203,24 @@ def test_llm_prompt_and_fake_callable():
     with pytest.raises(RuntimeError, match="empty label"):
         llm_label_components(stats, [("mlp", 3)], lambda p: "  ", progress=False)
     assert isinstance(labels[0], ComponentLabel)
+
+
+def test_labels_table_and_provenance():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from vpd_lite.analysis import decomposition_fingerprint, harvest
+    from vpd_lite.components import ComponentModel
+    from vpd_lite.labelling import labels_table, make_provenance
+
+    labels = label_components(make_stats(), FakeTokenizer())
+    table = labels_table(labels, n=3)
+    assert list(table.columns) == ["component", "category", "specificity", "frequency", "label"]
+    assert table["component"].tolist() == ["mlp:0", "mlp:1", "mlp:2"] and table["category"][0] == "German"
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2)).eval()
+    cm = ComponentModel(model, {"*.mlp.down_proj": 4}, seed=0)
+    stats = harvest(cm, {"en": torch.randint(0, 32, (1, 8))}, progress=False)
+    prov = make_provenance(cm, stats, "python -m vpd_lite.labelling")
+    assert prov["decomposition_fingerprint"] == decomposition_fingerprint(cm)
+    assert prov["command"] == "python -m vpd_lite.labelling" and prov["harvested_tokens_per_lang"] == {"en": 8}

@@ -108,3 +108,22 @@ def test_contexts_html_shades_and_escapes():
     assert text.count("outline") == 3  # one boxed firing token per context
     assert text.index("<b>de</b>") < text.index("<b>en</b>")  # highest CI first
     assert "never fires" in contexts_html(stats, ("m", 2))
+
+
+def test_summary_figures():
+    from types import SimpleNamespace
+
+    from vpd_lite.plots import plot_faithfulness, plot_label_categories, plot_target_ce
+
+    rows = [{"lang": "en", "model_ce": 3.0, "unigram_ce": 5.0, "uniform_ce": 8.3},
+            {"lang": "de", "model_ce": 3.5, "unigram_ce": 5.5, "uniform_ce": 8.3}]
+    ax = plot_target_ce(rows).axes[0]
+    assert [p.get_height() for p in ax.patches] == [3.0, 3.5, 5.0, 5.5]
+    metrics = {"ce": {"target": 3.0, "ci_rounded": 3.1, "pgd": 3.4}, "ce_gap": {"ci_rounded": 0.1, "pgd": 0.4},
+               "l0_frac_of_C": {"model.layers.0.mlp.up_proj": 0.05, "model.layers.1.self_attn.q_proj": 0.02}}
+    ax1, ax2 = plot_faithfulness(metrics).axes
+    assert [p.get_height() for p in ax1.patches] == [3.1, 3.4]
+    assert [t.get_text() for t in ax2.get_xticklabels()] == ["L0.up_proj", "L1.q_proj"]
+    labels = [SimpleNamespace(category=c) for c in ["German", "all languages", "German"]]
+    ax = plot_label_categories(labels).axes[0]
+    assert sorted(p.get_width() for p in ax.patches) == [1, 2]

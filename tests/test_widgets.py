@@ -81,3 +81,16 @@ def test_browser_needs_live_components():
     acc.update("en", torch.tensor([[1, 2]]), {"a": torch.zeros(1, 2, 2)})
     with pytest.raises(ValueError, match="no live components"):
         ComponentBrowser(acc.finalize())
+
+
+def test_browser_renders_once_per_change():
+    browser = ComponentBrowser(make_stats())
+    calls = []
+    render = browser._refresh
+    browser._refresh = lambda: (calls.append(browser.selected), render())
+    browser.select(("b", 1))
+    assert calls == [("b", 1)]
+    browser.matrix.value = "a"
+    assert calls[1:] == [("a", 1)]
+    browser.component.value = 0
+    assert calls[2:] == [("a", 0)]

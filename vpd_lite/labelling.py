@@ -332,3 +332,86 @@ def llm_label_components(
         base.label, base.source = text, "llm"
         out.append(base)
     return out
+
+
+# ------------------------------------------------------------------------------------- tables, provenance, CLI
+def labels_table(labels: Sequence[ComponentLabel], n: int | None = 20):
+    """A pandas DataFrame of the first ``n`` labels (component, category, specificity, frequency, label)."""
+    import pandas as pd
+
+    rows = [{"component": lab.component, "category": lab.category, "specificity": round(lab.specificity, 3),
+             "frequency": round(lab.frequency, 4), "label": lab.label} for lab in list(labels)[:n]]
+    return pd.DataFrame(rows, columns=["component", "category", "specificity", "frequency", "label"])
+
+
+def make_provenance(cm: Any, stats: ComponentStats, command: str) -> dict[str, Any]:
+    """What the labels were built from: decomposition fingerprint (and the checkpoint's own hashes when it was
+    loaded from disk), how much text was harvested, the firing threshold, and the command that rebuilt them."""
+    import datetime
+
+    from . import __version__
+    from .analysis import decomposition_fingerprint
+
+    meta = getattr(cm, "metadata", None) or {}
+    return {
+        "decomposition_fingerprint": decomposition_fingerprint(cm),
+        "checkpoint_tensors_sha256": meta.get("tensors_sha256"),
+        "target_fingerprint": meta.get("target_fingerprint"),
+        "harvested_tokens_per_lang": dict(stats.tokens_per_lang),
+        "firing_threshold": stats.threshold,
+        "labeller": "offline statistical labeller (vpd_lite.labelling.offline_label, default LabelConfig)",
+        "command": command,
+        "vpd_lite_version": __version__,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: harvest statistics of the shipped decomposition and write ``data/component_stats.safetensors`` and
+    ``data/labels.json``. ``python -m vpd_lite.labelling [--decomposition DIR] [--stats PATH] [--out PATH]``."""
+    import argparse
+
+    from . import quick_mode
+    from .analysis import decomposition_fingerprint, harvest, tutorial_blocks
+    from .checkpoint import load_decomposition
+    from .corpus import load_corpus
+    from .paths import data_dir, decomposition_dir, labels_path
+    from .target import load_target
+
+    ap = argparse.ArgumentParser(prog="python -m vpd_lite.labelling", description=main.__doc__)
+    ap.add_argument("--decomposition", type=Path, default=None, help="decomposition folder (default data/decomposition)")
+    ap.add_argument("--stats", type=Path, default=None, help="stats file (default data/component_stats.safetensors)")
+    ap.add_argument("--out", type=Path, default=None, help="labels file (default data/labels.json)")
+    ap.add_argument("--reuse-stats", action="store_true", help="reuse --stats if it matches the decomposition")
+    args = ap.parse_args(argv)
+    folder = args.decomposition or decomposition_dir()
+    stats_path = args.stats or data_dir() / "component_stats.safetensors"
+    out = args.out or labels_path()
+
+    model, tokenizer = load_target()
+    corpus = load_corpus()
+    cm = load_decomposition(folder, model)
+    fingerprint = decomposition_fingerprint(cm)
+    stats = ComponentStats.load(stats_path) if args.reuse_stats and stats_path.is_file() else None
+    if stats is None or stats.meta.get("decomposition_fingerprint") != fingerprint:
+        train_blocks, _ = tutorial_blocks(tokenizer, corpus, model, quick=quick_mode())
+        stats = harvest(cm, train_blocks, meta={"decomposition_fingerprint": fingerprint,
+                                                "decomposition": str(folder), "split": "train"})
+        stats.save(stats_path)
+        print(f"harvested {stats.n_tokens} tokens -> {stats_path}")
+    labels = label_components(stats, tokenizer)
+    command = "python -m vpd_lite.labelling" + ("" if argv is None else " " + " ".join(argv))
+    save_labels(labels, out, make_provenance(cm, stats, command))
+    counts: dict[str, int] = {}
+    for lab in labels:
+        counts[lab.category] = counts.get(lab.category, 0) + 1
+    print(f"{len(labels)} live components labelled -> {out}")
+    print("categories: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
+    for query in ("German", "foreign languages"):
+        for lab in search_labels(labels, query)[:3]:
+            print(f"  [{query}] {lab.component}: {lab.label}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

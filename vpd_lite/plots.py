@@ -54,6 +54,8 @@ def mask_picture(ci: Sequence[float], uniform: Sequence[float], adversarial: Seq
 
     ci, uniform, adversarial: length-C sequences in [0, 1] (u random, s chosen by PGD to hurt the output most).
     """
+    from .masks import mask_from_sources
+
     g, u, s = (torch.as_tensor(x, dtype=torch.float32) for x in (ci, uniform, adversarial))
     if not g.shape == u.shape == s.shape:
         raise ValueError(f"ci, uniform and adversarial must have the same length, got {g.shape}, {u.shape}, {s.shape}")
@@ -62,8 +64,8 @@ def mask_picture(ci: Sequence[float], uniform: Sequence[float], adversarial: Seq
     ax = fig.subplots()
     w = 0.27
     ax.bar(x - w, g.numpy(), w, label="causal importance g", color="#333333")
-    ax.bar(x, (g + (1 - g) * u).numpy(), w, label="stochastic mask g+(1-g)u", color="#4c72b0")
-    ax.bar(x + w, (g + (1 - g) * s).numpy(), w, label="adversarial mask g+(1-g)s", color="#c44e52")
+    ax.bar(x, mask_from_sources(g, u).numpy(), w, label="stochastic mask g+(1-g)u", color="#4c72b0")
+    ax.bar(x + w, mask_from_sources(g, s).numpy(), w, label="adversarial mask g+(1-g)s", color="#c44e52")
     ax.set_xticks(x.tolist(), [f"c{i}" for i in range(g.numel())])
     ax.set_xlabel("component")
     ax.set_ylabel("mask value (0 = ablated, 1 = kept)")
@@ -237,4 +239,65 @@ def component_card(stats: ComponentStats, cid: ComponentId, effects: Mapping[str
     if effects is not None:
         plot_ablation_effect(effects, ax=axes[2])
     fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------ tables and summaries
+def plot_target_ce(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """Held-out CE of the target per language beside its unigram baseline and the uniform level ln(V).
+
+    rows: ``vpd_lite.target.evaluate_target`` output (``lang``, ``model_ce``, ``unigram_ce``, ``uniform_ce``)."""
+    langs = [r["lang"] for r in rows]
+    x = torch.arange(len(langs)).double().numpy()
+    fig = Figure(figsize=(6, 3))
+    ax = fig.subplots()
+    ax.bar(x - 0.2, [r["model_ce"] for r in rows], 0.4, label="target model", color="#4c72b0")
+    ax.bar(x + 0.2, [r["unigram_ce"] for r in rows], 0.4, label="unigram baseline", color="#bbbbbb")
+    ax.axhline(rows[0]["uniform_ce"], color="#c44e52", ls="--", label="uniform ln(V)")
+    ax.set_xticks(x.tolist(), langs)
+    ax.set_xlabel("language (held-out text)")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title("The target beats a unigram model in every language")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
+    """Two panels from ``vpd_lite.evaluate.evaluate_decomposition``: CE under each kind of mask vs the target,
+    and L0 / C per matrix."""
+    fig = Figure(figsize=(11, 3.4))
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
+    kinds = list(metrics["ce_gap"])
+    ax1.bar(kinds, [metrics["ce"][k] for k in kinds], color="#4c72b0")
+    ax1.axhline(metrics["ce"]["target"], color="black", ls="--", lw=1, label=f"target {metrics['ce']['target']:.3f}")
+    ax1.set_ylabel("held-out CE (nats/token)")
+    ax1.set_xlabel("mask")
+    ax1.tick_params(axis="x", labelrotation=30, labelsize=7)
+    ax1.set_title("CE under masks: close to the target = faithful", fontsize=9)
+    ax1.legend(fontsize=7)
+    names = list(metrics["l0_frac_of_C"])
+    short = [n.replace("model.layers.", "L").replace("self_attn.", "").replace("mlp.", "") for n in names]
+    ax2.bar(short, [metrics["l0_frac_of_C"][n] for n in names], color="#55a868")
+    ax2.axhline(0.1, color="#c44e52", ls="--", lw=1, label="10% of C")
+    ax2.set_ylabel("L0 / C (fraction of components active per token)")
+    ax2.set_xlabel("matrix")
+    ax2.tick_params(axis="x", labelrotation=60, labelsize=7)
+    ax2.set_title("Sparsity: few components are needed per token", fontsize=9)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_label_categories(labels: Sequence[Any]) -> Figure:
+    """How many live components fall in each label category (``vpd_lite.labelling.ComponentLabel`` list)."""
+    counts: dict[str, int] = {}
+    for lab in labels:
+        counts[lab.category] = counts.get(lab.category, 0) + 1
+    cats = sorted(counts, key=lambda k: -counts[k])
+    fig = Figure(figsize=(7, 3))
+    ax = fig.subplots()
+    ax.barh(cats[::-1], [counts[k] for k in cats[::-1]], color="#8172b3")
+    ax.set_xlabel("live components (count)")
+    ax.set_ylabel("category")
+    ax.set_title("What do the components fire on? Single-language components are the interesting ones", fontsize=9)
     return fig

@@ -17,7 +17,15 @@ from typing import Any
 import ipywidgets as widgets
 import torch
 
-from .analysis import ComponentId, ComponentStats, ablation_effect, component_key, live_components, parse_component_id
+from .analysis import (
+    ComponentId,
+    ComponentStats,
+    ablation_effects,
+    component_key,
+    live_components,
+    parse_component_id,
+    target_ce,
+)
 from .labelling import ComponentLabel
 from .plots import component_card, contexts_html, figure_png
 
@@ -38,6 +46,8 @@ class ComponentBrowser:
         self.labels = {lab.component: lab for lab in labels or []}
         self.n_contexts = n_contexts
         self._effects: dict[ComponentId, dict[str, float]] = {}
+        self._base_ce: dict[str, float] | None = None
+        self._quiet = False  # True while several dropdowns change at once: refresh only at the end
         self._live: dict[str, list[int]] = {}
         for m, c in live_components(stats):
             self._live.setdefault(m, []).append(c)
@@ -65,8 +75,13 @@ class ComponentBrowser:
         module, c = parse_component_id(cid)
         if c not in self._live.get(module, []):
             raise ValueError(f"{component_key((module, c))} is not a live component of these stats")
-        self.matrix.value = module
-        self.component.value = c
+        self._quiet = True
+        try:
+            self.matrix.value = module
+            self.component.value = c
+        finally:
+            self._quiet = False
+        self._refresh()
 
     def _option_text(self, module: str, c: int) -> str:
         lab = self.labels.get(component_key((module, c)))
@@ -81,12 +96,16 @@ class ComponentBrowser:
         self.component.value = order[0]
 
     def _on_matrix(self, change) -> None:
-        with self.component.hold_trait_notifications():
+        quiet, self._quiet = self._quiet, True
+        try:
             self._set_component_options(change["new"])
-        self._refresh()
+        finally:
+            self._quiet = quiet
+        if not quiet:
+            self._refresh()
 
     def _on_component(self, change) -> None:
-        if change["new"] is not None:
+        if change["new"] is not None and not self._quiet:
             self._refresh()
 
     # ----------------------------------------------------------------------------------------------- views
@@ -95,7 +114,9 @@ class ComponentBrowser:
         if self.cm is None or self.lang_blocks is None:
             return None
         if cid not in self._effects:
-            self._effects[cid] = ablation_effect(self.cm, cid, self.lang_blocks)
+            if self._base_ce is None:
+                self._base_ce = target_ce(self.cm, self.lang_blocks)
+            self._effects[cid] = ablation_effects(self.cm, [cid], self.lang_blocks, base_ce=self._base_ce)[cid]
         return self._effects[cid]
 
     def _refresh(self) -> None:
