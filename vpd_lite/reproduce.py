@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from vpd_lite.analysis import ComponentId, ComponentStats, component_key, language_specificity
+from vpd_lite.analysis import ComponentId, ComponentStats, HarvestPlan, component_key, language_specificity
 from vpd_lite.baselines import LORA_METHODS, LoraTrainConfig, train_lora
 from vpd_lite.edits import (
     Direction,
@@ -70,7 +70,7 @@ class EraseConfig:
     seq_len: int = 128
     eval_blocks_per_lang: int | None = 48  # held-out blocks per language (None = all)
     train_blocks_de: int | None = 64  # German training blocks the budgets are drawn from
-    harvest_blocks_per_lang: int = 32  # if no stats are shipped: training blocks per language to harvest
+    harvest_blocks_per_lang: int = HarvestPlan.harvest_blocks  # no matching stats shipped: blocks to harvest
 
     @classmethod
     def quick(cls, **overrides: Any) -> "EraseConfig":
@@ -78,7 +78,7 @@ class EraseConfig:
         base: dict[str, Any] = dict(
             budgets=(4, 64), seeds=(0,), scalar_fit=FitConfig(steps=25, lr=0.05),
             lora_fit=LoraTrainConfig(steps=25, lr=1e-3), seq_len=64, eval_blocks_per_lang=4, train_blocks_de=8,
-            harvest_blocks_per_lang=4,
+            harvest_blocks_per_lang=HarvestPlan.quick_harvest_blocks,
         )
         base.update(overrides)
         return cls(**base)
@@ -316,16 +316,15 @@ class Artefacts:
 
 
 def load_stats_or_harvest(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], path: Path,
-                          config: EraseConfig, progress: bool = True) -> ComponentStats:
-    """Component stats from ``path`` if it exists, else harvested on the first training blocks per language."""
-    from vpd_lite.analysis import harvest
+                          config: EraseConfig, progress: bool = True) -> tuple[ComponentStats, str]:
+    """(stats, description): the stats at ``path`` if they were harvested from this decomposition (same
+    fingerprint), else harvested now on the first ``config.harvest_blocks_per_lang`` training blocks per language."""
+    from vpd_lite.analysis import load_or_harvest
     from vpd_lite.corpus import lang_token_blocks
 
-    if Path(path).is_file():
-        return ComponentStats.load(path)
     seq_len = min(config.seq_len, int(getattr(cm.model.config, "max_position_embeddings", config.seq_len)))
     blocks = lang_token_blocks(tokenizer, corpus, "train", seq_len, config.harvest_blocks_per_lang)
-    return harvest(cm, blocks, progress=progress)
+    return load_or_harvest(cm, blocks, path=path, progress=progress)
 
 
 def build_setup(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], stats: ComponentStats,
@@ -348,7 +347,7 @@ def build_setup(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], stats:
 def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool = True) -> Artefacts:
     """``--from-scratch``: train the target, decompose it, harvest stats and labels, all into ``work``."""
     from vpd_lite import target as target_mod
-    from vpd_lite.analysis import harvest
+    from vpd_lite.analysis import decomposition_fingerprint, harvest
     from vpd_lite.checkpoint import save_decomposition
     from vpd_lite.corpus import lang_token_blocks, load_corpus, train_batches
     from vpd_lite.decompose import DecomposeConfig, decompose
@@ -370,8 +369,9 @@ def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool 
     cm, history = decompose(model, batches, dconfig, progress=progress)
     save_decomposition(cm, arte.decomposition, dconfig, history=history)
     print("[from scratch] harvesting component statistics and labels", flush=True)
-    n = 4 if quick else 32
-    stats = harvest(cm, lang_token_blocks(tokenizer, corpus, "train", dconfig.seq_len, n), progress=progress)
+    n = HarvestPlan.quick_harvest_blocks if quick else HarvestPlan.harvest_blocks
+    stats = harvest(cm, lang_token_blocks(tokenizer, corpus, "train", dconfig.seq_len, n), progress=progress,
+                    meta={"decomposition_fingerprint": decomposition_fingerprint(cm)})
     stats.save(arte.stats)
     save_labels(label_components(stats, tokenizer), work / "labels.json",
                 provenance={"command": "python -m vpd_lite.reproduce --from-scratch"})
@@ -390,9 +390,9 @@ def erase_german(arte: Artefacts, config: EraseConfig, out_dir: Path, command: s
     model, tokenizer = load_target(arte.target)
     cm = load_decomposition(arte.decomposition, model)
     corpus = load_corpus(arte.corpus)
-    stats = load_stats_or_harvest(cm, tokenizer, corpus, arte.stats, config, progress)
+    stats, how = load_stats_or_harvest(cm, tokenizer, corpus, arte.stats, config, progress)
     setup = build_setup(cm, tokenizer, corpus, stats, config)
-    print(f"German component: {setup.choice}", flush=True)
+    print(f"Component statistics: {how}\nGerman component: {setup.choice}", flush=True)
     runs = run_sweep(setup, config, progress=progress)
     summary = summarise(runs)
     claim = check_claim(summary)
