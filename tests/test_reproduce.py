@@ -9,7 +9,17 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from vpd_lite.corpus import LANGS
-from vpd_lite.reproduce import CLAIM, Artefacts, check_claim, format_table, main, summarise
+from vpd_lite.analysis import StatsAccumulator
+from vpd_lite.reproduce import (
+    CLAIM,
+    Artefacts,
+    check_claim,
+    format_table,
+    main,
+    pick_german_component,
+    summarise,
+    top_german_components,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,6 +81,31 @@ def fake_runs(scalar=(1.0, 0.02, 0.05), lora=(0.5, 0.1, 0.3)) -> pd.DataFrame:
                          "ce_after_de": 3.0 + de + jitter, "ce_after_en": 3.0 + en,
                          **{f"ce_after_{lang}": 3.0 + other for lang in ("fr", "es", "it")}})
     return pd.DataFrame(rows)
+
+
+def hand_stats(rates_de_other: list[tuple[float, float]]):
+    """Stats of one module whose component c fires on a fraction rates[c][0] of 100 German tokens and
+    rates[c][1] of 100 tokens of each other language."""
+    C = len(rates_de_other)
+    acc = StatsAccumulator({"m": C}, list(LANGS))
+    for lang in LANGS:
+        ci = torch.zeros(1, 100, C)
+        for c, (r_de, r_other) in enumerate(rates_de_other):
+            ci[0, : round(100 * (r_de if lang == "de" else r_other)), c] = 1.0
+        acc.update(lang, torch.zeros(1, 100, dtype=torch.long), {"m": ci})
+    return acc.finalize()
+
+
+def test_german_component_rule():
+    # c0: German-only but rare; c1: 90% German share and frequent on German; c2: foreign languages in general
+    stats = hand_stats([(0.10, 0.0), (0.36, 0.01), (0.5, 0.3)])
+    cid, why = pick_german_component(stats, min_share=0.8)
+    assert cid == ("m", 1) and "fires on 36.0% of German" in why  # share 0.36 / 0.40 = 90%
+    assert pick_german_component(stats, min_share=0.95)[0] == ("m", 0)  # only c0 is >= 95% German
+    assert top_german_components(stats, 2) == [("m", 0), ("m", 1)]
+    none = hand_stats([(0.3, 0.3), (0.4, 0.2)])  # nothing German-only: fall back to the most specific
+    cid, why = pick_german_component(none, min_share=0.8)
+    assert cid == ("m", 1) and "no component is >= 80% German" in why
 
 
 def test_summarise_hand_values():
