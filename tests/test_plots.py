@@ -124,6 +124,7 @@ def test_summary_figures():
     ax1, ax2 = plot_faithfulness(metrics).axes
     assert [p.get_height() for p in ax1.patches] == [3.1, 3.4]
     assert [t.get_text() for t in ax2.get_xticklabels()] == ["L0.up_proj", "L1.q_proj"]
-    labels = [SimpleNamespace(category=c) for c in ["German", "all languages", "German"]]
-    ax = plot_label_categories(labels).axes[0]
-    assert sorted(p.get_width() for p in ax.patches) == [1, 2]
+    cats = ["German", "all languages", "German", "mixed (German, French)", "mixed (English, Italian)"]
+    ax = plot_label_categories([SimpleNamespace(category=c) for c in cats]).axes[0]
+    assert sorted(p.get_width() for p in ax.patches) == [1, 2, 2]
+    assert "mixed (two or more languages)" in [t.get_text() for t in ax.get_yticklabels()]

@@ -94,3 +94,27 @@ def test_browser_renders_once_per_change():
     assert calls[1:] == [("a", 1)]
     browser.component.value = 0
     assert calls[2:] == [("a", 0)]
+
+
+def test_headless_kernel_execution_leaves_no_widget_errors(tmp_path):
+    """Build and drive the browser inside a real (headless) kernel, as nbmake does; no error may reach the outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from vpd_lite.paths import REPO_ROOT
+
+    make_stats().save(tmp_path / "stats.safetensors")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(  # the kernel runs in tmp_path: make this checkout importable even if not installed
+            f"import sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
+            "from vpd_lite.analysis import ComponentStats\nfrom vpd_lite.widgets import ComponentBrowser\n"
+            f"browser = ComponentBrowser(ComponentStats.load({str(tmp_path / 'stats.safetensors')!r}))\nbrowser"),
+        nbformat.v4.new_code_cell("browser.matrix.value = 'b'\nbrowser.select('a:0')\nprint(browser.selected)"),
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for cell in nb.cells for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr" and "Error" in o.text]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert any(o.output_type == "stream" and "('a', 0)" in o.text for o in outputs)

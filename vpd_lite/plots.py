@@ -60,7 +60,7 @@ def mask_picture(ci: Sequence[float], uniform: Sequence[float], adversarial: Seq
     if not g.shape == u.shape == s.shape:
         raise ValueError(f"ci, uniform and adversarial must have the same length, got {g.shape}, {u.shape}, {s.shape}")
     x = torch.arange(g.numel()).double().numpy()
-    fig = Figure(figsize=(8, 2.8))
+    fig = Figure(figsize=(8, 3.4))
     ax = fig.subplots()
     w = 0.27
     ax.bar(x - w, g.numpy(), w, label="causal importance g", color="#333333")
@@ -70,8 +70,9 @@ def mask_picture(ci: Sequence[float], uniform: Sequence[float], adversarial: Seq
     ax.set_xlabel("component")
     ax.set_ylabel("mask value (0 = ablated, 1 = kept)")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8, loc="upper right", ncols=3)
-    ax.set_title("Components with CI 1 are always kept; the others are ablated at random, or adversarially")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=3)
+    ax.set_title("Components with CI 1 are always kept; the others are ablated at random, or adversarially",
+                 fontsize=10)
     return fig
 
 
@@ -96,7 +97,7 @@ def plot_loss_curves(history: Sequence[Mapping[str, Any]], keys: Sequence[str] |
     ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel("loss (log scale; KL terms in nats/token)")
-    ax.set_title("Decomposition training: every loss term should fall (faithfulness first)")
+    ax.set_title("Training losses: reconstruction KL should stay small while minimality falls", fontsize=10)
     ax.legend(fontsize=7, ncols=2)
     return fig
 
@@ -289,10 +290,12 @@ def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
 
 
 def plot_label_categories(labels: Sequence[Any]) -> Figure:
-    """How many live components fall in each label category (``vpd_lite.labelling.ComponentLabel`` list)."""
+    """How many live components fall in each label category (``vpd_lite.labelling.ComponentLabel`` list);
+    all "mixed (...)" categories share one bar."""
     counts: dict[str, int] = {}
     for lab in labels:
-        counts[lab.category] = counts.get(lab.category, 0) + 1
+        key = "mixed (two or more languages)" if lab.category.startswith("mixed") else lab.category
+        counts[key] = counts.get(key, 0) + 1
     cats = sorted(counts, key=lambda k: -counts[k])
     fig = Figure(figsize=(7, 3))
     ax = fig.subplots()
