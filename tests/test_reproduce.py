@@ -76,7 +76,7 @@ def fake_runs(scalar=(1.0, 0.02, 0.05), lora=(0.5, 0.1, 0.3)) -> pd.DataFrame:
     rows = []
     for method, (de, en, other) in {"scalar": scalar, "lora_r1_all": lora}.items():
         for seed, jitter in ((0, -0.1), (1, 0.1)):
-            rows.append({"method": method, "budget": 4, "seed": seed, "uniform": 5.0,
+            rows.append({"method": method, "budget": 4, "seed": seed, "uniform": 5.0, "objective_end": 5.5,
                          **{f"ce_before_{lang}": 3.0 for lang in LANGS},
                          "ce_after_de": 3.0 + de + jitter, "ce_after_en": 3.0 + en,
                          **{f"ce_after_{lang}": 3.0 + other for lang in ("fr", "es", "it")}})
