@@ -61,13 +61,15 @@ def _setup(name: str):
     return model, config, desc
 
 
-def _time(fn, steps: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
+def _median_ms(times: list[float]) -> float:
+    times = sorted(times)
+    return 1000 * times[len(times) // 2]
+
+
+def _timed(fn) -> float:
     t = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    return (time.perf_counter() - t) / steps * 1000
+    fn()
+    return time.perf_counter() - t
 
 
 def run_one(name: str, steps: int) -> dict:
@@ -78,15 +80,9 @@ def run_one(name: str, steps: int) -> dict:
     ids = torch.randint(0, vocab, (B, T), generator=gen)
 
     # Baseline: one forward+backward of the target (all its parameters trainable), LM loss.
-    for p in model.parameters():
-        p.requires_grad_(True)
-
     def target_fwd_bwd() -> None:
         model.zero_grad(set_to_none=True)
         model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
-
-    ms_target = _time(target_fwd_bwd, steps)
-    model.zero_grad(set_to_none=True)
 
     cm = build_component_model(model, config)  # freezes the target
     params = cm.trainable_parameters()
@@ -102,7 +98,23 @@ def run_one(name: str, steps: int) -> dict:
         if ppgd is not None:
             ppgd.ascent_step()
 
-    ms_vpd = _time(vpd_step, steps)
+    # Interleave the two measurements (median of each) so that load from other processes hits both alike.
+    for p in model.parameters():
+        p.requires_grad_(True)
+    target_fwd_bwd()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    vpd_step()
+    t_target, t_vpd = [], []
+    for _ in range(steps):
+        for p in model.parameters():
+            p.requires_grad_(True)
+        t_target.append(_timed(target_fwd_bwd))
+        model.zero_grad(set_to_none=True)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        t_vpd.append(_timed(vpd_step))
+    ms_target, ms_vpd = _median_ms(t_target), _median_ms(t_vpd)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     return {
         "config": name, "model": desc, "batch": f"{B} x {T}", "matrices": len(cm.module_names),

@@ -70,3 +70,14 @@ def test_annealed_p():
     assert annealed_p(0.1, start_frac=0.2) == 2.0
     assert math.isclose(annealed_p(0.5, start_frac=0.0, end_frac=0.5), 0.4)
     assert math.isclose(annealed_p(0.25, p_start=2.0, p_end=1.0, end_frac=0.5), 1.5)
+
+
+def test_reconstruction_kl_gradient_matches_the_naive_formula():
+    torch.manual_seed(0)
+    t, z = torch.randn(3, 5, 11), torch.randn(3, 5, 11, requires_grad=True)
+    naive = (torch.softmax(t, -1) * (torch.log_softmax(t, -1) - torch.log_softmax(z, -1))).sum(-1).mean()
+    (g_naive,) = torch.autograd.grad(naive, z)
+    fused = reconstruction_kl(t, z)
+    (g_fused,) = torch.autograd.grad(2.0 * fused, z)
+    assert torch.isclose(fused.detach(), naive.detach(), atol=1e-6)
+    assert torch.allclose(g_fused, 2.0 * g_naive, atol=1e-7)

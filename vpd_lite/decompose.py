@@ -322,7 +322,8 @@ def decompose(
         if ppgd is not None:
             ppgd.ascent_step()
         step += 1
-        if step % config.log_every == 0 or step == config.steps or step == start_step + 1:
+        last = step >= config.steps or (budget_s is not None and frac_done(step) >= 1.0)
+        if step % config.log_every == 0 or last or step == start_step + 1:
             row = {"step": step, "progress": frac, "lr": lr, "p": p, "grad_norm": grad_norm, **terms,
                    "elapsed_s": time.perf_counter() - t0}
             history.append(row)
@@ -344,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import vpd_lite
     from vpd_lite import corpus, paths
-    from vpd_lite.checkpoint import atomic_write_json, save_decomposition
+    from vpd_lite.checkpoint import save_decomposition
     from vpd_lite.evaluate import evaluate_decomposition, format_metrics, heldout_batches
     from vpd_lite.target import load_target
 
@@ -355,7 +356,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 is faster on a busy machine)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     quick = args.quick or vpd_lite.quick_mode()
     config = DecomposeConfig.quick(seed=args.seed) if quick else DecomposeConfig(seed=args.seed)
@@ -370,16 +374,20 @@ def main(argv: list[str] | None = None) -> None:
     corp = corpus.load_corpus()
     batches = corpus.train_batches(tokenizer, corp, seq_len=config.seq_len, batch_size=config.batch_size,
                                    seed=config.seed)
+    t0 = time.perf_counter()
     cm, history = decompose(model, batches, config, resume_from=out if args.resume else None)
+    train_minutes = (time.perf_counter() - t0) / 60
     metrics = evaluate_decomposition(cm, heldout_batches(tokenizer, corpus=corp, quick=quick), seed=config.seed)
+    steps_done = max((r["step"] for r in history if "stochastic_recon" in r), default=0)
+    metrics["training"] = {"steps": steps_done, "minutes": train_minutes, "threads": torch.get_num_threads()}
     save_decomposition(cm, out, config, metrics=metrics, history=history)
+    (out / "training_state.pt").unlink(missing_ok=True)  # only needed to resume an unfinished run
     try:
         from vpd_lite.evaluate import plot_history
 
         plot_history(history, out / "loss_curves.png")
     except ImportError:  # matplotlib missing: the numbers are still saved
         pass
-    atomic_write_json(out / "metrics.json", metrics)
     print(format_metrics(metrics))
 
 

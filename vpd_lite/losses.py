@@ -19,11 +19,31 @@ def faithfulness_loss(components: Iterable[LinearComponents]) -> Tensor:
 
 def target_distribution(target_logits: Tensor) -> tuple[Tensor, Tensor]:
     """The target's next-token distribution, computed once per batch and shared by every KL:
-    (p (B, T, V) = softmax(target_logits), mean_{b,t} sum_v p log p (scalar)). No gradient."""
+    (p (B, T, V) = softmax(target_logits), mean_{b,t} sum_v p log p (scalar)). No gradient.
+    Uses sum_v p log p = sum_v p z - logsumexp(z) (z = logits, since sum_v p = 1)."""
     with torch.no_grad():
-        log_p = torch.log_softmax(target_logits.float(), dim=-1)
-        p = log_p.exp()
-        return p, (p * log_p).sum(-1).mean()
+        z = target_logits.float()
+        lse = torch.logsumexp(z, dim=-1)  # (B, T)
+        p = (z - lse.unsqueeze(-1)).exp_()
+        return p, ((p * z).sum(-1) - lse).mean()
+
+
+class _KLToTarget(torch.autograd.Function):
+    """mean_n KL(p_n || softmax(z_n)) = plogp - mean_n [sum_v p_nv z_nv - logsumexp(z_n)], with the
+    gradient (softmax(z) - p) / N computed in place: no log-softmax tensor is kept for backward."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, p: Tensor, plogp: Tensor) -> Tensor:  # type: ignore[override]
+        lse = torch.logsumexp(z, dim=-1)
+        ctx.save_for_backward(z, p, lse)
+        return plogp - ((p * z).sum(-1) - lse).mean()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        z, p, lse = ctx.saved_tensors
+        n = lse.numel()
+        g = (z - lse.unsqueeze(-1)).exp_().sub_(p).mul_(grad / n)
+        return g, None, None
 
 
 def reconstruction_kl(target_logits: Tensor | None, logits: Tensor,
@@ -38,7 +58,7 @@ def reconstruction_kl(target_logits: Tensor | None, logits: Tensor,
             raise ValueError("reconstruction_kl needs target_logits or a precomputed target distribution")
         target = target_distribution(target_logits)
     p_t, plogp = target
-    return plogp - (p_t * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+    return _KLToTarget.apply(logits.float(), p_t, plogp)
 
 
 def importance_minimality_loss(
