@@ -13,7 +13,7 @@ Configs:
                     reconstruction with subset routing, minimality and faithfulness.
 
 Usage: ``flock /tmp/vpd-heavy.lock python benchmarks/bench_decompose.py [--config default|comparison|both]
-[--steps N] [--threads N]``
+[--steps N] [--threads N] [--mmap]``
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vpd_lite.decompose import DecomposeConfig, build_component_model, train_step  # noqa: E402
+from vpd_lite.decompose import DecomposeConfig, build_component_model, keep_freed_memory, train_step  # noqa: E402
 from vpd_lite.pgd import PersistentPGD  # noqa: E402
 
 
@@ -129,12 +129,15 @@ def main() -> None:
     ap.add_argument("--config", choices=["default", "comparison", "both"], default="both")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--mmap", action="store_true",
+                    help="keep glibc's default mmap-per-large-tensor allocation (slower; see keep_freed_memory)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child:
-        print(json.dumps(run_one(args.config, args.steps)))
+        heap = False if args.mmap else keep_freed_memory()
+        print(json.dumps(run_one(args.config, args.steps) | {"heap_allocator": heap}))
         return
     names = ["default", "comparison"] if args.config == "both" else [args.config]
     print(f"{'config':<12}{'ms/VPD step':>12}{'ms/target f+b':>15}{'ratio':>8}{'peak RSS MB':>13}  model / batch")
@@ -142,10 +145,13 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", "--config", name, "--steps", str(args.steps)]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
+        if args.mmap:
+            cmd += ["--mmap"]
         res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
         print(f"{name:<12}{res['ms_vpd_step']:>12.1f}{res['ms_target_fwd_bwd']:>15.1f}{res['ratio']:>8.2f}"
               f"{res['peak_rss_mb']:>13.0f}  {res['model']}, batch {res['batch']}, {res['matrices']} matrices, "
-              f"C total {res['C_total']}, delta {res['use_delta']}, {res['threads']} threads")
+              f"C total {res['C_total']}, delta {res['use_delta']}, {res['threads']} threads, "
+              f"heap allocator {res['heap_allocator']}")
 
 
 if __name__ == "__main__":
