@@ -175,6 +175,20 @@ def test_training_moves_s_and_lowers_the_objective():
     assert after < hist[0]
 
 
+def test_minibatch_fit_is_seeded():
+    model = tiny_llama()
+    d = random_direction(model, MLP_UP, scale=0.3)
+    tokens, mask = select_target_tokens(torch.randint(0, VOCAB, (6, 8), generator=torch.Generator().manual_seed(5)),
+                                        20, seed=0)  # 3 rows of 7, 7, 6 targets
+    fits = [train_scalar_edit(model, [d], tokens, mask, FitConfig(steps=6, lr=0.1, batch_rows=1, seed=s))
+            for s in (0, 0, 1)]
+    assert len(fits[0][1]) == 6
+    assert fits[0][1] == fits[1][1] and fits[0][1] != fits[2][1]  # same seed, same batches; other seed differs
+    full = train_scalar_edit(model, [d], tokens, mask, FitConfig(steps=1, batch_rows=None))[1][0]
+    with torch.no_grad():
+        assert full == pytest.approx(float(uniform_ce(model(input_ids=tokens).logits, mask)), rel=1e-6)
+
+
 def test_language_ce_matches_cross_entropy():
     model = tiny_llama()
     blocks = {"de": TOKENS, "en": TOKENS[:1]}

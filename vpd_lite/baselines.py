@@ -39,12 +39,11 @@ LORA_METHODS: dict[str, LoraSpec] = {
 
 
 @dataclass
-class LoraTrainConfig:
-    """LoRA hyper-parameters: ``alpha = rank`` (scale 1), no dropout, Adam at ``lr`` for ``steps`` steps."""
+class LoraTrainConfig(FitConfig):
+    """LoRA fit: ``alpha = rank`` (scale 1), no dropout; Adam at ``lr`` for ``steps`` steps, ``batch_rows``
+    snippets per step (as ``vpd_lite.edits.FitConfig``)."""
 
-    steps: int = 200
-    lr: float = 1e-3
-    progress: bool = False
+    lr: float = 2e-3
 
 
 def lora_model(model: nn.Module, target_modules: Sequence[str], rank: int, seed: int = 0) -> PeftModel:
@@ -88,6 +87,5 @@ def train_lora(model: nn.Module, spec: LoraSpec, modules: Sequence[str], tokens:
     else:
         targets = list(modules)
     peft_model = lora_model(model, targets, spec.rank, seed=seed)
-    history = fit_uniform(peft_model, lora_parameters(peft_model), tokens, mask,
-                          FitConfig(steps=config.steps, lr=config.lr, progress=config.progress))
+    history = fit_uniform(peft_model, lora_parameters(peft_model), tokens, mask, config)
     return peft_model, history

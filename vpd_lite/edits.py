@@ -238,10 +238,16 @@ def language_ce(model: nn.Module, blocks: Mapping[str, Tensor], batch_size: int 
 
 @dataclass
 class FitConfig:
-    """Optimiser settings for fitting a few parameters toward uniform predictions (Adam, full batch)."""
+    """Optimiser settings for fitting parameters toward uniform predictions (Adam).
 
-    steps: int = 200
-    lr: float = 0.05
+    ``batch_rows``: snippets per step, drawn at random (seeded by ``seed``) when the budget spans more rows
+    than that; ``None`` = every row every step (full batch).
+    """
+
+    steps: int = 100
+    lr: float = 0.1
+    batch_rows: int | None = 1
+    seed: int = 0
     progress: bool = False
 
 
@@ -249,8 +255,8 @@ def fit_uniform(model: nn.Module, params: Sequence[Tensor], tokens: Tensor, mask
                 config: FitConfig) -> list[float]:
     """Minimise ``uniform_ce`` on the masked positions of ``tokens`` (n, T) w.r.t. ``params`` only.
 
-    Every model parameter not in ``params`` is frozen during the fit. Returns the objective per step
-    (before each update), length ``config.steps``.
+    Every model parameter not in ``params`` is frozen during the fit. Returns the objective per step on that
+    step's batch (before the update), length ``config.steps``.
     """
     params = list(params)
     keep = {id(p) for p in params}
@@ -264,9 +270,15 @@ def fit_uniform(model: nn.Module, params: Sequence[Tensor], tokens: Tensor, mask
         opt = torch.optim.Adam(params, lr=config.lr)
         was_training = model.training
         model.eval()  # no dropout: the objective is deterministic
+        gen = torch.Generator().manual_seed(config.seed)
+        n = tokens.shape[0]
         for _ in tqdm(range(config.steps), desc="fit", disable=not config.progress, leave=False):
+            x, m = tokens, mask
+            if config.batch_rows is not None and n > config.batch_rows:
+                rows = torch.randperm(n, generator=gen)[: config.batch_rows]
+                x, m = tokens[rows], mask[rows]
             opt.zero_grad(set_to_none=True)
-            loss = uniform_ce(model(input_ids=tokens).logits, mask)
+            loss = uniform_ce(model(input_ids=x).logits, m)
             loss.backward()
             opt.step()
             history.append(float(loss.detach()))

@@ -63,21 +63,22 @@ class EraseConfig:
     budgets: tuple[int, ...] = (4, 16, 64, 256, 1024)
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = ALL_METHODS
-    scalar_fit: FitConfig = field(default_factory=lambda: FitConfig(steps=200, lr=0.05))
-    lora_fit: LoraTrainConfig = field(default_factory=lambda: LoraTrainConfig(steps=200, lr=1e-3))
+    scalar_fit: FitConfig = field(default_factory=lambda: FitConfig(steps=100, lr=0.1, batch_rows=1))
+    lora_fit: LoraTrainConfig = field(default_factory=lambda: LoraTrainConfig(steps=100, lr=2e-3, batch_rows=1))
     n_top: int = 16  # components in the "top-16" multi-component edit
     min_german_share: float = 0.8  # the German component: German share of firing rate at least this
     seq_len: int = 128
-    eval_blocks_per_lang: int | None = 48  # held-out blocks per language (None = all)
+    eval_blocks_per_lang: int | None = 24  # held-out blocks per language (None = all)
     train_blocks_de: int | None = 64  # German training blocks the budgets are drawn from
     harvest_blocks_per_lang: int = HarvestPlan.harvest_blocks  # no matching stats shipped: blocks to harvest
+    threads: int | None = 1  # torch threads during the sweep (1 is fastest for this small model); None = leave
 
     @classmethod
     def quick(cls, **overrides: Any) -> "EraseConfig":
         """Two budgets, one seed, short fits, few evaluation blocks (well under a minute on a tiny model)."""
         base: dict[str, Any] = dict(
-            budgets=(4, 64), seeds=(0,), scalar_fit=FitConfig(steps=25, lr=0.05),
-            lora_fit=LoraTrainConfig(steps=25, lr=1e-3), seq_len=64, eval_blocks_per_lang=4, train_blocks_de=8,
+            budgets=(4, 64), seeds=(0,), scalar_fit=FitConfig(steps=25, lr=0.1),
+            lora_fit=LoraTrainConfig(steps=25, lr=2e-3), seq_len=64, eval_blocks_per_lang=4, train_blocks_de=8,
             harvest_blocks_per_lang=HarvestPlan.quick_harvest_blocks,
         )
         base.update(overrides)
@@ -128,7 +129,7 @@ def _run_one(setup: EraseSetup, method: str, budget: int, seed: int, config: Era
     row: dict[str, Any] = {"method": method, "budget": budget, "seed": seed}
     if method in SCALAR_METHODS:
         dirs = [setup.german] if method == "scalar" else setup.top
-        edit, hist = train_scalar_edit(setup.model, dirs, tokens, mask, config.scalar_fit)
+        edit, hist = train_scalar_edit(setup.model, dirs, tokens, mask, replace(config.scalar_fit, seed=seed))
         with edit:
             after = language_ce(setup.model, setup.heldout)
         row["s"] = float(edit.s.detach()[0]) if len(dirs) == 1 else float("nan")
@@ -136,7 +137,8 @@ def _run_one(setup: EraseSetup, method: str, budget: int, seed: int, config: Era
     elif method in LORA_METHODS:
         spec = LORA_METHODS[method]
         peft_model, hist = train_lora(setup.model, spec, setup.modules, tokens, mask,
-                                      edited_module=setup.german.module, seed=seed, config=config.lora_fit)
+                                      edited_module=setup.german.module, seed=seed,
+                                      config=replace(config.lora_fit, seed=seed))
         after = language_ce(peft_model, setup.heldout)
         row["s"] = float("nan")
         row["n_params"] = sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
@@ -148,14 +150,22 @@ def _run_one(setup: EraseSetup, method: str, budget: int, seed: int, config: Era
 
 
 def run_sweep(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> pd.DataFrame:
-    """Train every method at every budget and seed; one row per run with held-out CE before and after."""
-    before = language_ce(setup.model, setup.heldout)
-    runs = [(m, b, s) for b in config.budgets for m in config.methods for s in config.seeds]
-    rows = []
-    for method, budget, seed in tqdm(runs, desc="erase German", disable=not progress):
-        row = _run_one(setup, method, budget, seed, config)
-        row.update({f"ce_before_{lang}": v for lang, v in before.items()})
-        rows.append(row)
+    """Train every method at every budget and seed; one row per run with held-out CE before and after.
+
+    Runs with ``config.threads`` torch threads (restored afterwards)."""
+    n_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        before = language_ce(setup.model, setup.heldout)
+        runs = [(m, b, s) for b in config.budgets for m in config.methods for s in config.seeds]
+        rows = []
+        for method, budget, seed in tqdm(runs, desc="erase German", disable=not progress):
+            row = _run_one(setup, method, budget, seed, config)
+            row.update({f"ce_before_{lang}": v for lang, v in before.items()})
+            rows.append(row)
+    finally:
+        torch.set_num_threads(n_threads)
     df = pd.DataFrame(rows)
     df["uniform"] = uniform_level(setup.vocab_size)
     return df
@@ -271,7 +281,8 @@ def save_results(runs: pd.DataFrame, summary: pd.DataFrame, claim: Mapping[str, 
         f"Objective: CE from the uniform distribution to the model's next-token distribution "
         f"(= KL(uniform || model) + ln V) on the budgeted German positions; scalar fits: Adam lr "
         f"{config.scalar_fit.lr}, {config.scalar_fit.steps} steps; LoRA fits: Adam lr {config.lora_fit.lr}, "
-        f"{config.lora_fit.steps} steps, alpha = rank.  ",
+        f"{config.lora_fit.steps} steps, alpha = rank; at most {config.scalar_fit.batch_rows} snippet(s) of "
+        f"<= {config.seq_len} tokens per step.  ",
         f"Held-out CE in nats/token on {', '.join(f'{k} {v.numel()}' for k, v in setup.heldout.items())} tokens; "
         f"ln(vocab) = {uniform_level(setup.vocab_size):.3f}; seeds {list(config.seeds)}.",
         "",
@@ -422,12 +433,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--work", default=None, help="--from-scratch work folder (default: a new temp folder)")
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3; quick 1)")
     ap.add_argument("--no-figures", action="store_true")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (default 1: fastest for this small model, and it never "
+                         "stalls when the cores are shared)")
     args = ap.parse_args(argv)
 
     quick = args.quick or vpd_lite.quick_mode()
     config = EraseConfig.quick() if quick else EraseConfig()
     if args.seeds is not None:
         config = replace(config, seeds=tuple(range(args.seeds)))
+    config = replace(config, threads=args.threads)
+    torch.set_num_threads(args.threads)
     data = Path(args.data) if args.data else paths.data_dir()
     out = Path(args.out) if args.out else paths.results_dir()
     command = "python -m vpd_lite.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
