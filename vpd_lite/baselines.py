@@ -12,6 +12,7 @@ The base model is never modified: every run wraps a deep copy.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,8 +61,10 @@ def lora_model(model: nn.Module, target_modules: Sequence[str], rank: int, seed:
         raise KeyError(f"LoRA targets must be nn.Linear modules of the model; bad: {missing or 'none given'}")
     config = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, bias="none",
                         target_modules=list(target_modules))
-    with torch.random.fork_rng(devices=[]):  # peft draws A from the global RNG; keep it local and seeded
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        torch.manual_seed(seed)  # peft draws A from the global RNG; keep it local and seeded
+        # peft 0.21 calls a transformers attribute that transformers 5 deprecates; not our concern here
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         peft_model = get_peft_model(copy.deepcopy(model), config)
     return peft_model
 
