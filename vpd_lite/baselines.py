@@ -48,7 +48,8 @@ class LoraTrainConfig(FitConfig):
 
 
 def lora_model(model: nn.Module, target_modules: Sequence[str], rank: int, seed: int = 0) -> PeftModel:
-    """Wrap a deep copy of ``model`` with LoRA adapters of ``rank`` on the named ``nn.Linear`` modules.
+    """Wrap a deep copy of ``model`` with LoRA adapters of ``rank`` on the named ``nn.Linear`` modules
+    (or GPT-2 ``Conv1D`` modules, whose transposed weight layout peft handles with ``fan_in_fan_out``).
 
     Names are full module paths (e.g. ``model.layers.0.mlp.up_proj``). B starts at zero, so the wrapped
     model starts equal to ``model``; ``seed`` draws A. Only LoRA parameters require grad.
@@ -56,11 +57,14 @@ def lora_model(model: nn.Module, target_modules: Sequence[str], rank: int, seed:
     if rank < 1:
         raise ValueError(f"LoRA rank must be >= 1, got {rank}")
     names = dict(model.named_modules())
-    missing = [t for t in target_modules if not isinstance(names.get(t), nn.Linear)]
+    conv1d = [type(names.get(t)).__name__ == "Conv1D" for t in target_modules]
+    missing = [t for t, c in zip(target_modules, conv1d) if not (c or isinstance(names.get(t), nn.Linear))]
     if missing or not target_modules:
-        raise KeyError(f"LoRA targets must be nn.Linear modules of the model; bad: {missing or 'none given'}")
+        raise KeyError(f"LoRA targets must be nn.Linear or Conv1D modules of the model; bad: {missing or 'none given'}")
+    if any(conv1d) and not all(conv1d):
+        raise ValueError("LoRA targets mix nn.Linear and Conv1D modules; peft needs one weight layout per adapter")
     config = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, bias="none",
-                        target_modules=list(target_modules))
+                        target_modules=list(target_modules), fan_in_fan_out=all(conv1d))
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         torch.manual_seed(seed)  # peft draws A from the global RNG; keep it local and seeded
         # peft 0.21 calls a transformers attribute that transformers 5 deprecates; not our concern here

@@ -6,7 +6,7 @@ initialised to 1, and leave everything else frozen:
     W' = W + (s - 1) * U_c V_c^T        (U_c: write direction, (d_out,); V_c: read direction, (d_in,))
 
 s = 1 is the untouched model, s = 0 removes the component, s = -1 flips its sign. The edit is applied to a plain
-Hugging Face model with a forward hook on the edited ``nn.Linear`` that adds ``(s - 1) * (V_c . x) * U_c`` to its
+Hugging Face model with a forward hook on the edited ``nn.Linear`` (or GPT-2 ``Conv1D``) that adds ``(s - 1) * (V_c . x) * U_c`` to its
 output, so the model's own weights are never written and ``remove()`` restores it exactly.
 
 Training objective (``uniform_ce``): the cross-entropy from the uniform distribution to the model's next-token
@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+from vpd_lite.components import linear_weight
 
 #: (module name, component index), as in ``vpd_lite.analysis``.
 ComponentId = tuple[str, int]
@@ -86,12 +88,15 @@ class ScalarEdit:
         index: dict[str, list[int]] = {}
         for i, d in enumerate(self.directions):
             lin = modules.get(d.module)
-            if not isinstance(lin, nn.Linear):
-                raise KeyError(f"{d.module!r} is not an nn.Linear of the model (found {type(lin).__name__})")
-            if d.u.shape != (lin.out_features,) or d.v.shape != (lin.in_features,):
+            try:
+                d_out, d_in = linear_weight(lin)[0].shape
+            except TypeError as err:
+                raise KeyError(f"{d.module!r} is not an nn.Linear/Conv1D of the model "
+                               f"(found {type(lin).__name__})") from err
+            if d.u.shape != (d_out,) or d.v.shape != (d_in,):
                 raise ValueError(
                     f"direction {d.component} has u {tuple(d.u.shape)}, v {tuple(d.v.shape)}; "
-                    f"{d.module!r} needs u ({lin.out_features},), v ({lin.in_features},)"
+                    f"{d.module!r} needs u ({d_out},), v ({d_in},)"
                 )
             index.setdefault(d.module, []).append(i)
         # per module: direction indices, V (d_in, k) and U (k, d_out)
