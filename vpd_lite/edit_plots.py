@@ -42,7 +42,8 @@ def tradeoff_plot(summary: pd.DataFrame) -> Figure:
                         xytext=(3, 3), textcoords="offset points", color=COLORS[m])
     gap = float((summary["uniform"] - summary["de_before"]).iloc[0])
     ax.axhline(gap, ls="--", color="grey", lw=1)
-    ax.text(ax.get_xlim()[0], gap, " German at ln(vocab) (uniform)", va="bottom", fontsize=8, color="grey")
+    ax.annotate("German at ln(vocab) (uniform) ", (1.0, gap), xycoords=("axes fraction", "data"), ha="right",
+                va="top", fontsize=8, color="grey")
     ax.axvline(0, color="black", lw=0.5)
     ax.set_xlabel("English CE increase (nats/token)")
     ax.set_ylabel("German CE increase (nats/token)")
@@ -71,9 +72,10 @@ def off_target_plot(summary: pd.DataFrame, langs: tuple[str, ...] = ("en", "fr",
         ax.set_xticks(range(len(langs)), langs)
         ax.set_title(f"{b} German tokens", fontsize=9)
     axes[0][0].set_ylabel("CE change (nats/token)")
-    axes[0][-1].legend(fontsize=7)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(methods), fontsize=8, frameon=False)
     fig.suptitle("Collateral damage: CE change on the other languages (lower is better)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
@@ -87,8 +89,11 @@ def top16_plot(summary: pd.DataFrame) -> Figure:
         ax1.plot(d["budget"], 100 * d["frac_to_uniform"], "o-", color=COLORS[m], label=METHOD_NAMES[m])
         other = d[["d_en", "d_fr", "d_es", "d_it"]]
         ax2.plot(d["budget"], other.max(axis=1), "o-", color=COLORS[m], label=METHOD_NAMES[m])
+    budgets = sorted(summary["budget"].unique())
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.minorticks_off()
         ax.set_xlabel("German tokens trained on")
     ax1.axhline(100, ls="--", color="grey", lw=1)
     ax1.set_ylabel("German: % of the way to ln(vocab)")
