@@ -70,16 +70,20 @@ class TargetConfig:
     # training
     seq_len: int = 128
     batch_size: int = 16
-    steps: int = 900
-    lr: float = 4e-3
+    steps: int = 1500
+    lr: float = 6e-3
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 30
+    warmup_steps: int = 50
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
     eval_every: int = 100  # held-out CE on a few blocks per language every this many steps
     eval_blocks_per_lang: int = 8
     langs: tuple[str, ...] = field(default=LANGS)
+    #: torch intra-op threads while training (None = leave torch's setting). One thread is the robust choice
+    #: on a small shared machine (two OpenMP threads slow down ~10x when another process competes for the
+    #: cores), and fixing it keeps float reductions, hence the trained weights, reproducible.
+    num_threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
@@ -173,6 +177,21 @@ def train_target(
     """
     config = config or (TargetConfig.quick() if quick_mode() else TargetConfig())
     corpus = corpus if corpus is not None else load_corpus(langs=config.langs)
+    threads = torch.get_num_threads()
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    try:
+        model, tokenizer, history = _train(config, corpus, seed, tokenizer, progress)
+    finally:
+        torch.set_num_threads(threads)
+    if save:
+        save_target(model, tokenizer, config, history, Path(out_dir) if out_dir is not None else target_dir(),
+                    seed)
+    return model, tokenizer, history
+
+
+def _train(config: TargetConfig, corpus, seed: int, tokenizer, progress: bool):
+    """The training loop of ``train_target`` (tokenizer, model, AdamW + warm-up/cosine schedule)."""
     if tokenizer is None:
         tokenizer = train_tokenizer((t for lang in corpus for t in corpus[lang]["train"]["text"]),
                                     config.vocab_size)
@@ -204,9 +223,6 @@ def train_target(
             bar.set_postfix(loss=f"{row['loss']:.3f}", heldout=f"{row['heldout_ce']:.3f}")
         history.append(row)
     model.eval()
-    if save:
-        save_target(model, tokenizer, config, history, Path(out_dir) if out_dir is not None else target_dir(),
-                    seed)
     return model, tokenizer, history
 
 
@@ -230,6 +246,9 @@ def save_target(model, tokenizer, config: TargetConfig, history: Sequence[dict],
             w.writeheader()
             w.writerows(history)
         _plot_loss_curve(history, tmp / "loss_curve.png")
+        tmp.chmod(0o755)  # mkdtemp makes 0700; a shipped folder should read like any other
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         old = None
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}-old-{os.getpid()}")
@@ -269,9 +288,12 @@ def load_target(path: str | os.PathLike | None = None) -> tuple[LlamaForCausalLM
             raise FileNotFoundError(f"no trained target model in {path} (train one: python -m vpd_lite.target train)")
         local = True
     else:
-        local = Path(os.fspath(path)).exists()
-        if not local and (os.fspath(path).startswith((".", "/", "~")) or os.sep + os.sep in os.fspath(path)):
+        name = os.path.expanduser(os.fspath(path))
+        local = Path(name).exists()
+        looks_local = isinstance(path, os.PathLike) or name.startswith((".", "/")) or name.count("/") > 1
+        if not local and looks_local:
             raise FileNotFoundError(f"target model folder {path} does not exist")
+        path = name
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=local)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
     model.eval()
@@ -366,17 +388,20 @@ SAMPLE_PROMPTS = {
 def generate_samples(model, tokenizer, prompts: Mapping[str, Sequence[str]] | None = None,
                      max_new_tokens: int = 30, seed: int = 0, temperature: float = 0.8,
                      top_k: int = 50) -> list[dict]:
-    """Greedy and sampled continuations: ``[{lang, prompt, greedy, sampled}]`` (sampling seeded by ``seed``)."""
+    """Greedy and sampled continuations: ``[{lang, prompt, greedy, sampled}]``.
+
+    Sampling (``temperature``, ``top_k``) of a language's ``i``-th prompt is seeded with ``seed + i``.
+    """
     prompts = prompts or SAMPLE_PROMPTS
     model.eval()
     out = []
     for lang, plist in prompts.items():
-        for prompt in plist:
+        for i, prompt in enumerate(plist):
             ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
             greedy = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
                                     pad_token_id=tokenizer.eos_token_id)
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                torch.manual_seed(seed + i)
                 sampled = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=True,
                                          temperature=temperature, top_k=top_k,
                                          pad_token_id=tokenizer.eos_token_id)
