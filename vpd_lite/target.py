@@ -15,7 +15,7 @@ Public names:
 
 CLI::
 
-    python -m vpd_lite.target train   # retrain tokenizer + model from scratch into data/target
+    flock /tmp/vpd-heavy.lock python -m vpd_lite.target train   # retrain from scratch into data/target (~10 min)
     python -m vpd_lite.target eval    # print the held-out CE table and sample continuations
 """
 
@@ -171,9 +171,10 @@ def train_target(
     """Train tokenizer (unless given) and model from scratch; save both plus the loss curve to ``out_dir``.
 
     ``corpus`` defaults to the shipped ``load_corpus()``; ``out_dir`` (``None``) to ``data/target``;
-    ``save=False`` writes nothing. ``tokenizer``: reuse a trained tokenizer instead of training one. Returns ``(model, tokenizer, history)``; ``history`` holds one dict
-    per step (``step``, ``lr``, ``loss``) and, every ``eval_every`` steps, ``heldout_ce`` (mean over
-    languages, nats/token). Deterministic on CPU for a given ``seed``.
+    ``save=False`` writes nothing; ``tokenizer`` reuses a trained tokenizer instead of training one.
+    Returns ``(model, tokenizer, history)``; ``history`` holds one dict per step (``step``, ``lr``,
+    ``loss``) and, every ``eval_every`` steps, ``heldout_ce`` (mean over languages, nats/token).
+    Deterministic on CPU for a given ``seed`` and ``config.num_threads``.
     """
     config = config or (TargetConfig.quick() if quick_mode() else TargetConfig())
     corpus = corpus if corpus is not None else load_corpus(langs=config.langs)
