@@ -53,8 +53,9 @@ def load_corpus(
     """Load ``{lang: DatasetDict(train=..., heldout=...)}`` (a ``"text"`` column, one paragraph per row).
 
     ``source``: ``None`` for the shipped ``data/corpus``; a folder with ``<lang>/train.txt`` and
-    ``<lang>/heldout.txt`` (or, without such sub-folders, data files in the hub layout below); or a hub dataset name (needs internet; see the module docstring for the layout;
-    ``lang_column`` / ``text_column`` name its language-code and text columns).
+    ``<lang>/heldout.txt`` (or, without such sub-folders, data files in the hub layout below); or a hub
+    dataset name (needs internet; see the module docstring for the layout; ``lang_column`` /
+    ``text_column`` name its language-code and text columns).
     Raises ``FileNotFoundError`` for a missing folder/language/split and ``ValueError`` for an unknown
     language or an empty split.
     """
