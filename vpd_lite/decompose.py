@@ -93,7 +93,7 @@ class DecomposeConfig:
     steps: int = 3000
     batch_size: int = 16
     seq_len: int = 128
-    lr: float = 2e-3
+    lr: float = 3e-3
     lr_final_frac: float = 0.1  # cosine decay to lr * lr_final_frac
     lr_warmup_frac: float = 0.02
     grad_clip: float = 1.0
@@ -103,11 +103,11 @@ class DecomposeConfig:
     coeff_faithfulness: float = 1e5
     coeff_stochastic: float = 1.0
     coeff_adversarial: float = 1.0
-    coeff_minimality: float = 3e-4
+    coeff_minimality: float = 5e-4
     p_start: float = 2.0
     p_end: float = 0.4
     p_anneal_start_frac: float = 0.0
-    p_anneal_end_frac: float = 0.8
+    p_anneal_end_frac: float = 0.7
     beta: float = 0.1  # frequency-term weight in the minimality loss
     eps: float = 1e-12
     # routing and adversary
