@@ -77,6 +77,7 @@ def fake_runs(scalar=(1.0, 0.02, 0.05), lora=(0.5, 0.1, 0.3)) -> pd.DataFrame:
     for method, (de, en, other) in {"scalar": scalar, "lora_r1_all": lora}.items():
         for seed, jitter in ((0, -0.1), (1, 0.1)):
             rows.append({"method": method, "budget": 4, "seed": seed, "uniform": 5.0, "objective_end": 5.5,
+                         "s": -1.0 if method == "scalar" else float("nan"),
                          **{f"ce_before_{lang}": 3.0 for lang in LANGS},
                          "ce_after_de": 3.0 + de + jitter, "ce_after_en": 3.0 + en,
                          **{f"ce_after_{lang}": 3.0 + other for lang in ("fr", "es", "it")}})
@@ -118,6 +119,7 @@ def test_summarise_hand_values():
     assert s.loc["scalar", "de_after_std"] == pytest.approx(math.sqrt(0.02))
     table = format_table(summarise(fake_runs()))
     assert "| scalar | 4 | 2 | 3.000 | 4.000 | 50% | +0.020 |" in table
+    assert table.splitlines()[2].endswith("| 5.500 | -1.00 |") and table.splitlines()[3].endswith("| 5.500 |  |")
 
 
 def test_check_claim_uses_the_fixed_thresholds():

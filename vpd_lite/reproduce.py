@@ -179,11 +179,11 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
         df[f"d_{lang}"] = df[f"ce_after_{lang}"] - df[f"ce_before_{lang}"]
     df["frac_to_uniform"] = df["d_de"] / (df["uniform"] - df["ce_before_de"])
     agg: dict[str, Any] = {"seed": "count", "ce_before_de": "mean", "ce_after_de": ["mean", "std"],
-                           "frac_to_uniform": "mean", "uniform": "first", "objective_end": "mean"}
+                           "frac_to_uniform": "mean", "uniform": "first", "objective_end": "mean", "s": "mean"}
     agg.update({f"d_{lang}": "mean" for lang in OFF_TARGET if lang in langs})
     out = df.groupby(["method", "budget"], sort=False).agg(agg)
     out.columns = ["n_seeds", "de_before", "de_after", "de_after_std", "frac_to_uniform", "uniform",
-                   "train_objective"] + [f"d_{lang}" for lang in OFF_TARGET if lang in langs]
+                   "train_objective", "s"] + [f"d_{lang}" for lang in OFF_TARGET if lang in langs]
     out = out.reset_index()
     order = {m: i for i, m in enumerate(ALL_METHODS)}
     out = out.sort_values(["budget", "method"], key=lambda s: s.map(order) if s.name == "method" else s)
@@ -237,7 +237,7 @@ def format_table(summary: pd.DataFrame) -> str:
     uniform-prediction objective on the budget's German tokens at the last step, ln(vocab) at best)."""
     cols = {"method": "method", "budget": "German tokens", "n_seeds": "seeds", "de_before": "de CE before",
             "de_after": "de CE after", "frac_to_uniform": "way to ln V", "d_en": "ΔCE en", "d_fr": "ΔCE fr",
-            "d_es": "ΔCE es", "d_it": "ΔCE it", "train_objective": "train objective"}
+            "d_es": "ΔCE es", "d_it": "ΔCE it", "train_objective": "train objective", "s": "s (mean)"}
     keep = [c for c in cols if c in summary.columns]
 
     def cell(col: str, v: Any) -> str:
@@ -245,6 +245,8 @@ def format_table(summary: pd.DataFrame) -> str:
             return f"{100 * v:.0f}%"
         if col.startswith("d_"):
             return f"{v:+.3f}"
+        if col == "s":
+            return "" if v != v else f"{v:+.2f}"  # NaN (not a single-scalar method) -> empty
         return f"{v:.3f}" if isinstance(v, float) else str(v)
 
     lines = ["| " + " | ".join(cols[c] for c in keep) + " |", "|" + "|".join("---" for _ in keep) + "|"]
