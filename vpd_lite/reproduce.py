@@ -20,7 +20,6 @@ On the shipped artefacts (``data/target``, ``data/decomposition``, ``data/labels
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import tempfile
