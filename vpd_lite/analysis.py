@@ -454,7 +454,8 @@ class StatsAccumulator:
             out["ctx_index"][m] = index
             val = s["top_val"][:, rows].T.contiguous()  # (R, K)
             out["ctx_score"][m] = torch.where(torch.isfinite(val), val, torch.zeros_like(val)).float()
-            out["ctx_tokens"][m] = s["top_tok"][:, rows].transpose(0, 1).to(torch.int32).contiguous()
+            small = self.token_freq.numel() <= torch.iinfo(torch.int16).max  # token ids fit in int16: half the bytes
+            out["ctx_tokens"][m] = s["top_tok"][:, rows].transpose(0, 1).to(torch.int16 if small else torch.int32).contiguous()
             out["ctx_ci"][m] = s["top_ci"][:, rows].transpose(0, 1).to(torch.float16).contiguous()
             out["ctx_lang"][m] = s["top_lang"][:, rows].T.to(torch.int8).contiguous()
             out["ctx_pos"][m] = s["top_pos"][:, rows].T.to(torch.int32).contiguous()
