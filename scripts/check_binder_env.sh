@@ -15,7 +15,17 @@ fi
 python -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 start=$(date +%s)
-"$venv/bin/python" -m pip install --quiet -r binder/requirements.txt
+reqs=binder/requirements.txt
+# Where PyTorch's CPU index cannot be reached (an offline mirror), pip would retry it for every package;
+# drop that one line: the CPU wheel must then come from the local find-links, and the check below proves
+# that it did (a CUDA build fails it).
+if ! python -c "import urllib.request; urllib.request.urlopen('https://download.pytorch.org/whl/cpu/', timeout=5)" 2>/dev/null; then
+  echo "PyTorch's CPU index is unreachable: installing without --extra-index-url"
+  reqs_tmp=$(mktemp)
+  grep -v -- '--extra-index-url' binder/requirements.txt > "$reqs_tmp"
+  reqs=$reqs_tmp
+fi
+"$venv/bin/python" -m pip install --quiet -r "$reqs"
 "$venv/bin/python" -m pip install --quiet "nbmake>=1.5,<2" "pytest>=8,<10"
 echo "install time: $(( $(date +%s) - start )) s"
 "$venv/bin/python" - <<'PY'
