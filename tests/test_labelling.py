@@ -224,3 +224,19 @@ def test_labels_table_and_provenance():
     prov = make_provenance(cm, stats, "python -m vpd_lite.labelling")
     assert prov["decomposition_fingerprint"] == decomposition_fingerprint(cm)
     assert prov["command"] == "python -m vpd_lite.labelling" and prov["harvested_tokens_per_lang"] == {"en": 8}
+
+
+def test_search_ranks_by_rate_on_the_queried_language():
+    def lab(name, category, rate_de, freq):
+        return ComponentLabel(name, f"{category} text", category, 0.95, "de", {"de": 0.95, "en": 0.05}, freq, 10,
+                              rates={"de": rate_de, "en": 0.001})
+
+    labels = [lab("m:0", "German", 0.001, 0.0003), lab("m:1", "German", 0.04, 0.01), lab("m:2", "all languages", 0.5, 0.4)]
+    assert [x.component for x in search_labels(labels, "German")] == ["m:1", "m:0"]  # more German text first
+    assert [x.component for x in search_labels(labels, "text")] == ["m:2", "m:1", "m:0"]  # by frequency
+
+
+def test_percent_format():
+    from vpd_lite.labelling import _pct
+
+    assert [_pct(x) for x in (0.0, 5e-5, 0.0042, 0.123)] == ["0%", "<0.01%", "0.42%", "12.3%"]

@@ -71,6 +71,7 @@ class ComponentLabel:
     n_fires: int
     top_tokens: list[str] = field(default_factory=list)
     source: str = "offline"
+    rates: dict[str, float] = field(default_factory=dict)  # firing rate per language (fraction of its tokens)
 
     @property
     def cid(self) -> ComponentId:
@@ -104,6 +105,15 @@ def categorize(profile: dict[str, float], config: LabelConfig = LabelConfig()) -
     return "mixed (" + ", ".join(lang_name(lang) for lang in named or [top]) + ")"
 
 
+def _pct(x: float) -> str:
+    """A percentage with enough digits for small rates: 12.3%, 0.42%, <0.01%."""
+    if x <= 0:
+        return "0%"
+    if x < 1e-4:
+        return "<0.01%"
+    return f"{x:.2%}" if x < 0.01 else f"{x:.1%}"
+
+
 def _profile_text(profile: dict[str, float]) -> str:
     return ", ".join(f"{lang} {share:.0%}" for lang, share in sorted(profile.items(), key=lambda kv: -kv[1]))
 
@@ -116,6 +126,7 @@ def offline_label(
     profile = stats.language_profile((module, c))
     n_fires = stats.n_fires((module, c))
     freq = float(stats.firing_frequency(module)[c])
+    rates = {lang: float(r) for lang, r in zip(stats.langs, stats.firing_rate(module)[:, c])}
     top_lang = max(profile, key=lambda lang: (profile[lang], lang))
     tokens = [token_text(tokenizer, t) for t, _ in stats.top_tokens((module, c))[: config.n_tokens]]
     if n_fires < config.min_fires:
@@ -124,7 +135,7 @@ def offline_label(
         if tokens:
             label += f" ({', '.join(tokens)})"
         return ComponentLabel(component_key((module, c)), label, category, profile[top_lang], top_lang, profile,
-                              freq, n_fires, tokens)
+                              freq, n_fires, tokens, rates=rates)
     category = categorize(profile, config)
     if category in LANG_NAMES.values():
         head = f"{category} text: {profile[top_lang]:.0%} of firings on {category}"
@@ -140,9 +151,9 @@ def offline_label(
     pos = stats.pos_fire[module][c]
     if float(pos.sum()) > 0 and float(pos[0] / pos.sum()) >= config.start_share:
         parts.append("mostly at the first position")
-    parts.append(f"fires on {freq:.1%} of tokens")
+    parts.append(f"fires on {_pct(freq)} of tokens")
     return ComponentLabel(component_key((module, c)), "; ".join(parts), category, profile[top_lang], top_lang,
-                          profile, freq, n_fires, tokens)
+                          profile, freq, n_fires, tokens, rates=rates)
 
 
 def label_components(
@@ -161,8 +172,9 @@ def search_labels(labels: Sequence[ComponentLabel], query: str) -> list[Componen
     """Labels matching ``query`` (case-insensitive), best first.
 
     Exact category matches come first ("German" finds category "German"), then categories containing the query
-    ("German" also finds "mixed (German, French)"), then labels whose text contains it; within each group, higher
-    specificity first. A language-name query ranks by the share on that language instead.
+    ("German" also finds "mixed (German, French)"), then labels whose text contains it. Within each group a
+    language-name query ranks by the firing rate on that language (the German-only component that fires on the
+    most German text first); any other query by overall firing frequency.
     """
     q = query.strip().lower()
     if not q:
@@ -178,7 +190,7 @@ def search_labels(labels: Sequence[ComponentLabel], query: str) -> list[Componen
             tier = 2
         else:
             continue
-        score = lab.profile.get(code, 0.0) if code else lab.specificity
+        score = lab.rates.get(code, lab.profile.get(code, 0.0)) if code else lab.frequency
         hits.append((tier, -score, -lab.frequency, lab.component, lab))
     hits.sort(key=lambda h: h[:4])
     return [h[-1] for h in hits]
@@ -297,7 +309,7 @@ def llm_prompt(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None = 
     profile = stats.language_profile((module, c))
     lines = [
         f"Component {c} of matrix {module}.",
-        f"Fires on {float(stats.firing_frequency(module)[c]):.2%} of tokens.",
+        f"Fires on {_pct(float(stats.firing_frequency(module)[c]))} of tokens.",
         "Share of firings per language: " + _profile_text({lang_name(k): v for k, v in profile.items()}) + ".",
         "Most frequent tokens where it fires: "
         + ", ".join(token_text(tokenizer, t) for t, _ in stats.top_tokens((module, c))[:10]) + ".",
