@@ -171,7 +171,9 @@ def format_metrics(metrics: Mapping[str, Any]) -> str:
     lines = [f"held-out tokens: {metrics['n_tokens']}   CI threshold: {metrics['threshold']}",
              f"{'masks':<16}{'CE (nats/tok)':>14}{'CE - target':>13}{'KL (nats)':>11}",
              f"{'target':<16}{metrics['ce']['target']:>14.4f}{0.0:>13.4f}{0.0:>11.4f}"]
-    for k, gap in metrics["ce_gap"].items():
+    kinds = [k for k in MASK_KINDS if k in metrics["ce_gap"]]  # fixed order (JSON files sort their keys)
+    for k in kinds:
+        gap = metrics["ce_gap"][k]
         lines.append(f"{k:<16}{metrics['ce'][k]:>14.4f}{gap:>13.4f}{metrics['kl'][k]:>11.4f}")
     lines.append("")
     lines.append(f"{'matrix':<34}{'C':>6}{'L0':>8}{'L0/C':>8}{'dead':>6}{'resid':>10}")
