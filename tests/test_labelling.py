@@ -71,8 +71,11 @@ def test_categorize_profiles():
     assert categorize({"en": 0.2, "de": 0.2, "fr": 0.2, "es": 0.2, "it": 0.2}) == "all languages"
     assert categorize({"en": 0.4, "de": 0.4, "fr": 0.1, "es": 0.05, "it": 0.05}) == "mixed (English, German)"
     assert categorize({"en": 0.0, "de": 0.0}) == "never fires"
+    assert categorize({"en": 0.15, "de": 0.6, "fr": 0.15, "es": 0.1}) == "mostly German"
+    # English at 15% is no longer "hardly any English"
+    assert categorize({"en": 0.15, "de": 0.3, "fr": 0.25, "es": 0.15, "it": 0.15}) == "all languages"
     # a stricter single-language threshold turns a 93% German component into a mixed one
-    assert categorize({"en": 0.0, "de": 0.93, "fr": 0.07}, LabelConfig(single_lang_share=0.95)).startswith("mixed")
+    assert categorize({"en": 0.0, "de": 0.93, "fr": 0.07}, LabelConfig(single_lang_share=0.95)) == "mostly German"
 
 
 def test_label_components_categories_and_text():

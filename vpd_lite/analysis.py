@@ -267,6 +267,7 @@ class ComponentStats:
         os.close(fd)
         try:
             save_file(tensors, tmp, metadata={"vpd_lite": json.dumps(header)})
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; artefacts are for everyone
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -47,7 +47,7 @@ class LabelConfig:
     """Thresholds of the offline labeller (shares are of the component's language profile, summing to 1)."""
 
     single_lang_share: float = 0.7  # top language >= this share -> category is that language
-    foreign_max_english: float = 0.15  # "foreign languages": English share at most this ...
+    foreign_max_english: float = 0.1  # "foreign languages": English share at most this (half a fair share) ...
     foreign_min_share: float = 0.15  # ... and at least `foreign_min_langs` other languages at this share or more
     foreign_min_langs: int = 3
     all_langs_min_fair: float = 0.5  # "all languages": every language >= this fraction of a fair 1/L share
@@ -89,7 +89,8 @@ def token_text(tokenizer: Any | None, token_id: int) -> str:
 
 def categorize(profile: dict[str, float], config: LabelConfig = LabelConfig()) -> str:
     """Category from a language profile (shares summing to 1): a language name, "foreign languages",
-    "all languages" or "mixed (A, B)". See :class:`LabelConfig` for the thresholds."""
+    "all languages", "mostly <language>" (top language under the single-language share, no second language
+    at ``mixed_min_share``) or "mixed (A, B)". See :class:`LabelConfig` for the thresholds."""
     if not profile or sum(profile.values()) <= 0:
         return "never fires"
     top = max(profile, key=lambda lang: (profile[lang], lang))
@@ -102,7 +103,9 @@ def categorize(profile: dict[str, float], config: LabelConfig = LabelConfig()) -
     if min(profile.values()) >= config.all_langs_min_fair * fair:
         return "all languages"
     named = sorted((lang for lang in profile if profile[lang] >= config.mixed_min_share), key=lambda lang: -profile[lang])
-    return "mixed (" + ", ".join(lang_name(lang) for lang in named or [top]) + ")"
+    if len(named) <= 1:
+        return f"mostly {lang_name(top)}"
+    return "mixed (" + ", ".join(lang_name(lang) for lang in named) + ")"
 
 
 def _pct(x: float) -> str:
@@ -209,6 +212,7 @@ def save_labels(labels: Sequence[ComponentLabel], path: str | Path | None = None
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(doc, f, ensure_ascii=False, indent=1)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; artefacts are for everyone
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -416,7 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     save_labels(labels, out, make_provenance(cm, stats, command))
     counts: dict[str, int] = {}
     for lab in labels:
-        counts[lab.category] = counts.get(lab.category, 0) + 1
+        key = "mixed (two or more languages)" if lab.category.startswith("mixed") else lab.category
+        counts[key] = counts.get(key, 0) + 1
     print(f"{len(labels)} live components labelled -> {out}")
     print("categories: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
     for query in ("German", "foreign languages"):
