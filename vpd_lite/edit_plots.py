@@ -113,6 +113,7 @@ def _save(fig: Figure, path: Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; figures are for everyone to read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
