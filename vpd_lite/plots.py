@@ -162,7 +162,7 @@ def plot_ablation_effect(effects: Mapping[str, float], title: str | None = None,
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("language (held-out text)")
     ax.set_ylabel("ΔCE when removed (nats/token)")
-    ax.set_title(title or "Removing the component hurts the languages it serves", fontsize=8)
+    ax.set_title(title or "Change in held-out CE per language when the component is removed", fontsize=8)
     return fig
 
 
