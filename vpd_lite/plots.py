@@ -283,7 +283,7 @@ def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
     ax2.set_ylabel("L0 / C (fraction of components active per token)")
     ax2.set_xlabel("matrix")
     ax2.tick_params(axis="x", labelrotation=60, labelsize=7)
-    ax2.set_title("Sparsity: few components are needed per token", fontsize=9)
+    ax2.set_title("Sparsity: share of components active per token (lower = sparser)", fontsize=9)
     ax2.legend(fontsize=7)
     fig.tight_layout()
     return fig
