@@ -12,14 +12,6 @@ from vpd_lite.causal_importance import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 Z = [-2.0, -0.5, 0.0, 0.3, 1.0, 1.5, 3.0]
 
 

@@ -18,14 +18,6 @@ from vpd_lite.components import ComponentModel
 from vpd_lite.decompose import DecomposeConfig
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 TARGETS = {"*.q_proj": 4, "*.up_proj": 6, "*.down_proj": 6}
 
 

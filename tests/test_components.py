@@ -7,14 +7,6 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from vpd_lite.components import ComponentModel, LinearComponents, linear_weight, match_modules
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 LLAMA_TARGETS = {"*.q_proj": 8, "*.k_proj": 8, "*.v_proj": 8, "*.o_proj": 8, "*.gate_proj": 12,
                  "*.up_proj": 12, "*.down_proj": 12}
 

@@ -10,14 +10,6 @@ from vpd_lite.checkpoint import load_decomposition
 from vpd_lite.decompose import DecomposeConfig, build_component_model, decompose, faithfulness_warmup
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 TARGETS = {"*.q_proj": 8, "*.v_proj": 8, "*.up_proj": 12, "*.down_proj": 12}
 
 

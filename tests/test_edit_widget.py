@@ -1,6 +1,5 @@
 """The erase-German explorer responds to programmatic dropdown / slider changes and leaves the model intact."""
 
-import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -8,15 +7,6 @@ from vpd_lite.edit_widget import EditExplorer, greedy_continuation
 from vpd_lite.edits import Direction, language_ce
 
 VOCAB = 48
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread (and do not stall when the 2 cores are busy)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 class CharTokenizer:

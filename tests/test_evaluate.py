@@ -2,22 +2,12 @@
 
 import math
 
-import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from vpd_lite.components import ComponentModel
 from vpd_lite.evaluate import evaluate_decomposition, format_metrics, next_token_ce, plot_history
 from vpd_lite.pgd import PGDConfig
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def exact_cm(C_extra: int = 3):

@@ -2,7 +2,6 @@
 
 import math
 
-import pytest
 import torch
 
 from vpd_lite.components import LinearComponents
@@ -13,15 +12,6 @@ from vpd_lite.losses import (
     reconstruction_kl,
     target_distribution,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_faithfulness_loss_by_hand():

@@ -1,18 +1,8 @@
 """Stochastic masks and uniform-k-subset routing: formulas by hand, shapes and statistics."""
 
-import pytest
 import torch
 
 from vpd_lite.masks import delta_stochastic_masks, mask_from_sources, stochastic_masks, uniform_k_subset_routing
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_mask_from_sources_by_hand():

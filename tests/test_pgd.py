@@ -10,15 +10,6 @@ from vpd_lite.masks import mask_from_sources
 from vpd_lite.pgd import PersistentPGD, PGDConfig, fresh_pgd_sources, init_sources, pgd_reconstruction_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread avoids OpenMP overhead on a busy 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def setup():
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,

@@ -24,15 +24,6 @@ from vpd_lite.reproduce import (
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread (and do not stall when the 2 cores are busy)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_tiny_data(root: Path, n_chars: int = 6000) -> Path:
     """A tiny corpus (slices of the shipped one), a BPE tokenizer and a random-init Llama, plus a quick
     decomposition of it: the layout ``reproduce`` expects under ``root``."""

@@ -676,7 +676,6 @@ def ablation_effects(
 ) -> dict[ComponentId, dict[str, float]]:
     """:func:`ablation_effect` for several components, computing the target's own CE only once
     (or taking it from ``base_ce`` {lang: CE of the unedited target on the same blocks})."""
-    model = _target_model(cm)
     base = dict(base_ce) if base_ce is not None else target_ce(cm, lang_blocks, batch_size)
     out = {}
     for cid in tqdm(components, desc="ablate", disable=not progress):

@@ -18,7 +18,7 @@ the gradient that the training loss's own backward pass leaves in them (no extra
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
