@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +29,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
 ComponentId = tuple[str, int]
@@ -263,15 +262,9 @@ class ComponentStats:
             "tokens_per_lang": self.tokens_per_lang,
             "meta": self.meta,
         }
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"vpd_lite": json.dumps(header)})
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; artefacts are for everyone
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        from vpd_lite.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(path, st_save(tensors, metadata={"vpd_lite": json.dumps(header)}))
         return path
 
     @classmethod

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
@@ -204,19 +203,11 @@ def save_labels(labels: Sequence[ComponentLabel], path: str | Path | None = None
     """Write labels (and provenance: decomposition fingerprint, the command that rebuilt them, ...) as JSON, atomically."""
     from .paths import labels_path
 
+    from .checkpoint import atomic_write_bytes
+
     path = Path(path) if path is not None else labels_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": _LABELS_FORMAT, "provenance": dict(provenance or {}), "labels": [asdict(lab) for lab in labels]}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, ensure_ascii=False, indent=1)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; artefacts are for everyone
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write_bytes(path, (json.dumps(doc, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
     return path
 
 
