@@ -7,6 +7,9 @@ that peak RSS is per config.
 Configs:
 * ``default``    -- ``DecomposeConfig()`` on the shipped target (``data/target``; a random-init model of the
                     same shape if it is not there yet).
+* ``pythia70m-shape`` -- the ``pythia-70m`` recipe's settings on a random-init model of that shape (6-layer
+                    GPT-NeoX, d_model 512, vocab 50304; every attention and MLP matrix at C = 2 x rank), batch
+                    8 x 128 so that it fits a CPU run; not part of ``both``.
 * ``comparison`` -- the fixed cross-implementation config of issue 3: 2-layer Llama (d_model 128, MLP 512,
                     vocab 4096, 4 heads), q/k/v/o/up/down (12 matrices) at C=256, gate left undecomposed,
                     shared-MLP CI with hidden 128, batch 32 x 128, stochastic + 1-step (persistent) PGD
@@ -19,6 +22,7 @@ Usage: ``flock /tmp/vpd-heavy.lock python benchmarks/bench_decompose.py [--confi
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import json
 import resource
 import subprocess
@@ -43,7 +47,25 @@ def _llama(vocab: int = 4096, d: int = 128, mlp: int = 512, layers: int = 2, hea
     return LlamaForCausalLM(cfg)
 
 
+def _pythia70m_shape():
+    """Random-init GPT-NeoX with EleutherAI/pythia-70m's architecture (no download needed)."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    torch.manual_seed(0)
+    cfg = GPTNeoXConfig(vocab_size=50304, hidden_size=512, num_hidden_layers=6, num_attention_heads=8,
+                        intermediate_size=2048, rotary_pct=0.25, max_position_embeddings=2048)
+    return GPTNeoXForCausalLM(cfg)
+
+
 def _setup(name: str):
+    if name == "pythia70m-shape":
+        from vpd_lite.architectures import default_targets
+        from vpd_lite.recipes import RECIPES
+
+        model = _pythia70m_shape()
+        config = replace(RECIPES["pythia-70m"].decompose, targets=default_targets(model, 2.0), batch_size=8,
+                         device="cpu")
+        return model, config, "random-init GPT-NeoX of pythia-70m's shape (recipe config, batch 8 on CPU)"
     if name == "comparison":
         config = DecomposeConfig(
             targets={f"*.self_attn.{m}_proj": 256 for m in "qkvo"} | {"*.mlp.up_proj": 256, "*.mlp.down_proj": 256},
@@ -126,7 +148,7 @@ def run_one(name: str, steps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", choices=["default", "comparison", "both"], default="both")
+    ap.add_argument("--config", choices=["default", "comparison", "both", "pythia70m-shape"], default="both")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--mmap", action="store_true",
