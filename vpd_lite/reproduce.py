@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from vpd_lite.analysis import ComponentId, ComponentStats, HarvestPlan, component_key, language_specificity
 from vpd_lite.baselines import LORA_METHODS, LoraTrainConfig, train_lora
+from vpd_lite.corpus import LANGS
 from vpd_lite.edits import (
     Direction,
     FitConfig,
@@ -46,7 +47,6 @@ from vpd_lite.edits import (
     uniform_level,
 )
 
-LANGS = ("en", "de", "fr", "es", "it")
 OFF_TARGET = ("en", "fr", "es", "it")
 SCALAR_METHODS = ("scalar", "scalar_top16")
 ALL_METHODS = SCALAR_METHODS + tuple(LORA_METHODS)
