@@ -69,3 +69,24 @@ def test_make_ci_fn():
     assert isinstance(make_ci_fn("mlp", 4, 3, 2), ComponentMLPCI)
     with pytest.raises(ValueError, match="unknown ci_type 'nope'"):
         make_ci_fn("nope", 4, 3, 2)
+
+
+@pytest.mark.parametrize("which", ["both", "lower", "upper"])
+def test_fused_sigmoids_match_the_separate_ones(which):
+    from vpd_lite.causal_importance import leaky_hard_sigmoids
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.cat([torch.randn(200, generator=g) * 2, torch.tensor([-1.0, 0.0, 0.5, 1.0, 2.0])])
+    up_l, up_u = torch.randn(205, generator=g), torch.randn(205, generator=g)
+    grads = []
+    for fused in (True, False):
+        zz = z.clone().requires_grad_(True)
+        if fused:
+            lo, hi = leaky_hard_sigmoids(zz, 0.05)
+        else:
+            lo, hi = lower_leaky_hard_sigmoid(zz, 0.05), upper_leaky_hard_sigmoid(zz, 0.05)
+        assert torch.equal(lo, lower_leaky_hard_sigmoid(z, 0.05)) and torch.allclose(hi, upper_leaky_hard_sigmoid(z, 0.05))
+        loss = {"both": (lo * up_l).sum() + (hi * up_u).sum(), "lower": (lo * up_l).sum(), "upper": (hi * up_u).sum()}
+        (gz,) = torch.autograd.grad(loss[which], zz)
+        grads.append(gz)
+    assert torch.allclose(grads[0], grads[1], atol=1e-7)

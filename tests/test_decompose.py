@@ -82,3 +82,57 @@ def test_exhausted_generator_is_a_clear_error():
     gen = (b for b in batches(2))
     with pytest.raises(ValueError, match="ran out after 2 steps"):
         decompose(tiny(), gen, cfg(steps=5), progress=False)
+
+
+@pytest.mark.parametrize("mode", ["subset", "all"])
+def test_adversarial_routing_choice(mode):
+    from vpd_lite.decompose import train_step
+    from vpd_lite.pgd import PersistentPGD
+
+    config = cfg(adversarial_routing=mode)
+    cm = build_component_model(tiny(), config)
+    gen = torch.Generator().manual_seed(0)
+    ppgd = PersistentPGD(cm.C_per_module, 2, True, generator=gen)
+    seen = []
+    real = cm.forward_with_masks
+
+    def spy(ids, masks, routing=None, delta_masks=None):
+        seen.append(routing)
+        return real(ids, masks, routing, delta_masks)
+
+    cm.forward_with_masks = spy
+    train_step(cm, batches()[0], config, 2.0, ppgd, gen)
+    stochastic, adversarial = seen
+    assert stochastic is not None and set(stochastic) == set(cm.module_names)
+    assert (adversarial is None) == (mode == "all")
+
+
+def test_unknown_adversarial_routing_is_rejected():
+    with pytest.raises(ValueError, match="adversarial_routing"):
+        DecomposeConfig(adversarial_routing="some")
+
+
+def test_ci_masked_term_masks_every_matrix_with_the_ci():
+    from vpd_lite.decompose import train_step
+
+    config = cfg(coeff_ci_masked=0.5, adversarial=False)
+    cm = build_component_model(tiny(), config)
+    gen = torch.Generator().manual_seed(0)
+    calls = []
+    real = cm.forward_with_masks
+
+    def spy(ids, masks, routing=None, delta_masks=None):
+        calls.append((masks, routing, delta_masks))
+        return real(ids, masks, routing, delta_masks)
+
+    cm.forward_with_masks = spy
+    ids = batches()[0]
+    terms = train_step(cm, ids, config, 2.0, None, gen)
+    assert len(calls) == 2 and terms["ci_masked_recon"] > 0
+    masks, routing, dmasks = calls[1]
+    assert routing is None and dmasks is None
+    _, inputs = cm.target_logits_and_inputs(ids)
+    ci, _ = cm.causal_importance(inputs)
+    assert all(torch.allclose(masks[n], ci[n]) for n in cm.module_names)
+    # the term trains the CI functions: its gradient reaches them
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in cm.cis.parameters())

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 __all__ = [
     "lower_leaky_hard_sigmoid",
     "upper_leaky_hard_sigmoid",
+    "leaky_hard_sigmoids",
     "SharedMLPCI",
     "ComponentMLPCI",
     "make_ci_fn",
@@ -62,6 +63,36 @@ def upper_leaky_hard_sigmoid(z: Tensor, alpha: float = 0.01) -> Tensor:
     """Hard sigmoid for the minimality loss: ``0`` for z < 0, ``z`` on [0, 1], ``1 + alpha (z - 1)`` above 1.
     Plain differentiable torch ops (gradient 0 / 1 / alpha on the three pieces). Any shape."""
     return torch.where(z > 1, 1 + alpha * (z - 1), z.clamp(min=0.0))
+
+
+class _BothLeakyHardSigmoids(torch.autograd.Function):
+    """(lower, upper) from one z with one saved tensor and one fused backward (the training step needs both)."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, alpha: float) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        ctx.save_for_backward(z)
+        ctx.alpha = alpha
+        lower = z.clamp(0.0, 1.0)
+        upper = lower + alpha * (z - 1).clamp_(min=0.0)  # = 1 + alpha (z - 1) above 1, clamp(z, 0) below
+        return lower, upper
+
+    @staticmethod
+    def backward(ctx, g_lower: Tensor | None, g_upper: Tensor | None):  # type: ignore[override]
+        (z,) = ctx.saved_tensors
+        a = ctx.alpha
+        inside = (z >= 0) & (z <= 1)
+        grad = torch.zeros_like(z)
+        if g_lower is not None:  # pass on [0, 1]; below 0 only alpha * (upward-pushing) gradient
+            grad = torch.where(inside, g_lower, torch.where(z < 0, g_lower.clamp(max=0.0) * a, grad))
+        if g_upper is not None:  # 1 on [0, 1], alpha above 1, 0 below 0
+            grad = grad + torch.where(inside, g_upper, (z > 1) * (a * g_upper))
+        return grad, None
+
+
+def leaky_hard_sigmoids(z: Tensor, alpha: float = 0.01) -> tuple[Tensor, Tensor]:
+    """``(lower_leaky_hard_sigmoid(z), upper_leaky_hard_sigmoid(z))`` in one fused op (same values and
+    gradients, fewer passes over the (..., C) tensor). Any shape."""
+    return _BothLeakyHardSigmoids.apply(z, alpha)
 
 
 class SharedMLPCI(nn.Module):

@@ -27,9 +27,8 @@ from torch import Tensor, nn
 
 from vpd_lite.causal_importance import (
     CI_TYPES,
-    lower_leaky_hard_sigmoid,
+    leaky_hard_sigmoids,
     make_ci_fn,
-    upper_leaky_hard_sigmoid,
 )
 
 __all__ = ["LinearComponents", "ComponentModel", "match_modules", "linear_weight"]
@@ -250,8 +249,7 @@ class ComponentModel(nn.Module):
             x = inputs[name]
             acts = x @ self.comps[_key(name)].V if self.ci_type == "mlp" else None
             z = self.cis[_key(name)](x, acts)
-            lower[name] = lower_leaky_hard_sigmoid(z, alpha)
-            upper[name] = upper_leaky_hard_sigmoid(z, alpha)
+            lower[name], upper[name] = leaky_hard_sigmoids(z, alpha)
         return lower, upper
 
     @contextmanager

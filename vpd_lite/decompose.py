@@ -9,8 +9,10 @@ One training step (after a faithfulness-only warm-up):
 4. adversarial reconstruction: masks g + (1-g) s with persistent PGD sources s (and their own routing);
    the same backward pass that trains the components leaves dL/ds in the sources, which then take one Adam
    *ascent* step -- no separate attack pass;
-5. importance minimality (p annealed 2 -> p_end) and faithfulness;
-6. clip gradients, Adam step with cosine learning rate.
+5. optionally (``coeff_ci_masked > 0``) a pass with masks = CI on every matrix and position, the reference's
+   "CI-masked reconstruction" term: it trains exactly the masks that the rounded-CI evaluation uses;
+6. importance minimality (p annealed 2 -> p_end) and faithfulness;
+7. clip gradients, Adam step with cosine learning rate.
 
 To keep memory low, each reconstruction pass is backpropagated as soon as its loss exists, into detached
 copies of the CI; the CI functions get the accumulated gradient in one final backward.
@@ -103,6 +105,7 @@ class DecomposeConfig:
     coeff_faithfulness: float = 1e5
     coeff_stochastic: float = 1.0
     coeff_adversarial: float = 1.0
+    coeff_ci_masked: float = 0.0  # optional: KL with masks = CI on every matrix (no noise, no delta, no routing)
     coeff_minimality: float = 5e-4
     p_start: float = 2.0
     p_end: float = 0.4
@@ -113,6 +116,9 @@ class DecomposeConfig:
     # routing and adversary
     subset_routing: bool = True
     adversarial: bool = True
+    # "subset": the adversarial pass uses uniform-k-subset routing like the stochastic one; "all": every
+    # matrix is masked at every position in the adversarial pass (what the fresh-PGD evaluation attacks)
+    adversarial_routing: str = "subset"
     pgd_n_sets: int = 8
     pgd_lr: float = 0.1
     pgd_betas: tuple[float, float] = (0.9, 0.99)
@@ -126,6 +132,10 @@ class DecomposeConfig:
     checkpoint_every: int = 250  # steps; 0 = only at the end (needs checkpoint_dir)
     checkpoint_dir: str | None = None
     log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.adversarial_routing not in ("subset", "all"):
+            raise ValueError(f"adversarial_routing must be 'subset' or 'all', got {self.adversarial_routing!r}")
 
     @classmethod
     def quick(cls, **overrides) -> "DecomposeConfig":
@@ -199,9 +209,8 @@ def train_step(
     target = target_distribution(target_logits)
     out: dict[str, float] = {}
 
-    def recon(masks, dmasks, coeff: float) -> float:
-        routing = (local(uniform_k_subset_routing(names, (gB, T), generator, device))
-                   if config.subset_routing else None)
+    def recon(masks, dmasks, coeff: float, subset: bool) -> float:
+        routing = local(uniform_k_subset_routing(names, (gB, T), generator, device)) if subset else None
         with amp:
             logits = cm.forward_with_masks(input_ids, masks, routing, dmasks)
         loss = reconstruction_kl(None, logits, target)
@@ -210,10 +219,13 @@ def train_step(
 
     dmasks = local(delta_stochastic_masks(names, (gB, T), generator, device)) if cm.use_delta else None
     stoch = stochastic_masks(ci_leaf, generator, global_rows=gB, rows=rows)
-    out["stochastic_recon"] = recon(stoch, dmasks, config.coeff_stochastic)
+    out["stochastic_recon"] = recon(stoch, dmasks, config.coeff_stochastic, config.subset_routing)
+    if config.coeff_ci_masked > 0:
+        out["ci_masked_recon"] = recon(ci_leaf, None, config.coeff_ci_masked, False)
     if ppgd is not None:
         adv_masks, adv_dmasks = ppgd.masks(ci_leaf, row_offset=rows.start)
-        out["adversarial_recon"] = recon(adv_masks, adv_dmasks, config.coeff_adversarial)
+        out["adversarial_recon"] = recon(adv_masks, adv_dmasks, config.coeff_adversarial,
+                                          config.subset_routing and config.adversarial_routing == "subset")
     reduce = (lambda t: sum_across_ranks(t, shard)) if shard.active else None
     l_min = importance_minimality_loss(ci_upper, p, config.beta, config.eps, reduce=reduce)
     l_faith = faithfulness_loss(cm.components.values())
