@@ -70,6 +70,7 @@ def _setup(name: str):
         config = DecomposeConfig(
             targets={f"*.self_attn.{m}_proj": 256 for m in "qkvo"} | {"*.mlp.up_proj": 256, "*.mlp.down_proj": 256},
             ci_type="shared_mlp", ci_hidden=128, batch_size=32, seq_len=128, subset_routing=True, adversarial=True,
+            adversarial_routing="subset",
         )
         return _llama(), config, "random-init 2-layer Llama (d 128, MLP 512, vocab 4096, 4 heads)"
     config = DecomposeConfig()

@@ -136,3 +136,14 @@ def test_ci_masked_term_masks_every_matrix_with_the_ci():
     assert all(torch.allclose(masks[n], ci[n]) for n in cm.module_names)
     # the term trains the CI functions: its gradient reaches them
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in cm.cis.parameters())
+
+
+def test_override_config_parses_by_field_type():
+    from vpd_lite.decompose import override_config
+
+    c = override_config(DecomposeConfig(), ["coeff_minimality=4e-3", "adversarial=false", "ci_type=mlp", "steps=10"])
+    assert (c.coeff_minimality, c.adversarial, c.ci_type, c.steps) == (4e-3, False, "mlp", 10)
+    assert DecomposeConfig().steps != 10  # a copy: the default is untouched
+    for bad in ["nofield=1", "steps", "steps=1.5", "adversarial=maybe", "targets=x", "adversarial_routing=some"]:
+        with pytest.raises(ValueError):
+            override_config(DecomposeConfig(), [bad])

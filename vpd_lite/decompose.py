@@ -45,7 +45,8 @@ from vpd_lite.losses import (
 from vpd_lite.masks import delta_stochastic_masks, stochastic_masks, uniform_k_subset_routing
 from vpd_lite.pgd import PersistentPGD
 
-__all__ = ["DecomposeConfig", "decompose", "build_component_model", "train_step", "keep_freed_memory", "main"]
+__all__ = ["DecomposeConfig", "decompose", "build_component_model", "train_step", "keep_freed_memory", "override_config",
+           "main"]
 
 
 def keep_freed_memory() -> bool:
@@ -92,8 +93,8 @@ class DecomposeConfig:
     ci_alpha: float = 0.01  # leak of the hard sigmoids
     use_delta: bool = True
     # data / optimisation
-    steps: int = 3000
-    batch_size: int = 16
+    steps: int = 3600
+    batch_size: int = 8
     seq_len: int = 128
     lr: float = 3e-3
     lr_final_frac: float = 0.1  # cosine decay to lr * lr_final_frac
@@ -104,9 +105,9 @@ class DecomposeConfig:
     # loss coefficients
     coeff_faithfulness: float = 1e5
     coeff_stochastic: float = 1.0
-    coeff_adversarial: float = 1.0
+    coeff_adversarial: float = 3.0
     coeff_ci_masked: float = 0.0  # optional: KL with masks = CI on every matrix (no noise, no delta, no routing)
-    coeff_minimality: float = 5e-4
+    coeff_minimality: float = 3e-3
     p_start: float = 2.0
     p_end: float = 0.4
     p_anneal_start_frac: float = 0.0
@@ -118,7 +119,7 @@ class DecomposeConfig:
     adversarial: bool = True
     # "subset": the adversarial pass uses uniform-k-subset routing like the stochastic one; "all": every
     # matrix is masked at every position in the adversarial pass (what the fresh-PGD evaluation attacks)
-    adversarial_routing: str = "subset"
+    adversarial_routing: str = "all"
     pgd_n_sets: int = 8
     pgd_lr: float = 0.1
     pgd_betas: tuple[float, float] = (0.9, 0.99)
@@ -372,6 +373,29 @@ def decompose(
     return cm, history
 
 
+def override_config(config: DecomposeConfig, assignments: Iterable[str]) -> DecomposeConfig:
+    """A copy of ``config`` with ``FIELD=VALUE`` overrides of its scalar fields (int, float, str, bool)."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(DecomposeConfig)}
+    changes: dict[str, object] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--set expects FIELD=VALUE with a DecomposeConfig field, got {item!r}")
+        current = getattr(config, key)
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {key}: expected true/false, got {raw!r}")
+            changes[key] = raw.lower() in ("true", "1")
+        elif isinstance(current, (int, float, str)) or current is None:
+            kind = type(current) if current is not None else str
+            changes[key] = kind(raw)
+        else:
+            raise ValueError(f"--set cannot override {key} (a {type(current).__name__}); edit DecomposeConfig")
+    return dataclasses.replace(config, **changes)
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI: decompose ``data/target`` and write the checkpoint + held-out metrics to ``--out``."""
     import argparse
@@ -390,6 +414,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 is faster on a busy machine)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a DecomposeConfig number/string/bool field, e.g. --set coeff_minimality=4e-3")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -399,6 +425,7 @@ def main(argv: list[str] | None = None) -> None:
     config = DecomposeConfig.quick(seed=args.seed) if quick else DecomposeConfig(seed=args.seed)
     out = Path(args.out) if args.out else paths.decomposition_dir()
     config.checkpoint_dir = str(out)
+    config = override_config(config, args.set)
     if args.minutes is not None:
         config.time_budget_minutes = args.minutes
     if args.steps is not None:
