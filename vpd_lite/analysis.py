@@ -33,6 +33,8 @@ from safetensors.torch import load_file
 from safetensors.torch import save as st_save
 from tqdm.auto import tqdm
 
+from vpd_lite.cross_entropy import lm_cross_entropy
+
 ComponentId = tuple[str, int]
 """A component: (name of the decomposed module, index of the component in that module)."""
 
@@ -645,20 +647,6 @@ def component_removed(cm, component: ComponentId) -> Iterator[torch.nn.Module]:
 
 
 @torch.no_grad()
-def lm_cross_entropy(model: torch.nn.Module, blocks: torch.Tensor, batch_size: int = 16) -> float:
-    """Mean next-token cross-entropy (nats/token) of a causal LM on (N, T) token blocks."""
-    if blocks.dim() != 2 or blocks.shape[1] < 2:
-        raise ValueError(f"blocks must be (N, T) with T >= 2, got shape {tuple(blocks.shape)}")
-    device = next(model.parameters()).device
-    total, count = 0.0, 0
-    for batch in _iter_batches(blocks, batch_size):
-        batch = batch.to(device)
-        logits = model(batch).logits[:, :-1]  # (B, T-1, V)
-        total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="sum"))
-        count += batch[:, 1:].numel()
-    return total / count
-
-
 def ablation_effects(
     cm,
     components: Sequence[ComponentId],

@@ -24,7 +24,7 @@ model that predicts uniformly (``uniform_level``).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vpd_lite.components import linear_weight
+from vpd_lite.cross_entropy import language_ce  # noqa: F401  (re-exported: notebooks call edits.language_ce)
 
 #: (module name, component index), as in ``vpd_lite.analysis``.
 ComponentId = tuple[str, int]
@@ -216,26 +217,6 @@ def uniform_ce(logits: Tensor, mask: Tensor | None = None) -> Tensor:
     if not mask.any():
         raise ValueError("mask selects no position")
     return per_pos[mask].mean()
-
-
-@torch.no_grad()
-def language_ce(model: nn.Module, blocks: Mapping[str, Tensor], batch_size: int = 16) -> dict[str, float]:
-    """Held-out next-token CE (nats/token) per language. ``blocks[lang]``: LongTensor (N, T)."""
-    was_training = model.training
-    model.eval()
-    out = {}
-    for lang, toks in blocks.items():
-        total, count = 0.0, 0
-        for i in range(0, toks.shape[0], batch_size):
-            x = toks[i : i + batch_size]
-            logits = model(input_ids=x).logits[:, :-1]  # (B, T-1, V)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1),
-                                   reduction="sum")
-            total += float(loss)
-            count += x[:, 1:].numel()
-        out[lang] = total / count
-    model.train(was_training)
-    return out
 
 
 # ---------------------------------------------------------------- training

@@ -30,6 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from vpd_lite.components import ComponentModel
+from vpd_lite.cross_entropy import next_token_ce
 from vpd_lite.losses import reconstruction_kl, target_distribution
 from vpd_lite.masks import stochastic_masks
 from vpd_lite.pgd import PGDConfig, fresh_pgd_sources
@@ -46,13 +47,6 @@ ISSUE_TARGETS = {
     "dead_frac_max": 0.5,  # strictly fewer than half
     "faithfulness_residual_max": 1e-3,
 }
-
-
-def next_token_ce(logits: Tensor, input_ids: Tensor) -> Tensor:
-    """Mean next-token cross-entropy (nats): logits (B, T, V) predict input_ids[:, 1:] (B, T-1)."""
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), input_ids[:, 1:].reshape(-1)
-    )
 
 
 def heldout_batches(tokenizer, seq_len: int = 128, blocks_per_lang: int = 32, batch_size: int = 16,

@@ -47,6 +47,7 @@ from transformers import (
 )
 
 from vpd_lite import quick_mode
+from vpd_lite.cross_entropy import lm_cross_entropy
 from vpd_lite.corpus import LANGS, chunk, encode_texts, load_corpus, train_batches
 from vpd_lite.paths import target_dir
 
@@ -218,7 +219,7 @@ def _train(config: TargetConfig, corpus, seed: int, tokenizer, progress: bool):
         opt.step()
         sched.step()
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            row["heldout_ce"] = sum(_blocks_ce(model, b) for b in eval_blocks.values()) / len(eval_blocks)
+            row["heldout_ce"] = sum(lm_cross_entropy(model, b, 32) for b in eval_blocks.values()) / len(eval_blocks)
             model.train()
             bar.set_postfix(loss=f"{row['loss']:.3f}", heldout=f"{row['heldout_ce']:.3f}")
         history.append(row)
@@ -302,22 +303,6 @@ def load_target(path: str | os.PathLike | None = None) -> tuple[LlamaForCausalLM
 
 # ------------------------------------------------------------------------------------ evaluation
 @torch.no_grad()
-def _blocks_ce(model, blocks: torch.Tensor, batch_size: int = 32) -> float:
-    """Mean next-token CE (nats/token) over blocks ``(N, T)``: predicts positions 1..T-1 of every block."""
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for i in range(0, blocks.shape[0], batch_size):
-        x = blocks[i : i + batch_size]
-        logits = model(input_ids=x).logits[:, :-1]  # (b, T-1, V)
-        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
-                                               x[:, 1:].reshape(-1), reduction="sum")
-        total += float(ce)
-        count += x[:, 1:].numel()
-    model.train(was_training)
-    return total / count
-
-
 def _heldout_blocks(tokenizer, corpus, lang: str, seq_len: int, max_blocks: int | None) -> torch.Tensor:
     if lang not in corpus:
         raise ValueError(f"language {lang!r} not in the corpus (has {list(corpus)})")
@@ -329,7 +314,7 @@ def _heldout_blocks(tokenizer, corpus, lang: str, seq_len: int, max_blocks: int 
 
 def heldout_ce(model, tokenizer, corpus, lang: str, seq_len: int = 128, max_blocks: int | None = None) -> float:
     """Model cross-entropy (nats/token) on ``lang``'s held-out split, cut into ``seq_len`` blocks."""
-    return _blocks_ce(model, _heldout_blocks(tokenizer, corpus, lang, seq_len, max_blocks))
+    return lm_cross_entropy(model, _heldout_blocks(tokenizer, corpus, lang, seq_len, max_blocks))
 
 
 def unigram_ce(tokenizer, corpus, lang: str, seq_len: int = 128, max_blocks: int | None = None,
