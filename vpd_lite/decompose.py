@@ -107,7 +107,7 @@ class DecomposeConfig:
     coeff_stochastic: float = 1.0
     coeff_adversarial: float = 3.0
     coeff_ci_masked: float = 0.0  # optional: KL with masks = CI on every matrix (no noise, no delta, no routing)
-    coeff_minimality: float = 3e-3
+    coeff_minimality: float = 4.5e-3
     p_start: float = 2.0
     p_end: float = 0.4
     p_anneal_start_frac: float = 0.0
