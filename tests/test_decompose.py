@@ -144,6 +144,7 @@ def test_override_config_parses_by_field_type():
     c = override_config(DecomposeConfig(), ["coeff_minimality=4e-3", "adversarial=false", "ci_type=mlp", "steps=10"])
     assert (c.coeff_minimality, c.adversarial, c.ci_type, c.steps) == (4e-3, False, "mlp", 10)
     assert DecomposeConfig().steps != 10  # a copy: the default is untouched
+    assert override_config(DecomposeConfig(), ["time_budget_minutes=2.5"]).time_budget_minutes == 2.5  # None default
     for bad in ["nofield=1", "steps", "steps=1.5", "adversarial=maybe", "targets=x", "adversarial_routing=some"]:
         with pytest.raises(ValueError):
             override_config(DecomposeConfig(), [bad])

@@ -646,7 +646,6 @@ def component_removed(cm, component: ComponentId) -> Iterator[torch.nn.Module]:
             weight.copy_(original)
 
 
-@torch.no_grad()
 def ablation_effects(
     cm,
     components: Sequence[ComponentId],

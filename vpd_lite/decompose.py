@@ -377,20 +377,22 @@ def override_config(config: DecomposeConfig, assignments: Iterable[str]) -> Deco
     """A copy of ``config`` with ``FIELD=VALUE`` overrides of its scalar fields (int, float, str, bool)."""
     import dataclasses
 
-    fields = {f.name: f for f in dataclasses.fields(DecomposeConfig)}
+    annotations = {f.name: str(f.type) for f in dataclasses.fields(DecomposeConfig)}
     changes: dict[str, object] = {}
     for item in assignments:
         key, sep, raw = item.partition("=")
-        if not sep or key not in fields:
+        if not sep or key not in annotations:
             raise ValueError(f"--set expects FIELD=VALUE with a DecomposeConfig field, got {item!r}")
         current = getattr(config, key)
         if isinstance(current, bool):
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise ValueError(f"--set {key}: expected true/false, got {raw!r}")
             changes[key] = raw.lower() in ("true", "1")
-        elif isinstance(current, (int, float, str)) or current is None:
-            kind = type(current) if current is not None else str
-            changes[key] = kind(raw)
+        elif isinstance(current, (int, float, str)):
+            changes[key] = type(current)(raw)
+        elif current is None:  # an optional field left unset: its annotation says what it holds
+            kind = float if "float" in annotations[key] else int if "int" in annotations[key] else str
+            changes[key] = None if raw.lower() == "none" else kind(raw)
         else:
             raise ValueError(f"--set cannot override {key} (a {type(current).__name__}); edit DecomposeConfig")
     return dataclasses.replace(config, **changes)
