@@ -9,13 +9,15 @@ All CE numbers are in nats/token; ΔCE = after − before on held-out text.
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
+
+from vpd_lite.checkpoint import atomic_write_bytes
 
 METHOD_NAMES = {
     "scalar": "scalar, 1 German component",
@@ -108,17 +110,12 @@ def top16_plot(summary: pd.DataFrame) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".png", dir=path.parent)
-    os.close(fd)
+    buf = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=120)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; figures are for everyone to read
-        os.replace(tmp, path)
+        fig.savefig(buf, format="png", dpi=120)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

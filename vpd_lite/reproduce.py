@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from vpd_lite.analysis import ComponentId, ComponentStats, HarvestPlan, component_key, language_specificity
 from vpd_lite.baselines import LORA_METHODS, LoraTrainConfig, train_lora
+from vpd_lite.checkpoint import atomic_write_bytes
 from vpd_lite.corpus import LANGS
 from vpd_lite.edits import (
     Direction,
@@ -254,26 +255,13 @@ def format_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are for everyone to read
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_results(runs: pd.DataFrame, summary: pd.DataFrame, claim: Mapping[str, Any], setup: EraseSetup,
                  out_dir: Path, command: str, config: EraseConfig) -> list[Path]:
     """Write the per-run CSV, the summary CSV and a markdown report (atomically). Returns the paths."""
     out_dir = Path(out_dir)
     paths = [out_dir / "erase_german_runs.csv", out_dir / "erase_german.csv", out_dir / "erase_german.md"]
-    _atomic_write_text(paths[0], runs.to_csv(index=False, float_format="%.5f"))
-    _atomic_write_text(paths[1], summary.to_csv(index=False, float_format="%.5f"))
+    atomic_write_bytes(paths[0], runs.to_csv(index=False, float_format="%.5f").encode("utf-8"))
+    atomic_write_bytes(paths[1], summary.to_csv(index=False, float_format="%.5f").encode("utf-8"))
     md = [
         "# Erasing German with one scalar vs LoRA",
         "",
@@ -297,7 +285,7 @@ def save_results(runs: pd.DataFrame, summary: pd.DataFrame, claim: Mapping[str, 
         "```",
         "",
     ]
-    _atomic_write_text(paths[2], "\n".join(md))
+    atomic_write_bytes(paths[2], "\n".join(md).encode("utf-8"))
     return paths
 
 
