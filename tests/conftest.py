@@ -5,12 +5,11 @@ OpenMP threads makes them tens of times slower.
 """
 
 import pytest
-import torch
+
+from vpd_lite.devices import torch_threads
 
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with torch_threads(1):
+        yield

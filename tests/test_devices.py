@@ -29,3 +29,19 @@ def test_draws_depend_only_on_the_generator():
     b = draw_uniform((3, 4), torch.Generator().manual_seed(5), None)
     torch.testing.assert_close(a, b)
     assert a.min() >= 0 and a.max() < 1
+
+
+def test_torch_threads_sets_and_restores_also_on_error():
+    from vpd_lite.devices import torch_threads
+
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with torch_threads(other):
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before

@@ -10,7 +10,7 @@ import contextlib
 
 import torch
 
-__all__ = ["resolve_device", "autocast", "draw_uniform"]
+__all__ = ["resolve_device", "autocast", "draw_uniform", "torch_threads"]
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
@@ -36,3 +36,16 @@ def draw_uniform(shape: tuple[int, ...], generator: torch.Generator | None, devi
     """U(0, 1) of ``shape`` drawn on the CPU from ``generator`` (device-independent results), moved to ``device``."""
     u = torch.rand(shape, generator=generator, dtype=dtype)
     return u if device is None or device.type == "cpu" else u.to(device, non_blocking=True)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch intra-op threads and restore the previous count afterwards (also on
+    errors). ``None`` leaves the setting alone."""
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

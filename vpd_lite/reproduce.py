@@ -38,6 +38,7 @@ from vpd_lite.analysis import ComponentId, ComponentStats, HarvestPlan, componen
 from vpd_lite.baselines import LORA_METHODS, LoraTrainConfig, train_lora
 from vpd_lite.checkpoint import atomic_write_bytes
 from vpd_lite.corpus import LANGS
+from vpd_lite.devices import torch_threads
 from vpd_lite.edits import (
     Direction,
     FitConfig,
@@ -153,10 +154,7 @@ def run_sweep(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> 
     """Train every method at every budget and seed; one row per run with held-out CE before and after.
 
     Runs with ``config.threads`` torch threads (restored afterwards)."""
-    n_threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         before = language_ce(setup.model, setup.heldout)
         runs = [(m, b, s) for b in config.budgets for m in config.methods for s in config.seeds]
         rows = []
@@ -164,8 +162,6 @@ def run_sweep(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> 
             row = _run_one(setup, method, budget, seed, config)
             row.update({f"ce_before_{lang}": v for lang, v in before.items()})
             rows.append(row)
-    finally:
-        torch.set_num_threads(n_threads)
     df = pd.DataFrame(rows)
     df["uniform"] = uniform_level(setup.vocab_size)
     return df

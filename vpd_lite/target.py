@@ -48,6 +48,7 @@ from transformers import (
 
 from vpd_lite import quick_mode
 from vpd_lite.cross_entropy import lm_cross_entropy
+from vpd_lite.devices import torch_threads
 from vpd_lite.corpus import LANGS, chunk, encode_texts, load_corpus, train_batches
 from vpd_lite.paths import target_dir
 
@@ -178,13 +179,8 @@ def train_target(
     """
     config = config or (TargetConfig.quick() if quick_mode() else TargetConfig())
     corpus = corpus if corpus is not None else load_corpus(langs=config.langs)
-    threads = torch.get_num_threads()
-    if config.num_threads is not None:
-        torch.set_num_threads(config.num_threads)
-    try:
+    with torch_threads(config.num_threads):
         model, tokenizer, history = _train(config, corpus, seed, tokenizer, progress)
-    finally:
-        torch.set_num_threads(threads)
     if save:
         save_target(model, tokenizer, config, history, Path(out_dir) if out_dir is not None else target_dir(),
                     seed)
