@@ -139,3 +139,43 @@ def test_causal_importance_shapes_and_ranges():
             assert (upper[n] >= lower[n] - 1e-7).all()
     with pytest.raises(ValueError, match="unknown ci_type"):
         ComponentModel(model, LLAMA_TARGETS, ci_type="transformer")
+
+
+@pytest.mark.parametrize("builder, targets", [(tiny_llama, LLAMA_TARGETS), (tiny_gpt2, {"*.c_attn": 8, "*.c_fc": 12})])
+def test_final_hidden_feeds_the_head_to_the_same_logits(builder, targets):
+    cm = ComponentModel(builder(), targets, seed=0)
+    head = cm.output_head()
+    assert head is cm.model.get_output_embeddings()
+    ids = torch.randint(0, 50, (2, 7), generator=torch.Generator().manual_seed(1))
+    masks = {n: torch.rand(2, 7, C, generator=torch.Generator().manual_seed(2)) for n, C in cm.C_per_module.items()}
+    with torch.no_grad():
+        hidden = cm.final_hidden_with_masks(ids, masks)
+        logits = cm.forward_with_masks(ids, masks)
+    assert hidden.shape == (2, 7, 16)
+    assert torch.allclose(head(hidden), logits, atol=1e-5)
+    assert "forward" not in head.__dict__  # the head is restored
+
+
+class _ScaledLogits(torch.nn.Module):
+    """A causal LM whose logits are 2 * head(hidden): the blockwise head path must not be used for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = tiny_llama()
+
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self.inner.lm_head
+
+    def forward(self, input_ids, use_cache=False):
+        out = self.inner(input_ids=input_ids, use_cache=use_cache)
+        out.logits = 2 * out.logits
+        return out
+
+
+def test_output_head_is_none_when_logits_are_not_the_plain_head():
+    cm = ComponentModel(_ScaledLogits(), {"*.q_proj": 4}, seed=0)
+    assert cm.output_head() is None
+    with pytest.raises(RuntimeError, match="forward_with_masks"):
+        cm.final_hidden_with_masks(torch.zeros(1, 3, dtype=torch.long), {})
+    decomposed_head = ComponentModel(tiny_llama(), {"lm_head": 4, "*.q_proj": 4}, seed=0)
+    assert decomposed_head.output_head() is None  # a decomposed head is never bypassed

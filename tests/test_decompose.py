@@ -94,13 +94,13 @@ def test_adversarial_routing_choice(mode):
     gen = torch.Generator().manual_seed(0)
     ppgd = PersistentPGD(cm.C_per_module, 2, True, generator=gen)
     seen = []
-    real = cm.forward_with_masks
+    real = cm.masked  # every masked pass (logits or final hidden states) goes through this context
 
-    def spy(ids, masks, routing=None, delta_masks=None):
+    def spy(masks, routing=None, delta_masks=None):
         seen.append(routing)
-        return real(ids, masks, routing, delta_masks)
+        return real(masks, routing, delta_masks)
 
-    cm.forward_with_masks = spy
+    cm.masked = spy
     train_step(cm, batches()[0], config, 2.0, ppgd, gen)
     stochastic, adversarial = seen
     assert stochastic is not None and set(stochastic) == set(cm.module_names)
@@ -119,13 +119,13 @@ def test_ci_masked_term_masks_every_matrix_with_the_ci():
     cm = build_component_model(tiny(), config)
     gen = torch.Generator().manual_seed(0)
     calls = []
-    real = cm.forward_with_masks
+    real = cm.masked
 
-    def spy(ids, masks, routing=None, delta_masks=None):
+    def spy(masks, routing=None, delta_masks=None):
         calls.append((masks, routing, delta_masks))
-        return real(ids, masks, routing, delta_masks)
+        return real(masks, routing, delta_masks)
 
-    cm.forward_with_masks = spy
+    cm.masked = spy
     ids = batches()[0]
     terms = train_step(cm, ids, config, 2.0, None, gen)
     assert len(calls) == 2 and terms["ci_masked_recon"] > 0
@@ -148,3 +148,24 @@ def test_override_config_parses_by_field_type():
     for bad in ["nofield=1", "steps", "steps=1.5", "adversarial=maybe", "targets=x", "adversarial_routing=some"]:
         with pytest.raises(ValueError):
             override_config(DecomposeConfig(), [bad])
+
+
+def test_train_step_head_path_matches_the_full_logits_path():
+    """The blockwise output-head KL used in training gives the same losses and gradients as full logits."""
+    from vpd_lite.decompose import train_step
+    from vpd_lite.pgd import PersistentPGD
+
+    config = cfg()
+    results = []
+    for head_ok in (True, False):
+        cm = build_component_model(tiny(), config)
+        cm._head_ok = head_ok  # False forces forward_with_masks + reconstruction_kl
+        gen = torch.Generator().manual_seed(0)
+        ppgd = PersistentPGD(cm.C_per_module, 2, True, generator=gen)
+        terms = train_step(cm, batches()[0], config, 2.0, ppgd, gen)
+        grads = [p.grad.clone() for p in cm.trainable_parameters()] + [s.grad.clone() for s in ppgd.leaves()]
+        results.append((terms, grads))
+    (t_head, g_head), (t_full, g_full) = results
+    assert t_head.keys() == t_full.keys()
+    assert all(math.isclose(t_head[k], t_full[k], rel_tol=1e-5, abs_tol=1e-7) for k in t_head)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(g_head, g_full))

@@ -2,10 +2,12 @@
 
 import math
 
+import pytest
 import torch
 
 from vpd_lite.components import LinearComponents
 from vpd_lite.losses import (
+    head_reconstruction_kl,
     annealed_p,
     faithfulness_loss,
     importance_minimality_loss,
@@ -71,3 +73,28 @@ def test_reconstruction_kl_gradient_matches_the_naive_formula():
     (g_fused,) = torch.autograd.grad(2.0 * fused, z)
     assert torch.isclose(fused.detach(), naive.detach(), atol=1e-6)
     assert torch.allclose(g_fused, 2.0 * g_naive, atol=1e-7)
+
+
+@pytest.mark.parametrize("block_elements", [11, 3 * 11, 2**20])  # one row per block, a ragged split, one block
+@pytest.mark.parametrize("bias", [False, True])
+def test_head_kl_equals_the_full_logits_kl(block_elements, bias):
+    torch.manual_seed(0)
+    head = torch.nn.Linear(6, 11, bias=bias).requires_grad_(False)
+    t = torch.randn(3, 5, 11)
+    h = torch.randn(3, 5, 6, requires_grad=True)
+    full = reconstruction_kl(t, head(h))
+    (g_full,) = torch.autograd.grad(3.0 * full, h)
+    blockwise = head_reconstruction_kl(h, head, target_distribution(t), block_elements=block_elements)
+    (g_block,) = torch.autograd.grad(3.0 * blockwise, h)
+    assert torch.isclose(blockwise.detach(), full.detach(), atol=1e-6)
+    assert torch.allclose(g_block, g_full, atol=1e-6)
+
+
+def test_head_kl_refuses_a_trainable_head_and_wrong_shapes():
+    head = torch.nn.Linear(6, 11)
+    target = target_distribution(torch.randn(2, 4, 11))
+    with pytest.raises(ValueError, match="frozen"):
+        head_reconstruction_kl(torch.randn(2, 4, 6), head, target)
+    head.requires_grad_(False)
+    with pytest.raises(ValueError, match="shape"):
+        head_reconstruction_kl(torch.randn(2, 3, 6), head, target)

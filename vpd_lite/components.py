@@ -189,6 +189,7 @@ class ComponentModel(nn.Module):
         for p in model.parameters():
             p.requires_grad_(False)
         self.ci_type, self.ci_hidden, self.use_delta = ci_type, ci_hidden, use_delta
+        self._head_ok: bool | None = None  # see output_head()
         self.C_per_module = match_modules(model, targets)
         self.module_names: list[str] = list(self.C_per_module)
         self._modules_by_name = dict(model.named_modules())
@@ -302,6 +303,66 @@ class ComponentModel(nn.Module):
         False, use the original weight. ``delta_masks`` {name: (B, T)} switch the delta component in."""
         with self.masked(masks, routing, delta_masks):
             return self._logits(input_ids)
+
+    def output_head(self) -> nn.Linear | None:
+        """The target's output head (``get_output_embeddings()``) if its logits are exactly ``head(final hidden
+        states)`` and it is not decomposed, else None (e.g. a model that scales or soft-caps its logits).
+        Checked once, on four tokens; training then uses ``final_hidden_with_masks`` + a blockwise KL."""
+        if self._head_ok is None:
+            self._head_ok = self._check_output_head()
+        return self.model.get_output_embeddings() if self._head_ok else None
+
+    def _check_output_head(self) -> bool:
+        get = getattr(self.model, "get_output_embeddings", None)
+        head = get() if callable(get) else None
+        if not isinstance(head, nn.Linear) or any(m is head for m in map(self._modules_by_name.get, self.module_names)):
+            return False
+        ids = (torch.arange(4, device=head.weight.device) % head.out_features).unsqueeze(0)
+        try:
+            with torch.no_grad():
+                logits = self._logits(ids)
+                hidden = self._final_hidden(ids, head)
+                return logits.shape == (1, 4, head.out_features) and torch.allclose(
+                    logits.float(), head(hidden).float(), rtol=1e-4, atol=1e-4)
+        except Exception:  # any architecture this does not understand simply keeps the plain logits path
+            return False
+
+    def _final_hidden(self, input_ids: Tensor, head: nn.Linear) -> Tensor:
+        """Run the model with ``head`` replaced by a no-op that records its input: (B, T, d), no logits made."""
+        captured: list[Tensor] = []
+
+        def capture(x: Tensor) -> Tensor:
+            captured.append(x)
+            return x[..., :0]  # an empty stand-in for the logits the model would have computed
+
+        previous = head.__dict__.get("forward")
+        head.forward = capture
+        try:
+            self._logits(input_ids)
+        finally:
+            if previous is None:
+                del head.forward
+            else:
+                head.forward = previous
+        if len(captured) != 1:
+            raise RuntimeError(f"the output head ran {len(captured)} times in one forward pass (expected once)")
+        return captured[0]
+
+    def final_hidden_with_masks(
+        self,
+        input_ids: Tensor,
+        masks: Mapping[str, Tensor],
+        routing: Mapping[str, Tensor] | None = None,
+        delta_masks: Mapping[str, Tensor] | None = None,
+    ) -> Tensor:
+        """Like ``forward_with_masks`` but returns the final hidden states (B, T, d) that feed the output head
+        (``output_head()``, which must not be None), without computing the (B, T, V) logits."""
+        head = self.output_head()
+        if head is None:
+            raise RuntimeError("this model's logits are not a plain linear head of its hidden states; "
+                               "use forward_with_masks")
+        with self.masked(masks, routing, delta_masks):
+            return self._final_hidden(input_ids, head)
 
     def faithfulness_residual(self) -> dict[str, float]:
         """Relative residual ||W - sum U V||_F^2 / ||W||_F^2 per matrix."""

@@ -38,6 +38,7 @@ from vpd_lite.distributed import Shard, average_gradients, sum_across_ranks
 from vpd_lite.losses import (
     annealed_p,
     faithfulness_loss,
+    head_reconstruction_kl,
     importance_minimality_loss,
     reconstruction_kl,
     target_distribution,
@@ -208,13 +209,18 @@ def train_step(
     ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
     ci_leaf = {n: g.detach().requires_grad_(True) for n, g in ci_lower.items()}
     target = target_distribution(target_logits)
+    del target_logits  # p (in ``target``) is all the KLs need
+    head = cm.output_head()  # None: the model's logits are not a plain linear head -> full-logits KL
     out: dict[str, float] = {}
 
     def recon(masks, dmasks, coeff: float, subset: bool) -> float:
         routing = local(uniform_k_subset_routing(names, (gB, T), generator, device)) if subset else None
         with amp:
-            logits = cm.forward_with_masks(input_ids, masks, routing, dmasks)
-        loss = reconstruction_kl(None, logits, target)
+            if head is not None:  # the (B, T, V) logits are made and consumed a block of rows at a time
+                loss = head_reconstruction_kl(cm.final_hidden_with_masks(input_ids, masks, routing, dmasks),
+                                              head, target)
+            else:
+                loss = reconstruction_kl(None, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
         (coeff * loss).backward()  # frees this pass's graph right away
         return float(loss.detach())
 

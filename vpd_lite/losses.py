@@ -9,7 +9,8 @@ from torch import Tensor
 
 from vpd_lite.components import LinearComponents
 
-__all__ = ["faithfulness_loss", "target_distribution", "reconstruction_kl", "importance_minimality_loss", "annealed_p"]
+__all__ = ["faithfulness_loss", "target_distribution", "reconstruction_kl", "head_reconstruction_kl",
+           "importance_minimality_loss", "annealed_p"]
 
 
 def faithfulness_loss(components: Iterable[LinearComponents]) -> Tensor:
@@ -59,6 +60,55 @@ def reconstruction_kl(target_logits: Tensor | None, logits: Tensor,
         target = target_distribution(target_logits)
     p_t, plogp = target
     return _KLToTarget.apply(logits.float(), p_t, plogp)
+
+
+class _HeadKLToTarget(torch.autograd.Function):
+    """mean_n KL(p_n || softmax(h_n W^T + b)) from the final hidden states h (N, d), through a frozen output
+    head, a block of rows at a time. Each block's logits (rows, V) live only while the block is processed; the
+    gradient dL/dh = (softmax(z) - p) W / N is formed in the same sweep and is all that is kept for backward."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor | None, p: Tensor, plogp: Tensor,  # type: ignore[override]
+                block_rows: int) -> Tensor:
+        n = h.shape[0]
+        with torch.autocast(h.device.type, enabled=False):
+            hf, w = h.float(), weight.float()
+            b = None if bias is None else bias.float()
+            grad_h = torch.empty_like(hf)
+            total = torch.zeros((), dtype=torch.float32, device=h.device)
+            for start in range(0, n, block_rows):
+                rows = slice(start, min(start + block_rows, n))
+                z = torch.nn.functional.linear(hf[rows], w, b)  # (rows, V)
+                lse = torch.logsumexp(z, dim=-1)
+                p_rows = p[rows]
+                total += torch.vdot(p_rows.reshape(-1), z.reshape(-1)) - lse.sum()
+                grad_h[rows] = z.sub_(lse.unsqueeze(-1)).exp_().sub_(p_rows) @ w  # (softmax(z) - p) W
+        ctx.save_for_backward(grad_h)
+        ctx.n, ctx.dtype = n, h.dtype
+        return plogp - total / n
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (grad_h,) = ctx.saved_tensors
+        return (grad_h * (grad / ctx.n)).to(ctx.dtype), None, None, None, None, None
+
+
+def head_reconstruction_kl(hidden: Tensor, head: torch.nn.Linear, target: tuple[Tensor, Tensor],
+                           block_elements: int = 2**20) -> Tensor:
+    """``reconstruction_kl`` of the logits ``head(hidden)`` without ever holding those logits: hidden (B, T, d)
+    (the model's final hidden states), ``head`` its frozen output ``nn.Linear`` (V, d), ``target`` from
+    ``target_distribution`` ((B, T, V), scalar). Same value and gradient (w.r.t. ``hidden``) as
+    ``reconstruction_kl(None, head(hidden), target)``; rows are processed ``block_elements // V`` at a time,
+    so the working set stays in cache and memory does not grow with B * T * V."""
+    if head.weight.requires_grad or (head.bias is not None and head.bias.requires_grad):
+        raise ValueError("head_reconstruction_kl needs a frozen head (it returns no gradient for its weights)")
+    p_t, plogp = target
+    V, d = head.weight.shape
+    if p_t.shape[-1] != V or hidden.shape[-1] != d or p_t.shape[:-1] != hidden.shape[:-1]:
+        raise ValueError(f"shape mismatch: hidden {tuple(hidden.shape)}, head ({V}, {d}), target {tuple(p_t.shape)}")
+    block_rows = max(1, block_elements // V)
+    return _HeadKLToTarget.apply(hidden.reshape(-1, d), head.weight, head.bias, p_t.reshape(-1, V), plogp,
+                                 block_rows)
 
 
 def importance_minimality_loss(
