@@ -80,13 +80,12 @@ class _BothLeakyHardSigmoids(torch.autograd.Function):
     def backward(ctx, g_lower: Tensor | None, g_upper: Tensor | None):  # type: ignore[override]
         (z,) = ctx.saved_tensors
         a = ctx.alpha
-        inside = (z >= 0) & (z <= 1)
-        grad = torch.zeros_like(z)
-        if g_lower is not None:  # pass on [0, 1]; below 0 only alpha * (upward-pushing) gradient
-            grad = torch.where(inside, g_lower, torch.where(z < 0, g_lower.clamp(max=0.0) * a, grad))
-        if g_upper is not None:  # 1 on [0, 1], alpha above 1, 0 below 0
-            grad = grad + torch.where(inside, g_upper, (z > 1) * (a * g_upper))
-        return grad, None
+        g_lower = torch.zeros_like(z) if g_lower is None else g_lower
+        g_upper = torch.zeros_like(z) if g_upper is None else g_upper
+        # On [0, 1] both pass: g_lower + g_upper. Above 1: lower passes nothing, upper alpha * g_upper.
+        # Below 0: upper passes nothing, lower only alpha * (upward-pushing, i.e. negative) g_lower.
+        grad = torch.where(z > 1, g_upper * a, g_lower + g_upper)
+        return torch.where(z < 0, g_lower.clamp(max=0.0).mul_(a), grad), None
 
 
 def leaky_hard_sigmoids(z: Tensor, alpha: float = 0.01) -> tuple[Tensor, Tensor]:
