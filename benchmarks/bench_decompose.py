@@ -1,8 +1,9 @@
 """Benchmark one VPD training step against one forward+backward of the target model.
 
 For each config it prints ms per VPD training step, ms per target forward+backward at the same batch, their
-ratio (the overhead of VPD itself) and the peak RSS of the process. Each config runs in its own subprocess so
-that peak RSS is per config.
+ratio (the overhead of VPD itself) and the peak RSS of each. The VPD steps and the target passes run in two
+separate subprocesses per config, so that each peak RSS belongs to that part alone (a process's peak RSS
+never goes down, so measuring both in one process would report the larger of the two for both).
 
 Configs:
 * ``default``    -- ``DecomposeConfig()`` on the shipped target (``data/target``; a random-init model of the
@@ -95,56 +96,52 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def run_one(name: str, steps: int) -> dict:
+def run_one(name: str, steps: int, part: str) -> dict:
+    """Time ``steps`` steps (after one warm-up) of one part in this process: ``"vpd"`` (a full VPD training
+    step: train_step, gradient clipping, AdamW, PGD ascent) or ``"target"`` (one forward+backward of the target
+    with every parameter trainable, LM loss). Each part runs in its own process so that its peak RSS is its own."""
     model, config, desc = _setup(name)
     B, T = config.batch_size, config.seq_len
     vocab = model.config.vocab_size
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab, (B, T), generator=gen)
 
-    # Baseline: one forward+backward of the target (all its parameters trainable), LM loss.
-    def target_fwd_bwd() -> None:
-        model.zero_grad(set_to_none=True)
-        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+    if part == "target":
+        def step() -> None:
+            model.zero_grad(set_to_none=True)
+            model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+    else:
+        cm = build_component_model(model, config)  # freezes the target
+        params = cm.trainable_parameters()
+        opt = torch.optim.AdamW(params, lr=config.lr)
+        ppgd = PersistentPGD(cm.C_per_module, config.pgd_n_sets, cm.use_delta, config.pgd_lr, config.pgd_betas,
+                             generator=gen) if config.adversarial else None
 
-    cm = build_component_model(model, config)  # freezes the target
-    params = cm.trainable_parameters()
-    opt = torch.optim.AdamW(params, lr=config.lr)
-    ppgd = PersistentPGD(cm.C_per_module, config.pgd_n_sets, cm.use_delta, config.pgd_lr, config.pgd_betas,
-                         generator=gen) if config.adversarial else None
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            train_step(cm, ids, config, 1.0, ppgd, gen)
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            opt.step()
+            if ppgd is not None:
+                ppgd.ascent_step()
 
-    def vpd_step() -> None:
-        opt.zero_grad(set_to_none=True)
-        train_step(cm, ids, config, 1.0, ppgd, gen)
-        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        opt.step()
-        if ppgd is not None:
-            ppgd.ascent_step()
-
-    # Interleave the two measurements (median of each) so that load from other processes hits both alike.
-    for p in model.parameters():
-        p.requires_grad_(True)
-    target_fwd_bwd()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    vpd_step()
-    t_target, t_vpd = [], []
-    for _ in range(steps):
-        for p in model.parameters():
-            p.requires_grad_(True)
-        t_target.append(_timed(target_fwd_bwd))
-        model.zero_grad(set_to_none=True)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        t_vpd.append(_timed(vpd_step))
-    ms_target, ms_vpd = _median_ms(t_target), _median_ms(t_vpd)
+    step()  # warm-up
+    ms = _median_ms([_timed(step) for _ in range(steps)])
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    return {
-        "config": name, "model": desc, "batch": f"{B} x {T}", "matrices": len(cm.module_names),
-        "C_total": sum(cm.C_per_module.values()), "ms_vpd_step": ms_vpd, "ms_target_fwd_bwd": ms_target,
-        "ratio": ms_vpd / ms_target, "peak_rss_mb": rss_mb, "threads": torch.get_num_threads(),
-        "use_delta": config.use_delta,
-    }
+    return {"config": name, "part": part, "model": desc, "batch": f"{B} x {T}", "ms": ms, "peak_rss_mb": rss_mb,
+            "threads": torch.get_num_threads(), "use_delta": config.use_delta,
+            "matrices": len(config.targets) if part == "target" else len(cm.module_names),
+            "C_total": None if part == "target" else sum(cm.C_per_module.values())}
+
+
+def _child(name: str, part: str, args: argparse.Namespace) -> dict:
+    cmd = [sys.executable, __file__, "--child", part, "--config", name, "--steps", str(args.steps)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.mmap:
+        cmd += ["--mmap"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -154,27 +151,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--mmap", action="store_true",
                     help="keep glibc's default mmap-per-large-tensor allocation (slower; see keep_freed_memory)")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["vpd", "target"], default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child:
         heap = False if args.mmap else keep_freed_memory()
-        print(json.dumps(run_one(args.config, args.steps) | {"heap_allocator": heap}))
+        print(json.dumps(run_one(args.config, args.steps, args.child) | {"heap_allocator": heap}))
         return
     names = ["default", "comparison"] if args.config == "both" else [args.config]
-    print(f"{'config':<12}{'ms/VPD step':>12}{'ms/target f+b':>15}{'ratio':>8}{'peak RSS MB':>13}  model / batch")
+    print(f"{'config':<12}{'ms/VPD step':>12}{'ms/target f+b':>15}{'ratio':>8}{'VPD peak RSS MB':>17}"
+          f"{'target peak RSS MB':>20}  model / batch")
     for name in names:
-        cmd = [sys.executable, __file__, "--child", "--config", name, "--steps", str(args.steps)]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        if args.mmap:
-            cmd += ["--mmap"]
-        res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        print(f"{name:<12}{res['ms_vpd_step']:>12.1f}{res['ms_target_fwd_bwd']:>15.1f}{res['ratio']:>8.2f}"
-              f"{res['peak_rss_mb']:>13.0f}  {res['model']}, batch {res['batch']}, {res['matrices']} matrices, "
-              f"C total {res['C_total']}, delta {res['use_delta']}, {res['threads']} threads, "
-              f"heap allocator {res['heap_allocator']}")
+        vpd, tgt = _child(name, "vpd", args), _child(name, "target", args)
+        print(f"{name:<12}{vpd['ms']:>12.1f}{tgt['ms']:>15.1f}{vpd['ms'] / tgt['ms']:>8.2f}"
+              f"{vpd['peak_rss_mb']:>17.0f}{tgt['peak_rss_mb']:>20.0f}  {vpd['model']}, batch {vpd['batch']}, "
+              f"{vpd['matrices']} matrices, C total {vpd['C_total']}, delta {vpd['use_delta']}, "
+              f"{vpd['threads']} threads, heap allocator {vpd['heap_allocator']}")
 
 
 if __name__ == "__main__":
