@@ -169,3 +169,22 @@ def test_train_step_head_path_matches_the_full_logits_path():
     assert t_head.keys() == t_full.keys()
     assert all(math.isclose(t_head[k], t_full[k], rel_tol=1e-5, abs_tol=1e-7) for k in t_head)
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(g_head, g_full))
+
+
+def test_cli_quick_run_writes_a_loadable_decomposition(tmp_path, monkeypatch):
+    """``python -m vpd_lite.decompose --quick`` on the shipped target: checkpoint, metrics, no scratch path."""
+    import json
+
+    from vpd_lite.decompose import main
+    from vpd_lite.target import load_target
+
+    monkeypatch.setenv("VPD_LITE_QUICK", "1")
+    out = tmp_path / "dec"
+    main(["--quick", "--out", str(out), "--steps", "6", "--set", "coeff_minimality=0.002"])
+    meta = json.loads((out / "decomposition.json").read_text())
+    assert meta["config"]["checkpoint_dir"] is None and meta["config"]["coeff_minimality"] == 0.002
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["training"]["steps"] == 6 and "ce_gap" in metrics
+    assert not (out / "training_state.pt").exists()
+    model, _ = load_target()
+    assert load_decomposition(out, model).module_names == meta["module_names"]

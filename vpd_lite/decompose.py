@@ -15,7 +15,10 @@ One training step (after a faithfulness-only warm-up):
 7. clip gradients, Adam step with cosine learning rate.
 
 To keep memory low, each reconstruction pass is backpropagated as soon as its loss exists, into detached
-copies of the CI; the CI functions get the accumulated gradient in one final backward.
+copies of the CI; the CI functions get the accumulated gradient in one final backward. A masked pass stops at
+the model's final hidden states: ``losses.head_reconstruction_kl`` applies the output head and the KL a block
+of rows at a time, so the (B, T, vocab) logits of a masked pass are never held in memory (models whose logits
+are not a plain linear head of those states fall back to full logits).
 
 Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N]`` to decompose the shipped target.
 """
@@ -94,7 +97,7 @@ class DecomposeConfig:
     ci_alpha: float = 0.01  # leak of the hard sigmoids
     use_delta: bool = True
     # data / optimisation
-    steps: int = 3600
+    steps: int = 5400
     batch_size: int = 8
     seq_len: int = 128
     lr: float = 3e-3
@@ -445,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
                                    seed=config.seed)
     t0 = time.perf_counter()
     cm, history = decompose(model, batches, config, resume_from=out if args.resume else None)
+    config.checkpoint_dir = None  # where this run wrote to is not part of the decomposition's record
     train_minutes = (time.perf_counter() - t0) / 60
     metrics = evaluate_decomposition(cm, heldout_batches(tokenizer, corpus=corp, quick=quick), seed=config.seed)
     steps_done = max((r["step"] for r in history if "stochastic_recon" in r), default=0)
