@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -162,6 +162,25 @@ class LinearComponents(nn.Module):
         return out.reshape(*lead, self.d_out)
 
 
+@contextmanager
+def _forwards_replaced(replacements: Iterable[tuple[nn.Module, Callable[[Tensor], Tensor]]]) -> Iterator[None]:
+    """Within the block each module runs the paired function as its ``forward`` (an instance attribute that
+    shadows the class's method); every module's previous state is put back on exit, also on errors (including
+    an error while the replacements are still being built)."""
+    swapped: list[tuple[nn.Module, object]] = []
+    try:
+        for module, fn in replacements:
+            swapped.append((module, module.__dict__.get("forward")))
+            module.forward = fn
+        yield
+    finally:
+        for module, previous in reversed(swapped):
+            if previous is None:
+                del module.forward
+            else:
+                module.forward = previous
+
+
 def _key(name: str) -> str:
     return name.replace(".", "__")
 
@@ -265,22 +284,14 @@ class ComponentModel(nn.Module):
         unknown = set(masks) - set(self.module_names)
         if unknown:
             raise KeyError(f"masks given for modules that are not decomposed: {sorted(unknown)}")
-        swapped = []
-        try:
-            for name, mask in masks.items():
-                comp = self.comps[_key(name)]
-                route = None if routing is None else routing.get(name)
-                dmask = None if delta_masks is None else delta_masks.get(name)
-                module = self._modules_by_name[name]
-                swapped.append((module, module.__dict__.get("forward")))
-                module.forward = self._masked_forward(comp, mask, route, dmask)  # instance attr shadows class
+        replacements = (
+            (self._modules_by_name[name], self._masked_forward(
+                self.comps[_key(name)], mask, None if routing is None else routing.get(name),
+                None if delta_masks is None else delta_masks.get(name)))
+            for name, mask in masks.items()
+        )
+        with _forwards_replaced(replacements):
             yield self.model
-        finally:
-            for module, previous in swapped:
-                if previous is None:
-                    del module.forward
-                else:
-                    module.forward = previous
 
     @staticmethod
     def _masked_forward(comp: LinearComponents, mask: Tensor, route: Tensor | None, dmask: Tensor | None):
@@ -335,15 +346,8 @@ class ComponentModel(nn.Module):
             captured.append(x)
             return x[..., :0]  # an empty stand-in for the logits the model would have computed
 
-        previous = head.__dict__.get("forward")
-        head.forward = capture
-        try:
+        with _forwards_replaced([(head, capture)]):
             self._logits(input_ids)
-        finally:
-            if previous is None:
-                del head.forward
-            else:
-                head.forward = previous
         if len(captured) != 1:
             raise RuntimeError(f"the output head ran {len(captured)} times in one forward pass (expected once)")
         return captured[0]
