@@ -179,3 +179,16 @@ def test_output_head_is_none_when_logits_are_not_the_plain_head():
         cm.final_hidden_with_masks(torch.zeros(1, 3, dtype=torch.long), {})
     decomposed_head = ComponentModel(tiny_llama(), {"lm_head": 4, "*.q_proj": 4}, seed=0)
     assert decomposed_head.output_head() is None  # a decomposed head is never bypassed
+
+
+def test_train_mode_never_reaches_the_frozen_target():
+    """decompose() calls cm.train(); GPT-2's dropout (0.1) must stay off in the target, or its outputs -- the
+    reconstruction target -- would be noisy and the all-ones model could never match them."""
+    cm = ComponentModel(tiny_gpt2(), {"*.c_fc": 8}, seed=0)
+    cm.train()
+    assert cm.training and cm.cis.training and not cm.model.training
+    assert not any(m.training for m in cm.model.modules())
+    ids = torch.randint(0, 50, (2, 9), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(cm.model(ids).logits, cm.model(ids).logits)
+    assert cm.output_head() is not None

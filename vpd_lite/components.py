@@ -231,6 +231,13 @@ class ComponentModel(nn.Module):
         """{module_name: CI function}"""
         return {n: self.cis[_key(n)] for n in self.module_names}
 
+    def train(self, mode: bool = True) -> "ComponentModel":
+        """Train/eval mode of the components and CI functions. The frozen target always stays in eval mode:
+        its outputs are what the components must reproduce, so it must not run dropout (GPT-2 has 0.1)."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Component factors and CI-function weights (never the target's)."""
         return list(self.comps.parameters()) + list(self.cis.parameters())
