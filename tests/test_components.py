@@ -184,7 +184,8 @@ def test_output_head_is_none_when_logits_are_not_the_plain_head():
 def test_train_mode_never_reaches_the_frozen_target():
     """decompose() calls cm.train(); GPT-2's dropout (0.1) must stay off in the target, or its outputs -- the
     reconstruction target -- would be noisy and the all-ones model could never match them."""
-    cm = ComponentModel(tiny_gpt2(), {"*.c_fc": 8}, seed=0)
+    cm = ComponentModel(tiny_gpt2().train(), {"*.c_fc": 8}, seed=0)
+    assert not cm.model.training  # a target handed over in train mode is put in eval mode
     cm.train()
     assert cm.training and cm.cis.training and not cm.model.training
     assert not any(m.training for m in cm.model.modules())

@@ -188,8 +188,9 @@ def _key(name: str) -> str:
 class ComponentModel(nn.Module):
     """A frozen HF causal LM plus rank-1 components and a CI function for each decomposed matrix.
 
-    ``targets`` maps module-name patterns (glob, or ``re:<regex>``) to C. The target's parameters are set to
-    ``requires_grad=False`` and never modified; only ``components`` and ``ci_fns`` are trainable.
+    ``targets`` maps module-name patterns (glob, or ``re:<regex>``) to C. The target is put in eval mode (no
+    dropout), its parameters are set to ``requires_grad=False`` and never modified; only ``components`` and
+    ``ci_fns`` are trainable.
     """
 
     def __init__(
@@ -204,7 +205,7 @@ class ComponentModel(nn.Module):
         super().__init__()
         if ci_type not in CI_TYPES:
             raise ValueError(f"unknown ci_type {ci_type!r}; expected one of {CI_TYPES}")
-        self.model = model
+        self.model = model.eval()  # and it stays so: see train()
         for p in model.parameters():
             p.requires_grad_(False)
         self.ci_type, self.ci_hidden, self.use_delta = ci_type, ci_hidden, use_delta
