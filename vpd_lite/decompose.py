@@ -109,7 +109,7 @@ class DecomposeConfig:
     # loss coefficients
     coeff_faithfulness: float = 1e5
     coeff_stochastic: float = 1.0
-    coeff_adversarial: float = 3.0
+    coeff_adversarial: float = 5.0
     coeff_ci_masked: float = 0.0  # optional: KL with masks = CI on every matrix (no noise, no delta, no routing)
     coeff_minimality: float = 4.5e-3
     p_start: float = 2.0
@@ -430,7 +430,6 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    keep_freed_memory()
 
     quick = args.quick or vpd_lite.quick_mode()
     config = DecomposeConfig.quick(seed=args.seed) if quick else DecomposeConfig(seed=args.seed)
@@ -465,4 +464,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    keep_freed_memory()  # here, not in main(): it changes the allocator for the rest of the calling process
     main()
