@@ -128,10 +128,11 @@ def run_one(name: str, steps: int, part: str) -> dict:
     step()  # warm-up
     ms = _median_ms([_timed(step) for _ in range(steps)])
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    return {"config": name, "part": part, "model": desc, "batch": f"{B} x {T}", "ms": ms, "peak_rss_mb": rss_mb,
-            "threads": torch.get_num_threads(), "use_delta": config.use_delta,
-            "matrices": len(config.targets) if part == "target" else len(cm.module_names),
-            "C_total": None if part == "target" else sum(cm.C_per_module.values())}
+    res = {"config": name, "part": part, "model": desc, "batch": f"{B} x {T}", "ms": ms, "peak_rss_mb": rss_mb,
+           "threads": torch.get_num_threads(), "use_delta": config.use_delta}
+    if part == "vpd":  # what was decomposed (the target part decomposes nothing)
+        res |= {"matrices": len(cm.module_names), "C_total": sum(cm.C_per_module.values())}
+    return res
 
 
 def _child(name: str, part: str, args: argparse.Namespace) -> dict:
