@@ -33,7 +33,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from vpd_lite.components import ComponentModel, linear_weight
+from vpd_lite.components import ComponentModel, ModelAdapter, linear_weight
 
 __all__ = [
     "save_decomposition",
@@ -149,6 +149,7 @@ def save_decomposition(
         "ci_hidden": cm.ci_hidden,
         "use_delta": cm.use_delta,
         "model_class": type(cm.model).__name__,
+        "adapter": cm.adapter.name,
         "target_fingerprint": target_fingerprint(cm.model, cm.module_names),
         "tensors_file": TENSORS_FILE,
         "tensors_sha256": hashlib.sha256(blob).hexdigest(),
@@ -189,10 +190,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_decomposition(path: str | Path, model: nn.Module) -> ComponentModel:
-    """Rebuild the ``ComponentModel`` stored in folder ``path`` around ``model`` (a transformers causal LM).
+def load_decomposition(path: str | Path, model: nn.Module, adapter: ModelAdapter | None = None) -> ComponentModel:
+    """Rebuild the ``ComponentModel`` stored in folder ``path`` around ``model`` (a transformers causal LM, or
+    any module with ``adapter`` saying how to run it; default ``components.default_adapter(model)``).
 
-    Raises FileNotFoundError (missing folder/file), ValueError (corrupted file, or a model whose decomposed
+    The factors are loaded in the dtype the model's weights call for (float32 for a float32 or bfloat16
+    target, float64 for a float64 one). Raises FileNotFoundError (missing folder/file), ValueError (corrupted file, or a model whose decomposed
     weights do not match the fingerprint the decomposition was made on). The result's ``metadata`` attribute
     holds the parsed JSON (config included)."""
     path = Path(path)
@@ -219,6 +222,7 @@ def load_decomposition(path: str | Path, model: nn.Module) -> ComponentModel:
         ci_type=meta.get("ci_type", "shared_mlp"),
         ci_hidden=int(meta.get("ci_hidden", 64)),
         use_delta=bool(meta.get("use_delta", True)),
+        adapter=adapter,
     )
     try:
         tensors = st_load(blob)

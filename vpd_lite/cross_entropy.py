@@ -12,7 +12,12 @@ __all__ = ["next_token_ce", "lm_cross_entropy", "language_ce"]
 
 
 def next_token_ce(logits: Tensor, input_ids: Tensor) -> Tensor:
-    """Mean next-token cross-entropy (nats): logits (B, T, V) predict input_ids[:, 1:] (B, T-1). Differentiable."""
+    """Mean next-token cross-entropy (nats): logits (B, T, V) predict input_ids[:, 1:] (B, T-1). Differentiable.
+
+    Raises ValueError when T < 2 (a length-1 sequence has no next token to predict; the mean would be nan)."""
+    if input_ids.dim() != 2 or input_ids.shape[1] < 2:
+        raise ValueError(f"next-token CE needs (B, T) token ids with T >= 2 (nothing to predict otherwise), got "
+                         f"shape {tuple(input_ids.shape)}")
     return torch.nn.functional.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]).float(), input_ids[:, 1:].reshape(-1)
     )

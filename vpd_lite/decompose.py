@@ -2,10 +2,11 @@
 
 One training step (after a faithfulness-only warm-up):
 
-1. run the untouched target once under ``no_grad``: its logits (the KL reference) and each decomposed
-   layer's input (what the CI functions read);
+1. run the untouched target once under ``no_grad``: its output (the reconstruction reference: logits for a
+   language model) and each decomposed layer's input (what the CI functions read);
 2. causal importances g (lower-leaky for masks, upper-leaky for the minimality loss);
-3. stochastic reconstruction: masks g + (1-g) u with uniform-k-subset routing -> KL(target || masked);
+3. stochastic reconstruction: masks g + (1-g) u with uniform-k-subset routing -> KL(target || masked) for a
+   language model, or the mean squared error of the outputs (``DecomposeConfig.recon_loss``);
 4. adversarial reconstruction: masks g + (1-g) s with persistent PGD sources s (and their own routing);
    the same backward pass that trains the components leaves dL/ds in the sources, which then take one Adam
    *ascent* step -- no separate attack pass;
@@ -20,11 +21,17 @@ the model's final hidden states: ``losses.head_reconstruction_kl`` applies the o
 of rows at a time, so the (B, T, vocab) logits of a masked pass are never held in memory (models whose logits
 are not a plain linear head of those states fall back to full logits).
 
+Any ``nn.Module`` can be decomposed: ``decompose(model, batches, config, adapter=...)`` with a
+``components.ModelAdapter`` saying how to run it on a batch (transformers causal LMs are recognised; a module
+whose ``model(batch)`` returns a tensor needs nothing). "Positions" are the leading dims of the decomposed
+layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see ``vpd_lite.toy_models``).
+
 Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N]`` to decompose the shipped target.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Iterable, Iterator
@@ -35,16 +42,18 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from vpd_lite.components import ComponentModel
+from vpd_lite.components import ComponentModel, ModelAdapter
 from vpd_lite.devices import autocast, resolve_device
-from vpd_lite.distributed import Shard, average_gradients, sum_across_ranks
+from vpd_lite.distributed import Shard, average_gradients, max_across_ranks, sum_across_ranks
 from vpd_lite.losses import (
+    FAITHFULNESS_REDUCTIONS,
+    RECON_LOSSES,
     annealed_p,
     faithfulness_loss,
     head_reconstruction_kl,
     importance_minimality_loss,
-    reconstruction_kl,
-    target_distribution,
+    recon_loss,
+    recon_target,
 )
 from vpd_lite.masks import delta_stochastic_masks, stochastic_masks, uniform_k_subset_routing
 from vpd_lite.pgd import PersistentPGD
@@ -108,6 +117,11 @@ class DecomposeConfig:
     faithfulness_warmup_lr: float = 1e-2
     # loss coefficients
     coeff_faithfulness: float = 1e5
+    # "matrix_means": sum over matrices of each one's mean squared residual (each matrix weighs the same; the
+    # shipped decomposition's form); "mean": one mean over all entries (see losses.faithfulness_loss)
+    faithfulness_reduction: str = "matrix_means"
+    # "auto": KL between next-token distributions for a causal LM, MSE for any other model; or "kl" / "mse"
+    recon_loss: str = "auto"
     coeff_stochastic: float = 1.0
     coeff_adversarial: float = 5.0
     coeff_ci_masked: float = 0.0  # optional: KL with masks = CI on every matrix (no noise, no delta, no routing)
@@ -141,6 +155,16 @@ class DecomposeConfig:
     def __post_init__(self) -> None:
         if self.adversarial_routing not in ("subset", "all"):
             raise ValueError(f"adversarial_routing must be 'subset' or 'all', got {self.adversarial_routing!r}")
+        if self.faithfulness_reduction not in FAITHFULNESS_REDUCTIONS:
+            raise ValueError(f"faithfulness_reduction must be one of {FAITHFULNESS_REDUCTIONS}, "
+                             f"got {self.faithfulness_reduction!r}")
+        if self.recon_loss not in ("auto",) + RECON_LOSSES:
+            raise ValueError(f"recon_loss must be 'auto', 'kl' or 'mse', got {self.recon_loss!r}")
+
+    def recon_kind(self, cm: ComponentModel) -> str:
+        """The reconstruction loss this config uses on ``cm``: ``recon_loss``, or for "auto" the adapter's
+        default (KL for a causal LM, MSE otherwise)."""
+        return cm.adapter.default_recon_loss if self.recon_loss == "auto" else self.recon_loss
 
     @classmethod
     def quick(cls, **overrides) -> "DecomposeConfig":
@@ -151,10 +175,12 @@ class DecomposeConfig:
         return cls(**base)
 
 
-def build_component_model(model: nn.Module, config: DecomposeConfig) -> ComponentModel:
-    """Wrap ``model`` (frozen) with components and CI functions as the config says."""
+def build_component_model(model: nn.Module, config: DecomposeConfig,
+                          adapter: ModelAdapter | None = None) -> ComponentModel:
+    """Wrap ``model`` (frozen) with components and CI functions as the config says (``adapter``: how to run
+    it; default ``components.default_adapter(model)``)."""
     return ComponentModel(model, config.targets, ci_type=config.ci_type, ci_hidden=config.ci_hidden,
-                          use_delta=config.use_delta, seed=config.seed)
+                          use_delta=config.use_delta, seed=config.seed, adapter=adapter)
 
 
 def _lr_factor(frac: float, config: DecomposeConfig) -> float:
@@ -170,12 +196,12 @@ def faithfulness_warmup(cm: ComponentModel, config: DecomposeConfig) -> float:
     """Fit only sum_c U_c V_c^T ~ W (no data needed); returns the final faithfulness loss."""
     params = [p for comp in cm.components.values() for p in (comp.U, comp.V)]
     if config.faithfulness_warmup_steps <= 0:
-        return float(faithfulness_loss(cm.components.values()))
+        return float(faithfulness_loss(cm.components.values(), config.faithfulness_reduction))
     opt = torch.optim.Adam(params, lr=config.faithfulness_warmup_lr)
     loss = torch.zeros(())
     for _ in range(config.faithfulness_warmup_steps):
         opt.zero_grad(set_to_none=True)
-        loss = faithfulness_loss(cm.components.values())
+        loss = faithfulness_loss(cm.components.values(), config.faithfulness_reduction)
         loss.backward()
         opt.step()
     return float(loss.detach())
@@ -191,43 +217,48 @@ def train_step(
     shard: Shard = Shard(),
 ) -> dict[str, float]:
     """Forward + backward of one VPD step (gradients are left in the parameters and PGD sources; the caller
-    steps the optimisers). input_ids (B, T). Returns the loss terms and the mean L0 as floats.
+    steps the optimisers). input_ids: the batch (B, T) token ids for a language model; any batch the model's
+    adapter takes otherwise. Returns the loss terms and the mean L0 as floats.
 
     In a data-parallel run (``shard.world > 1``) ``input_ids`` are this rank's B rows of a global batch of
     ``world * B``: random draws are made for the global batch and sliced, and the minimality loss uses the
     global firing sums (see ``vpd_lite.distributed``); the caller averages the gradients across ranks.
     """
-    B, T = input_ids.shape
     names = cm.module_names
-    gB, rows = B * shard.world, shard.local_rows(B * shard.world)
     device = input_ids.device
     amp = autocast(device, config.bf16_autocast)
+    kind = config.recon_kind(cm)
+
+    with amp:
+        target_out, inputs = cm.target_output_and_inputs(input_ids)
+    inputs = {n: x.float() if x.dtype in (torch.bfloat16, torch.float16) else x for n, x in inputs.items()}
+    positions = tuple(next(iter(inputs.values())).shape[:-1])  # (B, T) for a language model, (B,) for a vector
+    B = positions[0]
+    gB, rows = B * shard.world, shard.local_rows(B * shard.world)
+    gP = (gB, *positions[1:])
 
     def local(draws: dict[str, Tensor]) -> dict[str, Tensor]:
         return draws if not shard.active else {n: t[rows] for n, t in draws.items()}
 
-    with amp:
-        target_logits, inputs = cm.target_logits_and_inputs(input_ids)
-    inputs = {n: x.float() for n, x in inputs.items()}
     ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
     ci_leaf = {n: g.detach().requires_grad_(True) for n, g in ci_lower.items()}
-    target = target_distribution(target_logits)
-    del target_logits  # p (in ``target``) is all the KLs need
-    head = cm.output_head()  # None: the model's logits are not a plain linear head -> full-logits KL
+    target = recon_target(kind, target_out)
+    del target_out  # p (in ``target``) is all the KLs need
+    head = cm.output_head() if kind == "kl" else None  # None: full outputs (not a plain LM head, or MSE)
     out: dict[str, float] = {}
 
     def recon(masks, dmasks, coeff: float, subset: bool) -> float:
-        routing = local(uniform_k_subset_routing(names, (gB, T), generator, device)) if subset else None
+        routing = local(uniform_k_subset_routing(names, gP, generator, device)) if subset else None
         with amp:
             if head is not None:  # the (B, T, V) logits are made and consumed a block of rows at a time
                 loss = head_reconstruction_kl(cm.final_hidden_with_masks(input_ids, masks, routing, dmasks),
                                               head, target)
             else:
-                loss = reconstruction_kl(None, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
+                loss = recon_loss(kind, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
         (coeff * loss).backward()  # frees this pass's graph right away
         return float(loss.detach())
 
-    dmasks = local(delta_stochastic_masks(names, (gB, T), generator, device)) if cm.use_delta else None
+    dmasks = local(delta_stochastic_masks(names, gP, generator, device)) if cm.use_delta else None
     stoch = stochastic_masks(ci_leaf, generator, global_rows=gB, rows=rows)
     out["stochastic_recon"] = recon(stoch, dmasks, config.coeff_stochastic, config.subset_routing)
     if config.coeff_ci_masked > 0:
@@ -238,7 +269,7 @@ def train_step(
                                           config.subset_routing and config.adversarial_routing == "subset")
     reduce = (lambda t: sum_across_ranks(t, shard)) if shard.active else None
     l_min = importance_minimality_loss(ci_upper, p, config.beta, config.eps, reduce=reduce)
-    l_faith = faithfulness_loss(cm.components.values())
+    l_faith = faithfulness_loss(cm.components.values(), config.faithfulness_reduction)
     ci_list = [ci_lower[n] for n in names if ci_leaf[n].grad is not None]
     grads = [ci_leaf[n].grad for n in names if ci_leaf[n].grad is not None]
     rest = config.coeff_minimality * l_min + config.coeff_faithfulness * l_faith
@@ -278,8 +309,14 @@ def decompose(
     resume_from: str | Path | None = None,
     progress: bool = True,
     shard: Shard = Shard(),
+    adapter: ModelAdapter | None = None,
 ) -> tuple[ComponentModel, list[dict[str, float]]]:
-    """Decompose the frozen causal LM ``model`` on ``batches`` (LongTensor (B, T) each; cycled if re-iterable).
+    """Decompose the frozen ``model`` on ``batches`` (cycled if re-iterable): LongTensor (B, T) token ids for a
+    causal LM, or whatever ``adapter`` (a ``components.ModelAdapter``; default: recognised from the model)
+    feeds the model, e.g. (B, n_features) float tensors for a toy model of superposition.
+
+    Raises ValueError before any training if the first batch cannot be used (a causal LM's sequences longer
+    than its position limit, or not (B, T) integer ids).
 
     Returns (ComponentModel, history); history is a list of dicts (step, progress, lr, p, loss terms, L0,
     elapsed seconds), one per ``log_every`` steps. With ``config.time_budget_minutes`` the run stops when the
@@ -299,12 +336,20 @@ def decompose(
     start_step, elapsed_before = 0, 0.0
     state = None
     if resume_from is not None:
-        cm = load_decomposition(resume_from, model)
+        cm = load_decomposition(resume_from, model, adapter=adapter)
         state = load_training_state(resume_from)
         if state is None:
             raise FileNotFoundError(f"{resume_from} has no training_state.pt to resume from")
     if cm is None:
-        cm = build_component_model(model, config)
+        cm = build_component_model(model, config, adapter)
+    config.recon_kind(cm)  # validates the choice early
+    it = iter(batches)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise ValueError("decompose got no batches") from None
+    cm.check_batch(first)  # e.g. sequences longer than the model's position limit: refuse before any work
+    it = itertools.chain([first], it)
     device = resolve_device(config.device)
     cm.to(device)  # moves the wrapped target model too
     if state is None:
@@ -326,12 +371,19 @@ def decompose(
 
     budget_s = None if config.time_budget_minutes is None else 60.0 * config.time_budget_minutes
     t0 = time.perf_counter() - elapsed_before
-    it = iter(batches)
+
+    def elapsed() -> float:
+        """Seconds since the start; in a data-parallel run the largest over the ranks, so that every rank
+        sees the same schedule and stops at the same step (each rank's own clock may start late)."""
+        t = time.perf_counter() - t0
+        if shard.active and budget_s:
+            return float(max_across_ranks(torch.tensor(t, dtype=torch.float64), shard))
+        return t
 
     def frac_done(step: int) -> float:
         f = step / max(config.steps, 1)
         if budget_s:
-            f = max(f, (time.perf_counter() - t0) / budget_s)
+            f = max(f, elapsed() / budget_s)
         return min(f, 1.0)
 
     def checkpoint(step: int) -> None:
@@ -365,7 +417,7 @@ def decompose(
         if ppgd is not None:
             ppgd.ascent_step()
         step += 1
-        last = step >= config.steps or (budget_s is not None and frac_done(step) >= 1.0)
+        last = step >= config.steps or (bool(budget_s) and frac_done(step) >= 1.0)
         if step % config.log_every == 0 or last or step == start_step + 1:
             row = {"step": step, "progress": frac, "lr": lr, "p": p, "grad_norm": grad_norm, **terms,
                    "elapsed_s": time.perf_counter() - t0}

@@ -15,6 +15,10 @@ match a single process that trains on the global batch:
    averaged across ranks (``average_gradients``): the reconstruction losses are per-rank means over equally
    many tokens, so the average of the rank gradients is the gradient of the global mean.
 
+4. With a time budget (``DecomposeConfig.time_budget_minutes``) the ranks agree on the elapsed time (the
+   largest of their clocks, ``max_across_ranks``, once per step), so they share the LR / p schedule and stop
+   at the same step even if one started late.
+
 Why not wrap the model in ``DistributedDataParallel``? A VPD step backpropagates three separate passes (the
 stochastic and adversarial reconstructions are freed right after their backward to save memory, and the CI
 functions get one final backward); DDP's reducer expects exactly one backward per wrapped forward. The
@@ -35,7 +39,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["Shard", "sum_across_ranks", "average_gradients", "init_from_env", "main"]
+__all__ = ["Shard", "sum_across_ranks", "max_across_ranks", "average_gradients", "init_from_env", "main"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,19 @@ def sum_across_ranks(x: Tensor, shard: Shard) -> Tensor:
     from torch.distributed.nn.functional import all_reduce
 
     return all_reduce(x, op=dist.ReduceOp.SUM)
+
+
+def max_across_ranks(x: Tensor, shard: Shard) -> Tensor:
+    """The elementwise maximum of ``x`` over the ranks (not differentiable); ``x`` itself for one process.
+
+    ``decompose`` uses it for the elapsed time of a run with a time budget: every rank then follows the same
+    schedule and stops at the same step, even when one rank started late (each checking its own clock, one
+    rank would stop and wait at a collective while the other went on: a hang)."""
+    if not shard.active:
+        return x
+    y = x.detach().clone()
+    dist.all_reduce(y, op=dist.ReduceOp.MAX)
+    return y
 
 
 def average_gradients(tensors: list[Tensor], shard: Shard) -> None:

@@ -9,13 +9,67 @@ from torch import Tensor
 
 from vpd_lite.components import LinearComponents
 
-__all__ = ["faithfulness_loss", "target_distribution", "reconstruction_kl", "head_reconstruction_kl",
+__all__ = ["faithfulness_loss", "FAITHFULNESS_REDUCTIONS", "target_distribution", "reconstruction_kl",
+           "head_reconstruction_kl", "reconstruction_mse", "RECON_LOSSES", "recon_target", "recon_loss",
            "importance_minimality_loss", "annealed_p"]
 
+FAITHFULNESS_REDUCTIONS = ("matrix_means", "mean")
+RECON_LOSSES = ("kl", "mse")
 
-def faithfulness_loss(components: Iterable[LinearComponents]) -> Tensor:
-    """L_faith = sum over matrices of mean_{i,j} (W - sum_c U_c V_c^T)_{ij}^2   (scalar)."""
-    return sum((comp.delta().pow(2).mean() for comp in components), torch.zeros(()))
+
+def faithfulness_loss(components: Iterable[LinearComponents], reduction: str = "matrix_means") -> Tensor:
+    """Squared residual of the decomposed weights (scalar), Delta_m = W_m - sum_c U_c V_c^T of matrix m:
+
+        "matrix_means" (default):  L_faith = sum_m mean_{i,j} (Delta_m)_{ij}^2
+        "mean":                    L_faith = sum_m sum_{i,j} (Delta_m)_{ij}^2 / sum_m (d_out,m * d_in,m)
+
+    "mean" is one mean over every entry of every decomposed matrix, as the method is usually written (SPD
+    paper, Bushnaq et al. 2025, eq. for L_faithfulness; the public reference code divides by the total number
+    of parameters). The default is the sum of per-matrix means, on purpose: each matrix gets the same weight
+    whatever its size, so a small matrix (a 128 x 128 k_proj next to a 512 x 128 up_proj) is held to the same
+    relative residual instead of counting for a quarter as much. The shipped language-model decomposition was
+    trained with it, so its coefficient (``DecomposeConfig.coeff_faithfulness``) keeps its meaning; with M
+    equally sized matrices the two forms differ by exactly the factor M.
+    """
+    comps = list(components)
+    if reduction == "matrix_means":
+        return sum((comp.delta().pow(2).mean() for comp in comps), torch.zeros(()))
+    if reduction == "mean":
+        total = sum((comp.delta().pow(2).sum() for comp in comps), torch.zeros(()))
+        return total / max(sum(comp.d_in * comp.d_out for comp in comps), 1)
+    raise ValueError(f"unknown faithfulness reduction {reduction!r}; expected one of {FAITHFULNESS_REDUCTIONS}")
+
+
+def reconstruction_mse(target: Tensor, output: Tensor) -> Tensor:
+    """L_recon = mean over every entry of (output - target)^2 (scalar; ``target`` carries no gradient).
+
+    For models whose output is a regression (the toy models of superposition). One mean over positions and
+    output dimensions, as in the public reference code's "mse" output loss. Computed in float32 (float64 for a
+    float64 model)."""
+    if target.shape != output.shape:
+        raise ValueError(f"output shape {tuple(output.shape)} != target shape {tuple(target.shape)}")
+    dtype = torch.promote_types(output.dtype, torch.float32)
+    return (output.to(dtype) - target.detach().to(dtype)).pow(2).mean()
+
+
+def recon_target(kind: str, target_output: Tensor) -> object:
+    """What ``recon_loss(kind, ...)`` compares against, computed once per batch: ``target_distribution``
+    for "kl" (softmax over the last dim of the target's logits), the detached output itself for "mse"."""
+    if kind == "kl":
+        return target_distribution(target_output)
+    if kind == "mse":
+        return target_output.detach()
+    raise ValueError(f"unknown reconstruction loss {kind!r}; expected one of {RECON_LOSSES}")
+
+
+def recon_loss(kind: str, output: Tensor, target: object) -> Tensor:
+    """The reconstruction loss of a masked pass's ``output`` against ``target = recon_target(kind, ...)``:
+    mean KL(target || masked) over positions ("kl", nats) or mean squared error ("mse")."""
+    if kind == "kl":
+        return reconstruction_kl(None, output, target)  # type: ignore[arg-type]
+    if kind == "mse":
+        return reconstruction_mse(target, output)  # type: ignore[arg-type]
+    raise ValueError(f"unknown reconstruction loss {kind!r}; expected one of {RECON_LOSSES}")
 
 
 def target_distribution(target_logits: Tensor) -> tuple[Tensor, Tensor]:
@@ -120,7 +174,7 @@ def importance_minimality_loss(
         q_c = sum_{tokens} (g_c + eps)^p,     N = number of token positions,
         L_min = sum_matrices sum_c [ q_c / N  +  beta * (q_c / N) * log2(1 + q_c) ].
 
-    ``ci_upper``: {name: g (..., C)} from the upper-leaky hard sigmoid. The log term penalises components
+    ``ci_upper``: {name: g (*positions, C)} from the upper-leaky hard sigmoid (N counts positions). The log term penalises components
     that fire on many tokens (it grows with their firing count).
     ``reduce`` (data-parallel runs) sums q_c and N over the processes before the loss is formed, so the
     frequency term sees the global firing counts.

@@ -1,12 +1,13 @@
 """Adversarial mask sources chosen by projected gradient ascent (PGD) on the reconstruction loss.
 
 The adversarial mask of a component is  m = g + (1 - g) * s  with a *source* s in [0, 1] chosen to MAXIMISE
-the reconstruction KL (a component with CI 1 is still always kept; one with CI 0 can be set anywhere in
-[0, 1] by the adversary). Source shapes per matrix (C = number of components):
+the reconstruction loss (KL for language models, MSE for regression outputs; a component with CI 1 is still
+always kept; one with CI 0 can be set anywhere in [0, 1] by the adversary). Source shapes per matrix
+(C = number of components, positions (B, T) for a language model, (B,) for a vector-to-vector model):
 
-* ``"shared"``         (1, 1, C): one source for the whole batch (the evaluation default),
-* ``"per_datapoint"``  (B, 1, C): one per sequence,
-* ``"per_token"``      (B, T, C): one per token position.
+* ``"shared"``         (1, 1, C) / (1, C): one source for the whole batch (the evaluation default),
+* ``"per_datapoint"``  (B, 1, C) / (B, C): one per sequence (sample),
+* ``"per_token"``      (B, T, C) / (B, C): one per position.
 
 Fresh PGD (evaluation): initialise s (random / ones / zeros), then ``n_steps`` times
 ``s <- clamp(s + step_size * sign(dL/ds), 0, 1)``; report the loss at the final s.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from vpd_lite.losses import reconstruction_kl, target_distribution
+from vpd_lite.losses import recon_loss, recon_target
 from vpd_lite.masks import mask_from_sources
 
 __all__ = ["PGDConfig", "init_sources", "fresh_pgd_sources", "pgd_reconstruction_loss", "PersistentPGD"]
@@ -43,9 +44,13 @@ class PGDConfig:
     scope: str = "shared"
 
 
-def _source_shape(scope: str, batch_shape: tuple[int, int], C: int | None) -> tuple[int, ...]:
-    B, T = batch_shape
-    lead = {"shared": (1, 1), "per_datapoint": (B, 1), "per_token": (B, T)}
+def _source_shape(scope: str, batch_shape: tuple[int, ...], C: int | None) -> tuple[int, ...]:
+    """Source shape for positions ``batch_shape`` (B, ...) : shared (1, ..., 1), per datapoint (B, 1, ..., 1),
+    per token (B, ...); then C."""
+    P = tuple(batch_shape)
+    if not P:
+        raise ValueError("PGD sources need at least one position dimension (the batch)")
+    lead = {"shared": (1,) * len(P), "per_datapoint": (P[0],) + (1,) * (len(P) - 1), "per_token": P}
     if scope not in lead:
         raise ValueError(f"unknown PGD scope {scope!r}; expected one of {SCOPES}")
     return lead[scope] + (() if C is None else (C,))
@@ -63,13 +68,14 @@ def _init_tensor(init: str, shape: tuple[int, ...], generator: torch.Generator |
 
 def init_sources(
     C_per_module: Mapping[str, int],
-    batch_shape: tuple[int, int],
+    batch_shape: tuple[int, ...],
     scope: str = "shared",
     init: str = "random",
     with_delta: bool = False,
     generator: torch.Generator | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
-    """Sources {name: (S..., C)} and, if ``with_delta``, delta sources {name: (S...)}; S from ``scope``."""
+    """Sources {name: (S..., C)} and, if ``with_delta``, delta sources {name: (S...)}; S from ``scope`` and the
+    positions ``batch_shape`` ((B, T) for a language model)."""
     src = {n: _init_tensor(init, _source_shape(scope, batch_shape, C), generator) for n, C in C_per_module.items()}
     dsrc = None
     if with_delta:
@@ -83,6 +89,10 @@ def _masks(ci: Mapping[str, Tensor], src: Mapping[str, Tensor], dsrc: Mapping[st
     return masks, dmasks
 
 
+def _recon_kind(cm, kind: str | None) -> str:
+    return cm.adapter.default_recon_loss if kind is None else kind
+
+
 def fresh_pgd_sources(
     cm,
     input_ids: Tensor,
@@ -92,23 +102,27 @@ def fresh_pgd_sources(
     routing: Mapping[str, Tensor] | None = None,
     with_delta: bool = False,
     generator: torch.Generator | None = None,
+    recon: str | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
     """Run ``config.n_steps`` signed-gradient ascent steps on the sources (CI held fixed) and return them
-    (detached, in [0, 1]). ``cm`` is a ``ComponentModel``; ci_lower {name: (B, T, C)}; target_logits (B, T, V)."""
-    B, T = input_ids.shape
+    (detached, in [0, 1]). ``cm`` is a ``ComponentModel``; ``input_ids`` its batch; ci_lower
+    {name: (*positions, C)}; target_logits the target's output on the batch (logits (B, T, V) for a language
+    model). ``recon``: "kl" or "mse" (None: the adapter's default, KL for causal LMs)."""
+    kind = _recon_kind(cm, recon)
+    positions = tuple(next(iter(ci_lower.values())).shape[:-1])
     src, dsrc = init_sources(
-        {n: g.shape[-1] for n, g in ci_lower.items()}, (B, T), config.scope, config.init, with_delta, generator
+        {n: g.shape[-1] for n, g in ci_lower.items()}, positions, config.scope, config.init, with_delta, generator
     )
-    device = input_ids.device
+    device = next(iter(ci_lower.values())).device
     src = {n: s.to(device) for n, s in src.items()}
     dsrc = None if dsrc is None else {n: s.to(device) for n, s in dsrc.items()}
-    target = target_distribution(target_logits)
+    target = recon_target(kind, target_logits)
     for _ in range(config.n_steps):
         leaves = list(src.values()) + ([] if dsrc is None else list(dsrc.values()))
         for s in leaves:
             s.requires_grad_(True)
         masks, dmasks = _masks(ci_lower, src, dsrc, detach_ci=True)
-        loss = reconstruction_kl(None, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
+        loss = recon_loss(kind, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
         grads = torch.autograd.grad(loss, leaves)
         with torch.no_grad():
             new = [(s + config.step_size * g.sign()).clamp(0.0, 1.0) for s, g in zip(leaves, grads)]
@@ -130,13 +144,17 @@ def pgd_reconstruction_loss(
     routing: Mapping[str, Tensor] | None = None,
     with_delta: bool = False,
     generator: torch.Generator | None = None,
+    recon: str | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Fresh PGD, then the masked pass at the final sources: (KL scalar, logits (B, T, V)). Gradients flow
-    into the CI (not into the sources), so this can also serve as a training loss."""
-    src, dsrc = fresh_pgd_sources(cm, input_ids, ci_lower, target_logits, config, routing, with_delta, generator)
+    """Fresh PGD, then the masked pass at the final sources: (loss scalar, output (logits (B, T, V) for a
+    language model)). Gradients flow into the CI (not into the sources), so this can also serve as a training
+    loss."""
+    kind = _recon_kind(cm, recon)
+    src, dsrc = fresh_pgd_sources(cm, input_ids, ci_lower, target_logits, config, routing, with_delta, generator,
+                                  kind)
     masks, dmasks = _masks(ci_lower, src, dsrc, detach_ci=False)
-    logits = cm.forward_with_masks(input_ids, masks, routing, dmasks)
-    return reconstruction_kl(target_logits, logits), logits
+    out = cm.forward_with_masks(input_ids, masks, routing, dmasks)
+    return recon_loss(kind, out, recon_target(kind, target_logits)), out
 
 
 class PersistentPGD:
@@ -176,14 +194,20 @@ class PersistentPGD:
     def masks(
         self, ci_lower: Mapping[str, Tensor], row_offset: int = 0
     ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
-        """Adversarial masks {name: (B, T, C)} (and delta masks {name: (B, 1)}) for a batch of B sequences;
-        sequence b uses source set (row_offset + b) % n_sets (``row_offset``: the first row of this batch in a
-        data-parallel global batch). Gradients reach both the CI and the sources."""
-        B = next(iter(ci_lower.values())).shape[0]
+        """Adversarial masks {name: (*positions, C)} (and delta masks {name: (B, 1, ...)}) for a batch of B
+        sequences (samples); sequence b uses source set (row_offset + b) % n_sets (``row_offset``: the first row
+        of this batch in a data-parallel global batch). Gradients reach both the CI and the sources."""
+        g0 = next(iter(ci_lower.values()))
+        B, extra = g0.shape[0], g0.dim() - 2  # positions beyond the batch dim (T for a language model)
         idx = (torch.arange(B) + row_offset) % self.n_sets
         idx = idx.to(next(iter(self.sources.values())).device)
-        masks = {n: mask_from_sources(g, self.sources[n][idx]) for n, g in ci_lower.items()}
-        dmasks = None if self.delta_sources is None else {n: s[idx] for n, s in self.delta_sources.items()}
+
+        def rows(s: Tensor) -> Tensor:  # (n_sets, 1, ...) -> (B, 1 x extra, ...)
+            picked = s[idx]
+            return picked if extra == 1 else picked.reshape(B, *([1] * extra), *s.shape[2:])
+
+        masks = {n: mask_from_sources(g, rows(self.sources[n])) for n, g in ci_lower.items()}
+        dmasks = None if self.delta_sources is None else {n: rows(s) for n, s in self.delta_sources.items()}
         return masks, dmasks
 
     def ascent_step(self) -> None:
