@@ -18,6 +18,11 @@ Configs:
 
 Usage: ``flock /tmp/vpd-heavy.lock python benchmarks/bench_decompose.py [--config default|comparison|both]
 [--steps N] [--threads N] [--mmap]``
+
+``--compare-with DIR`` times the VPD step of this checkout against another checkout of vpd-lite in ``DIR``
+(e.g. ``git worktree add /tmp/before main``), side by side: ``--rounds`` rounds, each running one child
+process per checkout in alternating order, and prints the median ms per step of each and their ratio. On a
+shared machine the alternation and the medians keep the comparison fair when the machine's speed drifts.
 """
 
 from __future__ import annotations
@@ -145,6 +150,31 @@ def _child(name: str, part: str, args: argparse.Namespace) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _compare(args: argparse.Namespace) -> None:
+    """Median ms per VPD step of this checkout and of ``args.compare_with``, alternating child processes."""
+    import statistics
+
+    other = Path(args.compare_with).resolve() / "benchmarks" / "bench_decompose.py"
+    if not other.is_file():
+        raise SystemExit(f"{other} not found: --compare-with needs the root of another vpd-lite checkout")
+    scripts = {"this checkout": Path(__file__).resolve(), "other checkout": other}
+    names = ["default", "comparison"] if args.config == "both" else [args.config]
+    for name in names:
+        times: dict[str, list[float]] = {k: [] for k in scripts}
+        for r in range(args.rounds):
+            order = list(scripts) if r % 2 == 0 else list(scripts)[::-1]
+            for label in order:
+                cmd = [sys.executable, str(scripts[label]), "--child", "vpd", "--config", name, "--steps",
+                       str(args.steps)] + (["--threads", str(args.threads)] if args.threads else [])
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                times[label].append(json.loads(out.strip().splitlines()[-1])["ms"])
+        med = {k: statistics.median(v) for k, v in times.items()}
+        print(f"{name}: ms / VPD step, median of {args.rounds} alternating runs ({args.steps} steps each): "
+              f"this checkout {med['this checkout']:.1f} (runs {', '.join(f'{t:.0f}' for t in times['this checkout'])}), "
+              f"other checkout {med['other checkout']:.1f} (runs {', '.join(f'{t:.0f}' for t in times['other checkout'])}); "
+              f"ratio this / other {med['this checkout'] / med['other checkout']:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", choices=["default", "comparison", "both", "pythia70m-shape"], default="both")
@@ -152,6 +182,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--mmap", action="store_true",
                     help="keep glibc's default mmap-per-large-tensor allocation (slower; see keep_freed_memory)")
+    ap.add_argument("--compare-with", default=None, metavar="DIR",
+                    help="time the VPD step against the vpd-lite checkout in DIR, alternating (see above)")
+    ap.add_argument("--rounds", type=int, default=6, help="with --compare-with: runs per checkout")
     ap.add_argument("--child", choices=["vpd", "target"], default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
@@ -159,6 +192,9 @@ def main() -> None:
     if args.child:
         heap = False if args.mmap else keep_freed_memory()
         print(json.dumps(run_one(args.config, args.steps, args.child) | {"heap_allocator": heap}))
+        return
+    if args.compare_with:
+        _compare(args)
         return
     names = ["default", "comparison"] if args.config == "both" else [args.config]
     print(f"{'config':<12}{'ms/VPD step':>12}{'ms/target f+b':>15}{'ratio':>8}{'VPD peak RSS MB':>17}"

@@ -82,3 +82,21 @@ def test_two_processes_match_one_process(tmp_path):
     for a, b in zip(steps_one, steps_two):
         for key in ("stochastic_recon", "adversarial_recon", "faithfulness"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-7), key
+
+
+@pytest.mark.slow
+def test_time_budget_with_a_late_rank_stops_every_rank_together():
+    """Rank 1 starts 4 s late under a 9 s budget: the ranks agree on the elapsed time (the later clock), so
+    both stop at the same step and the run ends instead of one rank waiting forever at a collective."""
+    env = {k: v for k, v in os.environ.items() if k not in {"WORLD_SIZE", "RANK", "LOCAL_RANK"}}
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(ROOT / "tests" / "ddp_budget_worker.py"), "--late", "4",
+           "--minutes", "0.15"]
+    # the timeout only guards against the hang this test is about; it is not a speed requirement
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert sorted(r["rank"] for r in rows) == [0, 1]
+    assert rows[0]["last_step"] == rows[1]["last_step"] > 0

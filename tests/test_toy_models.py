@@ -1,0 +1,126 @@
+"""Toy models of superposition and the general (non-language-model) decomposition API on them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vpd_lite.checkpoint import load_decomposition, save_decomposition
+from vpd_lite.components import PLAIN, ComponentModel
+from vpd_lite.decompose import decompose
+from vpd_lite.evaluate import evaluate_decomposition, format_metrics
+from vpd_lite.losses import faithfulness_loss, reconstruction_mse
+from vpd_lite.pgd import PGDConfig
+from vpd_lite.toy_models import (
+    TMSConfig,
+    TMSModel,
+    component_feature_cosines,
+    feature_batches,
+    feature_match,
+    one_feature_inputs,
+    sparse_features,
+    tms_decompose_config,
+    train_tms,
+    true_feature_directions,
+)
+
+
+@pytest.fixture(scope="module")
+def tms():
+    model, losses = train_tms(TMSConfig(steps=300, batch_size=256))
+    return model, losses
+
+
+def test_sparse_features_match_the_paper_distribution():
+    x = sparse_features(20_000, 5, 0.05, torch.Generator().manual_seed(0))
+    present = x > 0
+    assert x.shape == (20_000, 5) and float(x.min()) >= 0 and float(x.max()) <= 1
+    assert abs(float(present.float().mean()) - 0.05) < 0.005  # each feature present with probability p
+    assert abs(float(x[present].mean()) - 0.5) < 0.02  # values uniform in [0, 1]
+
+
+def test_tms_model_is_relu_of_wt_w_x_plus_b(tms):
+    model, losses = tms
+    assert losses[-1] < losses[0]
+    W, b = model.linear1.weight, model.linear2.bias
+    torch.testing.assert_close(model.linear2.weight, W.T)  # tied
+    x = sparse_features(16, 5, 0.5, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(model(x), torch.relu(x @ W.T @ W + b))
+    assert true_feature_directions(model).shape == (2, 5)
+
+
+def test_a_plain_module_is_decomposed_with_mse(tms, tmp_path):
+    model, _ = tms
+    config = tms_decompose_config(5, 2, steps=5, batch_size=64, faithfulness_warmup_steps=20, log_every=1)
+    cm, history = decompose(model, feature_batches(5, 0.05, 64, seed=0), config, progress=False)
+    assert cm.adapter == PLAIN and config.recon_kind(cm) == "mse"
+    rows = [r for r in history if "stochastic_recon" in r]
+    assert len(rows) == 5 and all(math.isfinite(r["stochastic_recon"]) for r in rows)
+    ci = next(iter(cm.causal_importance(cm.target_output_and_inputs(one_feature_inputs(5))[1])[0].values()))
+    assert ci.shape == (5, 10)  # positions of a vector model: (B,)
+
+    metrics = evaluate_decomposition(cm, [sparse_features(32, 5, 0.2)], pgd=PGDConfig(n_steps=2), progress=False)
+    assert metrics["recon_loss"] == "mse" and "ce" not in metrics and "targets_met" not in metrics
+    assert metrics["mse"]["all_ones_delta"] < 1e-10  # components + delta reproduce the target exactly
+    assert "MSE" in format_metrics(metrics)
+
+    save_decomposition(cm, tmp_path / "toy", config)
+    loaded = load_decomposition(tmp_path / "toy", model)
+    x = one_feature_inputs(5)
+    for n in cm.module_names:
+        torch.testing.assert_close(loaded.components[n].V, cm.components[n].V)
+    ones = {n: torch.ones(5, 10) for n in cm.module_names}
+    torch.testing.assert_close(loaded.forward_with_masks(x, ones), cm.forward_with_masks(x, ones))
+
+
+def test_a_custom_run_function_is_an_adapter():
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = TMSModel(5, 2)
+
+        def forward(self, x):
+            return {"out": self.inner(x)}
+
+    cm = ComponentModel(Wrapped(), {"inner.linear1": 3}, ci_type="mlp", adapter=lambda m, x: m(x)["out"])
+    out, inputs = cm.target_output_and_inputs(torch.rand(4, 5))
+    assert out.shape == (4, 5) and inputs["inner.linear1"].shape == (4, 5)
+
+
+def test_cosines_of_the_true_decomposition_are_one(tms):
+    model, _ = tms
+    cm = ComponentModel(model, {"linear1": 10, "linear2": 10}, ci_type="mlp", ci_hidden=4)
+    W = true_feature_directions(model)
+    with torch.no_grad():
+        for name, comp in cm.components.items():
+            comp.V.zero_()
+            comp.U.zero_()
+            for i in range(5):
+                if name == "linear1":  # writes W_i, reads feature i
+                    comp.U[i], comp.V[i, i] = W[:, i], 1.0
+                else:  # reads W_i, writes feature i
+                    comp.V[:, i], comp.U[i, i] = W[:, i], 1.0
+    assert float(faithfulness_loss(cm.components.values())) < 1e-12
+    for name, cos in component_feature_cosines(cm, model).items():
+        torch.testing.assert_close(cos[:5].diagonal(), torch.ones(5), atol=1e-6, rtol=0)  # c_i lies on W_i
+    report = feature_match(cm, model, n_samples=100)
+    assert set(report) == {"linear1", "linear2"}
+
+
+def test_faithfulness_reductions_differ_by_the_matrix_count_for_equal_sizes(tms):
+    model, _ = tms
+    cm = ComponentModel(model, {"linear1": 3, "linear2": 3}, ci_type="mlp")
+    comps = list(cm.components.values())
+    sum_of_means = faithfulness_loss(comps, "matrix_means")
+    one_mean = faithfulness_loss(comps, "mean")
+    torch.testing.assert_close(sum_of_means, 2 * one_mean)
+    with pytest.raises(ValueError, match="reduction"):
+        faithfulness_loss(comps, "median")
+
+
+def test_reconstruction_mse_is_one_mean_over_entries():
+    t, o = torch.zeros(4, 5), torch.ones(4, 5)
+    o[0, 0] = 3.0
+    assert float(reconstruction_mse(t, o)) == pytest.approx((19 + 9) / 20)
