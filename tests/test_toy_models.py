@@ -124,3 +124,25 @@ def test_reconstruction_mse_is_one_mean_over_entries():
     t, o = torch.zeros(4, 5), torch.ones(4, 5)
     o[0, 0] = 3.0
     assert float(reconstruction_mse(t, o)) == pytest.approx((19 + 9) / 20)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_tms_5_2_learns_all_five_features_as_a_pentagon(seed):
+    """Seeds whose training used to drop features (nn.Linear's default init) now learn all five."""
+    model, _ = train_tms(TMSConfig(steps=2000, seed=seed))
+    W = true_feature_directions(model)
+    assert bool((W.norm(dim=0) > 0.8).all())
+    from vpd_lite.exercises import check_pentagon_angle
+
+    assert check_pentagon_angle(72, W) and not check_pentagon_angle(45, W)
+
+
+def test_notebook_00_checks_accept_the_right_answer_and_refuse_a_wrong_one():
+    from vpd_lite.exercises import check_components_on, check_live_count
+
+    report = {"linear1": {"live": 5}, "linear2": {"live": 4}}
+    assert check_live_count(5, report, "linear1") and not check_live_count(10, report, "linear1")
+    assert not check_live_count("five", report, "linear1")
+    ci = {"linear1": torch.eye(5, 10), "linear2": torch.eye(5, 10) * 0.9}
+    assert check_components_on(2, ci, feature=2) and not check_components_on(1, ci, feature=2)
+    assert str(check_components_on(None, ci, feature=2)).startswith("Not quite")
