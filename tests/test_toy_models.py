@@ -17,6 +17,7 @@ from vpd_lite.toy_models import (
     TMSConfig,
     TMSModel,
     component_feature_cosines,
+    component_rank1_cosines,
     feature_batches,
     feature_match,
     one_feature_inputs,
@@ -105,6 +106,8 @@ def test_cosines_of_the_true_decomposition_are_one(tms):
     assert float(faithfulness_loss(cm.components.values())) < 1e-12
     for name, cos in component_feature_cosines(cm, model).items():
         torch.testing.assert_close(cos[:5].diagonal(), torch.ones(5), atol=1e-6, rtol=0)  # c_i lies on W_i
+    for name, cos in component_rank1_cosines(cm, model).items():
+        torch.testing.assert_close(cos[:5], torch.eye(5), atol=1e-6, rtol=0)  # and reads/writes feature i only
     report = feature_match(cm, model, n_samples=100)
     assert set(report) == {"linear1", "linear2"}
 
