@@ -430,7 +430,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--models", nargs="+", choices=["5-2", "40-10"], default=["5-2", "40-10"])
     ap.add_argument("--steps", type=positive_int, default=None, help="decomposition steps (default: the config's)")
     ap.add_argument("--out", default=None, help="folder for results.json (default: a new ./runs/toy_models-* folder)")
+    ap.add_argument("--threads", type=positive_int, default=1,
+                    help="torch threads (default 1: fastest for these tiny matrices; the numbers depend on it)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else default_run_dir("toy_models")
     results = []
     for key in args.models:
