@@ -103,7 +103,7 @@ def test_cosines_of_the_true_decomposition_are_one(tms):
                     comp.U[i], comp.V[i, i] = W[:, i], 1.0
                 else:  # reads W_i, writes feature i
                     comp.V[:, i], comp.U[i, i] = W[:, i], 1.0
-    assert float(faithfulness_loss(cm.components.values())) < 1e-12
+    assert float(faithfulness_loss(cm.components.values()).detach()) < 1e-12
     for name, cos in component_feature_cosines(cm, model).items():
         torch.testing.assert_close(cos[:5].diagonal(), torch.ones(5), atol=1e-6, rtol=0)  # c_i lies on W_i
     for name, cos in component_rank1_cosines(cm, model).items():
