@@ -12,7 +12,9 @@ Masks compared (all on the components only -- the delta component is OFF except 
 * ``all_ones``     m = 1 (sum of all components, no delta)
 * ``all_ones_delta`` m = 1 plus the delta component (reproduces the target exactly)
 
-CE is next-token cross-entropy (nats/token); KL is KL(target || masked) per token (nats). L0 of a matrix is the
+CE is next-token cross-entropy (nats/token); KL is KL(target || masked) per token (nats). For a model that is not
+a causal LM (e.g. ``vpd_lite.toy_models``) CE is not defined: the metrics report the reconstruction loss under each
+mask instead (mean squared error to the target's output by default). L0 of a matrix is the
 mean number of its components with g > threshold per token; a component is dead if g <= threshold on every
 evaluated token. ``python -m vpd_lite.evaluate DIR`` prints the metrics table of a checkpoint folder.
 """
