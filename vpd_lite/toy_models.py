@@ -351,11 +351,12 @@ def plot_training(history: list[dict[str, float]]):
 
 
 def plot_feature_cosines(cm, model: TMSModel, report: dict[str, Any]):
-    """Per decomposed matrix, a heatmap of |cos| between each component (rows: live ones sorted by their
-    best-matching feature, then the dead ones) and each true feature direction (columns)."""
+    """Per decomposed matrix, a heatmap of |cos| between each component's rank-1 matrix U_c V_c^T (rows: live
+    ones sorted by their best-matching feature, then the dead ones) and each feature's true rank-1 piece
+    (columns; ``component_rank1_cosines``): a bright diagonal when every live component is one feature."""
     import matplotlib.pyplot as plt
 
-    cos = component_feature_cosines(cm, model)
+    cos = component_rank1_cosines(cm, model)
     order = component_order(cm, model, report)
     fig, axes = plt.subplots(1, len(cm.module_names), figsize=(4.2 * len(cm.module_names), 4.4), squeeze=False)
     for ax, name in zip(axes[0], cm.module_names):
@@ -365,7 +366,7 @@ def plot_feature_cosines(cm, model: TMSModel, report: dict[str, Any]):
         ax.set_yticks(range(len(rows)), [f"c{c}" + ("" if c in live else " (dead)") for c in rows])
         ax.set_xticks(range(model.n_features), [str(i) for i in range(model.n_features)]
                       if model.n_features <= 10 else None)
-        ax.set(xlabel="true feature", title=f"{name}: |cos| to each feature")
+        ax.set(xlabel="true feature", title=f"{name}: |cos| of U_c V_c\u1d40 to each feature")
         ax.axhline(len(live) - 0.5, color="white", lw=2)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
