@@ -130,23 +130,24 @@ def test_help_names_the_command(module, tmp_path):
     assert "issue" not in proc.stdout.lower()
 
 
-def test_decompose_writes_to_a_run_folder_by_default(tmp_path):
-    """No --out: the decomposition lands in ./runs/decompose-<time> (printed), never in the shipped folder."""
-    before = _snapshot()
-    proc = run_cli("decompose", ["--quick", "--steps", "2", "--threads", "1"], tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (run,) = (tmp_path / "runs").iterdir()
-    assert run.name.startswith("decompose-") and (run / "decomposition.json").is_file()
-    assert f"decomposition written to {Path('runs') / run.name}" in proc.stdout
-    assert _snapshot() == before
+# (module, arguments, a file the run folder must hold, what the command prints before the folder's name)
+WRITERS = [
+    ("decompose", ["--quick", "--steps", "2", "--threads", "1"], "decomposition.json", "decomposition written to"),
+    ("evaluate", ["--recompute", "--write", "--blocks-per-lang", "1"], "metrics.json", "metrics written to"),
+    ("labelling", [], "labels.json", "live components labelled ->"),
+    ("target", ["train", "--steps", "2"], "model.safetensors", "target model written to"),
+]
 
 
-def test_evaluate_write_goes_to_a_run_folder(tmp_path):
+@pytest.mark.parametrize("module,args,produced,said", WRITERS, ids=[w[0] for w in WRITERS])
+def test_default_output_is_a_run_folder(module, args, produced, said, tmp_path):
+    """No --out: the command writes to ./runs/<command>-<time> and names it; nothing shipped changes."""
     before = _snapshot()
-    proc = run_cli("evaluate", ["--recompute", "--write", "--blocks-per-lang", "1"], tmp_path)
+    proc = run_cli(module, args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (run,) = (tmp_path / "runs").iterdir()
-    assert (run / "metrics.json").is_file() and str(Path("runs") / run.name) in proc.stdout
+    assert run.name.startswith(f"{module}-") and (run / produced).is_file()
+    assert f"{said} {Path('runs') / run.name}" in proc.stdout
     assert _snapshot() == before
 
 
