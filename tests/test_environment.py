@@ -58,3 +58,19 @@ def test_ci_runs_the_readme_test_command():
     commands = [line.strip() for b in blocks for line in b.splitlines() if "pytest" in line]
     assert commands, "README names no test command"
     assert any(cmd in ci for cmd in commands), f"none of {commands} appears in .ci/run"
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_readme_setup_says_where_data_and_outputs_are():
+    setup = _readme_section("Set-up")
+    for needed in ("VPD_LITE_DATA", "runs/", "--out", "pip install .", "require_data", "--from-scratch",
+                   "thread"):
+        assert needed in setup, f"the README's set-up section does not mention {needed!r}"
+    assert not re.search(r"\bissue \d", setup, flags=re.I), "user-facing text names an internal issue"
+

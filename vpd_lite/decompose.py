@@ -435,63 +435,156 @@ def decompose(
 
 
 def override_config(config: DecomposeConfig, assignments: Iterable[str]) -> DecomposeConfig:
-    """A copy of ``config`` with ``FIELD=VALUE`` overrides of its scalar fields (int, float, str, bool)."""
+    """A copy of ``config`` with ``FIELD=VALUE`` overrides of its scalar fields (int, float, str, bool).
+
+    Raises ``ValueError`` (one sentence naming the field) for an unknown field, a value of the wrong type or
+    a field that cannot be set this way."""
     import dataclasses
 
     annotations = {f.name: str(f.type) for f in dataclasses.fields(DecomposeConfig)}
     changes: dict[str, object] = {}
     for item in assignments:
         key, sep, raw = item.partition("=")
-        if not sep or key not in annotations:
-            raise ValueError(f"--set expects FIELD=VALUE with a DecomposeConfig field, got {item!r}")
+        if not sep:
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+        if key not in annotations:
+            import difflib
+
+            near = difflib.get_close_matches(key, annotations, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ValueError(f"--set {key}: DecomposeConfig has no field {key!r}{hint}")
         current = getattr(config, key)
         if isinstance(current, bool):
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise ValueError(f"--set {key}: expected true/false, got {raw!r}")
             changes[key] = raw.lower() in ("true", "1")
-        elif isinstance(current, (int, float, str)):
-            changes[key] = type(current)(raw)
+            continue
+        if isinstance(current, (int, float, str)):
+            kind: type = type(current)
         elif current is None:  # an optional field left unset: its annotation says what it holds
+            if raw.lower() == "none":
+                changes[key] = None
+                continue
             kind = float if "float" in annotations[key] else int if "int" in annotations[key] else str
-            changes[key] = None if raw.lower() == "none" else kind(raw)
         else:
             raise ValueError(f"--set cannot override {key} (a {type(current).__name__}); edit DecomposeConfig")
+        try:
+            changes[key] = kind(raw)
+        except ValueError:
+            noun = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+            raise ValueError(f"--set {key}: expected {noun}, got {raw!r}") from None
     return dataclasses.replace(config, **changes)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI: decompose ``data/target`` and write the checkpoint + held-out metrics to ``--out``."""
-    import argparse
+#: Torch threads the shipped decomposition was trained with, when its metrics do not record it.
+SHIPPED_DECOMPOSITION_THREADS = 2
 
-    import vpd_lite
-    from vpd_lite import corpus, paths
-    from vpd_lite.checkpoint import save_decomposition
-    from vpd_lite.evaluate import evaluate_decomposition, format_metrics, heldout_batches
-    from vpd_lite.target import load_target
 
-    ap = argparse.ArgumentParser(description="Decompose the shipped target model with VPD.")
+def recorded_decomposition(folder: str | Path | None = None) -> tuple[DecomposeConfig, int]:
+    """``(config, threads)`` a saved decomposition was trained with: the ``DecomposeConfig`` stored in its
+    ``decomposition.json`` (device pinned to ``"cpu"``, where the shipped one was made; no checkpoint folder)
+    and the torch thread count in its ``metrics.json`` (``SHIPPED_DECOMPOSITION_THREADS`` when absent).
+
+    ``folder`` defaults to the shipped decomposition. The thread count matters: float sums are split
+    differently over another number of threads, so the trained tensors (and everything downstream) differ.
+    Raises ``FileNotFoundError`` / ``ValueError`` (from ``vpd_lite.checkpoint.read_metadata``) for a missing or
+    corrupted record, and ``ValueError`` when it names settings this version does not know.
+    """
+    import dataclasses
+    import json
+
+    from vpd_lite.checkpoint import read_metadata
+    from vpd_lite.paths import decomposition_dir
+
+    folder = Path(folder) if folder is not None else decomposition_dir()
+    record = dict(read_metadata(folder).get("config") or {})
+    known = {f.name for f in dataclasses.fields(DecomposeConfig)}
+    unknown = sorted(set(record) - known)
+    if unknown:
+        raise ValueError(f"{folder} records settings this version of vpd-lite does not know: {', '.join(unknown)}")
+    defaults = DecomposeConfig()
+    record = {k: tuple(v) if isinstance(v, list) and isinstance(getattr(defaults, k), tuple) else v
+              for k, v in record.items()}  # JSON stores tuples as lists
+    record.update(device="cpu", checkpoint_dir=None)
+    threads = SHIPPED_DECOMPOSITION_THREADS
+    metrics_path = folder / "metrics.json"
+    if metrics_path.is_file():
+        try:
+            threads = int(json.loads(metrics_path.read_text()).get("training", {}).get("threads", threads))
+        except (ValueError, AttributeError) as err:
+            raise ValueError(f"{metrics_path} is corrupted ({err})") from None
+    return DecomposeConfig(**record), threads
+
+
+def _decompose_parser():
+    """The argument parser of ``python -m vpd_lite.decompose``."""
+    from vpd_lite.cli import make_parser, nonneg_int, positive_float, positive_int
+
+    ap = make_parser("decompose", "Decompose the shipped target model with VPD and write the decomposition, its "
+                                  "held-out metrics and loss curves to a run folder.")
     ap.add_argument("--quick", action="store_true", help="a few dozen steps (also when VPD_LITE_QUICK=1)")
-    ap.add_argument("--out", default=None, help="output folder (default: data/decomposition)")
-    ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget for training")
-    ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (1 is faster on a busy machine)")
+    ap.add_argument("--out", default=None,
+                    help="output folder (default: a new runs/decompose-<time> folder; name data/decomposition to "
+                         "replace the shipped decomposition)")
+    ap.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget for training")
+    ap.add_argument("--steps", type=positive_int, default=None, help="training steps (default: the config's)")
+    ap.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    ap.add_argument("--seed", type=nonneg_int, default=0)
+    ap.add_argument("--threads", type=positive_int, default=None,
+                    help="torch intra-op threads (1 is faster on a busy machine; the shipped decomposition was "
+                         "made with 2, and another count gives slightly different numbers)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a DecomposeConfig number/string/bool field, e.g. --set coeff_minimality=4e-3")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return ap
 
+
+def _checked(config: DecomposeConfig, **given: object) -> DecomposeConfig:
+    """``config`` with the ``given`` fields that are not None set; ``ValueError`` for a count or size that
+    cannot train (steps, batch size, sequence length, learning rate, time budget)."""
+    import dataclasses
+
+    config = dataclasses.replace(config, **{k: v for k, v in given.items() if v is not None})
+    for name, low in (("steps", 1), ("batch_size", 1), ("seq_len", 2), ("log_every", 1), ("pgd_n_sets", 1)):
+        if getattr(config, name) < low:
+            raise ValueError(f"{name} must be at least {low}, got {getattr(config, name)}")
+    for name in ("lr", "time_budget_minutes"):
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: decompose the shipped target and write the checkpoint + held-out metrics to ``--out`` (default: a
+    new run folder). Returns 0; errors are raised (``vpd_lite.cli.run_main`` prints them as one line)."""
+    import vpd_lite
+    from vpd_lite import corpus
+    from vpd_lite.checkpoint import save_decomposition
+    from vpd_lite.cli import default_run_dir, quiet_model_loading
+    from vpd_lite.evaluate import evaluate_decomposition, format_metrics, heldout_batches
+    from vpd_lite.paths import require_data
+    from vpd_lite.target import load_target
+
+    ap = _decompose_parser()
+    args = ap.parse_args(argv)
     quick = args.quick or vpd_lite.quick_mode()
     config = DecomposeConfig.quick(seed=args.seed) if quick else DecomposeConfig(seed=args.seed)
-    out = Path(args.out) if args.out else paths.decomposition_dir()
+    try:
+        config = _checked(override_config(config, args.set), steps=args.steps, time_budget_minutes=args.minutes)
+    except ValueError as err:
+        ap.error(str(err))
+    if args.resume:
+        if args.out is None:
+            ap.error("--resume needs --out naming the folder of the unfinished run")
+        if not (Path(args.out) / "training_state.pt").is_file():
+            ap.error(f"--resume: {args.out} holds no unfinished run (no training_state.pt)")
+    out = Path(args.out) if args.out else default_run_dir("decompose")
     config.checkpoint_dir = str(out)
-    config = override_config(config, args.set)
-    if args.minutes is not None:
-        config.time_budget_minutes = args.minutes
-    if args.steps is not None:
-        config.steps = args.steps
+    require_data(("corpus", "target"))
+    quiet_model_loading()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(config.seed)
     model, tokenizer = load_target()
     corp = corpus.load_corpus()
@@ -513,8 +606,14 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:  # matplotlib missing: the numbers are still saved
         pass
     print(format_metrics(metrics))
+    print(f"decomposition written to {out}")
+    return 0
 
 
 if __name__ == "__main__":
+    import sys
+
+    from vpd_lite.cli import run_main
+
     keep_freed_memory()  # here, not in main(): it changes the allocator for the rest of the calling process
-    main()
+    sys.exit(run_main(main, "decompose"))

@@ -118,9 +118,9 @@ def init_from_env(backend: str | None = None) -> Shard:
     return Shard(dist.get_rank(), dist.get_world_size())
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI (run under torchrun): decompose a causal LM data-parallel; rank 0 writes the checkpoint."""
-    import argparse
+def main(argv: list[str] | None = None) -> int:
+    """CLI (run under torchrun): decompose a causal LM data-parallel; rank 0 writes the checkpoint to ``--out``
+    (default: a new run folder). Errors are raised as exceptions (``vpd_lite.cli.run_main`` prints them)."""
     from pathlib import Path
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -128,22 +128,31 @@ def main(argv: list[str] | None = None) -> None:
     from vpd_lite import corpus
     from vpd_lite.architectures import default_targets
     from vpd_lite.checkpoint import save_decomposition
+    from vpd_lite.cli import default_run_dir, make_parser, nonneg_int, positive_float, positive_int
     from vpd_lite.decompose import DecomposeConfig, decompose
     from vpd_lite.target import load_target
 
-    ap = argparse.ArgumentParser(description="Data-parallel VPD decomposition (launch with torchrun).")
-    ap.add_argument("--model", default=None, help="from_pretrained path or hub name (default: data/target)")
+    ap = make_parser("distributed", "Data-parallel VPD decomposition (launch with torchrun --nproc_per_node N "
+                                    "-m vpd_lite.distributed ...).")
+    ap.add_argument("--model", default=None, help="from_pretrained path or hub name (default: the shipped target)")
     ap.add_argument("--tokenizer", default=None, help="tokenizer path or name (default: the model's)")
-    ap.add_argument("--out", required=True, help="output folder (written by rank 0)")
-    ap.add_argument("--steps", type=int, default=DecomposeConfig.steps)
-    ap.add_argument("--global-batch", type=int, default=DecomposeConfig.batch_size,
+    ap.add_argument("--out", default=None,
+                    help="output folder, written by rank 0 (default: a new runs/distributed-<time> folder)")
+    ap.add_argument("--steps", type=positive_int, default=DecomposeConfig.steps)
+    ap.add_argument("--global-batch", type=positive_int, default=DecomposeConfig.batch_size,
                     help="rows per step over all ranks (split equally)")
-    ap.add_argument("--seq-len", type=int, default=DecomposeConfig.seq_len)
-    ap.add_argument("--c-per-rank", type=float, default=None,
+    ap.add_argument("--seq-len", type=positive_int, default=DecomposeConfig.seq_len)
+    ap.add_argument("--c-per-rank", type=positive_float, default=None,
                     help="size C from the architecture preset instead of the default targets")
-    ap.add_argument("--backend", default=None, help="gloo (CPU) or nccl (GPU); default picks by device")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--backend", default=None, choices=("gloo", "nccl"),
+                    help="gloo (CPU) or nccl (GPU); default picks by device")
+    ap.add_argument("--seed", type=nonneg_int, default=0)
     args = ap.parse_args(argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.global_batch % world:
+        ap.error(f"--global-batch {args.global_batch} does not split equally over {world} ranks")
+    if args.out is None:
+        args.out = str(default_run_dir("distributed"))
 
     shard = init_from_env(args.backend)
     if args.model is None:
@@ -160,10 +169,16 @@ def main(argv: list[str] | None = None) -> None:
     cm, history = decompose(model, batches, config, progress=shard.rank == 0, shard=shard)
     if shard.rank == 0:
         save_decomposition(cm, Path(args.out), config, history=history)
+        print(f"decomposition written to {args.out}")
     if shard.active:
         dist.barrier()
         dist.destroy_process_group()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from vpd_lite.cli import run_main
+
+    sys.exit(run_main(main, "distributed"))

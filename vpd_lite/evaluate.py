@@ -245,37 +245,86 @@ def plot_history(history: list[dict], path: str | Path) -> Path:
     return Path(path)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI: print the metrics table of a decomposition folder (``--recompute`` evaluates it again)."""
-    import argparse
+def _evaluate_parser():
+    """The argument parser of ``python -m vpd_lite.evaluate``."""
+    from vpd_lite.cli import make_parser, nonneg_float, positive_int
+
+    ap = make_parser("evaluate", "Check a vpd-lite decomposition's files and print its held-out metrics "
+                                 "(--recompute evaluates it again on held-out text).")
+    ap.add_argument("dir", nargs="?", default=None, help="decomposition folder (default: the shipped one)")
+    ap.add_argument("--recompute", action="store_true", help="evaluate on held-out text instead of reading metrics.json")
+    ap.add_argument("--threshold", type=nonneg_float, default=None,
+                    help="with --recompute: CI threshold of the rounded masks and of L0 (default 0)")
+    ap.add_argument("--blocks-per-lang", type=positive_int, default=None,
+                    help="with --recompute: held-out blocks per language (default 32)")
+    ap.add_argument("--write", action="store_true",
+                    help="with --recompute: save the new metrics.json to --out (default: a new runs/evaluate-<time> "
+                         "folder)")
+    ap.add_argument("--out", default=None,
+                    help="with --recompute: folder for the new metrics.json (implies --write; name the "
+                         "decomposition folder to replace its metrics.json)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: verify a decomposition folder against the target and print its metrics table (``--recompute``
+    evaluates it again; ``--write``/``--out`` save the new metrics). Errors are raised as exceptions with one
+    sentence each (``vpd_lite.cli.run_main`` prints them as one line)."""
     import json
 
     import vpd_lite
+    from vpd_lite import paths
     from vpd_lite.checkpoint import atomic_write_json, load_decomposition
+    from vpd_lite.cli import UserError, default_run_dir, quiet_model_loading
     from vpd_lite.target import load_target
 
-    ap = argparse.ArgumentParser(description="Print (or recompute) the metrics of a vpd-lite decomposition.")
-    ap.add_argument("dir", nargs="?", default=None, help="decomposition folder (default: data/decomposition)")
-    ap.add_argument("--recompute", action="store_true", help="evaluate on held-out text instead of reading metrics.json")
-    ap.add_argument("--write", action="store_true", help="with --recompute: also overwrite metrics.json")
-    ap.add_argument("--threshold", type=float, default=0.0)
-    ap.add_argument("--blocks-per-lang", type=int, default=32)
+    ap = _evaluate_parser()
     args = ap.parse_args(argv)
-    from vpd_lite import paths
-
+    quiet_model_loading()
+    if not args.recompute:
+        given = [flag for flag, value in (("--threshold", args.threshold), ("--blocks-per-lang", args.blocks_per_lang),
+                                          ("--out", args.out)) if value is not None] + (["--write"] if args.write else [])
+        if given:
+            ap.error(f"{', '.join(given)} only apply with --recompute (the stored metrics are printed as they are)")
     folder = Path(args.dir) if args.dir else paths.decomposition_dir()
+    if args.dir is not None and not folder.is_dir():
+        ap.error(f"{folder} is not a folder")
+    if args.dir is None:
+        paths.require_data(("target", "decomposition"))
+    else:
+        paths.require_data(("target",))
     metrics_path = folder / "metrics.json"
-    if not args.recompute and metrics_path.is_file():
-        print(format_metrics(json.loads(metrics_path.read_text())))
-        return
+
+    # Verify the files before trusting anything in them: load_decomposition checks the tensors' sha256, the
+    # fingerprint of the target weights and every tensor's shape.
     model, tokenizer = load_target()
     cm = load_decomposition(folder, model)
-    batches = heldout_batches(tokenizer, blocks_per_lang=args.blocks_per_lang, quick=vpd_lite.quick_mode())
-    metrics = evaluate_decomposition(cm, batches, threshold=args.threshold)
-    if args.write:
-        atomic_write_json(metrics_path, metrics)
+    if not args.recompute:
+        if not metrics_path.is_file():
+            raise UserError(f"{folder} has no metrics.json; add --recompute to evaluate the decomposition")
+        try:
+            metrics = json.loads(metrics_path.read_text())
+            text = format_metrics(metrics)
+        except (ValueError, KeyError, TypeError) as err:
+            raise UserError(f"{metrics_path} is corrupted ({type(err).__name__}: {err}); add --recompute to "
+                            "evaluate the decomposition again") from err
+        print(text)
+        print(f"(stored metrics of {folder}; its files match their checksums and the target model)")
+        return 0
+    batches = heldout_batches(tokenizer, blocks_per_lang=args.blocks_per_lang or 32, quick=vpd_lite.quick_mode())
+    metrics = evaluate_decomposition(cm, batches, threshold=args.threshold or 0.0)
     print(format_metrics(metrics))
+    if args.write or args.out is not None:
+        out = Path(args.out) if args.out is not None else default_run_dir("evaluate")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "metrics.json", metrics)
+        print(f"metrics written to {out / 'metrics.json'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from vpd_lite.cli import run_main
+
+    sys.exit(run_main(main, "evaluate"))

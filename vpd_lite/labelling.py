@@ -374,33 +374,51 @@ def make_provenance(cm: Any, stats: ComponentStats, command: str) -> dict[str, A
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: harvest statistics of the shipped decomposition and write ``data/component_stats.safetensors`` and
-    ``data/labels.json``. ``python -m vpd_lite.labelling [--decomposition DIR] [--stats PATH] [--out PATH]``."""
-    import argparse
-
+    """CLI: harvest statistics of a decomposition (default: the shipped one) and label its components; writes
+    ``labels.json`` and ``component_stats.safetensors`` to a new run folder unless ``--out``/``--stats`` name
+    files. ``python -m vpd_lite.labelling [--decomposition DIR] [--stats PATH] [--out PATH] [--reuse-stats]``."""
     from . import quick_mode
     from .analysis import decomposition_fingerprint, harvest, tutorial_blocks
     from .checkpoint import load_decomposition
+    from .cli import default_run_dir, make_parser, quiet_model_loading
     from .corpus import load_corpus
-    from .paths import data_dir, decomposition_dir, labels_path
+    from .paths import data_dir, decomposition_dir, require_data
     from .target import load_target
 
-    ap = argparse.ArgumentParser(prog="python -m vpd_lite.labelling", description=main.__doc__)
-    ap.add_argument("--decomposition", type=Path, default=None, help="decomposition folder (default data/decomposition)")
-    ap.add_argument("--stats", type=Path, default=None, help="stats file (default data/component_stats.safetensors)")
-    ap.add_argument("--out", type=Path, default=None, help="labels file (default data/labels.json)")
-    ap.add_argument("--reuse-stats", action="store_true", help="reuse --stats if it matches the decomposition")
+    ap = make_parser("labelling", "Harvest per-component statistics of a decomposition and give every live "
+                                  "component an offline label.")
+    ap.add_argument("--decomposition", type=Path, default=None,
+                    help="decomposition folder (default: the shipped one)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="labels file to write (default: labels.json in a new runs/labelling-<time> folder; name "
+                         "data/labels.json to replace the shipped labels)")
+    ap.add_argument("--stats", type=Path, default=None,
+                    help="statistics file: written when harvested (default: component_stats.safetensors next to "
+                         "--out), read with --reuse-stats (default: the shipped one)")
+    ap.add_argument("--reuse-stats", action="store_true",
+                    help="reuse the statistics file if it belongs to the decomposition instead of harvesting")
     args = ap.parse_args(argv)
+    if args.decomposition is not None and not args.decomposition.is_dir():
+        ap.error(f"--decomposition: {args.decomposition} is not a folder")
+    if args.out is not None and args.out.is_dir():
+        ap.error(f"--out names a labels file, and {args.out} is a folder (try {args.out / 'labels.json'})")
+    if args.reuse_stats and args.stats is not None and not args.stats.is_file():
+        ap.error(f"--reuse-stats: {args.stats} is not a file")
+    require_data(("corpus", "target") if args.decomposition else ("corpus", "target", "decomposition"))
+    quiet_model_loading()
     folder = args.decomposition or decomposition_dir()
-    stats_path = args.stats or data_dir() / "component_stats.safetensors"
-    out = args.out or labels_path()
+    out = args.out or default_run_dir("labelling") / "labels.json"
+    stats_in = args.stats or data_dir() / "component_stats.safetensors"
+    stats_path = args.stats or out.parent / "component_stats.safetensors"
 
     model, tokenizer = load_target()
     corpus = load_corpus()
     cm = load_decomposition(folder, model)
     fingerprint = decomposition_fingerprint(cm)
-    stats = ComponentStats.load(stats_path) if args.reuse_stats and stats_path.is_file() else None
-    if stats is None or stats.meta.get("decomposition_fingerprint") != fingerprint:
+    stats = ComponentStats.load(stats_in) if args.reuse_stats and stats_in.is_file() else None
+    if stats is not None and stats.meta.get("decomposition_fingerprint") == fingerprint:
+        print(f"reusing the statistics in {stats_in}")
+    else:
         train_blocks, _ = tutorial_blocks(tokenizer, corpus, model, quick=quick_mode())
         stats = harvest(cm, train_blocks, meta={"decomposition_fingerprint": fingerprint,
                                                 "decomposition": str(folder), "split": "train"})
@@ -422,4 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    import sys
+
+    from .cli import run_main
+
+    sys.exit(run_main(main, "labelling"))

@@ -100,25 +100,29 @@ def run_recipe(recipe: Recipe, out: str | Path, progress: bool = True) -> dict:
     return metrics
 
 
-def main(argv: list[str] | None = None) -> None:
-    """CLI: ``python -m vpd_lite.recipes NAME --out DIR [--model M] [--corpus C] [--steps N] [--minutes M]``."""
-    import argparse
-
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``python -m vpd_lite.recipes NAME [--out DIR] [--model M] [--corpus C] [--steps N] [--minutes M]``;
+    writes to a new run folder unless ``--out`` names one. Errors are raised as exceptions
+    (``vpd_lite.cli.run_main`` prints them as one line)."""
+    from vpd_lite.cli import default_run_dir, make_parser, positive_float, positive_int
     from vpd_lite.evaluate import format_metrics
 
-    ap = argparse.ArgumentParser(description="Decompose an online model with a named recipe.")
+    ap = make_parser("recipes", "Decompose an online model with a named recipe (needs internet unless --model "
+                                "and --corpus name local copies).")
     ap.add_argument("recipe", choices=sorted(RECIPES))
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", default=None, help="output folder (default: a new runs/<recipe>-<time> folder)")
     ap.add_argument("--model", default=None, help="override the recipe's from_pretrained name or path")
     ap.add_argument("--corpus", default=None, help="override the corpus (hub dataset name or local folder)")
     ap.add_argument("--lang-column", default=None)
     ap.add_argument("--text-column", default=None)
-    ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--minutes", type=float, default=None)
-    ap.add_argument("--batch-size", type=int, default=None)
-    ap.add_argument("--seq-len", type=int, default=None)
-    ap.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    ap.add_argument("--steps", type=positive_int, default=None)
+    ap.add_argument("--minutes", type=positive_float, default=None)
+    ap.add_argument("--batch-size", type=positive_int, default=None)
+    ap.add_argument("--seq-len", type=positive_int, default=None)
+    ap.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default: auto")
     args = ap.parse_args(argv)
+    if not (args.model or RECIPES[args.recipe].model):
+        ap.error(f"the {args.recipe!r} recipe names no model: pass --model NAME_OR_PATH")
 
     recipe = dataclasses.replace(RECIPES[args.recipe], decompose=dataclasses.replace(RECIPES[args.recipe].decompose))
     for attr, value in (("model", args.model), ("corpus", args.corpus), ("lang_column", args.lang_column),
@@ -129,8 +133,15 @@ def main(argv: list[str] | None = None) -> None:
                         ("batch_size", args.batch_size), ("seq_len", args.seq_len), ("device", args.device)):
         if value is not None:
             setattr(recipe.decompose, attr, value)
-    print(format_metrics(run_recipe(recipe, args.out)))
+    out = Path(args.out) if args.out else default_run_dir(args.recipe)
+    print(format_metrics(run_recipe(recipe, out)))
+    print(f"decomposition written to {out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from vpd_lite.cli import run_main
+
+    sys.exit(run_main(main, "recipes"))

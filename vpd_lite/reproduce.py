@@ -342,37 +342,78 @@ def build_setup(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], stats:
                       vocab_size=int(model.config.vocab_size), tokenizer=tokenizer, choice=why)
 
 
-def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool = True) -> Artefacts:
-    """``--from-scratch``: train the target, decompose it, harvest stats and labels, all into ``work``."""
+def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool = True,
+                      recorded: Path | None = None) -> Artefacts:
+    """``--from-scratch``: train the target, decompose it, harvest stats and labels, all into ``work``.
+
+    Repeats how the shipped artefacts were made, whatever thread count the caller set: the target's config,
+    seed and thread count come from ``<recorded>/target/training_config.json`` (shipped: seed 0, 1 torch
+    thread), the decomposition's config, seed and thread count from ``<recorded>/decomposition`` (shipped:
+    seed 0, 2 torch threads, CPU); the statistics are harvested on the decomposition's thread count.
+    ``recorded`` defaults to the data folder holding ``corpus_dir`` when it has those records, else the
+    shipped data. Float sums depend on the thread count, so pinning it is what makes a rebuild give what ships
+    (on the same CPU and library versions). ``quick`` uses the tiny configs with the same seeds and threads.
+    A full rebuild ends by saying whether the target and decomposition are identical to the recorded ones.
+    """
+    import hashlib
+
+    from vpd_lite import paths
     from vpd_lite import target as target_mod
     from vpd_lite.analysis import decomposition_fingerprint, harvest
-    from vpd_lite.checkpoint import save_decomposition
+    from vpd_lite.checkpoint import read_metadata, save_decomposition
     from vpd_lite.corpus import lang_token_blocks, load_corpus, train_batches
-    from vpd_lite.decompose import DecomposeConfig, decompose
+    from vpd_lite.decompose import DecomposeConfig, decompose, recorded_decomposition
     from vpd_lite.labelling import label_components, save_labels
 
     work = Path(work)
+    if recorded is None:
+        parent = Path(corpus_dir).parent
+        has_records = (parent / "target" / "training_config.json").is_file() and \
+            (parent / "decomposition" / "decomposition.json").is_file()
+        recorded = parent if has_records else paths.data_dir()
+    recorded = Path(recorded)
+    tconfig, tseed = target_mod.recorded_training(recorded / "target")
+    dconfig, dthreads = recorded_decomposition(recorded / "decomposition")
+    if quick:
+        tconfig = replace(target_mod.TargetConfig.quick(), num_threads=tconfig.num_threads)
+        dconfig = DecomposeConfig.quick(seed=dconfig.seed, device=dconfig.device)
+    print(f"[from scratch] pinned as recorded in {recorded}: target seed {tseed} on {tconfig.num_threads} torch "
+          f"thread(s); decomposition seed {dconfig.seed} on {dthreads} torch thread(s), {dconfig.device}", flush=True)
+
     arte = Artefacts(work / "target", work / "decomposition", Path(corpus_dir), work / STATS_FILE)
     corpus = load_corpus(corpus_dir)
-    tconfig = target_mod.TargetConfig.quick() if quick and hasattr(target_mod.TargetConfig, "quick") \
-        else target_mod.TargetConfig()
     print(f"[from scratch] training the target into {arte.target}", flush=True)
-    target_mod.train_target(tconfig, corpus=corpus, out_dir=arte.target, seed=0, progress=progress)
+    target_mod.train_target(tconfig, corpus=corpus, out_dir=arte.target, seed=tseed, progress=progress)
     model, tokenizer = target_mod.load_target(arte.target)
-    dconfig = DecomposeConfig.quick() if quick else DecomposeConfig()
     dconfig.seq_len = min(dconfig.seq_len, int(model.config.max_position_embeddings))
     print(f"[from scratch] decomposing into {arte.decomposition}", flush=True)
     batches = train_batches(tokenizer, corpus, seq_len=dconfig.seq_len, batch_size=dconfig.batch_size,
                             seed=dconfig.seed)
-    cm, history = decompose(model, batches, dconfig, progress=progress)
-    save_decomposition(cm, arte.decomposition, dconfig, history=history)
-    print("[from scratch] harvesting component statistics and labels", flush=True)
-    n = HarvestPlan.quick_harvest_blocks if quick else HarvestPlan.harvest_blocks
-    stats = harvest(cm, lang_token_blocks(tokenizer, corpus, "train", dconfig.seq_len, n), progress=progress,
-                    meta={"decomposition_fingerprint": decomposition_fingerprint(cm)})
+    with torch_threads(dthreads):
+        cm, history = decompose(model, batches, dconfig, progress=progress)
+        save_decomposition(cm, arte.decomposition, dconfig, history=history)
+        print("[from scratch] harvesting component statistics and labels", flush=True)
+        n = HarvestPlan.quick_harvest_blocks if quick else HarvestPlan.harvest_blocks
+        stats = harvest(cm, lang_token_blocks(tokenizer, corpus, "train", dconfig.seq_len, n), progress=progress,
+                        meta={"decomposition_fingerprint": decomposition_fingerprint(cm)})
     stats.save(arte.stats)
     save_labels(label_components(stats, tokenizer), work / "labels.json",
                 provenance={"command": "python -m vpd_lite.reproduce --from-scratch"})
+    if not quick:
+        def sha(path: Path) -> str:
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+
+        shipped_meta = read_metadata(recorded / "decomposition")
+        same_target = sha(arte.target / "model.safetensors") == sha(recorded / "target" / "model.safetensors")
+        same_dec = read_metadata(arte.decomposition)["tensors_sha256"] == shipped_meta.get("tensors_sha256")
+        print(f"[from scratch] target {'identical to' if same_target else 'DIFFERENT from'} the recorded one; "
+              f"decomposition {'identical to' if same_dec else 'DIFFERENT from'} the recorded one", flush=True)
+        if not (same_target and same_dec):
+            was = shipped_meta.get("versions", {})
+            now = {"torch": torch.__version__, "transformers": __import__("transformers").__version__}
+            print(f"[from scratch] the seeds and thread counts were the recorded ones, so the difference comes from "
+                  f"the CPU or library versions (recorded {was}, here {now}): their floating-point rounding "
+                  "differs, and every number downstream moves with it", flush=True)
     return arte
 
 

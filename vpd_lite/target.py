@@ -21,7 +21,6 @@ CLI::
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -392,29 +391,72 @@ def generate_samples(model, tokenizer, prompts: Mapping[str, Sequence[str]] | No
     return out
 
 
+def recorded_training(folder: str | os.PathLike | None = None) -> tuple[TargetConfig, int]:
+    """``(config, seed)`` a saved target model was trained with, read from its ``training_config.json``.
+
+    ``folder`` defaults to the shipped ``data/target``. Training again with them (``train_target(config,
+    seed=seed)``, which runs on ``config.num_threads`` torch threads) reproduces the saved weights on the same
+    CPU and library versions. Raises ``FileNotFoundError`` without the file and ``ValueError`` when it is not
+    a training record (or names fields this version does not know).
+    """
+    path = Path(folder if folder is not None else target_dir()) / "training_config.json"
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing: no record of how that target was trained") from None
+    except ValueError as err:
+        raise ValueError(f"{path} is corrupted (not valid JSON: {err})") from None
+    if not isinstance(record, dict) or "seed" not in record:
+        raise ValueError(f"{path} is not a target training record (no 'seed')")
+    seed = int(record.pop("seed"))
+    known = set(TargetConfig.__dataclass_fields__)
+    unknown = sorted(set(record) - known)
+    if unknown:
+        raise ValueError(f"{path} records settings this version of vpd-lite does not know: {', '.join(unknown)}")
+    return TargetConfig(**record), seed
+
+
 # ------------------------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vpd_lite.target", description="Train or evaluate the target model.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    """CLI: ``train`` a target model into a new run folder (or ``--out``), or ``eval`` one (default: the shipped
+    model). Errors are raised as exceptions (``vpd_lite.cli.run_main`` prints them as one line)."""
+    from vpd_lite.cli import default_run_dir, make_parser, nonneg_int, positive_int, quiet_model_loading
+    from vpd_lite.paths import require_data
+
+    ap = make_parser("target", "Train or evaluate the small multilingual target model.")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{train,eval}")
     tr = sub.add_parser("train", help="train tokenizer + model from scratch")
-    tr.add_argument("--out", type=Path, default=None, help="output folder (default: data/target)")
-    tr.add_argument("--corpus", default=None, help="corpus folder or hub name (default: data/corpus)")
-    tr.add_argument("--steps", type=int, default=None, help="override TargetConfig.steps")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", type=Path, default=None,
+                    help="output folder (default: a new runs/target-<time> folder; name data/target to replace the "
+                         "shipped model)")
+    tr.add_argument("--corpus", default=None, help="corpus folder or hub name (default: the shipped corpus)")
+    tr.add_argument("--steps", type=positive_int, default=None, help="override TargetConfig.steps")
+    tr.add_argument("--seed", type=nonneg_int, default=0,
+                    help="seed of the weights and batches (default 0, the shipped model's; training runs on "
+                         "TargetConfig.num_threads = 1 torch thread so that the result is reproducible)")
     ev = sub.add_parser("eval", help="print held-out CE table and sample continuations")
-    ev.add_argument("--path", default=None, help="model folder or hub name (default: data/target)")
-    ev.add_argument("--corpus", default=None, help="corpus folder or hub name (default: data/corpus)")
+    ev.add_argument("--path", default=None, help="model folder or hub name (default: the shipped model)")
+    ev.add_argument("--corpus", default=None, help="corpus folder or hub name (default: the shipped corpus)")
+    for sp in (tr, ev):
+        sp.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     args = ap.parse_args(argv)
+    if args.corpus is None:
+        require_data(("corpus",) if args.cmd == "train" or args.path is not None else ("corpus", "target"))
+    elif args.cmd == "eval" and args.path is None:
+        require_data(("target",))
+    quiet_model_loading()
 
     if args.cmd == "train":
         config = TargetConfig.quick() if quick_mode() else TargetConfig()
         if args.steps is not None:
             config.steps = args.steps
+        out = args.out or default_run_dir("target")
         t0 = time.perf_counter()
-        model, tok, _ = train_target(config, load_corpus(args.corpus, config.langs), args.out, args.seed)
-        print(f"trained in {time.perf_counter() - t0:.1f} s -> {args.out or target_dir()}")
+        model, tok, _ = train_target(config, load_corpus(args.corpus, config.langs), out, args.seed)
+        print(f"trained in {time.perf_counter() - t0:.1f} s")
         rows = evaluate_target(model, tok, load_corpus(args.corpus, config.langs), seq_len=config.seq_len)
         print(format_table(rows))
+        print(f"target model written to {out}")
         return 0
 
     model, tok = load_target(args.path)
@@ -428,4 +470,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vpd_lite.cli import run_main
+
+    sys.exit(run_main(main, "target"))

@@ -1,0 +1,162 @@
+"""Every ``python -m vpd_lite.X`` command: bad input gets one clear line, and nothing shipped is touched.
+
+Each command runs as a subprocess of the checkout under test (``PYTHONPATH`` = its root) with its working
+directory in ``tmp_path``, so that a default run folder (``./runs``) lands there. For every bad input the
+table says the exit code (2: argparse rejected the arguments before any work; 1: the command found a
+problem, e.g. a corrupted file) and a fragment of the one ``error:`` line; the test also checks that no
+traceback is printed and that no file under ``data/`` or ``results/`` changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checkout_copy import ROOT, copy_checkout, git_status
+
+SHIPPED = ("data", "results")
+
+
+def _snapshot() -> dict[str, str]:
+    """sha256 of every file under the checkout's data/ and results/."""
+    files = sorted(p for d in SHIPPED for p in (ROOT / d).rglob("*") if p.is_file())
+    return {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VPD_LITE_DATA", "VPD_LITE_RUNS")}
+    env.update(PYTHONPATH=str(ROOT), VPD_LITE_QUICK="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1")
+    return env
+
+
+def run_cli(module: str, args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"vpd_lite.{module}", *args], cwd=cwd, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    """Broken copies of the shipped decomposition: truncated tensors, corrupted metrics, no metadata."""
+    base = tmp_path_factory.mktemp("bad")
+    made = {}
+    for name in ("truncated", "bad_metrics", "no_meta"):
+        made[name] = shutil.copytree(ROOT / "data" / "decomposition", base / name)
+    tensors = made["truncated"] / "components.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[:100_000])
+    (made["bad_metrics"] / "metrics.json").write_text('{"n_tokens": 3')
+    (made["no_meta"] / "decomposition.json").unlink()
+    return made
+
+
+# (module, arguments, exit code, fragment of the error line). "{truncated}" etc. name the broken folders above;
+# "{missing}" a path that does not exist.
+BAD_INPUTS = [
+    ("decompose", ["--set", "coeff_minimality=abc"], 2, "--set coeff_minimality: expected a number, got 'abc'"),
+    ("decompose", ["--set", "no_such_field=1"], 2, "DecomposeConfig has no field 'no_such_field'"),
+    ("decompose", ["--set", "coeff_minimality"], 2, "--set expects FIELD=VALUE"),
+    ("decompose", ["--set", "steps=0"], 2, "steps must be at least 1"),
+    ("decompose", ["--set", "adversarial_routing=sideways"], 2, "adversarial_routing must be"),
+    ("decompose", ["--resume"], 2, "--resume needs --out"),
+    ("decompose", ["--resume", "--out", "{missing}"], 2, "holds no unfinished run"),
+    ("decompose", ["--steps", "0"], 2, "argument --steps: '0' is not a positive integer"),
+    ("decompose", ["--minutes", "-3"], 2, "argument --minutes: '-3' is not a positive number"),
+    ("decompose", ["--threads", "0"], 2, "argument --threads: '0' is not a positive integer"),
+    ("decompose", ["--seed", "-1"], 2, "argument --seed"),
+    ("evaluate", ["{missing}"], 2, "is not a folder"),
+    ("evaluate", ["{truncated}"], 1, "components.safetensors is corrupted"),
+    ("evaluate", ["{truncated}", "--recompute"], 1, "components.safetensors is corrupted"),
+    ("evaluate", ["{bad_metrics}"], 1, "metrics.json is corrupted"),
+    ("evaluate", ["{no_meta}"], 1, "not a vpd-lite decomposition"),
+    ("evaluate", ["--threshold", "0.9", "--write"], 2, "--threshold, --write only apply with --recompute"),
+    ("evaluate", ["--out", "{missing}"], 2, "--out only apply with --recompute"),
+    ("evaluate", ["--recompute", "--threshold", "-1"], 2, "argument --threshold: '-1' is not a number >= 0"),
+    ("evaluate", ["--recompute", "--blocks-per-lang", "0"], 2, "argument --blocks-per-lang"),
+    ("labelling", ["--decomposition", "{missing}"], 2, "is not a folder"),
+    ("labelling", ["--decomposition", "{truncated}"], 1, "components.safetensors is corrupted"),
+    ("labelling", ["--reuse-stats", "--stats", "{missing}"], 2, "is not a file"),
+    ("target", [], 2, "the following arguments are required"),
+    ("target", ["train", "--steps", "0"], 2, "argument --steps: '0' is not a positive integer"),
+    ("target", ["train", "--seed", "-3"], 2, "argument --seed"),
+    ("target", ["eval", "--path", "{missing}"], 1, "does not exist"),
+    ("recipes", ["custom"], 2, "names no model: pass --model"),
+    ("recipes", ["no-such-recipe"], 2, "invalid choice"),
+    ("recipes", ["pythia-70m", "--steps", "0"], 2, "argument --steps"),
+    ("recipes", ["pythia-70m", "--device", "tpu"], 2, "argument --device"),
+    ("distributed", ["--steps", "0"], 2, "argument --steps"),
+    ("distributed", ["--global-batch", "0"], 2, "argument --global-batch"),
+    ("distributed", ["--backend", "mpi"], 2, "argument --backend"),
+    # reproduce's own checks (its argument handling lives in vpd_lite/reproduce.py)
+    ("reproduce", ["--quick", "--seeds", "0"], 2, "--seeds"),
+    ("reproduce", ["--seeds", "-3"], 2, "--seeds"),
+    ("reproduce", ["--threads", "0"], 2, "--threads"),
+]
+
+
+@pytest.mark.parametrize("module,args,code,fragment", BAD_INPUTS,
+                         ids=[f"{m} {' '.join(a)}" for m, a, _, _ in BAD_INPUTS])
+def test_bad_input_gets_one_clear_line(module, args, code, fragment, bad_files, tmp_path):
+    before = _snapshot()
+    paths = {name: str(path) for name, path in bad_files.items()} | {"missing": str(tmp_path / "no-such-thing")}
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    proc = run_cli(module, [a.format(**paths) for a in args], cwd)
+    err_lines = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr[-2000:]
+    assert len(err_lines) == 1, proc.stderr
+    assert err_lines[0].startswith(f"python -m vpd_lite.{module}"), err_lines[0]
+    assert fragment in err_lines[0], err_lines[0]
+    assert _snapshot() == before, "a shipped file under data/ or results/ changed"
+    assert list(cwd.iterdir()) == [], "a failed command left files behind"
+
+
+def test_debug_shows_the_traceback(bad_files, tmp_path):
+    proc = run_cli("evaluate", [str(bad_files["truncated"]), "--debug"], tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "is corrupted" in proc.stderr
+
+
+@pytest.mark.parametrize("module", ["decompose", "evaluate", "labelling", "target", "recipes", "distributed",
+                                    "reproduce"])
+def test_help_names_the_command(module, tmp_path):
+    proc = run_cli(module, ["--help"], tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python -m vpd_lite.{module}"), proc.stdout[:300]
+    assert "issue" not in proc.stdout.lower()
+
+
+# (module, arguments, a file the run folder must hold, what the command prints before the folder's name)
+WRITERS = [
+    ("decompose", ["--quick", "--steps", "2", "--threads", "1"], "decomposition.json", "decomposition written to"),
+    ("evaluate", ["--recompute", "--write", "--blocks-per-lang", "1"], "metrics.json", "metrics written to"),
+    ("labelling", [], "labels.json", "live components labelled ->"),
+    ("target", ["train", "--steps", "2"], "model.safetensors", "target model written to"),
+]
+
+
+@pytest.mark.parametrize("module,args,produced,said", WRITERS, ids=[w[0] for w in WRITERS])
+def test_default_output_is_a_run_folder(module, args, produced, said, tmp_path):
+    """No --out: the command writes to ./runs/<command>-<time> and names it; nothing shipped changes."""
+    before = _snapshot()
+    proc = run_cli(module, args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith(f"{module}-") and (run / produced).is_file()
+    assert f"{said} {Path('runs') / run.name}" in proc.stdout
+    assert _snapshot() == before
+
+
+def test_main_job_leaves_a_clone_clean(tmp_path):
+    """The README's main job, in quick mode, run from the root of a fresh copy of the repository: afterwards
+    ``git status --porcelain`` is empty (outputs go to the git-ignored ``runs/``)."""
+    repo = copy_checkout(tmp_path / "clone", commit=True)
+    env = _env() | {"PYTHONPATH": str(repo)}
+    proc = subprocess.run([sys.executable, "-m", "vpd_lite.reproduce", "--quick"], cwd=repo,
+                          env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert git_status(repo) == ""
