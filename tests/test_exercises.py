@@ -87,3 +87,4 @@ def test_category_count():
     labels = [SimpleNamespace(category=c) for c in ["German", "German", "mostly German", "French"]]
     assert right(ex.check_category_count(2, labels, "German"))
     assert wrong(ex.check_category_count(3, labels, "German")) and wrong(ex.check_category_count("two", labels, "German"))
+

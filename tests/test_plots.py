@@ -154,7 +154,9 @@ def test_contexts_html_shades_and_escapes():
     assert "&lt;b&gt;" in text and "<b>" in text.replace("&lt;b&gt;", "")  # token text escaped, markup kept
     assert "rgba(221,132,82,0.90)" in text  # the German firing token is shaded at CI 0.9
     assert text.count("outline") == 2  # one context per block (en, de), each with its firing token boxed
-    assert text.index("<b>de</b>") < text.index("<b>en</b>")  # highest CI first
+    assert text.index("<b>German</b>") < text.index("<b>English</b>")  # highest CI first, language shown
+    hidden = contexts_html(stats, ("m", 0), FakeTokenizer(), show_lang=False)
+    assert "German" not in hidden and "English" not in hidden and hidden.count("outline") == 2
     assert "never fires" in contexts_html(stats, ("m", 2))
 
 

@@ -97,7 +97,7 @@ def plot_loss_curves(history: Sequence[Mapping[str, Any]], keys: Sequence[str] |
     ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel("loss (log scale; KL terms in nats/token)")
-    ax.set_title("Training losses: reconstruction KL should stay small while minimality falls", fontsize=10)
+    ax.set_title("Loss terms of the decomposition per training step (log scale)", fontsize=10)
     ax.legend(fontsize=7, ncols=2)
     return fig
 
@@ -260,8 +260,13 @@ def language_heatmap(
     return fig
 
 
-def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None = None, n: int = 8) -> str:
-    """HTML of a component's top contexts: each token shaded by the component's CI on it, the firing token boxed."""
+def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None = None, n: int = 8,
+                  show_lang: bool = True) -> str:
+    """HTML of a component's top contexts: each token shaded by the component's CI on it, the firing token boxed,
+    with the language of each context (``show_lang=False`` hides it, for the "guess the language" exercise).
+    The contexts are :meth:`~vpd_lite.analysis.ComponentStats.contexts`: representative of where it fires."""
+    from .labelling import lang_name
+
     module, c = parse_component_id(cid)
     rows = []
     for ctx in stats.contexts((module, c))[:n]:
@@ -272,11 +277,12 @@ def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None
             box = "outline:1px solid #c44e52;" if i == ctx.centre else ""
             spans.append(f'<span title="CI {ci:.2f}" style="background:rgba(221,132,82,{max(0.0, min(1.0, ci)):.2f});'
                          f'{box}font-family:monospace">{text}</span>')
-        rows.append(f"<tr><td style='padding-right:8px'><b>{ctx.lang}</b></td><td>{ctx.score:.2f}</td>"
-                    f"<td style='text-align:left'>{''.join(spans)}</td></tr>")
+        lang = f"<td style='padding-right:8px'><b>{html.escape(lang_name(ctx.lang))}</b></td>" if show_lang else ""
+        rows.append(f"<tr>{lang}<td>{ctx.score:.2f}</td><td style='text-align:left'>{''.join(spans)}</td></tr>")
     if not rows:
         return f"<p><i>{html.escape(component_key((module, c)))} never fires on the harvested text.</i></p>"
-    return ("<table style='border-collapse:collapse'><tr><th>lang</th><th>CI</th><th style='text-align:left'>"
+    head = "<th>language</th>" if show_lang else ""
+    return (f"<table style='border-collapse:collapse'><tr>{head}<th>CI</th><th style='text-align:left'>"
             "context (shaded by CI, firing token boxed)</th></tr>" + "".join(rows) + "</table>")
 
 
