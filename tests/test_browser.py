@@ -254,7 +254,10 @@ def test_notebook_04_in_the_browser(lab, browser, shots):
     slider = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-slider:has(label:text-is('s'))").first
     slider.scroll_into_view_if_needed()
     explorer = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-vbox:has(.widget-slider)").last
-    view = explorer.locator(".js-plotly-plot, .widget-image").first
+    # the explorer's picture: a plotly figure, an image widget, or whatever an Output widget shows
+    kind = next((k for k in (".js-plotly-plot", ".widget-image", ".widget-output") if explorer.locator(k).count()), None)
+    assert kind is not None, "the explorer shows no figure (no plotly figure, image or output area)"
+    view = explorer.locator(kind).first
     before = view.screenshot()
     handle = slider.locator(".noUi-handle, [role='slider']").first
     handle.focus()
