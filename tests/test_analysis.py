@@ -120,6 +120,12 @@ def test_contexts_one_per_block_no_duplicate_windows():
     ctx = acc.finalize().contexts(("m", 0))
     assert sorted(tuple(c.tokens) for c in ctx) == [(1, 2, 3), (5, 6, 7)]
     assert all(c.position == 1 for c in ctx)
+    # the same window in two languages (a URL, a command name) is shown once
+    acc = StatsAccumulator({"m": 1}, ["en", "de"], top_k=5, context_left=1, context_right=1)
+    acc.update("en", ids[:1], {"m": ci[:1]})
+    acc.update("de", ids[:1], {"m": ci[:1] * 0.9})
+    ctx = acc.finalize().contexts(("m", 0))
+    assert [(tuple(c.tokens), c.lang) for c in ctx] == [((1, 2, 3), "en")]
 
 
 def test_contexts_follow_the_language_profile():
@@ -391,3 +397,24 @@ def test_load_or_decompose(tmp_path):
     loaded, how = load_or_decompose(cm.model, None, None, path=tmp_path / "dec", quick=False)
     assert how.startswith("shipped decomposition")
     assert torch.equal(loaded.components["model.layers.0.mlp.down_proj"].U, cm.components["model.layers.0.mlp.down_proj"].U)
+
+
+def test_shipped_statistics_show_representative_contexts():
+    """On the shipped statistics, a component whose firing is >= 95 % German shows >= 90 % German top contexts,
+    and no component shows the same context window twice."""
+    from vpd_lite.paths import data_dir
+
+    path = data_dir() / "component_stats.safetensors"
+    if not path.is_file():
+        pytest.skip(f"no shipped statistics at {path}")
+    stats = ComponentStats.load(path)
+    german = [cid for cid in live_components(stats) if stats.language_profile(cid)["de"] >= 0.95]
+    assert german, "the shipped statistics hold no German component"
+    for cid in german:
+        contexts = stats.contexts(cid)
+        assert contexts, cid
+        share = sum(c.lang == "de" for c in contexts) / len(contexts)
+        assert share >= 0.9, (component_key(cid), [c.lang for c in contexts])
+    for cid in live_components(stats):
+        windows = [tuple(c.tokens) for c in stats.contexts(cid)]
+        assert len(windows) == len(set(windows)), component_key(cid)

@@ -452,18 +452,14 @@ class StatsAccumulator:
         """
         L = len(self.langs)
         keys, windows = s["cand_key"][:, :, c].tolist(), s["cand_tok"][:, :, c].tolist()  # (L, K2), (L, K2, W)
-        pools = []
-        for li in range(L):
-            seen, pool = set(), []
-            for j in range(self.n_candidates):
-                key = keys[li][j]
-                if not math.isfinite(key):
-                    break
-                window = tuple(windows[li][j])
-                if window not in seen:
-                    seen.add(window)
-                    pool.append((key, li, j))
-            pools.append(pool)
+        candidates = sorted(((keys[li][j], li, j) for li in range(L) for j in range(self.n_candidates)
+                             if math.isfinite(keys[li][j])), key=lambda x: (-x[0], x[1], x[2]))
+        seen, pools = set(), [[] for _ in range(L)]
+        for key, li, j in candidates:  # a window seen twice (even in two languages) is kept once, where it ranks best
+            window = tuple(windows[li][j])
+            if window not in seen:
+                seen.add(window)
+                pools[li].append((key, li, j))
         quota = proportional_quota(rate.tolist(), [len(p) for p in pools], self.top_k)
         chosen = [item for li in range(L) for item in pools[li][: quota[li]]]
         chosen.sort(key=lambda x: (-x[0], x[1], x[2]))
