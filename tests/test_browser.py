@@ -232,7 +232,7 @@ def test_notebook_02_in_the_browser(lab, browser, shots):
     rows_before = heat.locator(".yaxislayer-above .ytick text").all_text_contents()
     assert len(rows_before) == len(set(rows_before)) and len(rows_before) >= 10, rows_before
     heat.locator(".updatemenu-header-group").first.click()
-    heat.locator(".updatemenu-button", has_text="English").first.click()
+    heat.locator(".updatemenu-dropdown-button", has_text="English").first.click()
     page.wait_for_timeout(1500)
     title2 = heat.locator(".gtitle").text_content()
     assert "English" in title2 and title2 != title
