@@ -4,10 +4,11 @@
     python benchmarks/bench_notebooks.py --cells notebooks/02_inspect.ipynb   # per-cell times of one notebook
 
 The default runs ``python -m pytest --nbmake notebooks/`` in a subprocess (quick mode, as the root conftest sets
-it) while polling the process tree with psutil every 0.1 s. It prints the total wall time, each notebook's time
+it; this checkout first on PYTHONPATH; run folders in a scratch directory) while polling the process tree with psutil every 0.1 s. It prints the total wall time, each notebook's time
 (from pytest's JUnit XML), and the peak resident memory (RSS) of the notebook kernels -- the largest single
 kernel and the largest sum over kernels alive at once -- and of the whole tree (pytest + kernels). The issue's
-budget: all notebooks together <= 5 minutes, peak memory < 2 GB (Binder's limit).
+budget: all notebooks together <= 5 minutes, peak memory < 2 GB (Binder's limit). It fails when the run changed
+``git status --porcelain`` (notebooks must never write into the checkout).
 """
 
 from __future__ import annotations
@@ -60,9 +61,21 @@ class TreeMemory(threading.Thread):
             time.sleep(self.interval)
 
 
+def git_status() -> str | None:
+    """``git status --porcelain`` of the checkout (None outside a git checkout)."""
+    try:
+        return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def run_nbmake(paths: list[str], quick: bool) -> int:
-    env = dict(os.environ, VPD_LITE_QUICK="1" if quick else "0")
+    status_before = git_status()
     with tempfile.TemporaryDirectory() as tmp:
+        # this checkout first on the kernels' path; run folders (notebook 03's labels, ...) in a scratch folder
+        env = dict(os.environ, VPD_LITE_QUICK="1" if quick else "0", VPD_LITE_RUNS=str(Path(tmp) / "runs"),
+                   PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
         junit = Path(tmp) / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", "--nbmake", *paths, "-q", "-p", "no:cacheprovider",
                f"--junitxml={junit}"]
@@ -85,6 +98,12 @@ def run_nbmake(paths: list[str], quick: bool) -> int:
     print(f"peak RSS, kernels summed  {mem.peak_kernels / GiB:7.2f} GiB   (budget < 2 GB)")
     print(f"peak RSS, whole tree      {mem.peak_tree / GiB:7.2f} GiB   (pytest + kernels)")
     print(f"load average at the end   {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    status_after = git_status()
+    if status_after is not None and status_after != status_before:
+        print("the notebooks changed the checkout (git status --porcelain, before -> after):")
+        print(status_before or "(clean)", "->", status_after, sep="\n")
+        return proc.returncode or 1
+    print("git status --porcelain unchanged by the run")
     return proc.returncode
 
 

@@ -16,11 +16,13 @@ from vpd_lite.analysis import (
     ablation_effects,
     component_key,
     component_removed,
+    context_key,
     language_specificity,
     lm_cross_entropy,
     live_components,
     parse_component_id,
     position_bucket,
+    proportional_quota,
 )
 
 # One module "m" with C = 2 components; one block of T = 4 tokens per language.
@@ -86,13 +88,76 @@ def test_top_tokens_and_contexts():
     assert s.top_tokens(("m", 1)) == [(6, 2), (5, 1), (8, 1)]
     assert s.top_tokens(("m", 0)) == [(6, 1), (7, 1)]
     ctx = s.contexts(("m", 0))
-    # the third-best "context" of comp 0 has CI 0.1 > 0, kept; windows are left 1, right 1
-    assert [c.score for c in ctx] == pytest.approx([0.9, 0.2, 0.1])
+    # comp 0 fires in one block only: one context (one per block), at its best firing token; windows are 1 + 1 + 1
+    assert [c.score for c in ctx] == pytest.approx([0.9])
     assert ctx[0].tokens == [6, 7, 8] and ctx[0].centre == 1 and ctx[0].lang == "en" and ctx[0].position == 2
     assert ctx[0].ci == pytest.approx([0.2, 0.9, 0.1], abs=1e-3)
+    # comp 1 fires half on en, half on de (by rate): one context from each language's block, best first
     top1 = s.contexts(("m", 1))
-    assert top1[0].lang == "de" and top1[0].tokens == [6, 6, 2] and top1[0].position == 2
-    assert top1[2].tokens == [5, 6] and top1[2].centre == 0  # t=0: nothing to the left
+    assert [c.lang for c in top1] == ["de", "en"]
+    assert top1[0].tokens == [6, 6, 2] and top1[0].position == 2
+    assert top1[1].tokens == [5, 6] and top1[1].centre == 0  # t=0: nothing to the left
+
+
+def test_context_ties_at_ci_one_are_broken_by_activation():
+    ci = torch.ones(1, 6, 1)
+    acts = torch.tensor([0.5, -0.2, 3.0, -7.0, 1.0, 2.0]).reshape(1, 6, 1)
+    acc = StatsAccumulator({"m": 1}, ["en"], top_k=3, context_left=0, context_right=0)
+    acc.update("en", torch.arange(6).reshape(1, 6), {"m": ci}, {"m": acts})
+    (ctx,) = acc.finalize().contexts(("m", 0))
+    assert ctx.position == 3 and ctx.score == pytest.approx(1.0)  # |-7| is the largest activation
+    key = context_key(torch.tensor([0.5, 0.5, 0.5000001]), torch.tensor([0.0, 100.0, 0.0]))
+    assert key.argsort().tolist() == [0, 1, 2]  # activation only breaks exact CI ties
+
+
+def test_contexts_one_per_block_no_duplicate_windows():
+    ids = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 4], [5, 6, 7, 8]])  # blocks 0 and 1 hold the same text
+    ci = torch.zeros(3, 4, 1)
+    ci[:, 1] = 0.9
+    ci[:, 2] = 0.8
+    acc = StatsAccumulator({"m": 1}, ["en"], top_k=5, context_left=1, context_right=1)
+    acc.update("en", ids, {"m": ci})
+    ctx = acc.finalize().contexts(("m", 0))
+    assert sorted(tuple(c.tokens) for c in ctx) == [(1, 2, 3), (5, 6, 7)]
+    assert all(c.position == 1 for c in ctx)
+    # the same window in two languages (a URL, a command name) is shown once
+    acc = StatsAccumulator({"m": 1}, ["en", "de"], top_k=5, context_left=1, context_right=1)
+    acc.update("en", ids[:1], {"m": ci[:1]})
+    acc.update("de", ids[:1], {"m": ci[:1] * 0.9})
+    ctx = acc.finalize().contexts(("m", 0))
+    assert [(tuple(c.tokens), c.lang) for c in ctx] == [((1, 2, 3), "en")]
+
+
+def test_contexts_follow_the_language_profile():
+    """A component that fires mostly on German shows mostly German contexts, even when every CI is 1 and the
+    other language's tokens come later (the old top-k kept whichever ties it met last)."""
+    de = torch.zeros(19, 8, 1)
+    de[:, 3] = 1.0  # fires once in each of 19 German blocks
+    it = torch.ones(10, 8, 1)  # fires everywhere in 10 Italian blocks: 80 tokens against 19
+    acc = StatsAccumulator({"m": 1}, ["de", "it"], top_k=10)
+    acc.update("de", torch.arange(19 * 8).reshape(19, 8) % 50, {"m": de})
+    acc.update("it", torch.arange(80).reshape(10, 8) % 50 + 50, {"m": it})
+    s = acc.finalize()
+    # firing rate: de 19/152 = 0.125, it 80/80 = 1 -> it share 0.89: about 9 of 10 contexts Italian
+    assert [c.lang for c in s.contexts(("m", 0))].count("it") == 9
+    acc2 = StatsAccumulator({"m": 1}, ["de", "it"], top_k=10)
+    de2 = torch.ones(19, 8, 1)
+    it2 = torch.zeros(10, 8, 1)
+    it2[0, 0] = 1.0
+    acc2.update("de", torch.arange(19 * 8).reshape(19, 8) % 50, {"m": de2})
+    acc2.update("it", torch.arange(80).reshape(10, 8) % 50 + 50, {"m": it2})
+    langs = [c.lang for c in acc2.finalize().contexts(("m", 0))]
+    assert langs.count("de") >= 9 and len(langs) == 10
+
+
+def test_proportional_quota():
+    assert proportional_quota([0.5, 0.5], [10, 10], 4) == [2, 2]
+    assert proportional_quota([0.98, 0.02], [30, 30], 20) == [20, 0]
+    assert proportional_quota([0.9, 0.1], [30, 30], 20) == [18, 2]
+    assert proportional_quota([0.5, 0.5], [1, 10], 4) == [1, 1]  # short group: the mix stays proportional
+    assert proportional_quota([0.0, 1.0], [5, 0], 4) == [0, 0]
+    assert proportional_quota([0.0, 0.0], [5, 5], 4) == [0, 0]
+    assert sum(proportional_quota([0.3, 0.3, 0.4], [9, 9, 9], 7)) == 7
 
 
 def test_dead_component_has_no_contexts_and_is_not_live():
@@ -332,3 +397,24 @@ def test_load_or_decompose(tmp_path):
     loaded, how = load_or_decompose(cm.model, None, None, path=tmp_path / "dec", quick=False)
     assert how.startswith("shipped decomposition")
     assert torch.equal(loaded.components["model.layers.0.mlp.down_proj"].U, cm.components["model.layers.0.mlp.down_proj"].U)
+
+
+def test_shipped_statistics_show_representative_contexts():
+    """On the shipped statistics, a component whose firing is >= 95 % German shows >= 90 % German top contexts,
+    and no component shows the same context window twice."""
+    from vpd_lite.paths import data_dir
+
+    path = data_dir() / "component_stats.safetensors"
+    if not path.is_file():
+        pytest.skip(f"no shipped statistics at {path}")
+    stats = ComponentStats.load(path)
+    german = [cid for cid in live_components(stats) if stats.language_profile(cid)["de"] >= 0.95]
+    assert german, "the shipped statistics hold no German component"
+    for cid in german:
+        contexts = stats.contexts(cid)
+        assert contexts, cid
+        share = sum(c.lang == "de" for c in contexts) / len(contexts)
+        assert share >= 0.9, (component_key(cid), [c.lang for c in contexts])
+    for cid in live_components(stats):
+        windows = [tuple(c.tokens) for c in stats.contexts(cid)]
+        assert len(windows) == len(set(windows)), component_key(cid)

@@ -243,3 +243,13 @@ def test_percent_format():
     from vpd_lite.labelling import _pct
 
     assert [_pct(x) for x in (0.0, 5e-5, 0.0042, 0.123)] == ["0%", "<0.01%", "0.42%", "12.3%"]
+
+
+def test_show_labels_displays_whole_labels():
+    """A plain DataFrame's notebook display cuts long cells at 50 characters (inside numbers too); show_labels does not."""
+    from vpd_lite.labelling import show_labels
+
+    lab = ComponentLabel("m:0", "All languages (it 49%, en 15%, de 14%, es 13%, fr 10%); top tokens ' di', ' per', "
+                         "'2'; fires on 1.45% of tokens", "all languages", 0.49, "it", {"it": 0.49}, 0.0145, 100)
+    html = show_labels([lab]).to_html()
+    assert "fires on 1.45% of tokens" in html and "1.45%" in html and "..." not in html

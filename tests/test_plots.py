@@ -10,6 +10,7 @@ from vpd_lite.plots import (
     component_card,
     contexts_html,
     figure_png,
+    heatmap_components,
     language_heatmap,
     mask_picture,
     plot_ablation_effect,
@@ -83,21 +84,68 @@ def test_ci_histogram_and_ablation_bars():
     assert len(plot_firing_frequency(stats).axes[0].lines) == 1
 
 
-def test_language_heatmap_sorting_buttons():
-    stats = make_stats()
+def test_language_heatmap_menu_title_and_rows_agree():
+    acc = StatsAccumulator({"m": 2}, LANGS, threshold=0.1, top_k=2)
+    for lang, n in zip(LANGS, (5, 20, 0)):
+        ci = torch.zeros(1, 40, 2)
+        ci[0, :n, 0] = 1.0  # comp 0: 5 English and 20 German tokens of 40
+        ci[..., 1] = 1.0  # comp 1: every token
+        acc.update(lang, torch.zeros(1, 40, dtype=torch.long), {"m": ci})
+    stats = acc.finalize()
     fig = language_heatmap(stats, sort_by="de")
     heat = fig.data[0]
     assert list(heat.x) == LANGS
-    # live components: 0 (rates en 1/4, de 2/4, fr 0) and 1 (4/4 everywhere); top row = highest German rate
+    # comp 0 (German share 0.8) is the most German-specific; comp 1 fires everywhere (share 1/3 each).
+    # The y axis is reversed, so the first row is drawn on top.
     assert list(heat.y) == ["m:0", "m:1"]
-    assert [list(r) for r in heat.z] == [[0.25, 0.5, 0.0], [1.0, 1.0, 1.0]]
-    buttons = fig.layout.updatemenus[0].buttons
-    assert [b.label for b in buttons] == ["sort by en", "sort by de", "sort by fr", "sort by frequency"]
-    assert buttons[0].args[0]["y"] == [["m:0", "m:1"]]
-    only_one = language_heatmap(stats, sort_by="de", max_components=1)
-    assert list(only_one.data[0].y) == ["m:1"]  # the component firing most on German
+    assert [list(r) for r in heat.z] == [pytest.approx([0.2, 0.8, 0.0]), pytest.approx([1 / 3] * 3)]
+    assert fig.layout.yaxis.autorange == "reversed"
+    menu = fig.layout.updatemenus[0]
+    labels = [b.label for b in menu.buttons]
+    assert labels == ["most English-specific first", "most German-specific first", "most French-specific first",
+                      "most frequent first"]
+    # the menu's active entry is the order shown, and the title names it
+    assert labels[menu.active] == "most German-specific first"
+    assert "most German-specific first" in fig.layout.title.text
+    active_args = menu.buttons[menu.active].args
+    assert active_args[0]["y"] == [list(heat.y)]
+    # every button re-sorts the rows and retitles the figure with its own order
+    for b in menu.buttons:
+        assert b.method == "update" and b.label in b.args[1]["title.text"]
+    english = menu.buttons[0].args[0]["y"][0]
+    assert english == ["m:1", "m:0"]  # English share: comp 1 1/3, comp 0 0.2
+    assert language_heatmap(stats, sort_by="frequency").layout.updatemenus[0].active == 3
     with pytest.raises(KeyError):
         language_heatmap(stats, sort_by="xx")
+
+
+def test_language_heatmap_labels_every_row():
+    acc = StatsAccumulator({"m": 40}, LANGS, threshold=0.1, top_k=2)
+    g = torch.Generator().manual_seed(0)
+    for lang in LANGS:
+        acc.update(lang, torch.randint(0, 4, (2, 16), generator=g), {"m": torch.rand(2, 16, 40, generator=g)})
+    stats = acc.finalize()
+    fig = language_heatmap(stats, max_components=40)
+    assert len(fig.data[0].y) == 40
+    assert fig.layout.yaxis.tickmode == "array" and set(fig.layout.yaxis.tickvals) == set(fig.data[0].y)
+    assert list(fig.layout.yaxis.ticktext) == list(fig.layout.yaxis.tickvals)
+    assert fig.layout.height >= 18 * 40  # room for a readable label per row
+
+
+def test_heatmap_default_rows_are_the_most_specific_not_the_most_frequent():
+    """A component firing on every token of every language is not what a reader looks for first."""
+    acc = StatsAccumulator({"m": 3}, LANGS, threshold=0.1, top_k=2)
+    for lang in LANGS:
+        ci = torch.zeros(1, 40, 3)
+        ci[..., 0] = 1.0  # fires everywhere
+        if lang == "de":
+            ci[0, :10, 1] = 1.0  # German only, 10 tokens
+        if lang == "fr":
+            ci[0, :6, 2] = 1.0  # French only, 6 tokens
+        acc.update(lang, torch.zeros(1, 40, dtype=torch.long), {"m": ci})
+    stats = acc.finalize()
+    assert heatmap_components(stats, max_components=2) == [("m", 1), ("m", 2)]
+    assert list(language_heatmap(stats, sort_by="de").data[0].y)[0] == "m:1"
 
 
 def test_contexts_html_shades_and_escapes():
@@ -105,8 +153,10 @@ def test_contexts_html_shades_and_escapes():
     text = contexts_html(stats, ("m", 0), FakeTokenizer())
     assert "&lt;b&gt;" in text and "<b>" in text.replace("&lt;b&gt;", "")  # token text escaped, markup kept
     assert "rgba(221,132,82,0.90)" in text  # the German firing token is shaded at CI 0.9
-    assert text.count("outline") == 3  # one boxed firing token per context
-    assert text.index("<b>de</b>") < text.index("<b>en</b>")  # highest CI first
+    assert text.count("outline") == 2  # one context per block (en, de), each with its firing token boxed
+    assert text.index("<b>German</b>") < text.index("<b>English</b>")  # highest CI first, language shown
+    hidden = contexts_html(stats, ("m", 0), FakeTokenizer(), show_lang=False)
+    assert "German" not in hidden and "English" not in hidden and hidden.count("outline") == 2
     assert "never fires" in contexts_html(stats, ("m", 2))
 
 
@@ -128,3 +178,52 @@ def test_summary_figures():
     ax = plot_label_categories([SimpleNamespace(category=c) for c in cats]).axes[0]
     assert sorted(p.get_width() for p in ax.patches) == [1, 2, 2]
     assert "mixed (two or more languages)" in [t.get_text() for t in ax.get_yticklabels()]
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def test_component_card_titles_and_labels_do_not_collide():
+    """The three panels' titles, tick labels and y-labels must not run into each other (read back after layout)."""
+    module = "model.layers.1.self_attn.o_proj"  # a real, long module name
+    acc = StatsAccumulator({module: 48}, LANGS, threshold=0.1, top_k=2)
+    for lang in LANGS:
+        acc.update(lang, torch.zeros(2, 30, dtype=torch.long),
+                   {module: torch.rand(2, 30, 48, generator=torch.Generator().manual_seed(1))})
+    stats = acc.finalize()
+    fig = component_card(stats, (module, 47), {"en": 0.001, "de": 1.25, "fr": -0.02})
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # constrained layout runs at draw time
+    renderer = canvas.get_renderer()
+    axes = fig.axes
+    assert len(axes) == 3
+    titles = [ax.title.get_window_extent(renderer) for ax in axes]
+    boxes = [ax.get_tightbbox(renderer) for ax in axes]  # axes + ticks + labels + title
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not _overlap(titles[i], titles[j]), (axes[i].get_title(), axes[j].get_title())
+            assert not _overlap(boxes[i], boxes[j]), (i, j)
+    assert f"{module}:47" in fig.get_suptitle() and all(module not in ax.get_title() for ax in axes)
+
+
+@pytest.mark.parametrize("width", [20, 37, 40, 41, 60, 80, 90])
+def test_shorten_never_cuts_inside_a_number_or_word(width):
+    import re
+
+    from vpd_lite.plots import shorten
+
+    text = ("All languages (it 49%, en 15%, de 14%, es 13%, fr 10%); top tokens ' di', ' per', '2'; "
+            "fires on 1.45% of tokens")
+    out = shorten(text, width)
+    assert len(out) <= width or " " not in out
+    assert out.endswith("…") and text.startswith(out[:-1])
+    words = text.split()
+    kept = out[:-1].split()
+    assert kept[:-1] == words[: len(kept) - 1] and kept[-1] == words[len(kept) - 1].rstrip(",;:")  # whole words
+    numbers = set(re.findall(r"\d+(?:\.\d+)?%?", text))
+    assert all(n in numbers for n in re.findall(r"\d+(?:\.\d+)?%?", out))
+    assert shorten("fires on 1.5% of tokens", 80) == "fires on 1.5% of tokens"
+    assert shorten("fires on 1.5% of tokens", 12) == "fires on…"

@@ -42,7 +42,7 @@ def test_browser_follows_dropdowns():
     browser.matrix.value = "b"
     assert browser.selected == ("b", 1) and [v for _, v in browser.component.options] == [1]
     assert "b:1" in browser.summary.value and "English" in browser.summary.value
-    assert "<b>en</b>" in browser.contexts.value
+    assert "<b>English</b>" in browser.contexts.value
     browser.select("a:0")
     assert browser.selected == ("a", 0) and "a:0" in browser.summary.value
     with pytest.raises(ValueError, match="not a live component"):
@@ -118,3 +118,20 @@ def test_headless_kernel_execution_leaves_no_widget_errors(tmp_path):
     assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr" and "Error" in o.text]
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert any(o.output_type == "stream" and "('a', 0)" in o.text for o in outputs)
+
+
+def test_dropdown_labels_are_cut_at_word_boundaries_never_inside_a_number():
+    import dataclasses
+    import re
+
+    stats = make_stats()
+    labels = label_components(stats, config=LabelConfig(min_fires=1))
+    long = "All languages (it 49%, en 15%, de 14%, es 13%, fr 10%); top tokens ' di', ' per', '2'; fires on 1.45% of tokens"
+    labels = [dataclasses.replace(lab, label=long) for lab in labels]
+    browser = ComponentBrowser(stats, labels=labels)
+    for text, c in browser.component.options:
+        shown = text.split(": ", 1)[1]
+        assert shown.endswith("…") and long.startswith(shown[:-1].rstrip())
+        numbers = set(re.findall(r"\d+(?:\.\d+)?%?", long))
+        assert all(n in numbers for n in re.findall(r"\d+(?:\.\d+)?%?", shown))
+        assert long[len(shown[:-1])] in " ;,"  # the cut is at a word boundary

@@ -8,7 +8,9 @@ component of every decomposed matrix:
 * the sum of its CI per language (mean CI), a histogram of its CI values,
 * its activation ``a_c = V_cᵀ x`` on the tokens where it fires (mean and sign),
 * where in the sequence it fires (log2 position buckets), the tokens it fires on most often,
-* its top-k contexts: token windows around the positions of highest CI, with the CI of every window token.
+* its top contexts: token windows around firing tokens, with the CI of every window token. They are chosen to be
+  representative: ranked by CI with ties (CI saturates at 1) broken by |activation|, at most one per token block,
+  no duplicate windows, and each language contributes in proportion to its share of the component's firing rate.
 
 Everything lives in a :class:`ComponentStats` that saves to / loads from one safetensors file, so notebooks and
 the headless reproduction can use shipped statistics without recomputing them.
@@ -333,6 +335,7 @@ class StatsAccumulator:
         self.langs = list(langs)
         self.threshold, self.top_k, self.n_bins, self.n_top_tokens = float(threshold), int(top_k), int(n_bins), int(n_top_tokens)
         self.left, self.right = int(context_left), int(context_right)
+        self.n_candidates = 2 * self.top_k  # per language; spares replace duplicate windows at the end
         L, W = len(self.langs), self.left + 1 + self.right
         self.tokens_per_lang = {lang: 0 for lang in self.langs}
         self.token_freq = torch.zeros(0, dtype=torch.float64)
@@ -347,11 +350,11 @@ class StatsAccumulator:
                 "pos_fire": torch.zeros(C, N_POSITION_BUCKETS, dtype=torch.float64),
                 "pair_keys": torch.zeros(0, dtype=torch.long),  # component * vocab_cap + token id
                 "pair_counts": torch.zeros(0, dtype=torch.float64),
-                "top_val": torch.full((self.top_k, C), -math.inf),
-                "top_tok": torch.full((self.top_k, C, W), -1, dtype=torch.long),
-                "top_ci": torch.zeros(self.top_k, C, W),
-                "top_lang": torch.full((self.top_k, C), -1, dtype=torch.long),
-                "top_pos": torch.full((self.top_k, C), -1, dtype=torch.long),
+                # context candidates, per language: the best firing token of each of the best blocks
+                "cand_key": torch.full((L, self.n_candidates, C), -math.inf, dtype=torch.float64),
+                "cand_tok": torch.full((L, self.n_candidates, C, W), -1, dtype=torch.int32),
+                "cand_ci": torch.zeros(L, self.n_candidates, C, W),
+                "cand_pos": torch.full((L, self.n_candidates, C), -1, dtype=torch.long),
             }
         self._vocab_cap = 1 << 24  # token ids must be below this (pairs are packed as c * cap + id)
 
@@ -412,27 +415,55 @@ class StatsAccumulator:
             vals = torch.cat([s["pair_counts"], torch.ones(c.numel(), dtype=torch.float64)])
             uniq, inv = torch.unique(keys, return_inverse=True)
             s["pair_keys"], s["pair_counts"] = uniq, torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, inv, vals)
-        self._update_topk(s, li, ids, g)
+        self._update_candidates(s, li, ids, g, a)
 
-    def _update_topk(self, s, li, ids, g) -> None:
+    def _update_candidates(self, s, li, ids, g, a) -> None:
+        """Keep, per component and language, the ``n_candidates`` best blocks, each with its best firing token.
+
+        A token's rank is its CI, ties (many tokens saturate at CI = 1) broken by |activation| (:func:`context_key`).
+        Only firing tokens (CI > threshold) are candidates; one per block spreads the contexts over the text.
+        """
         B, T, C = g.shape
-        k = min(self.top_k, B * T)
-        vals, flat_idx = g.reshape(B * T, C).topk(k, dim=0)  # (k, C)
-        b, t = flat_idx // T, flat_idx % T
+        key = context_key(g, a)  # (B, T, C) float64
+        key = torch.where(g > self.threshold, key, torch.full_like(key, -math.inf))
+        block_key, block_t = key.max(dim=1)  # (B, C): best token of each block
+        k = min(self.n_candidates, B)
+        vals, b = block_key.topk(k, dim=0)  # (k, C)
+        t = block_t.gather(0, b)  # (k, C)
         offsets = torch.arange(-self.left, self.right + 1)  # (W,)
         tp = t[..., None] + offsets + self.left  # (k, C, W) positions in the padded sequence
         g_pad = F.pad(g, (0, 0, self.left, self.right))  # (B, T + left + right, C)
         ids_pad = F.pad(ids, (self.left, self.right), value=-1)  # (B, T + left + right)
         win_ci = g_pad[b[..., None], tp, torch.arange(C)[None, :, None]]  # (k, C, W)
-        win_tok = ids_pad[b[..., None], tp]  # (k, C, W)
-        all_val = torch.cat([s["top_val"], vals])  # (K + k, C)
-        keep = all_val.topk(self.top_k, dim=0).indices  # (K, C)
-        s["top_val"] = all_val.gather(0, keep)
+        win_tok = ids_pad[b[..., None], tp].to(torch.int32)  # (k, C, W)
+        all_key = torch.cat([s["cand_key"][li], vals])  # (K2 + k, C)
+        keep = all_key.topk(self.n_candidates, dim=0).indices  # (K2, C)
         idx3 = keep[..., None].expand(-1, -1, win_ci.shape[-1])
-        s["top_tok"] = torch.cat([s["top_tok"], win_tok]).gather(0, idx3)
-        s["top_ci"] = torch.cat([s["top_ci"], win_ci]).gather(0, idx3)
-        s["top_lang"] = torch.cat([s["top_lang"], torch.full_like(t, li)]).gather(0, keep)
-        s["top_pos"] = torch.cat([s["top_pos"], t]).gather(0, keep)
+        s["cand_key"][li] = all_key.gather(0, keep)
+        s["cand_tok"][li] = torch.cat([s["cand_tok"][li], win_tok]).gather(0, idx3)
+        s["cand_ci"][li] = torch.cat([s["cand_ci"][li], win_ci]).gather(0, idx3)
+        s["cand_pos"][li] = torch.cat([s["cand_pos"][li], t]).gather(0, keep)
+
+    def _select_contexts(self, s, c: int, rate: torch.Tensor) -> list[tuple[float, int, int]]:
+        """The contexts shown for component ``c``: [(key, language index, candidate index)], best first.
+
+        Each language contributes in proportion to its share of the component's firing rate (``rate`` (L,)),
+        by :func:`proportional_quota`; duplicate windows are dropped.
+        """
+        L = len(self.langs)
+        keys, windows = s["cand_key"][:, :, c].tolist(), s["cand_tok"][:, :, c].tolist()  # (L, K2), (L, K2, W)
+        candidates = sorted(((keys[li][j], li, j) for li in range(L) for j in range(self.n_candidates)
+                             if math.isfinite(keys[li][j])), key=lambda x: (-x[0], x[1], x[2]))
+        seen, pools = set(), [[] for _ in range(L)]
+        for key, li, j in candidates:  # a window seen twice (even in two languages) is kept once, where it ranks best
+            window = tuple(windows[li][j])
+            if window not in seen:
+                seen.add(window)
+                pools[li].append((key, li, j))
+        quota = proportional_quota(rate.tolist(), [len(p) for p in pools], self.top_k)
+        chosen = [item for li in range(L) for item in pools[li][: quota[li]]]
+        chosen.sort(key=lambda x: (-x[0], x[1], x[2]))
+        return chosen
 
     def finalize(self, meta: Mapping[str, Any] | None = None) -> ComponentStats:
         """The accumulated :class:`ComponentStats` (the accumulator can keep going afterwards)."""
@@ -448,13 +479,21 @@ class StatsAccumulator:
             index = torch.full((C,), -1, dtype=torch.long)
             index[rows] = torch.arange(rows.numel())
             out["ctx_index"][m] = index
-            val = s["top_val"][:, rows].T.contiguous()  # (R, K)
-            out["ctx_score"][m] = torch.where(torch.isfinite(val), val, torch.zeros_like(val)).float()
+            R, K, W = rows.numel(), self.top_k, self.left + 1 + self.right
+            tok, cis = torch.full((R, K, W), -1, dtype=torch.int32), torch.zeros(R, K, W)
+            score, lang, pos = torch.zeros(R, K), torch.zeros(R, K, dtype=torch.int8), torch.zeros(R, K, dtype=torch.int32)
+            rate = s["fire_counts"] / torch.tensor([float(max(n, 1)) for n in self.tokens_per_lang.values()],
+                                                   dtype=torch.float64)[:, None]  # (L, C)
+            for r, c in enumerate(rows.tolist()):
+                for k, (_, li, j) in enumerate(self._select_contexts(s, c, rate[:, c])):
+                    tok[r, k], cis[r, k] = s["cand_tok"][li, j, c], s["cand_ci"][li, j, c]
+                    score[r, k], lang[r, k], pos[r, k] = cis[r, k, self.left], li, int(s["cand_pos"][li, j, c])
             small = self.token_freq.numel() <= torch.iinfo(torch.int16).max  # token ids fit in int16: half the bytes
-            out["ctx_tokens"][m] = s["top_tok"][:, rows].transpose(0, 1).to(torch.int16 if small else torch.int32).contiguous()
-            out["ctx_ci"][m] = s["top_ci"][:, rows].transpose(0, 1).to(torch.float16).contiguous()
-            out["ctx_lang"][m] = s["top_lang"][:, rows].T.to(torch.int8).contiguous()
-            out["ctx_pos"][m] = s["top_pos"][:, rows].T.to(torch.int32).contiguous()
+            out["ctx_score"][m] = score
+            out["ctx_tokens"][m] = tok.to(torch.int16 if small else torch.int32).contiguous()
+            out["ctx_ci"][m] = cis.to(torch.float16).contiguous()
+            out["ctx_lang"][m] = lang
+            out["ctx_pos"][m] = pos
         return ComponentStats(
             modules=list(self.modules),
             langs=list(self.langs),
@@ -466,6 +505,42 @@ class StatsAccumulator:
             meta=dict(meta or {}),
             **out,
         )
+
+
+def context_key(ci: torch.Tensor, acts: torch.Tensor | None = None) -> torch.Tensor:
+    """Ranking key of a token as a context of a component: its CI, ties broken by |activation ``V_cᵀx``|.
+
+    ci, acts: same shape (e.g. (B, T, C)). Returns float64 ``ci + 2**-28 * |a| / (1 + |a|)``: the tie-break term
+    is below 2**-28, smaller than the gap between any two distinct float32 CI values above 1/16, so it orders
+    tokens by CI first and only reorders exact ties (which are common: the hard sigmoid saturates at CI = 1).
+    """
+    key = ci.double()
+    if acts is not None:
+        mag = acts.double().abs()
+        key = key + 2.0**-28 * mag / (1 + mag)
+    return key
+
+
+def proportional_quota(shares: Sequence[float], available: Sequence[int], k: int) -> list[int]:
+    """How many of ``k`` shown items each group gets, in proportion to ``shares`` (largest remainder), never
+    more than a group has ``available``: the largest total n <= k whose proportional split fits is used, so
+    the mix stays proportional when a group runs short (it is not topped up from the others).
+
+    shares: (G,) non-negative weights (e.g. a component's firing rate per language); available: (G,) counts.
+    Returns (G,) ints summing to n. Groups with share 0 get 0.
+    """
+    total = float(sum(shares))
+    if total <= 0 or k <= 0:
+        return [0] * len(shares)
+    for n in range(min(k, sum(a for a, w in zip(available, shares) if w > 0)), 0, -1):
+        exact = [n * w / total for w in shares]
+        quota = [int(math.floor(x)) for x in exact]
+        order = sorted(range(len(shares)), key=lambda i: (-(exact[i] - quota[i]), -shares[i], i))
+        for i in order[: n - sum(quota)]:
+            quota[i] += 1
+        if all(q <= a for q, a in zip(quota, available)):
+            return quota
+    return [0] * len(shares)
 
 
 def _top_pairs(keys: torch.Tensor, counts: torch.Tensor, C: int, cap: int, n_top: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -569,28 +644,36 @@ def live_components(stats: ComponentStats, min_fires: int = 1) -> list[Component
     ]
 
 
+def specificity_scores(stats: ComponentStats, module: str, min_fires: int = 5, min_rate: float = 1e-3) -> torch.Tensor:
+    """(L, C) language specificity of every component of ``module`` for every language.
+
+    Score[l, c] = r_l / Σ_l' r_l', where r_l is the component's firing rate on language l (fires / tokens of l):
+    the share of its firings that fall on language l once every language is weighted as if equally much text had
+    been harvested. 1 = fires only on l; 1/L = no preference. Where the component fires on fewer than
+    ``min_fires`` tokens of l, or at a rate below ``min_rate`` on l, the score is 0 (too rare to judge).
+    """
+    rate = stats.firing_rate(module)  # (L, C)
+    total = rate.sum(0)
+    share = torch.where(total > 0, rate / total.clamp(min=1e-30), torch.zeros_like(rate))
+    ok = (stats.fire_counts[module] >= min_fires) & (rate >= min_rate)
+    return torch.where(ok, share, torch.zeros_like(share))
+
+
 def language_specificity(
     stats: ComponentStats, lang: str = "de", min_fires: int = 5, min_rate: float = 1e-3
 ) -> list[tuple[ComponentId, float]]:
-    """Components ranked by how specific they are to ``lang``, high -> low.
+    """Components ranked by how specific they are to ``lang``, high -> low (score: :func:`specificity_scores`).
 
-    Score = r_lang / Σ_l r_l, where r_l is the component's firing rate on language l (fires / tokens of l):
-    the share of its firings that fall on ``lang`` text once every language is weighted as if equally much
-    text had been harvested. 1 = fires only on ``lang``; 1/L = no preference. Components that fire on fewer
-    than ``min_fires`` ``lang`` tokens or at a rate below ``min_rate`` on ``lang`` get score 0 (too rare to
-    judge). Ties are broken by the ``lang`` firing rate (higher first).
+    Ties are broken by the ``lang`` firing rate (higher first), then by name.
     """
     if lang not in stats.langs:
         raise KeyError(f"language {lang!r} not harvested; the stats hold {stats.langs}")
     li = stats.langs.index(lang)
     scored = []
     for m in stats.modules:
-        rate = stats.firing_rate(m)  # (L, C)
-        total = rate.sum(0)
-        share = torch.where(total > 0, rate[li] / total.clamp(min=1e-30), torch.zeros_like(total))
-        ok = (stats.fire_counts[m][li] >= min_fires) & (rate[li] >= min_rate)
-        score = torch.where(ok, share, torch.zeros_like(share))
-        scored += [((m, c), float(score[c]), float(rate[li, c])) for c in range(score.numel())]
+        score = specificity_scores(stats, m, min_fires, min_rate)[li]
+        rate = stats.firing_rate(m)[li]
+        scored += [((m, c), float(score[c]), float(rate[c])) for c in range(score.numel())]
     scored.sort(key=lambda x: (-x[1], -x[2], x[0][0], x[0][1]))
     return [(cid, s) for cid, s, _ in scored]
 
@@ -683,49 +766,7 @@ def ablation_effect(
     return ablation_effects(cm, [cid], lang_blocks, batch_size)[cid]
 
 
-# ------------------------------------------------------------------------- shipped artefacts, for notebooks
-@dataclass
-class HarvestPlan:
-    """How much text the tutorial harvests and evaluates on (blocks per language), full vs quick mode."""
-
-    seq_len: int = 128
-    harvest_blocks: int = 256  # train-split blocks per language for the statistics
-    heldout_blocks: int = 16  # held-out blocks per language for ablation effects
-    quick_harvest_blocks: int = 4
-    quick_heldout_blocks: int = 2
-
-    def blocks(self, quick: bool) -> tuple[int, int]:
-        """(harvest blocks, held-out blocks) per language."""
-        return (self.quick_harvest_blocks, self.quick_heldout_blocks) if quick else (self.harvest_blocks, self.heldout_blocks)
-
-
-def _quick(quick: bool | None) -> bool:
-    from . import quick_mode
-
-    return quick_mode() if quick is None else bool(quick)
-
-
-def model_seq_len(model: torch.nn.Module, seq_len: int = 128) -> int:
-    """``seq_len`` capped by the model's context length (``config.max_position_embeddings``)."""
-    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    return min(seq_len, int(limit)) if limit else seq_len
-
-
-def tutorial_blocks(
-    tokenizer, corpus, model: torch.nn.Module | None = None, quick: bool | None = None, plan: HarvestPlan = HarvestPlan()
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """({lang: train blocks (N, T)} to harvest on, {lang: held-out blocks (M, T)} to measure CE on).
-
-    Statistics come from the train split; ablation effects are measured on held-out text.
-    """
-    from .corpus import lang_token_blocks
-
-    n_train, n_held = plan.blocks(_quick(quick))
-    T = model_seq_len(model, plan.seq_len) if model is not None else plan.seq_len
-    return (lang_token_blocks(tokenizer, corpus, "train", T, n_train),
-            lang_token_blocks(tokenizer, corpus, "heldout", T, n_held))
-
-
+# -------------------------------------------------------------------------------------------- provenance
 def decomposition_fingerprint(cm) -> str:
     """sha256 over every decomposed module's name and its V, U and CI-function parameters (identifies a decomposition)."""
     import hashlib
@@ -739,58 +780,12 @@ def decomposition_fingerprint(cm) -> str:
     return h.hexdigest()
 
 
-def demo_decompose_config(model: torch.nn.Module, quick: bool | None = None):
-    """A short :class:`~vpd_lite.decompose.DecomposeConfig` for live demos: in quick mode 20 steps with C = 32 per
-    matrix (seconds; the components are not meaningful), else 300 steps of the default config (a few minutes)."""
-    from .decompose import DecomposeConfig
-
-    if _quick(quick):
-        targets = {pattern: 32 for pattern in DecomposeConfig().targets}
-        config = DecomposeConfig.quick(targets=targets, steps=20, faithfulness_warmup_steps=20, log_every=1)
-    else:
-        config = DecomposeConfig(steps=300, log_every=5, checkpoint_every=0)
-    config.seq_len = model_seq_len(model, config.seq_len)
-    return config
-
-
-def load_or_decompose(model, tokenizer, corpus, path: str | Path | None = None, quick: bool | None = None,
-                      fallback=None, progress: bool = True):
-    """(ComponentModel, description): the shipped decomposition if ``path`` (default ``data/decomposition``)
-    holds one. Otherwise, in quick mode only, ``fallback`` (a ComponentModel you already have) or a quick live
-    decomposition (:func:`demo_decompose_config`; not meaningful, it just lets the notebooks run before the
-    shipped one exists). Full mode without a decomposition raises FileNotFoundError."""
-    from .checkpoint import load_decomposition
-    from .paths import decomposition_dir
-
-    folder = Path(path) if path is not None else decomposition_dir()
-    if (folder / "decomposition.json").is_file():
-        return load_decomposition(folder, model), f"shipped decomposition from {folder}"
-    if not _quick(quick):
-        raise FileNotFoundError(f"no decomposition in {folder}: run `python -m vpd_lite.decompose` first")
-    if fallback is not None:
-        return fallback, f"the live demo decomposition ({folder} has none yet)"
-    from .corpus import train_batches
-    from .decompose import decompose
-
-    config = demo_decompose_config(model, quick=True)
-    batches = train_batches(tokenizer, corpus, seq_len=config.seq_len, batch_size=config.batch_size, seed=config.seed)
-    cm, _ = decompose(model, batches, config, progress=progress)
-    return cm, f"quick live decomposition ({config.steps} steps; {folder} has none yet)"
-
-
-def load_or_harvest(cm, lang_blocks: Mapping[str, torch.Tensor], path: str | Path | None = None,
-                    progress: bool = True, **harvest_kwargs) -> tuple[ComponentStats, str]:
-    """(stats, description): shipped stats from ``path`` (default ``data/component_stats.safetensors``) when they
-    were harvested from this very decomposition (same :func:`decomposition_fingerprint`), else a fresh
-    :func:`harvest` over ``lang_blocks``."""
-    from .paths import data_dir
-
-    path = Path(path) if path is not None else data_dir() / "component_stats.safetensors"
-    fingerprint = decomposition_fingerprint(cm)
-    if path.is_file():
-        stats = ComponentStats.load(path)
-        if stats.meta.get("decomposition_fingerprint") == fingerprint:
-            return stats, f"shipped statistics from {path} ({stats.n_tokens} tokens)"
-    stats = harvest(cm, lang_blocks, progress=progress, meta={"decomposition_fingerprint": fingerprint},
-                    **harvest_kwargs)
-    return stats, f"harvested live over {stats.n_tokens} tokens"
+# The notebooks' loading helpers moved to vpd_lite.notebook; these names stay importable from here.
+from .notebook import (  # noqa: E402  (after the definitions above: vpd_lite.notebook imports them lazily)
+    HarvestPlan,
+    demo_decompose_config,
+    load_or_decompose,
+    load_or_harvest,
+    model_seq_len,
+    tutorial_blocks,
+)

@@ -128,3 +128,144 @@ def check_components_on(answer: Any, ci_one_feature: Mapping[str, Any], feature:
                        "ablated on this input without changing the output.")
     return not_quite("the input holds one feature; how many matrices does it pass through, and how many "
                      "components does each need for one feature?")
+
+
+# ---- notebook 01
+def check_uniform_ce(answer: Any, vocab_size: int) -> Check:
+    """Exercise: the cross-entropy (nats/token) of a model that predicts every token with probability 1/V.
+
+    Right answer: ln(V) (within 0.01 nats)."""
+    value = _as_float(answer)
+    target = math.log(vocab_size)
+    if value is None:
+        return not_quite("give a number in nats/token, e.g. 5.0")
+    if abs(value - target) <= 0.01:
+        return correct(f"a uniform guess over V = {vocab_size} tokens costs ln V = {target:.3f} nats/token; "
+                       "this is the level the German edit aims for.")
+    if abs(value - math.log2(vocab_size)) <= 0.01:
+        return not_quite("that is in bits; cross-entropy here is in nats (natural logarithm).")
+    return not_quite("each token gets probability 1/V; the cross-entropy is -ln(1/V).")
+
+
+def check_fully_kept(answer: Any, ci: Iterable[float], sources: Iterable[float]) -> Check:
+    """Exercise: which components does the adversarial mask ``m = g + (1 - g) s`` keep fully (m = 1)?
+
+    answer: component indices (any iterable of ints, 0-based). Right answer: every c with g_c = 1 or s_c = 1."""
+    g, s = [float(x) for x in ci], [float(x) for x in sources]
+    right = {c for c, (gc, sc) in enumerate(zip(g, s)) if gc + (1 - gc) * sc >= 1 - 1e-9}
+    try:
+        given = {int(c) for c in answer}
+    except (TypeError, ValueError):
+        return not_quite("give a list of component indices, e.g. [0, 2]")
+    if given == right:
+        return correct(f"components {sorted(right)}: CI 1 keeps a component whatever the adversary does, and the "
+                       "adversary may also switch unimportant ones fully on (s = 1).")
+    if given == {c for c, gc in enumerate(g) if gc >= 1}:
+        return not_quite("CI 1 keeps a component, but the adversary can also keep one: what is m when s = 1?")
+    return not_quite("compute m = g + (1 - g) * s for each component; which are exactly 1?")
+
+
+def check_rank1_parameters(answer: Any, d_out: int, d_in: int) -> Check:
+    """Exercise: how many numbers describe one rank-1 component ``U_c V_cᵀ`` of a (d_out, d_in) matrix?
+
+    Right answer: d_out + d_in (U_c has d_out entries, V_c has d_in)."""
+    value = _as_float(answer)
+    if value is None:
+        return not_quite("give a whole number")
+    if value == d_out + d_in:
+        return correct(f"{d_out} + {d_in} = {d_out + d_in} numbers, against {d_out * d_in} for the full matrix: "
+                       "a component is cheap, so a matrix can have many of them.")
+    if value == d_out * d_in:
+        return not_quite("that is the whole matrix; a rank-1 matrix is an outer product of two vectors.")
+    return not_quite("U_c is a vector of length d_out, V_c one of length d_in.")
+
+
+# ---- notebook 02
+def mystery_component(stats: Any, min_fires: int = 50, seed: int = 0) -> tuple[str, int]:
+    """A component for "guess the language from its contexts": the most specific component of a language other
+    than German (picked with ``seed`` among the languages that have one firing at least ``min_fires`` times).
+
+    Returns a ComponentId (module, index). Raises ValueError when no component is specific enough."""
+    import random
+
+    from .analysis import language_specificity
+
+    picks = []
+    for lang in stats.langs:
+        if lang == "de":
+            continue
+        for cid, score in language_specificity(stats, lang):
+            if score >= 0.5 and stats.n_fires(cid) >= min_fires:
+                picks.append(cid)
+                break
+    if not picks:
+        for cid, score in language_specificity(stats, "de"):
+            if score > 0:
+                return cid
+        raise ValueError("no component fires on one language more than on the others")
+    return random.Random(seed).choice(picks)
+
+
+def check_component_language(answer: Any, stats: Any, cid: Any) -> Check:
+    """Exercise: from its top contexts alone, which language is this component about?
+
+    answer: a language code or name ("it", "Italian"). Right answer: the language with the largest share of the
+    component's firing rate (``stats.language_profile``)."""
+    from .labelling import lang_name
+
+    profile = stats.language_profile(cid)
+    top = max(profile, key=lambda lang: profile[lang])
+    lang = _as_lang(answer)
+    if lang is None:
+        return not_quite(f"answer with a language: one of {', '.join(lang_name(x) for x in stats.langs)}")
+    if lang == top:
+        return correct(f"{lang_name(top)}: {profile[top]:.0%} of its firing rate is on {lang_name(top)} text. "
+                       "Short function words are the give-away.")
+    return not_quite(f"{lang_name(lang)} has {profile.get(lang, 0):.0%} of its firing. Look at the short words "
+                     "around the boxed tokens (articles, prepositions).")
+
+
+def check_largest_ablation_effect(answer: Any, effects: Mapping[str, float]) -> Check:
+    """Exercise: removing the component hurts which language's held-out CE the most?
+
+    effects: {lang: ΔCE (nats/token)} as returned by ``analysis.ablation_effect``."""
+    from .labelling import lang_name
+
+    top = max(effects, key=lambda lang: effects[lang])
+    lang = _as_lang(answer)
+    if lang is None or lang not in effects:
+        return not_quite(f"answer with a language: one of {', '.join(lang_name(x) for x in effects)}")
+    if lang == top:
+        return correct(f"{lang_name(top)}: CE rises by {effects[top]:+.3f} nats/token there "
+                       f"(next largest: {sorted(effects.values())[-2]:+.3f}).")
+    return not_quite(f"{lang_name(lang)} changes by {effects[lang]:+.3f} nats/token; which component did we remove, "
+                     "and what does it fire on?")
+
+
+# ---- notebook 03
+def check_category(answer: Any, profile: Mapping[str, float]) -> Check:
+    """Exercise: which category does the offline labeller give a component with this language profile?
+
+    Right answer: ``labelling.categorize(profile)`` (case and spacing ignored)."""
+    from .labelling import categorize
+
+    right = categorize(dict(profile))
+    if not isinstance(answer, str):
+        return not_quite('answer with a category as text, e.g. "German" or "mixed (German, English)"')
+    norm = lambda text: " ".join(text.lower().replace("(", " ( ").replace(")", " ) ").replace(",", " , ").split())
+    if norm(answer) == norm(right):
+        return correct(f"{right!r}.")
+    return not_quite("go through the rules in order: one language >= 70%? English <= 10% with three others >= 15%? "
+                     "every language >= half a fair share? otherwise the languages at >= 20% are named.")
+
+
+def check_category_count(answer: Any, labels: Iterable[Any], category: str) -> Check:
+    """Exercise: how many live components get the category ``category`` (e.g. "German")?"""
+    right = sum(1 for lab in labels if lab.category == category)
+    value = _as_float(answer)
+    if value is None:
+        return not_quite("give a whole number")
+    if value == right:
+        return correct(f"{right} components are labelled {category!r}.")
+    return not_quite(f"{'more' if value < right else 'fewer'} than that; count the labels whose category is "
+                     f"exactly {category!r}.")

@@ -351,6 +351,14 @@ def labels_table(labels: Sequence[ComponentLabel], n: int | None = 20):
     return pd.DataFrame(rows, columns=["component", "category", "specificity", "frequency", "label"])
 
 
+def show_labels(labels: Sequence[ComponentLabel], n: int | None = 20):
+    """:func:`labels_table` for display in a notebook: the whole label text, wrapped (a plain DataFrame's display
+    cuts long cells at 50 characters, even inside a number), left-aligned, no index column."""
+    return (labels_table(labels, n).style.hide(axis="index")
+            .format({"specificity": "{:.2f}", "frequency": "{:.2%}"})
+            .set_properties(subset=["label"], **{"text-align": "left", "white-space": "normal"}))
+
+
 def make_provenance(cm: Any, stats: ComponentStats, command: str) -> dict[str, Any]:
     """What the labels were built from: decomposition fingerprint (and the checkpoint's own hashes when it was
     loaded from disk), how much text was harvested, the firing threshold, and the command that rebuilt them."""

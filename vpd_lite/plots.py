@@ -97,7 +97,7 @@ def plot_loss_curves(history: Sequence[Mapping[str, Any]], keys: Sequence[str] |
     ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel("loss (log scale; KL terms in nats/token)")
-    ax.set_title("Training losses: reconstruction KL should stay small while minimality falls", fontsize=10)
+    ax.set_title("Loss terms of the decomposition per training step (log scale)", fontsize=10)
     ax.legend(fontsize=7, ncols=2)
     return fig
 
@@ -123,7 +123,7 @@ def plot_firing_frequency(stats: ComponentStats, modules: Sequence[str] | None =
     return fig
 
 
-def plot_ci_histogram(stats: ComponentStats, cid: ComponentId, ax=None) -> Figure:
+def plot_ci_histogram(stats: ComponentStats, cid: ComponentId, ax=None, title: str | None = None) -> Figure:
     """Histogram of one component's CI over all harvested tokens (log count scale)."""
     module, c = parse_component_id(cid)
     hist = stats.ci_hist[module][c]
@@ -135,12 +135,12 @@ def plot_ci_histogram(stats: ComponentStats, cid: ComponentId, ax=None) -> Figur
     ax.axvline(stats.threshold, color="#c44e52", ls="--", lw=1, label=f"firing threshold {stats.threshold:g}")
     ax.set_xlabel("causal importance")
     ax.set_ylabel("tokens (log scale)")
-    ax.set_title(f"CI of {component_key((module, c))}: mostly 0, a tail where it is needed", fontsize=8)
+    ax.set_title(title or f"CI of {component_key((module, c))}: mostly 0, a tail where it is needed", fontsize=9)
     ax.legend(fontsize=7)
     return fig
 
 
-def plot_language_rates(stats: ComponentStats, cid: ComponentId, ax=None) -> Figure:
+def plot_language_rates(stats: ComponentStats, cid: ComponentId, ax=None, title: str | None = None) -> Figure:
     """Firing rate of one component on each language (fraction of that language's tokens)."""
     module, c = parse_component_id(cid)
     rate = stats.firing_rate(module)[:, c]
@@ -149,7 +149,7 @@ def plot_language_rates(stats: ComponentStats, cid: ComponentId, ax=None) -> Fig
     ax.bar(stats.langs, rate.numpy(), color=[LANG_COLOURS.get(lang, "#777777") for lang in stats.langs])
     ax.set_xlabel("language")
     ax.set_ylabel("firing rate (fraction of tokens)")
-    ax.set_title(f"Which languages does {component_key((module, c))} fire on?", fontsize=8)
+    ax.set_title(title or f"Which languages does {component_key((module, c))} fire on?", fontsize=9)
     return fig
 
 
@@ -162,8 +162,40 @@ def plot_ablation_effect(effects: Mapping[str, float], title: str | None = None,
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("language (held-out text)")
     ax.set_ylabel("ΔCE when removed (nats/token)")
-    ax.set_title(title or "Change in held-out CE per language when the component is removed", fontsize=8)
+    ax.set_title(title or "Change in held-out CE per language when the component is removed", fontsize=9)
     return fig
+
+
+def heatmap_components(stats: ComponentStats, max_components: int = 60) -> list[ComponentId]:
+    """The rows the language heatmap shows by default: the most language-specific live components, taken in turn
+    from each language's ranking (:func:`~vpd_lite.analysis.language_specificity`, which ignores components too
+    rare to judge; only components with more than a fair 1/L share on that language), then, if rows are left, the most frequent remaining ones."""
+    from .analysis import language_specificity
+
+    live = set(live_components(stats))
+    fair = 1.0 / len(stats.langs)  # a component enters a language's ranking only if it prefers that language
+    rankings = [[cid for cid, score in language_specificity(stats, lang) if score > fair and cid in live]
+                for lang in stats.langs]
+    chosen: list[ComponentId] = []
+    for rank in range(max(map(len, rankings), default=0)):
+        for ranking in rankings:
+            if rank < len(ranking) and ranking[rank] not in chosen and len(chosen) < max_components:
+                chosen.append(ranking[rank])
+    rest = sorted(live - set(chosen), key=lambda cid: (-float(stats.firing_frequency(cid[0])[cid[1]]), cid))
+    return chosen + rest[: max(0, max_components - len(chosen))]
+
+
+def sort_label(key: str) -> str:
+    """Text of a heatmap sort order: a language code -> "most German-specific first"; "frequency" -> "most frequent first"."""
+    from .labelling import lang_name
+
+    return "most frequent first" if key == "frequency" else f"most {lang_name(key)}-specific first"
+
+
+def heatmap_title(key: str) -> str:
+    """The heatmap's title for a sort order (it changes with the menu)."""
+    return f"Share of each component's firing per language: look for rows lit in one column only<br>" \
+           f"<sup>rows sorted: {sort_label(key)}</sup>"
 
 
 def language_heatmap(
@@ -172,47 +204,69 @@ def language_heatmap(
     sort_by: str = "de",
     max_components: int = 60,
 ):
-    """Interactive plotly heatmap: components (rows) x languages (columns), colour = firing rate.
+    """Interactive plotly heatmap: components (rows) x languages (columns), colour = the language's share of the
+    component's firing rate (each row sums to 1; the rate itself is in the hover text).
 
-    Buttons re-sort the rows by any language's rate or by overall frequency. ``components`` defaults to the
-    ``max_components`` live components that fire most on ``sort_by``.
+    The menu re-sorts the rows by specificity to any language (:func:`~vpd_lite.analysis.specificity_scores`,
+    ties by that language's firing rate) or by overall frequency; the menu's active entry and the title always
+    name the order shown. ``components`` defaults to :func:`heatmap_components`. Every row is labelled.
     """
     import plotly.graph_objects as go
 
-    if sort_by not in stats.langs:
-        raise KeyError(f"sort_by {sort_by!r} is not a harvested language {stats.langs}")
-    cids = [parse_component_id(c) for c in (components if components is not None else live_components(stats))]
-    rates = torch.stack([stats.firing_rate(m)[:, c] for m, c in cids]) if cids else torch.zeros(0, len(stats.langs))
-    freq = torch.tensor([float(stats.firing_frequency(m)[c]) for m, c in cids])
-    if components is None and len(cids) > max_components:
-        keep = rates[:, stats.langs.index(sort_by)].argsort(descending=True, stable=True)[:max_components]
-        cids, rates, freq = [cids[i] for i in keep.tolist()], rates[keep], freq[keep]
+    from .analysis import specificity_scores
+
+    if sort_by not in stats.langs and sort_by != "frequency":
+        raise KeyError(f"sort_by {sort_by!r} is not a harvested language {stats.langs} or 'frequency'")
+    cids = [parse_component_id(c) for c in (components if components is not None
+                                            else heatmap_components(stats, max_components))]
+    L = len(stats.langs)
+    rates = torch.stack([stats.firing_rate(m)[:, c] for m, c in cids]) if cids else torch.zeros(0, L)  # (N, L)
+    spec = torch.stack([specificity_scores(stats, m)[:, c] for m, c in cids]) if cids else torch.zeros(0, L)
+    total = rates.sum(1, keepdim=True)
+    share = torch.where(total > 0, rates / total.clamp(min=1e-30), torch.zeros_like(rates))  # (N, L)
+    freq = [float(stats.firing_frequency(m)[c]) for m, c in cids]
     names = [component_key(c) for c in cids]
 
-    def order(key: torch.Tensor):
-        idx = key.argsort(descending=False, stable=True).tolist()  # plotly draws row 0 at the bottom
-        return {"z": [rates[idx].tolist()], "y": [[names[i] for i in idx]]}
+    def order(key: str) -> list[int]:
+        if key == "frequency":
+            return sorted(range(len(cids)), key=lambda i: (-freq[i], names[i]))
+        li = stats.langs.index(key)
+        return sorted(range(len(cids)), key=lambda i: (-float(spec[i, li]), -float(rates[i, li]), names[i]))
 
-    orders = {lang: order(rates[:, i]) for i, lang in enumerate(stats.langs)}
-    orders["frequency"] = order(freq)
-    start = orders[sort_by]
+    def columns(idx: list[int]) -> dict[str, list]:
+        return {"z": [share[idx].tolist()], "y": [[names[i] for i in idx]],
+                "customdata": [rates[idx].unsqueeze(-1).tolist()]}
+
+    keys = list(stats.langs) + ["frequency"]
+    start = columns(order(sort_by))
     fig = go.Figure(go.Heatmap(
-        z=start["z"][0], x=list(stats.langs), y=start["y"][0], colorscale="Viridis",
-        colorbar={"title": "firing rate<br>(fraction of tokens)"},
-        hovertemplate="%{y}<br>%{x}: %{z:.3f} of tokens<extra></extra>",
+        z=start["z"][0], x=list(stats.langs), y=start["y"][0], customdata=start["customdata"][0],
+        colorscale="Viridis", zmin=0, zmax=1,
+        colorbar={"title": "share of its<br>firing rate"},
+        hovertemplate="%{y}<br>%{x}: %{z:.0%} of its firing; fires on %{customdata[0]:.2%} of %{x} tokens"
+                      "<extra></extra>",
     ))
-    buttons = [{"label": f"sort by {k}", "method": "restyle", "args": [v]} for k, v in orders.items()]
+    buttons = [{"label": sort_label(k), "method": "update",
+                "args": [columns(order(k)), {"title.text": heatmap_title(k)}]} for k in keys]
     fig.update_layout(
-        title=f"Firing rate per language: look for rows lit in one column only (sorted by {sort_by})",
-        xaxis_title="language", yaxis_title="component (matrix:index)",
-        height=max(350, 14 * len(names) + 150), margin={"l": 260},
-        updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.12}],
+        title={"text": heatmap_title(sort_by)},
+        xaxis={"title": "language", "side": "top"},
+        yaxis={"title": "component (matrix:index)", "autorange": "reversed", "tickmode": "array",
+               "tickvals": names, "ticktext": names, "tickfont": {"size": 10}, "automargin": True},
+        height=max(350, 18 * len(names) + 180), margin={"t": 130},
+        updatemenus=[{"buttons": buttons, "active": keys.index(sort_by), "direction": "down",
+                      "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom", "pad": {"b": 40}}],
     )
     return fig
 
 
-def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None = None, n: int = 8) -> str:
-    """HTML of a component's top contexts: each token shaded by the component's CI on it, the firing token boxed."""
+def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None = None, n: int = 8,
+                  show_lang: bool = True) -> str:
+    """HTML of a component's top contexts: each token shaded by the component's CI on it, the firing token boxed,
+    with the language of each context (``show_lang=False`` hides it, for the "guess the language" exercise).
+    The contexts are :meth:`~vpd_lite.analysis.ComponentStats.contexts`: representative of where it fires."""
+    from .labelling import lang_name
+
     module, c = parse_component_id(cid)
     rows = []
     for ctx in stats.contexts((module, c))[:n]:
@@ -223,24 +277,46 @@ def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None
             box = "outline:1px solid #c44e52;" if i == ctx.centre else ""
             spans.append(f'<span title="CI {ci:.2f}" style="background:rgba(221,132,82,{max(0.0, min(1.0, ci)):.2f});'
                          f'{box}font-family:monospace">{text}</span>')
-        rows.append(f"<tr><td style='padding-right:8px'><b>{ctx.lang}</b></td><td>{ctx.score:.2f}</td>"
-                    f"<td style='text-align:left'>{''.join(spans)}</td></tr>")
+        lang = f"<td style='padding-right:8px'><b>{html.escape(lang_name(ctx.lang))}</b></td>" if show_lang else ""
+        rows.append(f"<tr>{lang}<td>{ctx.score:.2f}</td><td style='text-align:left'>{''.join(spans)}</td></tr>")
     if not rows:
         return f"<p><i>{html.escape(component_key((module, c)))} never fires on the harvested text.</i></p>"
-    return ("<table style='border-collapse:collapse'><tr><th>lang</th><th>CI</th><th style='text-align:left'>"
+    head = "<th>language</th>" if show_lang else ""
+    return (f"<table style='border-collapse:collapse'><tr>{head}<th>CI</th><th style='text-align:left'>"
             "context (shaded by CI, firing token boxed)</th></tr>" + "".join(rows) + "</table>")
 
 
 def component_card(stats: ComponentStats, cid: ComponentId, effects: Mapping[str, float] | None = None) -> Figure:
-    """Three panels for one component: firing rate per language, CI histogram, ablation ΔCE per language."""
-    fig = Figure(figsize=(11, 3))
-    axes = fig.subplots(1, 3 if effects is not None else 2)
-    plot_language_rates(stats, cid, ax=axes[0])
-    plot_ci_histogram(stats, cid, ax=axes[1])
+    """Three panels for one component: firing rate per language, CI histogram, ablation ΔCE per language.
+
+    The component is named once, in the figure's title; the panels get short titles so they never run into
+    each other, and constrained layout keeps each y-label clear of the panel to its left."""
+    module, c = parse_component_id(cid)
+    n = 3 if effects is not None else 2
+    fig = Figure(figsize=(4.0 * n, 3.4), layout="constrained")
+    axes = fig.subplots(1, n)
+    plot_language_rates(stats, cid, ax=axes[0], title="Firing rate per language")
+    plot_ci_histogram(stats, cid, ax=axes[1], title="CI over all tokens")
     if effects is not None:
-        plot_ablation_effect(effects, ax=axes[2])
-    fig.tight_layout()
+        plot_ablation_effect(effects, ax=axes[2], title="Held-out CE change when removed")
+    fig.suptitle(f"Component {component_key((module, c))}", fontsize=10)
     return fig
+
+
+def shorten(text: str, width: int = 80) -> str:
+    """``text`` cut to at most ``width`` characters at a word boundary, with "…" when anything was cut.
+
+    Never cuts inside a word or a number ("fires on 1.5%" never becomes "fires on 1."); trailing punctuation
+    before the cut is dropped. A first word longer than ``width`` is kept whole (a number is never cut)."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    head = text[: width - 1]
+    if text[width - 1] != " " and " " in head:  # the cut falls inside a word: back up to the last space
+        head = head[: head.rindex(" ")]
+    elif " " not in head:
+        head = text.split(" ", 1)[0]
+    return head.rstrip(" ,;:") + "…"
 
 
 # ------------------------------------------------------------------------------------ tables and summaries

@@ -27,7 +27,7 @@ from .analysis import (
     target_ce,
 )
 from .labelling import ComponentLabel
-from .plots import component_card, contexts_html, figure_png
+from .plots import component_card, contexts_html, figure_png, shorten
 
 
 class ComponentBrowser:
@@ -87,7 +87,7 @@ class ComponentBrowser:
         lab = self.labels.get(component_key((module, c)))
         freq = float(self.stats.firing_frequency(module)[c])
         text = lab.label if lab is not None else f"fires on {freq:.2%} of tokens"
-        return f"{c}: {text[:90]}"
+        return f"{c}: {shorten(text, 90)}"
 
     def _set_component_options(self, module: str) -> None:
         freq = self.stats.firing_frequency(module)
