@@ -1,23 +1,47 @@
-"""Figures of the German edit, from the summary table of ``vpd_lite.reproduce.summarise``.
+"""Figures of the one-component edit: the edit scan, one component's dose-response, the erase-any-language
+table, and the trade-off of the fitted edits against LoRA.
 
+From the edit scan (``vpd_lite.edit_scan.EditScan``; training text):
+
+* :func:`prescreen_scatter` — every live component as a point: first-order effect of its edit on the target
+  language against the worst other language (plotly, hover = label);
+* :func:`scan_scatter` — every scanned component as a point: target ΔCE against worst off-target ΔCE at its
+  best admissible s (plotly, hover = label);
+* :func:`dose_response_plot` — ΔCE per language against s for one component (plotly), and
+  :func:`dose_response_figure`, the same in matplotlib for a PNG.
+
+From the fits (held-out text):
+
+* :func:`erase_any_heatmap` — language erased (rows) × ΔCE per language (columns);
 * :func:`tradeoff_plot` — German CE increase vs English CE increase per method, one point per budget;
 * :func:`off_target_plot` — CE change on en/fr/es/it per method, one panel per budget;
 * :func:`top16_plot` — the single German-only component vs the top-16 German-specific components.
 
-All CE numbers are in nats/token; ΔCE = after − before on held-out text.
+Every title says what to look for. All CE numbers are in nats/token; ΔCE = after − before (or at s − at s = 1).
+PNG files are written by :func:`save_png` without a timestamp or version in the metadata, so the same figure
+gives the same bytes.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
 from vpd_lite.checkpoint import atomic_write_bytes
+from vpd_lite.edit_widget import LANG_COLORS
+
+#: Names of the languages, for titles and axes.
+HIGHLIGHT_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")
+LANG_NAMES = {"de": "German", "en": "English", "fr": "French", "es": "Spanish", "it": "Italian"}
 
 METHOD_NAMES = {
     "scalar": "scalar, 1 German component",
@@ -109,14 +133,232 @@ def top16_plot(summary: pd.DataFrame) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: Path) -> Path:
+# ------------------------------------------------------------------------------------------ the edit scan
+def _label_map(labels: Any) -> dict[str, str]:
+    """{"module:index": label text} from ``None``, a mapping, or ``vpd_lite.labelling.ComponentLabel`` objects."""
+    if labels is None:
+        return {}
+    if isinstance(labels, Mapping):
+        return {str(k): str(v) for k, v in labels.items()}
+    return {lab.component: lab.label for lab in labels}
+
+
+def _wrap(text: str, width: int = 70) -> str:
+    return "<br>".join(textwrap.wrap(text, width)) if text else ""
+
+
+def _others(frame: pd.DataFrame, prefix: str, target: str) -> list[str]:
+    langs = [c.removeprefix(prefix) for c in frame.columns if c.startswith(prefix)]
+    if target not in langs:
+        raise KeyError(f"no {prefix}<lang> column for {target!r}; the table has languages {langs}")
+    return [lang for lang in langs if lang != target]
+
+
+def prescreen_scatter(prescreen: pd.DataFrame, target: str = "de", labels: Any = None,
+                      highlight: Mapping[str, str] | None = None) -> go.Figure:
+    """Every live component as a point: how strongly its edit moves ``target`` against the most-moved other
+    language, to first order (``|dCE/ds|`` at s = 1, nats/token per unit of s, from the prescreen).
+
+    prescreen: ``vpd_lite.edit_scan.prescreen`` rows (columns ``component``, ``grad_<lang>``); labels: see
+    :func:`_label_map`; highlight: {component key: name} drawn as large marked points (e.g. each rule's pick).
+    """
+    others = _others(prescreen, "grad_", target)
+    floor = 1e-6
+    y = prescreen[f"grad_{target}"].abs().clip(lower=floor)
+    x = prescreen[[f"grad_{o}" for o in others]].abs().max(axis=1).clip(lower=floor)
+    names = _label_map(labels)
+    text = [f"<b>{k}</b><br>{_wrap(names.get(k, ''))}" for k in prescreen["component"]]
+    fig = go.Figure(go.Scattergl(
+        x=x, y=y, mode="markers", text=text, name="live components",
+        marker={"size": 5, "color": "#7f7f7f", "opacity": 0.6},
+        hovertemplate="%{text}<br>|dCE/ds| " + target + " %{y:.3g}, worst other %{x:.3g}<extra></extra>"))
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dash", "color": "black", "width": 1},
+                    name="as much on every language", hoverinfo="skip")
+    _highlight(fig, prescreen, highlight, x, y, names)
+    lang = LANG_NAMES.get(target, target)
+    fig.update_layout(
+        title=f"Every live component's edit, to first order: look for points far above the dashed line<br>"
+              f"<sup>(the edit moves {lang} much more than any other language; hover for the label)</sup>",
+        xaxis={"type": "log", "title": "worst other language: |dCE/ds| at s = 1 (nats/token per unit s)"},
+        yaxis={"type": "log", "title": f"{lang}: |dCE/ds| at s = 1 (nats/token per unit s)"},
+        height=520, width=760, template="plotly_white", legend={"orientation": "h", "y": -0.18})
+    return fig
+
+
+def _highlight(fig: go.Figure, frame: pd.DataFrame, highlight: Mapping[str, str] | None, x, y,
+               names: Mapping[str, str]) -> None:
+    symbols = ["star", "diamond", "square", "triangle-up", "cross"]  # one per highlighted component
+    for i, (key, what) in enumerate((highlight or {}).items()):
+        rows = (frame["component"] == key).to_numpy().nonzero()[0]
+        if not rows.size:
+            continue
+        r = int(rows[0])
+        fig.add_scatter(x=[float(x.iloc[r])], y=[float(y.iloc[r])], mode="markers", name=f"{what}: {key}",
+                        marker={"size": 14, "symbol": symbols[i % len(symbols)], "color": HIGHLIGHT_COLORS[i % len(HIGHLIGHT_COLORS)],
+                                "line": {"color": "black", "width": 1}},
+                        text=[f"<b>{key}</b> ({what})<br>{_wrap(names.get(key, ''))}"],
+                        hovertemplate="%{text}<br>x %{x:.3g}, y %{y:.3g}<extra></extra>")
+
+
+def scan_scatter(best: pd.DataFrame, target: str = "de", labels: Any = None,
+                 highlight: Mapping[str, str] | None = None, goal: float | None = None) -> go.Figure:
+    """Every scanned component as a point: ΔCE of ``target`` (y) against the worst other language's ΔCE (x),
+    both at the component's best admissible s (training text, nats/token).
+
+    best: ``EditScan.best_for(target)`` rows (columns ``component``, ``gain``, ``worst_other``,
+    ``worst_other_lang``, ``s_best``, ``s_lo``, ``s_hi``); goal: the ΔCE that brings ``target`` to ln(vocab)
+    (drawn as a dashed line); highlight: {component key: name} (e.g. each selection rule's pick).
+    """
+    if not {"component", "gain", "worst_other", "s_best"} <= set(best.columns):
+        raise KeyError(f"need EditScan.best_for rows (component, gain, worst_other, s_best); got {list(best.columns)}")
+    names = _label_map(labels)
+    text = [f"<b>{r.component}</b> at s = {r.s_best:g} (admissible {r.s_lo:g} … {r.s_hi:g})<br>"
+            f"worst other: {r.worst_other_lang}<br>{_wrap(names.get(r.component, ''))}"
+            for r in best.itertuples()]
+    fig = go.Figure(go.Scatter(
+        x=best["worst_other"], y=best["gain"], mode="markers", text=text, name="scanned components",
+        marker={"size": 8, "color": "#7f7f7f", "opacity": 0.75},
+        hovertemplate="%{text}<br>ΔCE " + target + " %{y:+.3f}, worst other %{x:+.3f}<extra></extra>"))
+    _highlight(fig, best, highlight, best["worst_other"], best["gain"], names)
+    lang = LANG_NAMES.get(target, target)
+    if goal is not None:
+        fig.add_hline(y=goal, line_dash="dash", line_color="black",
+                      annotation_text=f"{lang} at ln(vocab)", annotation_position="bottom right")
+    fig.update_layout(
+        title=f"Scanned components at their best admissible s: look for the highest point<br>"
+              f"<sup>(large {lang} rise while every other language stays within tolerance; hover for the label)</sup>",
+        xaxis_title="worst other language: ΔCE at that s (nats/token, training text)",
+        yaxis_title=f"{lang}: ΔCE at that s (nats/token, training text)",
+        height=520, width=760, template="plotly_white", legend={"orientation": "h", "y": -0.18})
+    return fig
+
+
+def _curve_langs(curve: pd.DataFrame) -> list[str]:
+    langs = [c.removeprefix("d_") for c in curve.columns if c.startswith("d_")]
+    if not langs:
+        raise KeyError(f"need d_<lang> columns (ΔCE per language); got {list(curve.columns)}")
+    return langs
+
+
+def dose_response_plot(curve: pd.DataFrame, component: str, target: str = "de", label: str = "",
+                       s_range: tuple[float, float] | None = None, mark_s: float | None = None,
+                       goal: float | None = None) -> go.Figure:
+    """One component's dose-response: ΔCE per language (nats/token) against s (plotly).
+
+    curve: rows of one component sorted by s with columns ``s`` and ``d_<lang>`` (``EditScan.curve(key)``);
+    s_range: its admissible range (shaded); mark_s: an s to mark (e.g. the best admissible or the fitted one);
+    goal: the ΔCE that brings ``target`` to ln(vocab) (dashed).
+    """
+    langs = _curve_langs(curve)
+    fig = go.Figure()
+    if s_range is not None:
+        fig.add_vrect(x0=s_range[0], x1=s_range[1], fillcolor="#2ca02c", opacity=0.08, line_width=0,
+                      annotation_text="admissible s", annotation_position="top left")
+    for lang in langs:
+        fig.add_scatter(x=curve["s"], y=curve[f"d_{lang}"], mode="lines+markers", name=LANG_NAMES.get(lang, lang),
+                        line={"color": LANG_COLORS.get(lang, "#555555"), "width": 3 if lang == target else 1.5},
+                        marker={"size": 4},
+                        hovertemplate=f"{lang}: " + "s = %{x:g}: ΔCE %{y:+.3f}<extra></extra>")
+    if goal is not None:
+        fig.add_hline(y=goal, line_dash="dash", line_color="black",
+                      annotation_text=f"{LANG_NAMES.get(target, target)} at ln(vocab)", annotation_position="top right")
+    fig.add_hline(y=0.1, line_dash="dot", line_color="#888888", annotation_text="tolerance 0.1",
+                  annotation_position="bottom right")
+    if mark_s is not None:
+        fig.add_vline(x=mark_s, line_dash="dot", line_color="black", annotation_text=f"s = {mark_s:g}")
+    lang = LANG_NAMES.get(target, target)
+    fig.update_layout(
+        title=f"Dose-response of {component}: look for the {lang} curve rising while the others stay near 0"
+              f"<br><sup>{_wrap(label, 110)}</sup>",
+        xaxis_title="s (prefactor; 1 = the original model)", yaxis_title="ΔCE (nats/token, training text)",
+        height=460, width=780, template="plotly_white")
+    return fig
+
+
+def dose_response_figure(curve: pd.DataFrame, component: str, target: str = "de",
+                         s_range: tuple[float, float] | None = None, mark_s: float | None = None,
+                         goal: float | None = None) -> Figure:
+    """:func:`dose_response_plot` in matplotlib (for a PNG file); same arguments."""
+    langs = _curve_langs(curve)
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    if s_range is not None:
+        ax.axvspan(*s_range, color="#2ca02c", alpha=0.08, lw=0, label="admissible s")
+    for lang in langs:
+        ax.plot(curve["s"], curve[f"d_{lang}"], "-o", ms=2.5, lw=2.5 if lang == target else 1.2,
+                color=LANG_COLORS.get(lang, "#555555"), label=LANG_NAMES.get(lang, lang))
+    if goal is not None:
+        ax.axhline(goal, ls="--", color="black", lw=1, label=f"{LANG_NAMES.get(target, target)} at ln(vocab)")
+    ax.axhline(0.1, ls=":", color="#888888", lw=1, label="tolerance 0.1")
+    if mark_s is not None:
+        ax.axvline(mark_s, ls=":", color="black", lw=1)
+    ax.set_xlabel("s (prefactor; 1 = the original model)")
+    ax.set_ylabel("ΔCE (nats/token, training text)")
+    ax.set_title(f"Dose-response of {component}\nlook for the {LANG_NAMES.get(target, target)} curve rising "
+                 "while the others stay near 0", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------ erase any language
+def erase_any_heatmap(table: pd.DataFrame, tol: Mapping[str, float] | None = None,
+                      title: str = "") -> Figure:
+    """Heatmap of held-out ΔCE (nats/token): language erased (rows) × language measured (columns).
+
+    table: index = language erased, columns = language measured (a ``d_`` prefix is dropped), values = ΔCE.
+    tol: the largest allowed ΔCE per measured language when it is *not* the one erased (default: English
+    0.05, the others 0.1); off-diagonal cells over it get a red frame. Colours saturate at twice the largest
+    tolerance, so small off-diagonal changes stay visible next to the large diagonal; every cell is annotated.
+    """
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
+
+    t = table.rename(columns=lambda c: str(c).removeprefix("d_"))
+    rows, cols = [str(i) for i in t.index], list(t.columns)
+    tol = dict(tol) if tol is not None else {c: (0.05 if c == "en" else 0.1) for c in cols}
+    vals = t.to_numpy(dtype=float)
+    cap = 2 * max(tol.values(), default=0.1)  # colours saturate at twice the largest tolerance
+    fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2.4, 0.75 * len(rows) + 1.8))
+    im = ax.imshow(vals, cmap="RdBu_r", norm=Normalize(-cap, cap))
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            v = vals[i, j]
+            ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=9,
+                    color="white" if abs(v) > 0.75 * cap else "black", fontweight="bold" if r == c else "normal")
+            if r != c and c in tol and v > tol[c]:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    ax.set_xticks(range(len(cols)), [LANG_NAMES.get(c, c) for c in cols])
+    ax.set_yticks(range(len(rows)), [LANG_NAMES.get(r, r) for r in rows])
+    ax.set_xlabel("ΔCE measured on (held-out text)")
+    ax.set_ylabel("language erased")
+    fig.colorbar(im, ax=ax, label=f"ΔCE (nats/token; colour capped at ±{cap:g})", shrink=0.8, extend="both")
+    ax.set_title((title + "\n" if title else "") + "look for a dark-red diagonal and pale cells elsewhere\n"
+                 "(red frame: another language moved beyond tolerance)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def png_bytes(fig: Figure, dpi: int = 120) -> bytes:
+    """The figure as PNG bytes (then closed), with no software version or time in the metadata: the same
+    figure drawn by the same matplotlib gives the same bytes."""
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=120)
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     finally:
         plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_png(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG (atomically; see :func:`png_bytes`). Returns the path."""
+    path = Path(path)
+    atomic_write_bytes(path, png_bytes(fig, dpi))
     return path
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    return save_png(fig, path)
 
 
 def save_figures(summary: pd.DataFrame, out_dir: str | os.PathLike) -> list[Path]:
