@@ -43,7 +43,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vpd_lite.analysis import ComponentId, component_key
-from vpd_lite.edits import Direction, ScalarEdit, component_directions
+from vpd_lite.edits import Direction, ScalarEdit, component_directions, row_scaled_edit_hook
 
 #: The coarse grid of prefactors every scanned component gets (21 values, -30 ... 10, denser near 1; includes
 #: s = 1, the unedited model, and s = 0, the component removed).
@@ -163,17 +163,6 @@ def _from_layer(model: nn.Module, layer: int) -> Iterator[None]:
         model.config.num_hidden_layers = n
 
 
-def _row_edit_hook(v: Tensor, u: Tensor, scale: Tensor):
-    """Forward hook adding ``scale[row] * (V_c . x) * U_c`` to a linear layer's output (rows = batch)."""
-
-    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
-        x = inputs[0]
-        a = x @ v.to(x.dtype)  # (B, T)
-        return output + (scale.to(x.dtype).view(-1, *([1] * (a.dim() - 1))) * a).unsqueeze(-1) * u.to(x.dtype)
-
-    return hook
-
-
 @torch.no_grad()
 def _ce_sums(model: nn.Module, inputs: Tensor, targets: Tensor, layer: int) -> Tensor:
     """Sum of next-token CE per row: inputs (R, T) ids (layer 0) or (R, T, d) residual; targets (R, T) ids."""
@@ -214,7 +203,7 @@ def edit_curve(model: nn.Module, direction: Direction, s_values: Sequence[float]
             chunk = torch.tensor(s_values[i : i + per_pass])
             scale = (chunk - 1.0).repeat_interleave(n)  # (k * n,)
             xs = x.repeat(len(chunk), *([1] * (x.dim() - 1)))
-            handle = module.register_forward_hook(_row_edit_hook(direction.v, direction.u, scale))
+            handle = module.register_forward_hook(row_scaled_edit_hook(direction.v, direction.u, scale))
             try:
                 sums = _ce_sums(model, xs, ids.repeat(len(chunk), 1), layer)
             finally:
