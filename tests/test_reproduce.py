@@ -241,9 +241,12 @@ def test_reproduce_quick_end_to_end(tmp_path, capsys, monkeypatch):
         assert (out / name).stat().st_size > 100
     # a rerun gives byte-identical tables
     again = tmp_path / "again"
-    assert main(["--quick", "--data", str(data), "--no-figures", "--out", str(again)]) == 0
+    assert main(["--quick", "--data", str(data), "--out", str(again)]) == 0
     for name in ("erase_german.csv", "erase_german_runs.csv", "erase_any_language.csv", "edit_scan_best.csv"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    for name in ("erase_german_tradeoff", "erase_german_off_target", "erase_german_top16", "edit_scan_scatter",
+                 "edit_scan_dose_response", "erase_any_language"):
+        assert (again / f"{name}.png").stat().st_size > 1000, name
 
 
 def test_reproduce_from_scratch_quick(tmp_path, capsys):
