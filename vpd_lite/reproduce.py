@@ -574,8 +574,9 @@ def save_results(runs: pd.DataFrame, summary: pd.DataFrame, claim: Mapping[str, 
         f"LoRA learning rates chosen (from {list(config.lora_lrs)}, by the training objective): {lrs}  ",
         f"Held-out CE in nats/token on {', '.join(f'{k} {v.numel()}' for k, v in setup.heldout.items())} tokens; "
         f"ln(vocab) = {uniform_level(setup.vocab_size):.3f}; seeds {list(config.seeds)}. Edit scan: "
-        f"{len(scan.prescreen)} live components prescreened, {scan.curves['component'].nunique()} scanned on "
-        f"{sum(v.numel() for v in setup.train.values()) and config.scan.blocks_per_lang} training blocks per language.",
+        f"{len(scan.prescreen)} live components prescreened, {scan.curves['component'].nunique()} scanned "
+        f"({config.scan.n_candidates} candidates per language to erase, plus the other rules' picks) on "
+        f"{config.scan.blocks_per_lang} training blocks of {setup.train['de'].shape[1]} tokens per language.",
         "",
         "## The rule, written before the held-out numbers",
         "",
