@@ -25,13 +25,12 @@ Two steps, both on training text only:
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
