@@ -4,9 +4,12 @@ Three methods (``LORA_METHODS``), as in the published comparison:
   ``lora_r1_all``   rank-1 LoRA on every decomposed matrix,
   ``lora_r4_all``   rank-4 LoRA on every decomposed matrix,
   ``lora_r1_local`` rank-1 LoRA on the one matrix that holds the edited component.
-Each is trained with ``vpd_lite.edits.fit_uniform`` (Adam, full batch, the uniform-prediction objective) on the
-masked German positions from ``vpd_lite.edits.select_target_tokens``; only the LoRA A/B matrices train.
-The base model is never modified: every run wraps a deep copy.
+Each is trained with ``vpd_lite.edits.fit_objective`` (Adam; the objective is ``config.objective``, the same
+objectives as the scalar edit) on the masked German positions from ``vpd_lite.edits.select_target_tokens``;
+only the LoRA A/B matrices train. The base model is never modified: every run wraps a deep copy.
+
+The learning rate is chosen per budget from a small sweep (:func:`train_lora_lr_sweep`) by the *training*
+objective on the budgeted tokens, never by held-out text.
 """
 
 from __future__ import annotations
@@ -14,13 +17,13 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import Tensor, nn
 
-from vpd_lite.edits import FitConfig, fit_uniform
+from vpd_lite.edits import FitConfig, fit_objective, objective_on_all
 
 
 @dataclass(frozen=True)
@@ -94,5 +97,33 @@ def train_lora(model: nn.Module, spec: LoraSpec, modules: Sequence[str], tokens:
     else:
         targets = list(modules)
     peft_model = lora_model(model, targets, spec.rank, seed=seed)
-    history = fit_uniform(peft_model, lora_parameters(peft_model), tokens, mask, config)
+    history = fit_objective(peft_model, lora_parameters(peft_model), tokens, mask, config)
     return peft_model, history
+
+
+def train_lora_lr_sweep(model: nn.Module, spec: LoraSpec, modules: Sequence[str],
+                        token_sets: Sequence[tuple[Tensor, Tensor]], lrs: Sequence[float],
+                        edited_module: str | None = None, seeds: Sequence[int] | None = None,
+                        config: LoraTrainConfig | None = None) -> tuple[float, dict[float, float], list[PeftModel]]:
+    """Train one LoRA baseline at every learning rate of ``lrs`` on every (tokens, mask) of ``token_sets``
+    (one per seed, ``seeds[i]`` seeding A and the batches; default 0, 1, ...) and keep the lr whose mean final
+    training objective (:func:`vpd_lite.edits.objective_on_all` on the budgeted tokens) is lowest (ties: the
+    smaller lr). Returns (chosen lr, {lr: mean training objective}, the trained models at the chosen lr, one per
+    token set). Held-out text plays no part."""
+    config = config or LoraTrainConfig()
+    if not lrs:
+        raise ValueError("need at least one learning rate")
+    seeds = list(seeds) if seeds is not None else list(range(len(token_sets)))
+    scores: dict[float, float] = {}
+    best_lr, best_models = None, []
+    for lr in sorted(lrs):
+        models, vals = [], []
+        for (tokens, mask), seed in zip(token_sets, seeds):
+            m, _ = train_lora(model, spec, modules, tokens, mask, edited_module=edited_module, seed=seed,
+                              config=replace(config, lr=lr, seed=seed))
+            vals.append(objective_on_all(m, tokens, mask, config.objective))
+            models.append(m)
+        scores[lr] = sum(vals) / len(vals)
+        if best_lr is None or scores[lr] < scores[best_lr]:
+            best_lr, best_models = lr, models
+    return float(best_lr), scores, best_models

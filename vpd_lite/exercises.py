@@ -269,3 +269,73 @@ def check_category_count(answer: Any, labels: Iterable[Any], category: str) -> C
         return correct(f"{right} components are labelled {category!r}.")
     return not_quite(f"{'more' if value < right else 'fewer'} than that; count the labels whose category is "
                      f"exactly {category!r}.")
+
+
+# ---- notebook 04
+def _curve_rows(curve: Any, lang: str) -> list[tuple[float, float]]:
+    """(s, ΔCE of ``lang``) pairs sorted by s, from a dose-response table (``EditScan.curve(key)``: columns
+    ``s`` and ``d_<lang>``) or a mapping {"s": [...], "d_<lang>": [...]}."""
+    s_values, d_values = list(curve["s"]), list(curve[f"d_{lang}"])
+    return sorted((float(s), float(d)) for s, d in zip(s_values, d_values))
+
+
+def first_move(curve: Any, lang: str = "fr", threshold: float = 0.1) -> tuple[float, float] | None:
+    """Going down from s = 1 along the dose-response ``curve``: the first grid value s* at which ``lang``'s ΔCE
+    exceeds ``threshold`` (nats/token), and the grid value before it (closer to 1). None if it never does."""
+    below = [(s, d) for s, d in _curve_rows(curve, lang) if s <= 1.0][::-1]  # from s = 1 downwards
+    for (s_prev, _), (s, d) in zip(below, below[1:]):
+        if d > threshold:
+            return s, s_prev
+    return None
+
+
+def check_first_move(answer: Any, curve: Any, lang: str = "fr", threshold: float = 0.1) -> Check:
+    """Exercise: going down from s = 1, at which s does ``lang`` (default French) start to move, i.e. its
+    training ΔCE first exceeds ``threshold`` nats/token (the claim's tolerance)?
+
+    Right answer: any s between the first grid value where it exceeds the threshold (s*) and the grid value
+    before it, with half a grid step of slack below s*; or "never" when it stays within the threshold on the
+    whole grid below 1. ``curve``: the component's dose-response (``EditScan.curve(key)``)."""
+    name = {"de": "German", "en": "English", "fr": "French", "es": "Spanish", "it": "Italian"}.get(lang, lang)
+    hit = first_move(curve, lang, threshold)
+    if isinstance(answer, str) and answer.strip().lower() in {"never", "none", "no"}:
+        if hit is None:
+            return correct(f"{name} stays within {threshold} nats/token on the whole grid below s = 1.")
+        return not_quite(f"look again: {name}'s curve does cross {threshold} somewhere below s = 1.")
+    value = _as_float(answer)
+    if value is None:
+        return not_quite("give a value of s (a number, e.g. -4.0), or \"never\".")
+    if hit is None:
+        return not_quite(f"on this grid {name} never rises by more than {threshold} below s = 1: answer \"never\".")
+    s_star, s_prev = hit
+    if s_star - 0.5 * (s_prev - s_star) <= value <= s_prev:
+        return correct(f"{name} first exceeds +{threshold} nats/token between s = {s_prev:g} and s = {s_star:g} "
+                       "on the scan's grid: beyond that, erasing German more also costs French.")
+    if value > s_prev:
+        return not_quite(f"at s = {value:g} {name} has not moved yet; go further below 1 (read the {name} curve "
+                         f"where it crosses {threshold}).")
+    return not_quite(f"by s = {value:g} {name} has long moved; the crossing of {threshold} comes earlier (closer to 1).")
+
+
+def curve_language(curve: Any, s: float, langs: Iterable[str] = ("en", "de", "fr", "es", "it")) -> str:
+    """The language whose ΔCE is largest at the grid value of ``curve`` closest to ``s``."""
+    cols = [lang for lang in langs if f"d_{lang}" in curve]
+    rows = {lang: _curve_rows(curve, lang) for lang in cols}
+    grid = [g for g, _ in rows[cols[0]]]
+    i = min(range(len(grid)), key=lambda k: abs(grid[k] - s))
+    return max(cols, key=lambda lang: rows[lang][i][1])
+
+
+def check_curve_language(answer: Any, curve: Any, s: float) -> Check:
+    """Exercise: from a mystery component's dose-response curve, which language is the component about?
+
+    Right answer: the language whose training ΔCE is largest at ``s`` (the component's best admissible s,
+    marked in the figure), as a code ("es") or a name ("Spanish")."""
+    lang = _as_lang(answer)
+    if lang is None:
+        return not_quite('give a language: "de", "en", "fr", "es" or "it" (or its English name).')
+    right = curve_language(curve, s)
+    if lang == right:
+        return correct(f"at s = {s:g} the {right} curve rises far above the others: the edit takes {right} away "
+                       "and leaves the rest (nearly) alone.")
+    return not_quite(f"at the marked s = {s:g}, which curve is highest? The one you named is not.")
