@@ -201,7 +201,7 @@ def prescreen_scatter(prescreen: pd.DataFrame, target: str = "de", labels: Any =
     :func:`_label_map`; highlight: {component key: name} drawn as large marked points (e.g. each rule's pick).
     """
     others = _others(prescreen, "grad_", target)
-    floor = 1e-6
+    floor = 1e-5  # |dCE/ds| below this (or exactly 0) is drawn at the floor: log axes
     y = prescreen[f"grad_{target}"].abs().clip(lower=floor)
     x = prescreen[[f"grad_{o}" for o in others]].abs().max(axis=1).clip(lower=floor)
     names = _label_map(labels)
@@ -335,13 +335,14 @@ def dose_response_plot(curve: pd.DataFrame, component: str, target: str | None =
     fig.add_hline(y=0.1, line_dash="dot", line_color="#888888", annotation_text="tolerance 0.1",
                   annotation_position="bottom right")
     if mark_s is not None:
-        fig.add_vline(x=mark_s, line_dash="dot", line_color="black", annotation_text=f"s = {mark_s:g}")
+        fig.add_vline(x=mark_s, line_dash="dot", line_color="black", annotation_text=f"s = {mark_s:g}",
+                      annotation_position="bottom left")
     lang = LANG_NAMES.get(target, target) if target else "one language's"
     fig.update_layout(
-        title=f"Dose-response of {component}: look for {'the ' if target else ''}{lang} curve rising while the "
-              f"others stay near 0<br><sup>{_wrap(label, 110)}</sup>",
+        title=f"Dose-response of {component}<br>look for {'the ' if target else ''}{lang} curve rising while the "
+              f"others stay near 0<br><sup>{_wrap(label, 110)}</sup>", margin={"t": 110},
         xaxis_title="s (prefactor; 1 = the original model)", yaxis_title="ΔCE (nats/token, training text)",
-        height=460, width=780, template="plotly_white")
+        height=500, width=780, template="plotly_white")
     return fig
 
 
