@@ -84,3 +84,17 @@ def test_local_lora_needs_the_edited_module_and_bad_targets_raise():
         lora_model(model, ["model.nope"], 1)
     with pytest.raises(ValueError, match="rank"):
         lora_model(model, MODULES[:1], 0)
+
+
+def test_lr_sweep_keeps_the_lr_with_the_lowest_training_objective():
+    from vpd_lite.baselines import train_lora_lr_sweep
+    from vpd_lite.edits import objective_on_all
+
+    model = tiny_llama()
+    sets = [select_target_tokens(BLOCKS, 4, seed=s) for s in (0, 1)]
+    cfg = LoraTrainConfig(steps=10, objective="target_ce", batch_rows=None)
+    lr, scores, models = train_lora_lr_sweep(model, LORA_METHODS["lora_r1_all"], MODULES, sets, [1e-4, 3e-2],
+                                             seeds=[0, 1], config=cfg)
+    assert set(scores) == {1e-4, 3e-2} and scores[lr] == min(scores.values()) and len(models) == 2
+    mean = sum(objective_on_all(m, t, k, "target_ce") for m, (t, k) in zip(models, sets)) / 2
+    assert mean == pytest.approx(scores[lr], rel=1e-6)

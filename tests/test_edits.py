@@ -188,3 +188,97 @@ def test_language_ce_matches_cross_entropy():
     ref = torch.nn.functional.cross_entropy(lg[:, :-1].reshape(-1, VOCAB), TOKENS[:, 1:].reshape(-1))
     assert ce["de"] == pytest.approx(float(ref), rel=1e-5)
     assert set(ce) == {"de", "en"}
+
+
+# ---------------------------------------------------------------- objectives and the global 1-D search
+from vpd_lite.edits import (  # noqa: E402
+    OBJECTIVES,
+    SearchConfig,
+    fit_single_scalar,
+    grid_search_1d,
+    masked_next_token_ce,
+    objective_on_all,
+    objective_value,
+    scalar_objective_curve,
+    target_ce_loss,
+    train_scalar_edit_restarts,
+)
+
+
+def two_minima(x: torch.Tensor) -> torch.Tensor:
+    """A local minimum (value 1) at x = 0.5, near 1, and the global one (value 0) at x = -7.3."""
+    return torch.minimum((x - 0.5) ** 2 + 1.0, 0.5 * (x + 7.3) ** 2)
+
+
+def test_grid_search_finds_the_global_of_two_minima():
+    x, y = grid_search_1d(two_minima, -30.0, 10.0)
+    # within tie_tol = 1e-6 of the minimum the search leans toward 1: |x + 7.3| <= sqrt(2e-6) = 1.4e-3
+    assert x == pytest.approx(-7.3, abs=2e-3) and y == pytest.approx(0.0, abs=1e-6)
+    # the grid optimum: no value of a fine grid is lower
+    fine = torch.linspace(-30, 10, 400001, dtype=torch.float64)
+    assert y <= float(two_minima(fine).min()) + 1e-6
+    # restricted to a range without the global minimum, the local one is found
+    x2, y2 = grid_search_1d(two_minima, -3.0, 10.0)
+    assert x2 == pytest.approx(0.5, abs=2e-3) and y2 == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="empty"):
+        grid_search_1d(two_minima, 2.0, 1.0)
+
+
+def test_grid_search_prefers_the_value_closest_to_one_among_equals():
+    flat = lambda x: torch.clamp(x.abs() - 3.0, min=0.0)  # noqa: E731  zero on [-3, 3], which holds 1
+    assert grid_search_1d(flat, -30.0, 10.0)[0] == 1.0
+    two_zeros = lambda x: torch.minimum((x + 8.0) ** 2, (x - 4.0) ** 2)  # noqa: E731  zeros at -8 and 4
+    assert grid_search_1d(two_zeros, -30.0, 10.0)[0] == pytest.approx(4.0, abs=1e-3)
+    plateau = lambda x: torch.where(x < -5.0, torch.zeros_like(x), torch.ones_like(x))  # noqa: E731
+    assert grid_search_1d(plateau, -30.0, 10.0, SearchConfig(n_grid=41))[0] == pytest.approx(-5.0, abs=1.1)
+
+
+def test_objectives_by_hand():
+    logits = torch.zeros(1, 3, VOCAB)  # uniform predictions
+    tokens = torch.tensor([[1, 2, 3]])
+    mask = torch.tensor([[True, True, False]])
+    assert float(masked_next_token_ce(logits, tokens, mask)) == pytest.approx(math.log(VOCAB))
+    assert float(target_ce_loss(logits, tokens, mask)) == pytest.approx(0.0, abs=1e-10)
+    assert list(OBJECTIVES) == ["target_ce", "uniform_ce"]
+    logits[0, 0, 2] = 5.0  # position 0 now predicts token 2 (its target) confidently
+    ce = -torch.log_softmax(logits[0, :2], -1)[[0, 1], [2, 3]].mean()
+    assert float(objective_value("target_ce", logits, tokens, mask)) == pytest.approx(float((math.log(VOCAB) - ce) ** 2))
+    with pytest.raises(ValueError, match="last position"):
+        masked_next_token_ce(logits, tokens, torch.ones(1, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="unknown objective"):
+        objective_value("nope", logits, tokens, mask)
+
+
+@pytest.mark.parametrize("objective", ["target_ce", "uniform_ce"])
+def test_batched_objective_curve_matches_scalar_edit(objective):
+    model = tiny_llama()
+    d = random_direction(model, Q_PROJ, scale=0.5)
+    tokens, mask = select_target_tokens(TOKENS, 6, seed=0)
+    s_values = torch.tensor([-4.0, 0.0, 1.0, 3.0])
+    curve = scalar_objective_curve(model, d, tokens, mask, s_values, objective, rows_per_batch=2)
+    for s, got in zip(s_values.tolist(), curve.tolist()):
+        with ScalarEdit(model, [d], init=s):
+            ref = objective_on_all(model, tokens, mask, objective)
+            assert got == pytest.approx(ref, rel=1e-4, abs=1e-6)
+
+
+def test_fit_single_scalar_is_the_grid_optimum_inside_the_range():
+    model = tiny_llama()
+    d = random_direction(model, MLP_UP, scale=0.5)
+    tokens, mask = select_target_tokens(TOKENS, 5, seed=1)
+    s, val = fit_single_scalar(model, d, tokens, mask, "target_ce", -6.0, 4.0)
+    assert -6.0 <= s <= 4.0
+    grid = scalar_objective_curve(model, d, tokens, mask, torch.linspace(-6, 4, 501), "target_ce")
+    assert val <= float(grid.min()) + 1e-6
+    s2, _ = fit_single_scalar(model, d, tokens, mask, "target_ce", -1.0, 2.0)
+    assert -1.0 <= s2 <= 2.0
+
+
+def test_restarts_keep_the_best_start():
+    model = tiny_llama()
+    dirs = [random_direction(model, MLP_UP, 0, seed=1, scale=0.3), random_direction(model, Q_PROJ, 1, seed=2, scale=0.3)]
+    tokens, mask = select_target_tokens(TOKENS, 6, seed=0)
+    cfg = FitConfig(steps=5, lr=0.1, batch_rows=None, objective="target_ce")
+    edit, hist, val = train_scalar_edit_restarts(model, dirs, tokens, mask, cfg, restarts=3)
+    one, _, val1 = train_scalar_edit_restarts(model, dirs, tokens, mask, cfg, restarts=1)
+    assert val <= val1 + 1e-9 and len(hist) == 5 and not edit.attached

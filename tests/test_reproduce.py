@@ -13,7 +13,12 @@ from vpd_lite.analysis import StatsAccumulator
 from vpd_lite.reproduce import (
     CLAIM,
     Artefacts,
+    EraseConfig,
+    build_setup,
     check_claim,
+    claim_per_seed,
+    claim_report,
+    fit_all,
     format_table,
     main,
     pick_german_component,
@@ -65,10 +70,11 @@ def make_tiny_data(root: Path, n_chars: int = 6000) -> Path:
 def fake_runs(scalar=(1.0, 0.02, 0.05), lora=(0.5, 0.1, 0.3)) -> pd.DataFrame:
     """Two seeds of one budget; per method (German rise, English rise, other-language rise), before CE 3.0."""
     rows = []
-    for method, (de, en, other) in {"scalar": scalar, "lora_r1_all": lora}.items():
+    for method, (de, en, other) in {"scalar_edit": scalar, "lora_r1_all": lora}.items():
         for seed, jitter in ((0, -0.1), (1, 0.1)):
-            rows.append({"method": method, "budget": 4, "seed": seed, "uniform": 5.0, "objective_end": 5.5,
-                         "s": -1.0 if method == "scalar" else float("nan"),
+            rows.append({"method": method, "objective": "target_ce", "budget": 4, "seed": seed, "uniform": 5.0,
+                         "train_objective": 5.5, "lr": float("nan") if method == "scalar_edit" else 0.01,
+                         "s": -1.0 if method == "scalar_edit" else float("nan"),
                          **{f"ce_before_{lang}": 3.0 for lang in LANGS},
                          "ce_after_de": 3.0 + de + jitter, "ce_after_en": 3.0 + en,
                          **{f"ce_after_{lang}": 3.0 + other for lang in ("fr", "es", "it")}})
@@ -102,15 +108,18 @@ def test_german_component_rule():
 
 def test_summarise_hand_values():
     s = summarise(fake_runs()).set_index("method")
-    assert s.loc["scalar", "n_seeds"] == 2
-    assert s.loc["scalar", "de_after"] == pytest.approx(4.0)
-    assert s.loc["scalar", "frac_to_uniform"] == pytest.approx(0.5)  # (4 - 3) / (5 - 3)
+    assert s.loc["scalar_edit", "n_seeds"] == 2
+    assert s.loc["scalar_edit", "de_after"] == pytest.approx(4.0)
+    assert s.loc["scalar_edit", "frac_to_uniform"] == pytest.approx(0.5)  # (4 - 3) / (5 - 3)
+    assert s.loc["scalar_edit", "frac_min"] == pytest.approx(0.45) and s.loc["scalar_edit", "frac_max"] == pytest.approx(0.55)
+    assert s.loc["scalar_edit", "frac_median"] == pytest.approx(0.5)
     assert s.loc["lora_r1_all", "frac_to_uniform"] == pytest.approx(0.25)
-    assert s.loc["scalar", "d_en"] == pytest.approx(0.02) and s.loc["lora_r1_all", "d_it"] == pytest.approx(0.3)
-    assert s.loc["scalar", "de_after_std"] == pytest.approx(math.sqrt(0.02))
+    assert s.loc["scalar_edit", "d_en"] == pytest.approx(0.02) and s.loc["lora_r1_all", "d_it"] == pytest.approx(0.3)
+    assert s.loc["scalar_edit", "de_after_std"] == pytest.approx(math.sqrt(0.02))
     table = format_table(summarise(fake_runs()))
-    assert "| scalar | 4 | 2 | 3.000 | 4.000 | 50% | +0.020 |" in table
-    assert table.splitlines()[2].endswith("| 5.500 | -1.00 |") and table.splitlines()[3].endswith("| 5.500 |  |")
+    assert "| scalar_edit | target_ce | 4 | 2 | 3.000 | 4.000 | 50% | 50% | 45% | 55% | +0.020 |" in table
+    assert table.splitlines()[2].endswith("| 5.5000 | -1.00 |  |")
+    assert table.splitlines()[3].endswith("| 5.5000 |  | 0.01 |")
 
 
 def test_check_claim_uses_the_fixed_thresholds():
@@ -125,33 +134,119 @@ def test_check_claim_uses_the_fixed_thresholds():
     tie = check_claim(summarise(fake_runs(scalar=(2.0, 0.02, 0.05), lora=(2.0, 0.0, 0.0))))
     assert tie["lora_worse"] == {"lora_r1_all": False} and not tie["reproduced"]
     assert CLAIM == {"budget": 4, "min_fraction": 0.8, "max_d_en": 0.05, "max_d_other": 0.1}
+    # the scan's tolerances are the claim's
+    from vpd_lite.edit_scan import tolerances
+
+    assert tolerances("de", list(LANGS)) == {"en": 0.05, "fr": 0.1, "es": 0.1, "it": 0.1}
+
+
+def test_claim_every_seed_and_every_rule():
+    runs = fake_runs(scalar=(2.0, 0.02, 0.05))  # seeds: 1.9 and 2.1 nats of a 2-nat gap
+    per = claim_per_seed(runs, "scalar_edit", "target_ce")
+    assert per["frac_to_uniform"].tolist() == pytest.approx([0.95, 1.05])
+    assert per["meets_goal"].tolist() == [True, True]
+    report = claim_report(runs, summarise(runs))
+    assert report["reproduced"] and report["primary"]["method"] == "scalar_edit"
+    assert "seed 0: s = -1.000, 95% of the way" in report["text"] and "median 100%" in report["text"]
 
 
 def test_missing_artefact_gives_a_clear_error(tmp_path, capsys):
+    from vpd_lite.cli import run_main
+
     with pytest.raises(FileNotFoundError, match="target model is missing.*vpd_lite.target train"):
         Artefacts.in_folder(tmp_path).check()
-    assert main(["--quick", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
-    assert "the target model is missing" in capsys.readouterr().err
+    assert run_main(main, "reproduce", ["--quick", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "python -m vpd_lite.reproduce: error: the target model is missing" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_reproduce_quick_end_to_end(tmp_path, capsys):
+@pytest.mark.parametrize("args", [["--seeds", "0"], ["--seeds", "-3"], ["--threads", "0"], ["--seeds", "x"]])
+def test_bad_numbers_are_refused_up_front(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--quick", *args])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "error:" in err and "Traceback" not in err
+
+
+class HeldOutTouched(Exception):
+    pass
+
+
+class PoisonedBlocks(dict):
+    """Held-out blocks that raise on any access: choosing and fitting must never read them."""
+
+    def _boom(self, *args, **kwargs):
+        raise HeldOutTouched("held-out text was read")
+
+    __getitem__ = __iter__ = __len__ = __contains__ = keys = values = items = get = _boom
+
+
+def test_choosing_and_fitting_never_read_held_out_text(tmp_path, monkeypatch):
+    """Selection rules, search ranges, the scalar fits and the LoRA learning-rate sweep run on training text
+    only: with held-out blocks that raise when touched, building the choices and fitting still work, and the
+    held-out evaluation is the first thing that fails."""
+    import vpd_lite.corpus as corpus_mod
+    from vpd_lite.analysis import harvest
+    from vpd_lite.checkpoint import load_decomposition
+    from vpd_lite.corpus import load_corpus
+    from vpd_lite.reproduce import evaluate_fits
+    from vpd_lite.target import load_target
+
     data = make_tiny_data(tmp_path / "data")
-    out = tmp_path / "results"
-    assert main(["--quick", "--data", str(data), "--out", str(out)]) == 0
+    model, tok = load_target(data / "target")
+    cm = load_decomposition(data / "decomposition", model)
+    corpus = load_corpus(data / "corpus")
+    config = EraseConfig.quick(budgets=(4,), lora_lrs=(1e-2,))
+    real = corpus_mod.lang_token_blocks
+
+    def no_heldout(tokenizer, corp, split, *a, **k):
+        if split == "heldout":
+            return PoisonedBlocks()
+        return real(tokenizer, corp, split, *a, **k)
+
+    monkeypatch.setattr(corpus_mod, "lang_token_blocks", no_heldout)
+    stats = harvest(cm, real(tok, corpus, "train", 32, 2))
+    setup = build_setup(cm, tok, corpus, stats, config, progress=False)
+    assert isinstance(setup.heldout, PoisonedBlocks)
+    fits = fit_all(setup, config, progress=False)
+    assert {f["method"] for f in fits} == set(config.methods) and len(fits) == 7 * 2
+    with pytest.raises(HeldOutTouched):
+        evaluate_fits(setup, fits, config, progress=False)
+
+
+def test_reproduce_quick_end_to_end(tmp_path, capsys, monkeypatch):
+    data = make_tiny_data(tmp_path / "data")
+    monkeypatch.setenv("VPD_LITE_RUNS", str(tmp_path / "runs"))
+    assert main(["--quick", "--data", str(data), "--no-figures"]) == 0  # default: a new run folder
     printed = capsys.readouterr().out
-    assert "| method | German tokens |" in printed and "Scalar edit on 4 German tokens" in printed
+    (out,) = (tmp_path / "runs").iterdir()
+    assert out.name.startswith("reproduce-") and f"results in {out}" in printed
+    assert "| method | objective | German tokens |" in printed and "scalar_edit (target_ce) on 4 German tokens" in printed
     summary = pd.read_csv(out / "erase_german.csv")
-    assert set(summary["method"]) == {"scalar", "scalar_top16", "lora_r1_all", "lora_r4_all", "lora_r1_local"}
+    assert set(summary["method"]) == {"scalar_edit", "scalar_firing", "scalar_label", "scalar_top16",
+                                      "lora_r1_all", "lora_r4_all", "lora_r1_local"}
     assert sorted(summary["budget"].unique()) == [4, 64]
+    assert set(summary.loc[summary["budget"] == 4, "objective"]) == {"target_ce", "uniform_ce"}
+    assert set(summary.loc[summary["budget"] == 64, "objective"]) == {"target_ce"}
     runs = pd.read_csv(out / "erase_german_runs.csv")
-    assert len(runs) == 5 * 2 and runs["ce_before_de"].nunique() == 1
-    assert (runs["objective_end"] < runs["objective_start"]).all()  # every method trained
-    assert (runs.loc[runs["method"] == "scalar", "s"] != 1.0).all()
+    assert len(runs) == 7 * 3 and runs["ce_before_de"].nunique() == 1
     assert (data / "component_stats.safetensors").exists() is False  # stats were harvested, not written to data
     md = (out / "erase_german.md").read_text()
     assert "## The published claim on our model" in md and "python -m vpd_lite.reproduce --quick" in md
-    for name in ("tradeoff", "off_target", "top16"):
-        assert (out / f"erase_german_{name}.png").stat().st_size > 1000
+    assert "Written before" in (out / "selection_rule.md").read_text()
+    any_lang = pd.read_csv(out / "erase_any_language.csv")
+    assert list(any_lang["erased"]) == ["de", "en", "fr", "es", "it"]
+    for name in ("edit_scan_best.csv", "edit_scan_curves.csv", "edit_scan_prescreen.csv", "erase_any_language.md"):
+        assert (out / name).stat().st_size > 100
+    # a rerun gives byte-identical tables
+    again = tmp_path / "again"
+    assert main(["--quick", "--data", str(data), "--out", str(again)]) == 0
+    for name in ("erase_german.csv", "erase_german_runs.csv", "erase_any_language.csv", "edit_scan_best.csv"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    for name in ("erase_german_tradeoff", "erase_german_off_target", "erase_german_top16", "edit_scan_scatter",
+                 "edit_scan_dose_response", "erase_any_language"):
+        assert (again / f"{name}.png").stat().st_size > 1000, name
 
 
 def test_reproduce_from_scratch_quick(tmp_path, capsys):
@@ -163,5 +258,5 @@ def test_reproduce_from_scratch_quick(tmp_path, capsys):
                  "--no-figures"]) == 0
     assert (work / "target" / "config.json").exists() and (work / "decomposition" / "decomposition.json").exists()
     assert (work / "component_stats.safetensors").exists() and (work / "labels.json").exists()
-    assert len(pd.read_csv(out / "erase_german_runs.csv")) == 10
+    assert len(pd.read_csv(out / "erase_german_runs.csv")) == 21
     assert "[from scratch] training the target" in capsys.readouterr().out

@@ -66,7 +66,7 @@ class ScanConfig:
     s_grid: tuple[float, ...] = DEFAULT_S_GRID
     refine_step: float = 0.25  # step of the refinement at the edges of each best component's admissible range
     n_refine: int = 3  # components per target language whose admissible edges are refined
-    blocks_per_lang: int = 3
+    blocks_per_lang: int = 2
     seq_len: int = 128
     n_candidates: int = 16
     target_langs: tuple[str, ...] = ("de", "en", "fr", "es", "it")
@@ -614,7 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--candidates", type=positive_int, default=None,
                     help="components fully scanned per language to erase (default 16; quick 2)")
     ap.add_argument("--blocks", type=positive_int, default=None,
-                    help="training blocks per language the CE is measured on (default 3; quick 1)")
+                    help="training blocks per language the CE is measured on (default 2; quick 1)")
     ap.add_argument("--threads", type=positive_int, default=2, help="torch threads (default 2)")
     args = ap.parse_args(argv)
     quick = args.quick or vpd_lite.quick_mode()

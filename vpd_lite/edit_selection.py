@@ -63,17 +63,20 @@ def pick_by_firing(stats: ComponentStats, min_share: float = 0.8, lang: str = "d
     """The earlier rule: among components whose share of firing rate on ``lang`` is >= ``min_share`` (the
     labeller's "German-only"), the one that fires on the most ``lang`` tokens. Falls back to the top of
     ``language_specificity`` when none qualifies. Returns (component, a sentence saying why)."""
+    from vpd_lite.labelling import lang_name
+
+    name = lang_name(lang)
     ranked = language_specificity(stats, lang)
     li = stats.langs.index(lang)
     qualified = [(cid, s) for cid, s in ranked if s >= min_share]
     if qualified:
         best = max(qualified, key=lambda cs: (float(stats.firing_rate(cs[0][0])[li, cs[0][1]]), cs[1]))
         rate = float(stats.firing_rate(best[0][0])[li, best[0][1]])
-        return best[0], (f"{component_key(best[0])}: {best[1]:.0%} of its firing rate on {lang} (>= "
-                         f"{min_share:.0%}), fires on {rate:.1%} of {lang} training tokens, the most of "
+        return best[0], (f"{component_key(best[0])}: {best[1]:.0%} of its firing rate on {name} (>= "
+                         f"{min_share:.0%}), fires on {rate:.1%} of {name} training tokens, the most of "
                          f"{len(qualified)} such components")
     cid, score = ranked[0]
-    return cid, f"{component_key(cid)}: no component is >= {min_share:.0%} {lang}; most {lang}-specific ({score:.0%})"
+    return cid, f"{component_key(cid)}: no component is >= {min_share:.0%} {name}; most {name}-specific ({score:.0%})"
 
 
 def pick_by_label(labels: Sequence[Any] | None, stats: ComponentStats | None = None,

@@ -410,29 +410,31 @@ def grid_search_1d(f: Callable[[Tensor], Tensor], lo: float, hi: float,
     if not lo <= hi:
         raise ValueError(f"search range is empty: lo={lo} > hi={hi}")
 
-    def best_of(xs: Tensor) -> tuple[float, float]:
+    xs_all: list[Tensor] = []
+    ys_all: list[Tensor] = []
+
+    def evaluate(xs: Tensor) -> tuple[float, float]:
+        """Evaluate ``xs``; return the pick among *every* value seen so far: within ``tie_tol`` of the lowest
+        objective, the closest to 1."""
         ys = f(xs).double()
         if ys.shape != xs.shape:
             raise ValueError(f"f returned shape {tuple(ys.shape)} for {tuple(xs.shape)} inputs")
-        ys = torch.where(torch.isnan(ys), torch.full_like(ys, math.inf), ys)
-        near = ys <= ys.min() + config.tie_tol
-        idx = torch.nonzero(near).squeeze(1)
-        j = idx[torch.argmin((xs.double()[idx] - 1.0).abs())]
-        return float(xs[j]), float(ys[j])
+        xs_all.append(xs.double())
+        ys_all.append(torch.where(torch.isnan(ys), torch.full_like(ys, math.inf), ys))
+        X, Y = torch.cat(xs_all), torch.cat(ys_all)
+        idx = torch.nonzero(Y <= Y.min() + config.tie_tol).squeeze(1)
+        j = idx[torch.argmin((X[idx] - 1.0).abs())]
+        return float(X[j]), float(Y[j])
 
     grid = torch.linspace(lo, hi, max(config.n_grid, 2), dtype=torch.float64)
     if lo <= 1.0 <= hi:
         grid = torch.unique(torch.cat([grid, torch.tensor([1.0], dtype=torch.float64)]))
-    x, y = best_of(grid)
+    x, y = evaluate(grid)
     step = (hi - lo) / max(config.n_grid - 1, 1)
     for _ in range(config.n_rounds):
         if step == 0:
             break
-        xs = torch.linspace(max(lo, x - step), min(hi, x + step), config.n_refine, dtype=torch.float64)
-        xs = torch.unique(torch.cat([xs, torch.tensor([x], dtype=torch.float64)]))
-        x2, y2 = best_of(xs)
-        if y2 < y - config.tie_tol or (y2 <= y + config.tie_tol and abs(x2 - 1.0) < abs(x - 1.0)):
-            x, y = x2, y2
+        x, y = evaluate(torch.linspace(max(lo, x - step), min(hi, x + step), config.n_refine, dtype=torch.float64))
         step = 2 * step / max(config.n_refine - 1, 1)
     return x, y
 

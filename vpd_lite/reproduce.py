@@ -95,7 +95,7 @@ class EraseConfig:
     the remaining seeds). ``any_language``: also erase each of the five languages (claim budget, primary
     objective, primary rule)."""
 
-    budgets: tuple[int, ...] = (4, 16, 64, 256, 1024)
+    budgets: tuple[int, ...] = (4, 16, 64, 1024)
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = ALL_METHODS
     objectives: tuple[str, ...] = OBJECTIVES
@@ -104,9 +104,9 @@ class EraseConfig:
     top_fit: FitConfig = field(default_factory=lambda: FitConfig(steps=100, lr=0.1, batch_rows=1))
     top_restarts: int = 2
     lora_fit: LoraTrainConfig = field(default_factory=lambda: LoraTrainConfig(steps=100, lr=2e-3, batch_rows=1))
-    lora_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    lora_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
     lora_sweep_seeds: int = 1
-    scan: ScanConfig = field(default_factory=lambda: ScanConfig(n_candidates=8, blocks_per_lang=2))
+    scan: ScanConfig = field(default_factory=lambda: ScanConfig(n_candidates=8, threads=2))
     any_language: bool = True
     n_top: int = 16  # components in the "top-16" multi-component edit
     min_german_share: float = 0.8  # the earlier rule: German share of firing rate at least this
@@ -114,7 +114,7 @@ class EraseConfig:
     eval_blocks_per_lang: int | None = 24  # held-out blocks per language (None = all)
     train_blocks: int | None = 64  # training blocks per language the budgets are drawn from
     harvest_blocks_per_lang: int = HarvestPlan.harvest_blocks  # no matching stats shipped: blocks to harvest
-    threads: int | None = 1  # torch threads during fits and evaluation (the scan uses scan.threads)
+    threads: int | None = 1  # torch threads during fits and evaluation (the scan uses scan.threads, 2)
 
     @classmethod
     def quick(cls, **overrides: Any) -> "EraseConfig":
@@ -574,8 +574,9 @@ def save_results(runs: pd.DataFrame, summary: pd.DataFrame, claim: Mapping[str, 
         f"LoRA learning rates chosen (from {list(config.lora_lrs)}, by the training objective): {lrs}  ",
         f"Held-out CE in nats/token on {', '.join(f'{k} {v.numel()}' for k, v in setup.heldout.items())} tokens; "
         f"ln(vocab) = {uniform_level(setup.vocab_size):.3f}; seeds {list(config.seeds)}. Edit scan: "
-        f"{len(scan.prescreen)} live components prescreened, {scan.curves['component'].nunique()} scanned on "
-        f"{sum(v.numel() for v in setup.train.values()) and config.scan.blocks_per_lang} training blocks per language.",
+        f"{len(scan.prescreen)} live components prescreened, {scan.curves['component'].nunique()} scanned "
+        f"({config.scan.n_candidates} candidates per language to erase, plus the other rules' picks) on "
+        f"{config.scan.blocks_per_lang} training blocks of {setup.train['de'].shape[1]} tokens per language.",
         "",
         "## The rule, written before the held-out numbers",
         "",
@@ -743,9 +744,12 @@ def erase_german(arte: Artefacts, config: EraseConfig, out_dir: Path, command: s
     out_dir.mkdir(parents=True, exist_ok=True)
     written = save_results(runs, summary, claim, setup, out_dir, command, config, any_runs)
     if figures:
-        from vpd_lite.edit_plots import save_figures
+        from vpd_lite.edit_plots import save_figures, save_scan_figures
 
         written += save_figures(summary, out_dir)
+        written += save_scan_figures(setup.scan.best, setup.scan.curves,
+                                     any_language_table(any_runs) if any_runs is not None else None, out_dir,
+                                     uniform=uniform_level(setup.vocab_size))
     return {"setup": setup, "runs": runs, "summary": summary, "claim": claim, "any_language": any_runs,
             "written": written}
 
