@@ -85,7 +85,7 @@ def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure
     summary: ``vpd_lite.reproduce.summarise`` rows (``method``, ``budget``, ``de_before``, ``de_after``,
     ``d_en``, ``uniform``; ``objective`` optional: the primary one is drawn unless ``objective`` is given)."""
     df, note = _one_objective(summary, objective)
-    fig, ax = plt.subplots(figsize=(7.0, 5.0))
+    fig, ax = plt.subplots(figsize=(9.5, 5.0))
     for m in _methods(df):
         d = df[df["method"] == m].sort_values("budget")
         ax.plot(d["d_en"], d["de_after"] - d["de_before"], "o-", color=COLORS[m], label=METHOD_NAMES[m])
@@ -94,16 +94,22 @@ def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure
                         xytext=(3, 3), textcoords="offset points", color=COLORS[m])
     gap = float((df["uniform"] - df["de_before"]).iloc[0])
     ax.axhline(gap, ls="--", color="grey", lw=1)
-    ax.annotate("German at ln(vocab) (uniform) ", (1.0, gap), xycoords=("axes fraction", "data"), ha="right",
-                va="top", fontsize=8, color="grey")
+    ax.annotate(" German at ln(vocab) (uniform)", (0.0, gap), xycoords=("axes fraction", "data"), ha="left",
+                va="bottom", fontsize=8, color="grey")
     ax.axvline(0, color="black", lw=0.5)
-    ax.axvspan(-10, 0.05, color="#2ca02c", alpha=0.06, lw=0)
+    ax.axvspan(-10, 0.05, color="#2ca02c", alpha=0.08, lw=0)
     ax.set_xlim(left=min(-0.02, float(df["d_en"].min()) - 0.02))
-    ax.set_xlabel("English CE increase (nats/token, held-out)")
+    wide = float(df["d_en"].max()) > 0.5
+    if wide:  # LoRA's damage reaches nats: a symmetric log axis keeps the scalars' 0.01s readable beside it
+        ax.set_xscale("symlog", linthresh=0.05, linscale=1.0)
+        ticks = [t for t in (0, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10) if t <= 1.5 * float(df["d_en"].max())]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+    ax.set_xlabel("English CE increase (nats/token, held-out" + (", linear below 0.05, log above)" if wide else ")"))
     ax.set_ylabel("German CE increase (nats/token, held-out)")
     ax.set_title("Erasing German. Good corner: top-left (German up to the dashed line, English barely moves;\n"
                  f"green: English within 0.05). Numbers = German tokens trained on. {note}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
