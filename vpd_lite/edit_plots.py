@@ -85,7 +85,7 @@ def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure
     summary: ``vpd_lite.reproduce.summarise`` rows (``method``, ``budget``, ``de_before``, ``de_after``,
     ``d_en``, ``uniform``; ``objective`` optional: the primary one is drawn unless ``objective`` is given)."""
     df, note = _one_objective(summary, objective)
-    fig, ax = plt.subplots(figsize=(7.0, 5.0))
+    fig, ax = plt.subplots(figsize=(9.5, 5.0))
     for m in _methods(df):
         d = df[df["method"] == m].sort_values("budget")
         ax.plot(d["d_en"], d["de_after"] - d["de_before"], "o-", color=COLORS[m], label=METHOD_NAMES[m])
@@ -94,16 +94,22 @@ def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure
                         xytext=(3, 3), textcoords="offset points", color=COLORS[m])
     gap = float((df["uniform"] - df["de_before"]).iloc[0])
     ax.axhline(gap, ls="--", color="grey", lw=1)
-    ax.annotate("German at ln(vocab) (uniform) ", (1.0, gap), xycoords=("axes fraction", "data"), ha="right",
-                va="top", fontsize=8, color="grey")
+    ax.annotate(" German at ln(vocab) (uniform)", (0.0, gap), xycoords=("axes fraction", "data"), ha="left",
+                va="bottom", fontsize=8, color="grey")
     ax.axvline(0, color="black", lw=0.5)
-    ax.axvspan(-10, 0.05, color="#2ca02c", alpha=0.06, lw=0)
+    ax.axvspan(-10, 0.05, color="#2ca02c", alpha=0.08, lw=0)
     ax.set_xlim(left=min(-0.02, float(df["d_en"].min()) - 0.02))
-    ax.set_xlabel("English CE increase (nats/token, held-out)")
+    wide = float(df["d_en"].max()) > 0.5
+    if wide:  # LoRA's damage reaches nats: a symmetric log axis keeps the scalars' 0.01s readable beside it
+        ax.set_xscale("symlog", linthresh=0.05, linscale=1.0)
+        ticks = [t for t in (0, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10) if t <= 1.5 * float(df["d_en"].max())]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+    ax.set_xlabel("English CE increase (nats/token, held-out" + (", linear below 0.05, log above)" if wide else ")"))
     ax.set_ylabel("German CE increase (nats/token, held-out)")
     ax.set_title("Erasing German. Good corner: top-left (German up to the dashed line, English barely moves;\n"
                  f"green: English within 0.05). Numbers = German tokens trained on. {note}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -201,7 +207,7 @@ def prescreen_scatter(prescreen: pd.DataFrame, target: str = "de", labels: Any =
     :func:`_label_map`; highlight: {component key: name} drawn as large marked points (e.g. each rule's pick).
     """
     others = _others(prescreen, "grad_", target)
-    floor = 1e-6
+    floor = 1e-5  # |dCE/ds| below this (or exactly 0) is drawn at the floor: log axes
     y = prescreen[f"grad_{target}"].abs().clip(lower=floor)
     x = prescreen[[f"grad_{o}" for o in others]].abs().max(axis=1).clip(lower=floor)
     names = _label_map(labels)
@@ -335,13 +341,14 @@ def dose_response_plot(curve: pd.DataFrame, component: str, target: str | None =
     fig.add_hline(y=0.1, line_dash="dot", line_color="#888888", annotation_text="tolerance 0.1",
                   annotation_position="bottom right")
     if mark_s is not None:
-        fig.add_vline(x=mark_s, line_dash="dot", line_color="black", annotation_text=f"s = {mark_s:g}")
+        fig.add_vline(x=mark_s, line_dash="dot", line_color="black", annotation_text=f"s = {mark_s:g}",
+                      annotation_position="bottom left")
     lang = LANG_NAMES.get(target, target) if target else "one language's"
     fig.update_layout(
-        title=f"Dose-response of {component}: look for {'the ' if target else ''}{lang} curve rising while the "
-              f"others stay near 0<br><sup>{_wrap(label, 110)}</sup>",
+        title=f"Dose-response of {component}<br>look for {'the ' if target else ''}{lang} curve rising while the "
+              f"others stay near 0<br><sup>{_wrap(label, 110)}</sup>", margin={"t": 110},
         xaxis_title="s (prefactor; 1 = the original model)", yaxis_title="ΔCE (nats/token, training text)",
-        height=460, width=780, template="plotly_white")
+        height=500, width=780, template="plotly_white")
     return fig
 
 
