@@ -187,7 +187,8 @@ def tms_decompose_config(n_features: int = 5, n_hidden: int = 2, C: int | None =
     base = dict(
         targets={"linear1": C, "linear2": C}, ci_type="mlp", ci_hidden=16, recon_loss="mse",
         steps=steps, batch_size=1024, seq_len=1, lr=3e-3, lr_final_frac=0.0, lr_warmup_frac=0.0,
-        faithfulness_warmup_steps=200, faithfulness_warmup_lr=1e-2, coeff_faithfulness=1.0,
+        faithfulness_warmup_steps=200, faithfulness_warmup_lr=1e-2, faithfulness_warmup_weight_decay=0.1,
+        coeff_faithfulness=1.0,
         coeff_stochastic=1.0, coeff_adversarial=1.0, coeff_minimality=3e-3, p_start=1.0, p_end=1.0, beta=0.0,
         adversarial_routing="subset", pgd_lr=0.1, device="cpu", checkpoint_every=0, log_every=100, seed=seed,
     )
