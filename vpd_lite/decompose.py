@@ -115,6 +115,7 @@ class DecomposeConfig:
     grad_clip: float = 1.0
     faithfulness_warmup_steps: int = 400
     faithfulness_warmup_lr: float = 1e-2
+    faithfulness_warmup_weight_decay: float = 0.0  # AdamW weight decay of U, V during the warm-up only
     # loss coefficients
     coeff_faithfulness: float = 1e5
     # "matrix_means": sum over matrices of each one's mean squared residual (each matrix weighs the same; the
@@ -197,7 +198,11 @@ def faithfulness_warmup(cm: ComponentModel, config: DecomposeConfig) -> float:
     params = [p for comp in cm.components.values() for p in (comp.U, comp.V)]
     if config.faithfulness_warmup_steps <= 0:
         return float(faithfulness_loss(cm.components.values(), config.faithfulness_reduction))
-    opt = torch.optim.Adam(params, lr=config.faithfulness_warmup_lr)
+    if config.faithfulness_warmup_weight_decay > 0:
+        opt = torch.optim.AdamW(params, lr=config.faithfulness_warmup_lr,
+                                weight_decay=config.faithfulness_warmup_weight_decay)
+    else:  # plain Adam, as the shipped decomposition was warmed up
+        opt = torch.optim.Adam(params, lr=config.faithfulness_warmup_lr)
     loss = torch.zeros(())
     for _ in range(config.faithfulness_warmup_steps):
         opt.zero_grad(set_to_none=True)
