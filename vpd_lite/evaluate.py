@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         given = [flag for flag, value in (("--threshold", args.threshold), ("--blocks-per-lang", args.blocks_per_lang),
                                           ("--out", args.out)) if value is not None] + (["--write"] if args.write else [])
         if given:
-            ap.error(f"{', '.join(given)} only apply with --recompute (the stored metrics are printed as they are)")
+            verb = "applies" if len(given) == 1 else "apply"
+            ap.error(f"{' and '.join(given)} {verb} only with --recompute (without it the stored metrics are printed)")
     folder = Path(args.dir) if args.dir else paths.decomposition_dir()
     if args.dir is not None and not folder.is_dir():
         ap.error(f"{folder} is not a folder")
