@@ -418,3 +418,12 @@ def test_shipped_statistics_show_representative_contexts():
     for cid in live_components(stats):
         windows = [tuple(c.tokens) for c in stats.contexts(cid)]
         assert len(windows) == len(set(windows)), component_key(cid)
+
+
+def test_any_prefix_of_the_contexts_keeps_the_language_mix():
+    from vpd_lite.analysis import Context, interleave_by_language
+
+    ctx = [Context([1], [1.0], 0, "es", 0, 1.0) for _ in range(6)] + [Context([2], [1.0], 0, "en", 0, 1.0)] * 2
+    langs = [c.lang for c in interleave_by_language(ctx)]
+    assert sorted(langs) == sorted(c.lang for c in ctx)
+    assert langs[:4].count("en") == 1 and langs[:8].count("en") == 2  # not six Spanish first

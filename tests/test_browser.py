@@ -140,7 +140,7 @@ def open_and_run_all(browser, lab, name: str):
                      ".lm-Menu-item[data-command='notebook:run-all-cells']").first.click()
         try:
             page.wait_for_function(
-                """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]
+                r"""() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]
                          .some(p => /\[(\*|\d+)\]/.test(p.textContent))""", timeout=30_000)
             break
         except Exception:
@@ -203,6 +203,12 @@ def assert_clean_run(page, saved: dict, name: str) -> None:
     assert views >= n_widgets, f"{name}: {n_widgets} widget outputs, {views} drawn"
 
 
+def rows_top_to_bottom(heat) -> list[str]:
+    """The heatmap's row labels in the order they are drawn, top to bottom (the DOM keeps the tick order)."""
+    return heat.locator(".yaxislayer-above .ytick text").evaluate_all(
+        "els => els.map(e => [e.getBoundingClientRect().top, e.textContent]).sort((a, b) => a[0] - b[0]).map(x => x[1])")
+
+
 def wait_for_change(locator, before: bytes, timeout_s: float = 120) -> bytes:
     """Screenshots of ``locator`` until one differs from ``before`` and then holds still; returns it."""
     deadline = time.monotonic() + timeout_s
@@ -229,7 +235,7 @@ def test_notebook_02_in_the_browser(lab, browser, shots):
     title = heat.locator(".gtitle").text_content()
     active = heat.locator(".updatemenu-header-group text").first.text_content()
     assert active in title, f"menu shows {active!r} but the title says {title!r}"
-    rows_before = heat.locator(".yaxislayer-above .ytick text").all_text_contents()
+    rows_before = rows_top_to_bottom(heat)
     assert len(rows_before) == len(set(rows_before)) and len(rows_before) >= 10, rows_before
     heat.locator(".updatemenu-header-group").first.click()
     heat.locator(".updatemenu-dropdown-button", has_text="English").first.click()
@@ -237,7 +243,7 @@ def test_notebook_02_in_the_browser(lab, browser, shots):
     title2 = heat.locator(".gtitle").text_content()
     assert "English" in title2 and title2 != title
     assert "English" in heat.locator(".updatemenu-header-group text").first.text_content()
-    rows_after = heat.locator(".yaxislayer-above .ytick text").all_text_contents()
+    rows_after = rows_top_to_bottom(heat)
     assert rows_after != rows_before and sorted(rows_after) == sorted(rows_before)
     heat.screenshot(path=str(shots / "02_heatmap_resorted.png"))
 
@@ -245,7 +251,7 @@ def test_notebook_02_in_the_browser(lab, browser, shots):
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-vbox:has(.widget-dropdown)").last
     panel.scroll_into_view_if_needed()
     panel.screenshot(path=str(shots / "02_component_browser.png"))
-    print(f"component browser: {page.locator('.widget-html').first.inner_text()[:200]!r}")
+    print(f"component browser: {panel.locator('.widget-html').first.inner_text()[:200]!r}")
     figure = panel.locator(".widget-image").first
     before = figure.screenshot()
     select = panel.locator(".widget-dropdown:has(label:text-is('component')) select")

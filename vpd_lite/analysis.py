@@ -89,6 +89,23 @@ class Context:
     score: float  # CI at the firing token
 
 
+def interleave_by_language(contexts: Sequence[Context]) -> list[Context]:
+    """``contexts`` reordered so that any prefix has the languages in about the proportions of the whole list.
+
+    The i-th context (0-based) of a language with n contexts gets the slot (i + 0.5) / n (Sainte-Laguë order);
+    contexts are sorted by slot, ties by higher score, then by their original order."""
+    counts: dict[str, int] = {}
+    for ctx in contexts:
+        counts[ctx.lang] = counts.get(ctx.lang, 0) + 1
+    seen: dict[str, int] = {}
+    keyed = []
+    for k, ctx in enumerate(contexts):
+        i = seen.get(ctx.lang, 0)
+        seen[ctx.lang] = i + 1
+        keyed.append(((i + 0.5) / counts[ctx.lang], -ctx.score, k, ctx))
+    return [ctx for *_, ctx in sorted(keyed, key=lambda x: x[:3])]
+
+
 @dataclass
 class ComponentStats:
     """Statistics of every component of a decomposition, harvested over token blocks of several languages.
@@ -216,7 +233,10 @@ class ComponentStats:
         return [(int(i), int(n)) for i, n in zip(ids, counts) if int(i) >= 0 and int(n) > 0]
 
     def contexts(self, cid: ComponentId) -> list[Context]:
-        """The component's top contexts, highest CI first (only those where CI > 0)."""
+        """The component's top contexts (only those where CI > 0), ordered so that every prefix is representative:
+        the languages are interleaved in proportion to how many contexts each has (each language's contexts
+        stay in their own order, best first; between languages, the next context goes to the language furthest
+        below its share; ties go to the higher CI). Showing the first 8 of 20 thus keeps the language mix."""
         module, c = self._check(cid)
         row = int(self.ctx_index[module][c])
         if row < 0:
@@ -240,7 +260,7 @@ class ComponentStats:
                     score=score,
                 )
             )
-        return out
+        return interleave_by_language(out)
 
     # ------------------------------------------------------------------------------------------ save / load
     _PER_MODULE = (
