@@ -67,7 +67,7 @@ class ScanConfig:
     n_refine: int = 3  # components per target language whose admissible edges are refined
     blocks_per_lang: int = 2
     seq_len: int = 128
-    n_candidates: int = 16
+    n_candidates: int = 12
     target_langs: tuple[str, ...] = ("de", "en", "fr", "es", "it")
     rows_per_batch: int = 64
     threads: int | None = None  # torch threads during the scan (None: leave as is)
@@ -611,7 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="folder with target/, decomposition/, corpus/ (default: data/)")
     ap.add_argument("--out", default=None, help="output folder (default: a new folder under ./runs/)")
     ap.add_argument("--candidates", type=positive_int, default=None,
-                    help="components fully scanned per language to erase (default 16; quick 2)")
+                    help="components fully scanned per language to erase (default 12; quick 2)")
     ap.add_argument("--blocks", type=positive_int, default=None,
                     help="training blocks per language the CE is measured on (default 2; quick 1)")
     ap.add_argument("--threads", type=positive_int, default=2, help="torch threads (default 2)")
