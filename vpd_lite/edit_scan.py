@@ -25,13 +25,12 @@ Two steps, both on training text only:
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -68,7 +67,7 @@ class ScanConfig:
     n_refine: int = 3  # components per target language whose admissible edges are refined
     blocks_per_lang: int = 2
     seq_len: int = 128
-    n_candidates: int = 16
+    n_candidates: int = 12
     target_langs: tuple[str, ...] = ("de", "en", "fr", "es", "it")
     rows_per_batch: int = 64
     threads: int | None = None  # torch threads during the scan (None: leave as is)
@@ -612,10 +611,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="folder with target/, decomposition/, corpus/ (default: data/)")
     ap.add_argument("--out", default=None, help="output folder (default: a new folder under ./runs/)")
     ap.add_argument("--candidates", type=positive_int, default=None,
-                    help="components fully scanned per language to erase (default 16; quick 2)")
+                    help="components fully scanned per language to erase (default 12; quick 2)")
     ap.add_argument("--blocks", type=positive_int, default=None,
                     help="training blocks per language the CE is measured on (default 2; quick 1)")
-    ap.add_argument("--threads", type=positive_int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--threads", type=positive_int, default=1,
+                    help="torch threads (default 1: never stalls when the cores are busy with other work)")
     args = ap.parse_args(argv)
     quick = args.quick or vpd_lite.quick_mode()
     config = ScanConfig.quick() if quick else ScanConfig()
@@ -630,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_live = len(scan.prescreen)
     n_scanned = scan.curves["component"].nunique()
     print(f"Prescreened {n_live} live components, scanned {n_scanned} on {len(config.s_grid)} + edge values of s "
-          f"in {scan.seconds:.0f} s ({config.threads} threads).")
+          f"in {scan.seconds:.0f} s ({config.threads} thread{'s' if config.threads != 1 else ''}).")
     for t in config.target_langs:
         print(f"\nBest components to erase {t} (training text; ΔCE nats/token at the best admissible s):")
         b = scan.best_for(t).head(5)
