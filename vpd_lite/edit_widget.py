@@ -96,7 +96,7 @@ def explorer_figure(component: str, s: float, ce: Mapping[str, float], base_ce: 
     dose-response ``curve`` ({lang: CE per grid point}, nats/token) over ``grid`` with ``s`` marked (bottom)."""
     langs = list(ce)
     rows = 2 if curve is not None else 1
-    fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.16, row_heights=[0.45, 0.55][:rows] if rows == 2 else None,
+    fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.16, row_heights=[0.45, 0.55] if rows == 2 else None,
                         subplot_titles=["CE per language at this s (grey: original model, s = 1)",
                                         "dose-response: CE per language against s (dotted line: this s)"][:rows])
     fig.add_bar(x=langs, y=[base_ce[lang] for lang in langs], name="s = 1 (original)", marker_color="#bbbbbb",
