@@ -133,7 +133,8 @@ def test_summary_figures_draw_the_primary_objective_and_say_which_corner_is_good
 def test_save_scan_figures(tmp_path):
     s = np.arange(-15.0, 6.0)
     curves = pd.concat([pd.DataFrame({"component": key, "s": s, "ce_de": 4.6 + np.abs(s - 1) * k,
-                                      **{f"d_{lang}": np.abs(s - 1) * (k if lang == "de" else 0.001) for lang in LANGS}})
+                                      **{f"d_{lang}": np.abs(s - 1) * (k if lang == "de" else 0.001)
+                                         for lang in LANGS}})
                         for key, k in (("m:1", 0.2), ("m:2", 0.05))])
     best = best_rows().assign(target="de")
     best = pd.concat([best, best.assign(target="fr")])

@@ -239,7 +239,8 @@ def _highlight(fig: go.Figure, frame: pd.DataFrame, highlight: Mapping[str, str]
             continue
         r = int(rows[0])
         fig.add_scatter(x=[float(x.iloc[r])], y=[float(y.iloc[r])], mode="markers", name=f"{what}: {key}",
-                        marker={"size": 14, "symbol": symbols[i % len(symbols)], "color": HIGHLIGHT_COLORS[i % len(HIGHLIGHT_COLORS)],
+                        marker={"size": 14, "symbol": symbols[i % len(symbols)],
+                                "color": HIGHLIGHT_COLORS[i % len(HIGHLIGHT_COLORS)],
                                 "line": {"color": "black", "width": 1}},
                         text=[f"<b>{key}</b> ({what})<br>{_wrap(names.get(key, ''))}"],
                         hovertemplate="%{text}<br>x %{x:.3g}, y %{y:.3g}<extra></extra>")

@@ -96,12 +96,12 @@ def explorer_figure(component: str, s: float, ce: Mapping[str, float], base_ce: 
     dose-response ``curve`` ({lang: CE per grid point}, nats/token) over ``grid`` with ``s`` marked (bottom)."""
     langs = list(ce)
     rows = 2 if curve is not None else 1
-    fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.16, row_heights=[0.45, 0.55][:rows] if rows == 2 else None,
+    fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.16, row_heights=[0.45, 0.55] if rows == 2 else None,
                         subplot_titles=["CE per language at this s (grey: original model, s = 1)",
                                         "dose-response: CE per language against s (dotted line: this s)"][:rows])
     fig.add_bar(x=langs, y=[base_ce[lang] for lang in langs], name="s = 1 (original)", marker_color="#bbbbbb",
                 hovertemplate="%{x}: %{y:.3f} nats/token<extra>s = 1</extra>", row=1, col=1)
-    fig.add_bar(x=langs, y=[ce[lang] for lang in langs], name=f"s = {s:.2f}",
+    fig.add_bar(x=langs, y=[ce[lang] for lang in langs], name=f"s = {s:.2f} (coloured bars)",
                 marker_color=[LANG_COLORS.get(lang, "#555555") for lang in langs],
                 hovertemplate="%{x}: %{y:.3f} nats/token<extra>s = " + f"{s:.2f}</extra>", row=1, col=1)
     fig.add_hline(y=uniform, line_dash="dash", line_color="black", row=1, col=1,

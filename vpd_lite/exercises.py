@@ -314,7 +314,8 @@ def check_first_move(answer: Any, curve: Any, lang: str = "fr", threshold: float
     if value > s_prev:
         return not_quite(f"at s = {value:g} {name} has not moved yet; go further below 1 (read the {name} curve "
                          f"where it crosses {threshold}).")
-    return not_quite(f"by s = {value:g} {name} has long moved; the crossing of {threshold} comes earlier (closer to 1).")
+    return not_quite(f"by s = {value:g} {name} has long moved; the crossing of {threshold} comes earlier "
+                     "(closer to 1).")
 
 
 def curve_language(curve: Any, s: float, langs: Iterable[str] = ("en", "de", "fr", "es", "it")) -> str:
