@@ -11,7 +11,7 @@ Configs:
 * ``pythia70m-shape`` -- the ``pythia-70m`` recipe's settings on a random-init model of that shape (6-layer
                     GPT-NeoX, d_model 512, vocab 50304; every attention and MLP matrix at C = 2 x rank), batch
                     8 x 128 so that it fits a CPU run; not part of ``both``.
-* ``comparison`` -- the fixed cross-implementation config of issue 3: 2-layer Llama (d_model 128, MLP 512,
+* ``comparison`` -- the fixed cross-implementation config: 2-layer Llama (d_model 128, MLP 512,
                     vocab 4096, 4 heads), q/k/v/o/up/down (12 matrices) at C=256, gate left undecomposed,
                     shared-MLP CI with hidden 128, batch 32 x 128, stochastic + 1-step (persistent) PGD
                     reconstruction with subset routing, minimality and faithfulness.

@@ -42,7 +42,7 @@ __all__ = ["evaluate_decomposition", "heldout_batches", "format_metrics", "plot_
 
 MASK_KINDS = ("ci_rounded", "ci", "stochastic", "pgd", "all_ones", "all_ones_delta")
 
-#: The acceptance targets of issue 3 on the shipped decomposition.
+#: The quality targets the shipped decomposition was held to.
 ISSUE_TARGETS = {
     "ce_gap_ci_rounded_max": 0.15,
     "ce_gap_pgd_max": 0.5,

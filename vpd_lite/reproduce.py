@@ -106,7 +106,7 @@ class EraseConfig:
     lora_fit: LoraTrainConfig = field(default_factory=lambda: LoraTrainConfig(steps=100, lr=2e-3, batch_rows=1))
     lora_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2, 3e-2)
     lora_sweep_seeds: int = 1
-    scan: ScanConfig = field(default_factory=lambda: ScanConfig(n_candidates=8, threads=2))
+    scan: ScanConfig = field(default_factory=lambda: ScanConfig(n_candidates=8, threads=1))
     any_language: bool = True
     n_top: int = 16  # components in the "top-16" multi-component edit
     min_german_share: float = 0.8  # the earlier rule: German share of firing rate at least this
@@ -114,7 +114,7 @@ class EraseConfig:
     eval_blocks_per_lang: int | None = 24  # held-out blocks per language (None = all)
     train_blocks: int | None = 64  # training blocks per language the budgets are drawn from
     harvest_blocks_per_lang: int = HarvestPlan.harvest_blocks  # no matching stats shipped: blocks to harvest
-    threads: int | None = 1  # torch threads during fits and evaluation (the scan uses scan.threads, 2)
+    threads: int | None = 1  # torch threads during fits and evaluation (the scan uses scan.threads, also 1)
 
     @classmethod
     def quick(cls, **overrides: Any) -> "EraseConfig":
