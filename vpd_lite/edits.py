@@ -348,24 +348,21 @@ def objective_on_all(model: nn.Module, tokens: Tensor, mask: Tensor, objective: 
     was = model.training
     model.eval()
     try:
-        if objective == "target_ce":
-            total, count = 0.0, 0
-            for i in range(0, tokens.shape[0], batch_rows):
-                x, m = tokens[i : i + batch_rows], mask[i : i + batch_rows]
-                if not m.any():
-                    continue
-                k = int(m.sum())
-                total += float(masked_next_token_ce(model(input_ids=x).logits, x, m)) * k
-                count += k
-            return (math.log(int(model.config.vocab_size)) - total / count) ** 2
+        def per_position(logits: Tensor, x: Tensor, m: Tensor) -> Tensor:
+            if objective == "target_ce":  # the CE inside the square is the mean over all positions
+                return masked_next_token_ce(logits, x, m)
+            return objective_value(objective, logits, x, m)
+
         total, count = 0.0, 0
         for i in range(0, tokens.shape[0], batch_rows):
             x, m = tokens[i : i + batch_rows], mask[i : i + batch_rows]
             if not m.any():
                 continue
             k = int(m.sum())
-            total += float(objective_value(objective, model(input_ids=x).logits, x, m)) * k
+            total += float(per_position(model(input_ids=x).logits, x, m)) * k
             count += k
+        if objective == "target_ce":
+            return (math.log(int(model.config.vocab_size)) - total / count) ** 2
         return total / count
     finally:
         model.train(was)
