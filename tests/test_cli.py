@@ -96,6 +96,11 @@ BAD_INPUTS = [
     ("reproduce", ["--quick", "--seeds", "0"], 2, "--seeds"),
     ("reproduce", ["--seeds", "-3"], 2, "--seeds"),
     ("reproduce", ["--threads", "0"], 2, "--threads"),
+    ("reproduce", ["--work", "{missing}"], 2, "--work applies only with --from-scratch"),
+    # --out names a folder: a file there is refused before any work
+    ("reproduce", ["--out", "{truncated}/components.safetensors"], 2, "is a file; --out names a folder"),
+    ("decompose", ["--out", "{truncated}/components.safetensors"], 2, "is a file; --out names a folder"),
+    ("evaluate", ["--recompute", "--out", "{truncated}/components.safetensors"], 2, "is a file; --out names a folder"),
 ]
 
 

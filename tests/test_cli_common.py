@@ -45,3 +45,11 @@ def test_default_run_dir_is_new_and_under_root(tmp_path):
     assert first.parent == tmp_path and first.name.startswith("reproduce-") and not first.exists()
     first.mkdir()
     assert cli.default_run_dir("reproduce", tmp_path) != first
+
+
+def test_out_folder_refuses_a_file(tmp_path):
+    assert cli.out_folder(str(tmp_path)) == tmp_path
+    assert cli.out_folder(str(tmp_path / "new")) == tmp_path / "new"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(argparse.ArgumentTypeError, match="is a file"):
+        cli.out_folder(str(tmp_path / "afile"))

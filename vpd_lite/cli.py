@@ -53,6 +53,14 @@ positive_float = _number(float, 0.0, False, "a positive number")
 nonneg_float = _number(float, 0.0, True, "a number >= 0")
 
 
+def out_folder(text: str) -> Path:
+    """argparse ``type=`` for an output folder: refuses, before any work, a path that exists and is not a folder."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file; --out names a folder")
+    return path
+
+
 def default_run_dir(command: str, root: str | os.PathLike | None = None) -> Path:
     """A new folder for one run's outputs: ``<root>/<command>-<YYYYmmdd-HHMMSS>`` (not created here).
 

@@ -523,12 +523,12 @@ def recorded_decomposition(folder: str | Path | None = None) -> tuple[DecomposeC
 
 def _decompose_parser():
     """The argument parser of ``python -m vpd_lite.decompose``."""
-    from vpd_lite.cli import make_parser, nonneg_int, positive_float, positive_int
+    from vpd_lite.cli import make_parser, nonneg_int, out_folder, positive_float, positive_int
 
     ap = make_parser("decompose", "Decompose the shipped target model with VPD and write the decomposition, its "
                                   "held-out metrics and loss curves to a run folder.")
     ap.add_argument("--quick", action="store_true", help="a few dozen steps (also when VPD_LITE_QUICK=1)")
-    ap.add_argument("--out", default=None,
+    ap.add_argument("--out", type=out_folder, default=None,
                     help="output folder (default: a new runs/decompose-<time> folder; name data/decomposition to "
                          "replace the shipped decomposition)")
     ap.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget for training")

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from vpd_lite import corpus
     from vpd_lite.architectures import default_targets
     from vpd_lite.checkpoint import save_decomposition
-    from vpd_lite.cli import default_run_dir, make_parser, nonneg_int, positive_float, positive_int
+    from vpd_lite.cli import default_run_dir, make_parser, nonneg_int, out_folder, positive_float, positive_int
     from vpd_lite.decompose import DecomposeConfig, decompose
     from vpd_lite.target import load_target
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "-m vpd_lite.distributed ...).")
     ap.add_argument("--model", default=None, help="from_pretrained path or hub name (default: the shipped target)")
     ap.add_argument("--tokenizer", default=None, help="tokenizer path or name (default: the model's)")
-    ap.add_argument("--out", default=None,
+    ap.add_argument("--out", type=out_folder, default=None,
                     help="output folder, written by rank 0 (default: a new runs/distributed-<time> folder)")
     ap.add_argument("--steps", type=positive_int, default=DecomposeConfig.steps)
     ap.add_argument("--global-batch", type=positive_int, default=DecomposeConfig.batch_size,

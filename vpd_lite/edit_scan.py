@@ -603,13 +603,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import vpd_lite
     from dataclasses import replace
 
-    from vpd_lite.cli import default_run_dir, make_parser, positive_int
+    from vpd_lite.cli import default_run_dir, make_parser, out_folder, positive_int
 
     ap = make_parser("edit_scan", "Scan what the scalar edit of each component does to every language "
                                   "(training text), and list the best components per language to erase.")
     ap.add_argument("--quick", action="store_true", help="coarse grid, few candidates (also VPD_LITE_QUICK=1)")
     ap.add_argument("--data", default=None, help="folder with target/, decomposition/, corpus/ (default: data/)")
-    ap.add_argument("--out", default=None, help="output folder (default: a new folder under ./runs/)")
+    ap.add_argument("--out", type=out_folder, default=None, help="output folder (default: a new folder under ./runs/)")
     ap.add_argument("--candidates", type=positive_int, default=None,
                     help="components fully scanned per language to erase (default 12; quick 2)")
     ap.add_argument("--blocks", type=positive_int, default=None,

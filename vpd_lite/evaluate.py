@@ -247,7 +247,7 @@ def plot_history(history: list[dict], path: str | Path) -> Path:
 
 def _evaluate_parser():
     """The argument parser of ``python -m vpd_lite.evaluate``."""
-    from vpd_lite.cli import make_parser, nonneg_float, positive_int
+    from vpd_lite.cli import make_parser, nonneg_float, out_folder, positive_int
 
     ap = make_parser("evaluate", "Check a vpd-lite decomposition's files and print its held-out metrics "
                                  "(--recompute evaluates it again on held-out text).")
@@ -260,7 +260,7 @@ def _evaluate_parser():
     ap.add_argument("--write", action="store_true",
                     help="with --recompute: save the new metrics.json to --out (default: a new runs/evaluate-<time> "
                          "folder)")
-    ap.add_argument("--out", default=None,
+    ap.add_argument("--out", type=out_folder, default=None,
                     help="with --recompute: folder for the new metrics.json (implies --write; name the "
                          "decomposition folder to replace its metrics.json)")
     return ap

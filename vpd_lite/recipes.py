@@ -104,13 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m vpd_lite.recipes NAME [--out DIR] [--model M] [--corpus C] [--steps N] [--minutes M]``;
     writes to a new run folder unless ``--out`` names one. Errors are raised as exceptions
     (``vpd_lite.cli.run_main`` prints them as one line)."""
-    from vpd_lite.cli import default_run_dir, make_parser, positive_float, positive_int
+    from vpd_lite.cli import default_run_dir, make_parser, out_folder, positive_float, positive_int
     from vpd_lite.evaluate import format_metrics
 
     ap = make_parser("recipes", "Decompose an online model with a named recipe (needs internet unless --model "
                                 "and --corpus name local copies).")
     ap.add_argument("recipe", choices=sorted(RECIPES))
-    ap.add_argument("--out", default=None, help="output folder (default: a new runs/<recipe>-<time> folder)")
+    ap.add_argument("--out", type=out_folder, default=None, help="output folder (default: a new runs/<recipe>-<time> folder)")
     ap.add_argument("--model", default=None, help="override the recipe's from_pretrained name or path")
     ap.add_argument("--corpus", default=None, help="override the corpus (hub dataset name or local folder)")
     ap.add_argument("--lang-column", default=None)

@@ -85,6 +85,11 @@ OBJECTIVE_NOTE = (
 )
 
 
+#: Printed before and after a quick run, so that nobody mistakes its numbers for the experiment's.
+QUICK_NOTICE = ("Quick mode: a smoke test on little text with one seed and short fits. Its numbers only show that "
+                "everything runs; they are not the results (the full run's are in results/).")
+
+
 @dataclass
 class EraseConfig:
     """Settings of the erasure protocol. Defaults = the full reproduction; ``quick()`` for tests and notebooks.
@@ -799,7 +804,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m vpd_lite.reproduce [--quick] [--from-scratch] [--data DIR] [--out DIR] [--seeds N] [--threads N]``."""
     import vpd_lite
     from vpd_lite import paths
-    from vpd_lite.cli import default_run_dir, make_parser, positive_int
+    from vpd_lite.cli import default_run_dir, make_parser, out_folder, positive_int
 
     ap = make_parser("reproduce", "Erase German with one scalar vs LoRA: scan the components' edits on training "
                                   "text, choose by a fixed rule, fit on a few German tokens, measure held-out CE; "
@@ -808,18 +813,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--from-scratch", action="store_true",
                     help="first rebuild target, decomposition, stats and labels into --work")
     ap.add_argument("--data", default=None, help="folder with target/, decomposition/, corpus/ (default: data/)")
-    ap.add_argument("--out", default=None,
+    ap.add_argument("--out", type=out_folder, default=None,
                     help="where tables and figures go (default: a new folder under ./runs/; name results/ "
                          "explicitly to refresh the shipped results)")
     ap.add_argument("--work", default=None, help="--from-scratch work folder (default: a new temp folder)")
     ap.add_argument("--seeds", type=positive_int, default=None, help="number of seeds (default 3; quick 1)")
-    ap.add_argument("--no-figures", action="store_true")
+    ap.add_argument("--no-figures", action="store_true", help="write the tables only, no PNG figures")
     ap.add_argument("--threads", type=positive_int, default=1,
                     help="torch intra-op threads for fits and evaluation (default 1: fastest for this small "
-                         "model); the edit scan uses 2")
+                         "model); the edit scan runs on one thread too")
     args = ap.parse_args(argv)
+    if args.work is not None and not args.from_scratch:
+        ap.error("--work applies only with --from-scratch")
 
     quick = args.quick or vpd_lite.quick_mode()
+    if quick:
+        print(QUICK_NOTICE)
     config = EraseConfig.quick() if quick else EraseConfig()
     if args.seeds is not None:
         config = replace(config, seeds=tuple(range(args.seeds)))
@@ -835,7 +844,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             arte = Artefacts.in_folder(data)
         erase_german(arte, config, out, command.strip(), figures=not args.no_figures)
-    print(f"done in {time.time() - t0:.0f} s; results in {out}")
+    if quick:
+        print(QUICK_NOTICE)
+    print(f"done in {time.time() - t0:.0f} s; results in {out.resolve()}")
     return 0
 
 

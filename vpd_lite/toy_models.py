@@ -431,14 +431,14 @@ def _summary_line(r: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: train and decompose TMS 5-2 and TMS 40-10 for each seed; print and save the feature-recovery table."""
     from vpd_lite.checkpoint import atomic_write_json
-    from vpd_lite.cli import default_run_dir, make_parser, nonneg_int, positive_int
+    from vpd_lite.cli import default_run_dir, make_parser, nonneg_int, out_folder, positive_int
 
     ap = make_parser("toy_models", "Train toy models of superposition, decompose them, and check that the "
                                    "components recover the known features.")
     ap.add_argument("--seeds", type=nonneg_int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--models", nargs="+", choices=["5-2", "40-10"], default=["5-2", "40-10"])
     ap.add_argument("--steps", type=positive_int, default=None, help="decomposition steps (default: the config's)")
-    ap.add_argument("--out", default=None, help="folder for results.json (default: a new ./runs/toy_models-* folder)")
+    ap.add_argument("--out", type=out_folder, default=None, help="folder for results.json (default: a new ./runs/toy_models-* folder)")
     ap.add_argument("--threads", type=positive_int, default=1,
                     help="torch threads (default 1: fastest for these tiny matrices; the numbers depend on it)")
     args = ap.parse_args(argv)
