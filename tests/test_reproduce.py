@@ -19,6 +19,7 @@ from vpd_lite.reproduce import (
     claim_per_seed,
     claim_report,
     fit_all,
+    format_number,
     format_table,
     main,
     pick_german_component,
@@ -138,6 +139,24 @@ def test_check_claim_uses_the_fixed_thresholds():
     from vpd_lite.edit_scan import tolerances
 
     assert tolerances("de", list(LANGS)) == {"en": 0.05, "fr": 0.1, "es": 0.1, "it": 0.1}
+
+
+def test_check_claim_calls_differences_too_small_to_print_a_tie():
+    # both move German by about 0% of the way (+0.2% and -0.2%); the LoRA's English ΔCE is higher by 0.0001
+    tie = check_claim(summarise(fake_runs(scalar=(0.004, 0.02, 0.05), lora=(-0.004, 0.0201, 0.05))))
+    assert tie["lora_worse"] == {"lora_r1_all": False} and not tie["all_lora_worse"]
+    assert "lora_r1_all on 4 tokens: 0% of the way" in tie["text"] and "as good as" in tie["text"]
+    assert "-> worse than" not in tie["text"] and "-0%" not in tie["text"]
+    # a difference that shows in print still counts
+    worse = check_claim(summarise(fake_runs(scalar=(0.004, 0.02, 0.05), lora=(-0.004, 0.021, 0.05))))
+    assert worse["lora_worse"] == {"lora_r1_all": True} and "-> worse than" in worse["text"]
+    assert "-0%" not in format_table(summarise(fake_runs(scalar=(0.004, 0.02, 0.05), lora=(-0.004, 0.02, 0.05))))
+
+
+def test_format_number_never_prints_a_negative_zero():
+    shown = [format_number(v, spec) for v, spec in [(-0.004, ".0%"), (-0.0004, "+.3f"), (-0.4, ".0f"), (-0.006, ".0%"),
+                                                      (0.83, ".0%"), (-0.0006, "+.3f"), (float("-inf"), ".0%")]]
+    assert shown == ["0%", "+0.000", "0", "-1%", "83%", "-0.001", "-inf%"]
 
 
 def test_claim_every_seed_and_every_rule():
