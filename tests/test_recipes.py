@@ -75,3 +75,17 @@ def test_recipe_runs_on_local_model_and_dataset(tmp_path):
     assert metrics["ce"]["target"] > 0
     cm = load_decomposition(tmp_path / "out", GPTNeoXForCausalLM.from_pretrained(tmp_path / "model"))
     assert any("query_key_value" in n for n in cm.module_names)
+
+
+def test_device_cuda_without_cuda_is_refused_before_any_work(monkeypatch, capsys):
+    import vpd_lite.recipes as recipes
+    from vpd_lite.cli import run_main
+
+    def never(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(recipes, "run_recipe", never)
+    assert run_main(recipes.main, "recipes", ["pythia-70m", "--device", "cuda"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: device 'cuda' requested but CUDA is not available" in err

@@ -39,7 +39,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["Shard", "sum_across_ranks", "max_across_ranks", "average_gradients", "init_from_env", "main"]
+__all__ = ["Shard", "sum_across_ranks", "max_across_ranks", "average_gradients", "resolve_backend", "init_from_env",
+           "main"]
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,31 @@ def average_gradients(tensors: list[Tensor], shard: Shard) -> None:
         offset += n
 
 
+def resolve_backend(backend: str | None = None) -> str:
+    """The collective backend: ``backend`` as given, or by default nccl when CUDA is available and gloo else.
+
+    Raises:
+        DeviceUnavailableError: nccl asked for on a machine without CUDA (nccl only runs on GPUs).
+    """
+    from vpd_lite.devices import DeviceUnavailableError, no_cuda_reason
+
+    if backend is None:
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(f"backend 'nccl' needs CUDA GPUs, and CUDA is not available on this machine "
+                                     f"({no_cuda_reason()}); use gloo, or leave --backend out to pick by device")
+    return backend
+
+
 def init_from_env(backend: str | None = None) -> Shard:
     """Join the process group that ``torchrun`` describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR,
-    MASTER_PORT); a plain ``python`` run (no WORLD_SIZE) gives the single-process ``Shard()``."""
+    MASTER_PORT) with :func:`resolve_backend`'s backend; a plain ``python`` run (no WORLD_SIZE) gives the
+    single-process ``Shard()``."""
+    backend = resolve_backend(backend)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Shard()
     if not dist.is_initialized():
-        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
         dist.init_process_group(backend=backend)
     return Shard(dist.get_rank(), dist.get_world_size())
 
@@ -148,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="gloo (CPU) or nccl (GPU); default picks by device")
     ap.add_argument("--seed", type=nonneg_int, default=0)
     args = ap.parse_args(argv)
+    resolve_backend(args.backend)  # before any work: nccl without CUDA is refused here
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if args.global_batch % world:
         ap.error(f"--global-batch {args.global_batch} does not split equally over {world} ranks")

@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     writes to a new run folder unless ``--out`` names one. Errors are raised as exceptions
     (``vpd_lite.cli.run_main`` prints them as one line)."""
     from vpd_lite.cli import default_run_dir, make_parser, out_folder, positive_float, positive_int
+    from vpd_lite.devices import resolve_device
     from vpd_lite.evaluate import format_metrics
 
     ap = make_parser("recipes", "Decompose an online model with a named recipe (needs internet unless --model "
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not (args.model or RECIPES[args.recipe].model):
         ap.error(f"the {args.recipe!r} recipe names no model: pass --model NAME_OR_PATH")
+    if args.device is not None:
+        resolve_device(args.device)  # before any work: --device cuda without CUDA is refused here
 
     recipe = dataclasses.replace(RECIPES[args.recipe], decompose=dataclasses.replace(RECIPES[args.recipe].decompose))
     for attr, value in (("model", args.model), ("corpus", args.corpus), ("lang_column", args.lang_column),
