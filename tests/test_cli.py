@@ -90,6 +90,8 @@ BAD_INPUTS = [
     ("recipes", ["no-such-recipe"], 2, "invalid choice"),
     ("recipes", ["pythia-70m", "--steps", "0"], 2, "argument --steps"),
     ("recipes", ["pythia-70m", "--device", "tpu"], 2, "argument --device"),
+    ("recipes", ["custom", "--model", "./does-not-exist"], 1, "model folder ./does-not-exist does not exist"),
+    ("distributed", ["--model", "./does-not-exist"], 1, "model folder ./does-not-exist does not exist"),
     ("distributed", ["--steps", "0"], 2, "argument --steps"),
     ("distributed", ["--global-batch", "0"], 2, "argument --global-batch"),
     ("distributed", ["--backend", "mpi"], 2, "argument --backend"),

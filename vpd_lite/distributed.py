@@ -141,13 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     (default: a new run folder). Errors are raised as exceptions (``vpd_lite.cli.run_main`` prints them)."""
     from pathlib import Path
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from vpd_lite import corpus
     from vpd_lite.architectures import default_targets
     from vpd_lite.checkpoint import save_decomposition
     from vpd_lite.cli import default_run_dir, make_parser, nonneg_int, out_folder, positive_float, positive_int
     from vpd_lite.decompose import DecomposeConfig, decompose
+    from vpd_lite.hub import load_pretrained, model_source
     from vpd_lite.target import load_target
 
     ap = make_parser("distributed", "Data-parallel VPD decomposition (launch with torchrun --nproc_per_node N "
@@ -167,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=nonneg_int, default=0)
     args = ap.parse_args(argv)
     resolve_backend(args.backend)  # before any work: nccl without CUDA is refused here
+    for name, what in ((args.model, "model"), (args.tokenizer, "tokenizer")):
+        if name is not None:
+            model_source(name, what)  # and a model folder that does not exist
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if args.global_batch % world:
         ap.error(f"--global-batch {args.global_batch} does not split equally over {world} ranks")
@@ -177,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model is None:
         model, tokenizer = load_target()
     else:
-        model = AutoModelForCausalLM.from_pretrained(args.model).eval()
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+        model, tokenizer = load_pretrained(args.model, args.tokenizer)
     config = DecomposeConfig(steps=args.steps, batch_size=args.global_batch, seq_len=args.seq_len,
                              seed=args.seed, checkpoint_every=0)
     if args.c_per_rank is not None:

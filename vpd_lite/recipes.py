@@ -63,15 +63,14 @@ RECIPES: dict[str, Recipe] = {
 
 
 def load_recipe(recipe: Recipe) -> tuple[nn.Module, object, dict]:
-    """(model in eval mode, tokenizer, corpus) for a recipe; a clear error when the model name is empty."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """(model in eval mode, tokenizer, corpus) for a recipe; a clear error when the model name is empty or names
+    a folder that does not exist (``vpd_lite.hub``)."""
     from vpd_lite.corpus import load_corpus
+    from vpd_lite.hub import load_pretrained
 
     if not recipe.model:
         raise ValueError("the recipe names no model: pass --model NAME_OR_PATH")
-    model = AutoModelForCausalLM.from_pretrained(recipe.model).eval()
-    tokenizer = AutoTokenizer.from_pretrained(recipe.tokenizer or recipe.model)
+    model, tokenizer = load_pretrained(recipe.model, recipe.tokenizer)
     if tokenizer.eos_token_id is None:
         raise ValueError(f"tokenizer of {recipe.model!r} has no EOS token to separate documents")
     corpus = load_corpus(recipe.corpus, recipe.langs, lang_column=recipe.lang_column, text_column=recipe.text_column)

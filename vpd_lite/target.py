@@ -284,12 +284,9 @@ def load_target(path: str | os.PathLike | None = None) -> tuple[LlamaForCausalLM
             raise FileNotFoundError(f"no trained target model in {path} (train one: python -m vpd_lite.target train)")
         local = True
     else:
-        name = os.path.expanduser(os.fspath(path))
-        local = Path(name).exists()
-        looks_local = isinstance(path, os.PathLike) or name.startswith((".", "/")) or name.count("/") > 1
-        if not local and looks_local:
-            raise FileNotFoundError(f"target model folder {path} does not exist")
-        path = name
+        from vpd_lite.hub import model_source
+
+        path, local = model_source(path, "target model")  # a path that does not exist: one clear error
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=local)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
     model.eval()
