@@ -89,3 +89,30 @@ def test_device_cuda_without_cuda_is_refused_before_any_work(monkeypatch, capsys
     assert run_main(recipes.main, "recipes", ["pythia-70m", "--device", "cuda"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error: device 'cuda' requested but CUDA is not available" in err
+
+
+def test_offline_recipe_fails_fast_with_one_line(monkeypatch, capsys):
+    """No network and no offline mode: one failed connection attempt, then one line (no minute of retries)."""
+    import socket
+
+    import transformers
+    from huggingface_hub import constants
+
+    import vpd_lite.recipes as recipes
+    from vpd_lite.cli import run_main
+
+    def refuse(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    def never(*args, **kwargs):
+        raise AssertionError("from_pretrained was called")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", never)
+    assert run_main(recipes.main, "recipes", ["pythia-70m"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model 'EleutherAI/pythia-70m' is not a local folder" in err
+    assert "huggingface.co cannot be reached" in err

@@ -63,8 +63,8 @@ RECIPES: dict[str, Recipe] = {
 
 
 def load_recipe(recipe: Recipe) -> tuple[nn.Module, object, dict]:
-    """(model in eval mode, tokenizer, corpus) for a recipe; a clear error when the model name is empty or names
-    a folder that does not exist (``vpd_lite.hub``)."""
+    """(model in eval mode, tokenizer, corpus) for a recipe; a clear error when the model name is empty, names a
+    folder that does not exist, or needs a hub this machine cannot reach (``vpd_lite.hub``)."""
     from vpd_lite.corpus import load_corpus
     from vpd_lite.hub import load_pretrained
 

@@ -284,9 +284,11 @@ def load_target(path: str | os.PathLike | None = None) -> tuple[LlamaForCausalLM
             raise FileNotFoundError(f"no trained target model in {path} (train one: python -m vpd_lite.target train)")
         local = True
     else:
-        from vpd_lite.hub import model_source
+        from vpd_lite.hub import model_source, require_hub
 
         path, local = model_source(path, "target model")  # a path that does not exist: one clear error
+        if not local:
+            require_hub(path, "target model")
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=local)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
     model.eval()
