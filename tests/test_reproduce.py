@@ -170,14 +170,30 @@ def test_claim_every_seed_and_every_rule():
 
 
 def test_missing_artefact_gives_a_clear_error(tmp_path, capsys):
+    """An empty --data folder: one line naming what it lacks, and fixes that fill *that* folder (never a command
+    that writes to runs/); nothing is made, not even the run or work folder."""
     from vpd_lite.cli import run_main
+    from vpd_lite.paths import data_dir
 
-    with pytest.raises(FileNotFoundError, match="target model is missing.*vpd_lite.target train"):
+    with pytest.raises(FileNotFoundError, match="lacks the corpus .*, the target model .* and the decomposition"):
         Artefacts.in_folder(tmp_path).check()
     assert run_main(main, "reproduce", ["--quick", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
-    assert "python -m vpd_lite.reproduce: error: the target model is missing" in err
+    assert f"python -m vpd_lite.reproduce: error: {tmp_path} lacks the corpus" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    corpus = data_dir() / "corpus"
+    assert f"Leave out --data to use the shipped data, or copy the shipped corpus into it (`cp -r {corpus}" in err
+    assert f"--quick --from-scratch --data {tmp_path} --work {tmp_path}`" in err and "runs/" not in err
+    assert list(tmp_path.iterdir()) == []
+    # with the corpus and the target but no decomposition: decompose that target into that folder
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=f"VPD_LITE_DATA={tmp_path} python -m vpd_lite.decompose --out "
+                                                f"{tmp_path / 'decomposition'}"):
+        Artefacts.in_folder(tmp_path).check()
+    # --from-scratch needs the corpus only
+    Artefacts.in_folder(tmp_path).check(("corpus",))
 
 
 @pytest.mark.parametrize("args", [["--seeds", "0"], ["--seeds", "-3"], ["--threads", "0"], ["--seeds", "x"]])

@@ -657,17 +657,43 @@ class Artefacts:
         data = Path(data)
         return cls(data / "target", data / "decomposition", data / "corpus", data / STATS_FILE)
 
-    def check(self) -> None:
-        """Raise ``FileNotFoundError`` naming the first missing artefact and the command that builds it."""
-        needs = [
-            (self.target / "config.json", "the target model", "python -m vpd_lite.target train"),
-            (self.decomposition / "decomposition.json", "the decomposition", "python -m vpd_lite.decompose"),
-            (self.corpus, "the corpus", "python scripts/build_corpus.py"),
-        ]
-        for path, what, cmd in needs:
-            if not path.exists():
-                raise FileNotFoundError(f"{what} is missing: {path} does not exist. Build it with `{cmd}`, "
-                                        "or run `python -m vpd_lite.reproduce --from-scratch`.")
+    def missing(self, parts: Sequence[str] = ("corpus", "target", "decomposition")) -> dict[str, Path]:
+        """{part: the path that is not there} for each of ``parts`` that is missing."""
+        needs = {"corpus": self.corpus, "target": self.target / "config.json",
+                 "decomposition": self.decomposition / "decomposition.json"}
+        return {part: needs[part] for part in parts if not needs[part].exists()}
+
+    def check(self, parts: Sequence[str] = ("corpus", "target", "decomposition"), quick: bool = False) -> None:
+        """Raise :class:`vpd_lite.paths.DataNotFoundError` when one of ``parts`` is missing: one message naming
+        every missing part and, when the artefacts share one folder (``--data``), how to fill *that* folder (or
+        to leave ``--data`` out and use the shipped data). ``quick``: suggest the ``--quick`` rebuild."""
+        import shlex
+
+        from vpd_lite import paths
+
+        missing = self.missing(parts)
+        if not missing:
+            return
+        names = {"corpus": "the corpus", "target": "the target model", "decomposition": "the decomposition"}
+        listed = [f"{names[part]} ({path})" for part, path in missing.items()]
+        lacks = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
+        folder = self.target.parent
+        if not self.decomposition.parent == self.corpus.parent == folder:
+            raise paths.DataNotFoundError(f"{lacks} {'is' if len(missing) == 1 else 'are'} missing")
+        shipped = paths.data_dir()
+        here = shlex.quote(str(folder))
+        steps = []
+        if "corpus" in missing:
+            steps.append(f"copy the shipped corpus into it (`cp -r {shlex.quote(str(shipped / 'corpus'))} {here}/`)")
+        if "target" in missing:
+            steps.append("rebuild the target model and its decomposition into it (`python -m vpd_lite.reproduce "
+                         f"{'--quick ' if quick else ''}--from-scratch --data {here} --work {here}`)")
+        elif "decomposition" in missing:
+            steps.append(f"decompose its target model into it (`VPD_LITE_DATA={here} python -m vpd_lite.decompose "
+                         f"--out {shlex.quote(str(folder / 'decomposition'))}`)")
+        raise paths.DataNotFoundError(
+            f"{folder} lacks {lacks}; a data folder is laid out like the shipped one ({shipped}: corpus/, target/, "
+            f"decomposition/). Leave out --data to use the shipped data, or {', then '.join(steps)}.")
 
 
 def load_stats_or_harvest(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], path: Path,
@@ -858,6 +884,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, seeds=tuple(range(args.seeds)))
     config = replace(config, threads=args.threads)
     data = Path(args.data) if args.data else paths.data_dir()
+    needs = ("corpus",) if args.from_scratch else ("corpus", "target", "decomposition")
+    if args.data is None:
+        paths.require_data(needs)  # no shipped data: says where it was looked for and what to set
+    else:
+        Artefacts.in_folder(data).check(needs, quick=quick)  # before any work: says how to fill that folder
     out = Path(args.out) if args.out else default_run_dir("reproduce")
     command = "python -m vpd_lite.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
     t0 = time.time()
