@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--debs", type=Path, default=None,
                     help="folder holding (or receiving) the .deb files; default: a temporary folder")
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "corpus", help="output folder")
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "corpus",
+                    help="output folder (default: data/corpus of this clone, the shipped corpus)")
     ap.add_argument("--any-version", action="store_true", help="accept package versions other than pinned")
     ap.add_argument("--fortune-share", type=unit_interval, default=FORTUNE_SHARE,
                     help="largest share of a language's training bytes taken from fortunes, in [0, 1] "

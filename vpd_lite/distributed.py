@@ -155,15 +155,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokenizer", default=None, help="tokenizer path or name (default: the model's)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="output folder, written by rank 0 (default: a new runs/distributed-<time> folder)")
-    ap.add_argument("--steps", type=positive_int, default=DecomposeConfig.steps)
+    ap.add_argument("--steps", type=positive_int, default=DecomposeConfig.steps,
+                    help="training steps (default: %(default)s)")
     ap.add_argument("--global-batch", type=positive_int, default=DecomposeConfig.batch_size,
-                    help="rows per step over all ranks (split equally)")
-    ap.add_argument("--seq-len", type=positive_int, default=DecomposeConfig.seq_len)
+                    help="rows per step over all ranks, split equally (default: %(default)s)")
+    ap.add_argument("--seq-len", type=positive_int, default=DecomposeConfig.seq_len,
+                    help="tokens per row (default: %(default)s)")
     ap.add_argument("--c-per-rank", type=positive_float, default=None,
-                    help="size C from the architecture preset instead of the default targets")
+                    help="give every attention and MLP matrix C = this x its rank, from the architecture preset "
+                         "(default: as the shipped decomposition, Llama matrices with C = 128 for attention and 256 "
+                         "for MLP)")
     ap.add_argument("--backend", default=None, choices=("gloo", "nccl"),
-                    help="gloo (CPU) or nccl (GPU); default picks by device")
-    ap.add_argument("--seed", type=nonneg_int, default=0)
+                    help="gloo (CPU) or nccl (GPU) (default: nccl when CUDA is available, else gloo)")
+    ap.add_argument("--seed", type=nonneg_int, default=0, help="seed of the batches and masks (default: %(default)s)")
     args = ap.parse_args(argv)
     resolve_backend(args.backend)  # before any work: nccl without CUDA is refused here
     for name, what in ((args.model, "model"), (args.tokenizer, "tokenizer")):

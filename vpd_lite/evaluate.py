@@ -262,7 +262,8 @@ def _evaluate_parser():
                          "folder)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="with --recompute: folder for the new metrics.json (implies --write; name the "
-                         "decomposition folder to replace its metrics.json)")
+                         "decomposition folder to replace its metrics.json; default: a new runs/evaluate-<time> "
+                         "folder)")
     return ap
 
 

@@ -429,7 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="output folder (default: a new runs/target-<time> folder; name data/target to replace the "
                          "shipped model)")
     tr.add_argument("--corpus", default=None, help="corpus folder or hub name (default: the shipped corpus)")
-    tr.add_argument("--steps", type=positive_int, default=None, help="override TargetConfig.steps")
+    tr.add_argument("--steps", type=positive_int, default=None,
+                    help=f"training steps (default: {TargetConfig.steps}; {TargetConfig.quick().steps} with "
+                         "VPD_LITE_QUICK=1)")
     tr.add_argument("--seed", type=nonneg_int, default=0,
                     help="seed of the weights and batches (default 0, the shipped model's; training runs on "
                          "TargetConfig.num_threads = 1 torch thread so that the result is reproducible)")
