@@ -177,14 +177,16 @@ def _compare(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", choices=["default", "comparison", "both", "pythia70m-shape"], default="both")
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--config", choices=["default", "comparison", "both", "pythia70m-shape"], default="both",
+                    help="which configuration to time (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per run (default: %(default)s)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     ap.add_argument("--mmap", action="store_true",
                     help="keep glibc's default mmap-per-large-tensor allocation (slower; see keep_freed_memory)")
     ap.add_argument("--compare-with", default=None, metavar="DIR",
                     help="time the VPD step against the vpd-lite checkout in DIR, alternating (see above)")
-    ap.add_argument("--rounds", type=int, default=6, help="with --compare-with: runs per checkout")
+    ap.add_argument("--rounds", type=int, default=6,
+                    help="with --compare-with: runs per checkout (default: %(default)s)")
     ap.add_argument("--child", choices=["vpd", "target"], default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:

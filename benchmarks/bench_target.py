@@ -28,8 +28,8 @@ from vpd_lite.target import TargetConfig, evaluate_target, format_table, train_t
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Train the target model from scratch and time it.")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: a temporary folder)")
-    ap.add_argument("--steps", type=int, default=None, help="override TargetConfig.steps")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default: TargetConfig.steps)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the weights and batches (default: %(default)s)")
     args = ap.parse_args(argv)
 
     config = TargetConfig()

@@ -39,6 +39,10 @@ from collections import Counter
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without `pip install -e .`
+
+from vpd_lite.cli import unit_interval  # noqa: E402 (argument checks shared with the package's commands)
+
 LANGS = ("en", "de", "fr", "es", "it")
 
 #: Debian package -> pinned version (Debian 12 "bookworm"). The build refuses other versions unless
@@ -331,10 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--debs", type=Path, default=None,
                     help="folder holding (or receiving) the .deb files; default: a temporary folder")
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "corpus", help="output folder")
+    ap.add_argument("--out", type=Path, default=REPO_ROOT / "data" / "corpus",
+                    help="output folder (default: data/corpus of this clone, the shipped corpus)")
     ap.add_argument("--any-version", action="store_true", help="accept package versions other than pinned")
-    ap.add_argument("--fortune-share", type=float, default=FORTUNE_SHARE,
-                    help="largest share of a language's training bytes taken from fortunes (0 = handbook only)")
+    ap.add_argument("--fortune-share", type=unit_interval, default=FORTUNE_SHARE,
+                    help="largest share of a language's training bytes taken from fortunes, in [0, 1] "
+                         "(0 = handbook only; default: %(default)s)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         debs = args.debs or Path(tmp) / "debs"

@@ -9,6 +9,7 @@ traceback is printed and that no file under ``data/`` or ``results/`` changed.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -76,7 +77,8 @@ BAD_INPUTS = [
     ("evaluate", ["{no_meta}"], 1, "not a vpd-lite decomposition"),
     ("evaluate", ["--threshold", "0.9", "--write"], 2, "--threshold and --write apply only with --recompute"),
     ("evaluate", ["--out", "{missing}"], 2, "--out applies only with --recompute"),
-    ("evaluate", ["--recompute", "--threshold", "-1"], 2, "argument --threshold: '-1' is not a number >= 0"),
+    ("evaluate", ["--recompute", "--threshold", "-1"], 2, "argument --threshold: '-1' is not a number in [0, 1]"),
+    ("evaluate", ["--recompute", "--threshold", "2"], 2, "argument --threshold: '2' is not a number in [0, 1]"),
     ("evaluate", ["--recompute", "--blocks-per-lang", "0"], 2, "argument --blocks-per-lang"),
     ("labelling", ["--decomposition", "{missing}"], 2, "is not a folder"),
     ("labelling", ["--decomposition", "{truncated}"], 1, "components.safetensors is corrupted"),
@@ -89,6 +91,8 @@ BAD_INPUTS = [
     ("recipes", ["no-such-recipe"], 2, "invalid choice"),
     ("recipes", ["pythia-70m", "--steps", "0"], 2, "argument --steps"),
     ("recipes", ["pythia-70m", "--device", "tpu"], 2, "argument --device"),
+    ("recipes", ["custom", "--model", "./does-not-exist"], 1, "model folder ./does-not-exist does not exist"),
+    ("distributed", ["--model", "./does-not-exist"], 1, "model folder ./does-not-exist does not exist"),
     ("distributed", ["--steps", "0"], 2, "argument --steps"),
     ("distributed", ["--global-batch", "0"], 2, "argument --global-batch"),
     ("distributed", ["--backend", "mpi"], 2, "argument --backend"),
@@ -133,6 +137,49 @@ def test_help_names_the_command(module, tmp_path):
     proc = run_cli(module, ["--help"], tmp_path)
     assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python -m vpd_lite.{module}"), proc.stdout[:300]
     assert "issue" not in proc.stdout.lower()
+
+
+class _Parsing(Exception):
+    """Raised instead of parsing: the parser is complete by then."""
+
+
+def _options(parser: argparse.ArgumentParser):
+    """Every option of ``parser`` and its sub-commands that takes a value and may be left out."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _options(sub)
+        elif action.nargs != 0 and not action.required and action.help is not argparse.SUPPRESS:
+            yield action
+
+
+@pytest.mark.parametrize("module", ["distributed", "edit_scan", "evaluate", "labelling", "recipes", "reproduce",
+                                    "target"])
+def test_help_gives_every_default(module, monkeypatch):
+    """``--help`` says what every option that takes a value does when it is left out (flags are off)."""
+    import importlib
+
+    from vpd_lite import cli
+
+    made = []
+
+    def keep(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    def stop(self, *args, **kwargs):
+        raise _Parsing
+
+    real = cli.make_parser
+    monkeypatch.setattr(cli, "make_parser", keep)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", stop)
+    with pytest.raises(_Parsing):
+        importlib.import_module(f"vpd_lite.{module}").main([])
+    options = list(_options(made[0]))
+    assert options
+    for action in options:
+        text = action.help % {"default": action.default} if action.help else ""
+        assert "default" in text, f"{module} {'/'.join(action.option_strings) or action.dest}: {text!r}"
 
 
 # (module, arguments, a file the run folder must hold, what the command prints before the folder's name)

@@ -16,6 +16,13 @@ def test_number_types_accept_and_refuse():
             parse(bad)
 
 
+def test_unit_interval_takes_fractions_only():
+    assert cli.unit_interval("0") == 0.0 and cli.unit_interval("0.25") == 0.25 and cli.unit_interval("1") == 1.0
+    for bad in ("2", "1.0001", "-0.1", "nan", "inf", "half"):
+        with pytest.raises(argparse.ArgumentTypeError, match="is not a number"):
+            cli.unit_interval(bad)
+
+
 def test_run_main_turns_errors_into_one_line(capsys):
     def main(argv):
         raise ValueError("the file\nis   broken")

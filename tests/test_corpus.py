@@ -191,3 +191,16 @@ def test_shipped_corpus_loads_with_parallel_heldout_and_no_overlap():
         train, heldout = set(corpus[lang]["train"]["text"]), set(corpus[lang]["heldout"]["text"])
         assert not train & heldout, lang
         assert len(train) == len(corpus[lang]["train"])  # de-duplicated
+
+
+def test_build_corpus_refuses_a_share_outside_0_1(capsys):
+    """``scripts/build_corpus.py --fortune-share`` is a share of bytes: 2 is refused before anything is fetched."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "build_corpus.py"
+    spec = importlib.util.spec_from_file_location("build_corpus", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--fortune-share", "2"])
+    assert exc.value.code == 2 and "'2' is not a number in [0, 1]" in capsys.readouterr().err

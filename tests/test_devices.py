@@ -18,6 +18,17 @@ def test_asking_for_cuda_without_it_is_a_clear_error():
         resolve_device("cuda")
 
 
+def test_cuda_without_it_is_a_user_error_that_says_what_to_use(monkeypatch):
+    from vpd_lite.cli import UserError
+    from vpd_lite.devices import DeviceUnavailableError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceUnavailableError, match="CUDA is not available.*use cpu or auto") as exc:
+        resolve_device("cuda:0")
+    assert isinstance(exc.value, UserError) and isinstance(exc.value, RuntimeError)
+    assert resolve_device("auto") == torch.device("cpu")
+
+
 def test_autocast_is_a_no_op_on_cpu():
     with autocast(torch.device("cpu")):
         y = torch.ones(2, 2) @ torch.ones(2, 2)

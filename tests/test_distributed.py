@@ -38,6 +38,21 @@ def test_single_process_collectives_are_identities():
     torch.testing.assert_close(x.grad, torch.ones(3))
 
 
+def test_nccl_without_cuda_is_refused_before_any_work(monkeypatch, capsys):
+    import vpd_lite.distributed as distributed
+    from vpd_lite.cli import run_main
+
+    def never(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(distributed, "init_from_env", never)
+    assert distributed.resolve_backend(None) == "gloo" and distributed.resolve_backend("gloo") == "gloo"
+    assert run_main(distributed.main, "distributed", ["--backend", "nccl"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: backend 'nccl' needs CUDA GPUs" in err and "use gloo" in err
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

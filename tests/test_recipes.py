@@ -75,3 +75,44 @@ def test_recipe_runs_on_local_model_and_dataset(tmp_path):
     assert metrics["ce"]["target"] > 0
     cm = load_decomposition(tmp_path / "out", GPTNeoXForCausalLM.from_pretrained(tmp_path / "model"))
     assert any("query_key_value" in n for n in cm.module_names)
+
+
+def test_device_cuda_without_cuda_is_refused_before_any_work(monkeypatch, capsys):
+    import vpd_lite.recipes as recipes
+    from vpd_lite.cli import run_main
+
+    def never(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(recipes, "run_recipe", never)
+    assert run_main(recipes.main, "recipes", ["pythia-70m", "--device", "cuda"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: device 'cuda' requested but CUDA is not available" in err
+
+
+def test_offline_recipe_fails_fast_with_one_line(monkeypatch, capsys):
+    """No network and no offline mode: one failed connection attempt, then one line (no minute of retries)."""
+    import socket
+
+    import transformers
+    from huggingface_hub import constants
+
+    import vpd_lite.recipes as recipes
+    from vpd_lite.cli import run_main
+
+    def refuse(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    def never(*args, **kwargs):
+        raise AssertionError("from_pretrained was called")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", never)
+    assert run_main(recipes.main, "recipes", ["pythia-70m"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model 'EleutherAI/pythia-70m' is not a local folder" in err
+    assert "huggingface.co cannot be reached" in err

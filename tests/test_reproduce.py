@@ -19,6 +19,7 @@ from vpd_lite.reproduce import (
     claim_per_seed,
     claim_report,
     fit_all,
+    format_number,
     format_table,
     main,
     pick_german_component,
@@ -140,6 +141,24 @@ def test_check_claim_uses_the_fixed_thresholds():
     assert tolerances("de", list(LANGS)) == {"en": 0.05, "fr": 0.1, "es": 0.1, "it": 0.1}
 
 
+def test_check_claim_calls_differences_too_small_to_print_a_tie():
+    # both move German by about 0% of the way (+0.2% and -0.2%); the LoRA's English ΔCE is higher by 0.0001
+    tie = check_claim(summarise(fake_runs(scalar=(0.004, 0.02, 0.05), lora=(-0.004, 0.0201, 0.05))))
+    assert tie["lora_worse"] == {"lora_r1_all": False} and not tie["all_lora_worse"]
+    assert "lora_r1_all on 4 tokens: 0% of the way" in tie["text"] and "as good as" in tie["text"]
+    assert "-> worse than" not in tie["text"] and "-0%" not in tie["text"]
+    # a difference that shows in print still counts
+    worse = check_claim(summarise(fake_runs(scalar=(0.004, 0.02, 0.05), lora=(-0.004, 0.021, 0.05))))
+    assert worse["lora_worse"] == {"lora_r1_all": True} and "-> worse than" in worse["text"]
+    assert "-0%" not in format_table(summarise(fake_runs(scalar=(0.004, 0.02, 0.05), lora=(-0.004, 0.02, 0.05))))
+
+
+def test_format_number_never_prints_a_negative_zero():
+    shown = [format_number(v, spec) for v, spec in [(-0.004, ".0%"), (-0.0004, "+.3f"), (-0.4, ".0f"), (-0.006, ".0%"),
+                                                      (0.83, ".0%"), (-0.0006, "+.3f"), (float("-inf"), ".0%")]]
+    assert shown == ["0%", "+0.000", "0", "-1%", "83%", "-0.001", "-inf%"]
+
+
 def test_claim_every_seed_and_every_rule():
     runs = fake_runs(scalar=(2.0, 0.02, 0.05))  # seeds: 1.9 and 2.1 nats of a 2-nat gap
     per = claim_per_seed(runs, "scalar_edit", "target_ce")
@@ -151,14 +170,30 @@ def test_claim_every_seed_and_every_rule():
 
 
 def test_missing_artefact_gives_a_clear_error(tmp_path, capsys):
+    """An empty --data folder: one line naming what it lacks, and fixes that fill *that* folder (never a command
+    that writes to runs/); nothing is made, not even the run or work folder."""
     from vpd_lite.cli import run_main
+    from vpd_lite.paths import data_dir
 
-    with pytest.raises(FileNotFoundError, match="target model is missing.*vpd_lite.target train"):
+    with pytest.raises(FileNotFoundError, match="lacks the corpus .*, the target model .* and the decomposition"):
         Artefacts.in_folder(tmp_path).check()
     assert run_main(main, "reproduce", ["--quick", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
-    assert "python -m vpd_lite.reproduce: error: the target model is missing" in err
+    assert f"python -m vpd_lite.reproduce: error: {tmp_path} lacks the corpus" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    corpus = data_dir() / "corpus"
+    assert f"Leave out --data to use the shipped data, or copy the shipped corpus into it (`cp -r {corpus}" in err
+    assert f"--quick --from-scratch --data {tmp_path} --work {tmp_path}`" in err and "runs/" not in err
+    assert list(tmp_path.iterdir()) == []
+    # with the corpus and the target but no decomposition: decompose that target into that folder
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=f"VPD_LITE_DATA={tmp_path} python -m vpd_lite.decompose --out "
+                                                f"{tmp_path / 'decomposition'}"):
+        Artefacts.in_folder(tmp_path).check()
+    # --from-scratch needs the corpus only
+    Artefacts.in_folder(tmp_path).check(("corpus",))
 
 
 @pytest.mark.parametrize("args", [["--seeds", "0"], ["--seeds", "-3"], ["--threads", "0"], ["--seeds", "x"]])

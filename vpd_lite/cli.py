@@ -3,7 +3,8 @@
 A command is written as ``main(argv) -> int`` that builds its parser with :func:`make_parser`, and is started
 with ``sys.exit(run_main(main, "X"))``. Then:
 
-- bad arguments get argparse's ``error:`` line and exit 2 (use the ``positive_int`` / ``nonneg_float`` ... types);
+- bad arguments get argparse's ``error:`` line and exit 2 (use the ``positive_int`` / ``nonneg_float`` /
+  ``unit_interval`` ... types);
 - any error the command raises is printed as one line, ``python -m vpd_lite.X: error: <message>``, exit 1;
   ``--debug`` shows the traceback instead;
 - outputs go to a fresh run folder (:func:`default_run_dir`, under ``./runs/``, which git ignores) unless the
@@ -32,13 +33,17 @@ def make_parser(module: str, description: str) -> argparse.ArgumentParser:
     return ap
 
 
-def _number(kind: type, low: float, inclusive: bool, what: str) -> Callable[[str], int | float]:
+def _number(kind: type, low: float, inclusive: bool, what: str,
+            high: float | None = None) -> Callable[[str], int | float]:
+    """A ``type=`` that parses ``kind`` and accepts ``low < value`` (``<=`` when ``inclusive``) and, when given,
+    ``value <= high``."""
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        if value != value or (value < low if inclusive else value <= low):
+        too_low = value < low if inclusive else value <= low
+        if value != value or too_low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
         return value
 
@@ -51,6 +56,8 @@ positive_int = _number(int, 0, False, "a positive integer")
 nonneg_int = _number(int, 0, True, "an integer >= 0")
 positive_float = _number(float, 0.0, False, "a positive number")
 nonneg_float = _number(float, 0.0, True, "a number >= 0")
+#: A fraction, probability, share or threshold on a [0, 1] scale.
+unit_interval = _number(float, 0.0, True, "a number in [0, 1]", high=1.0)
 
 
 def out_folder(text: str) -> Path:

@@ -35,6 +35,7 @@ from pathlib import Path
 import datasets
 import torch
 
+from vpd_lite.hub import require_hub
 from vpd_lite.paths import corpus_dir
 
 LANGS: tuple[str, ...] = ("en", "de", "fr", "es", "it")
@@ -78,6 +79,7 @@ def load_corpus(
     name = str(source)
     if not _HUB_NAME.match(name):
         raise FileNotFoundError(f"corpus source {name!r} is not an existing folder nor a hub dataset name")
+    require_hub(name, "corpus")  # offline: one line now instead of a minute of retries
     return _load_hub(name, langs, lang_column, text_column)
 
 

@@ -10,17 +10,35 @@ import contextlib
 
 import torch
 
-__all__ = ["resolve_device", "autocast", "draw_uniform", "torch_threads"]
+from vpd_lite.cli import UserError
+
+__all__ = ["DeviceUnavailableError", "resolve_device", "no_cuda_reason", "autocast", "draw_uniform",
+           "torch_threads"]
+
+
+class DeviceUnavailableError(UserError, RuntimeError):
+    """A device (or a backend that needs one) was asked for that this machine does not have."""
+
+
+def no_cuda_reason() -> str:
+    """Why CUDA is not available here, in words: this torch build has no CUDA, or it finds no GPU."""
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is built without CUDA"
+    return f"torch {torch.__version__} with CUDA {torch.version.cuda} finds no GPU"
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if available, else CPU; anything else as ``torch.device``. Asking for CUDA on a
-    machine without it raises a clear error."""
+    """``"auto"`` -> CUDA if available, else CPU; anything else as ``torch.device``.
+
+    Raises:
+        DeviceUnavailableError: CUDA asked for on a machine without it (one line saying why and what to use).
+    """
     if str(spec) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {spec!r} requested but CUDA is not available on this machine")
+        raise DeviceUnavailableError(f"device {str(spec)!r} requested but CUDA is not available on this machine "
+                                     f"({no_cuda_reason()}); use cpu or auto")
     return device
 
 

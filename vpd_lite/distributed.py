@@ -39,7 +39,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["Shard", "sum_across_ranks", "max_across_ranks", "average_gradients", "init_from_env", "main"]
+__all__ = ["Shard", "sum_across_ranks", "max_across_ranks", "average_gradients", "resolve_backend", "init_from_env",
+           "main"]
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,31 @@ def average_gradients(tensors: list[Tensor], shard: Shard) -> None:
         offset += n
 
 
+def resolve_backend(backend: str | None = None) -> str:
+    """The collective backend: ``backend`` as given, or by default nccl when CUDA is available and gloo else.
+
+    Raises:
+        DeviceUnavailableError: nccl asked for on a machine without CUDA (nccl only runs on GPUs).
+    """
+    from vpd_lite.devices import DeviceUnavailableError, no_cuda_reason
+
+    if backend is None:
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(f"backend 'nccl' needs CUDA GPUs, and CUDA is not available on this machine "
+                                     f"({no_cuda_reason()}); use gloo, or leave --backend out to pick by device")
+    return backend
+
+
 def init_from_env(backend: str | None = None) -> Shard:
     """Join the process group that ``torchrun`` describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR,
-    MASTER_PORT); a plain ``python`` run (no WORLD_SIZE) gives the single-process ``Shard()``."""
+    MASTER_PORT) with :func:`resolve_backend`'s backend; a plain ``python`` run (no WORLD_SIZE) gives the
+    single-process ``Shard()``."""
+    backend = resolve_backend(backend)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Shard()
     if not dist.is_initialized():
-        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
         dist.init_process_group(backend=backend)
     return Shard(dist.get_rank(), dist.get_world_size())
 
@@ -123,13 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     (default: a new run folder). Errors are raised as exceptions (``vpd_lite.cli.run_main`` prints them)."""
     from pathlib import Path
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from vpd_lite import corpus
     from vpd_lite.architectures import default_targets
     from vpd_lite.checkpoint import save_decomposition
     from vpd_lite.cli import default_run_dir, make_parser, nonneg_int, out_folder, positive_float, positive_int
     from vpd_lite.decompose import DecomposeConfig, decompose
+    from vpd_lite.hub import load_pretrained, model_source
     from vpd_lite.target import load_target
 
     ap = make_parser("distributed", "Data-parallel VPD decomposition (launch with torchrun --nproc_per_node N "
@@ -138,16 +155,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tokenizer", default=None, help="tokenizer path or name (default: the model's)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="output folder, written by rank 0 (default: a new runs/distributed-<time> folder)")
-    ap.add_argument("--steps", type=positive_int, default=DecomposeConfig.steps)
+    ap.add_argument("--steps", type=positive_int, default=DecomposeConfig.steps,
+                    help="training steps (default: %(default)s)")
     ap.add_argument("--global-batch", type=positive_int, default=DecomposeConfig.batch_size,
-                    help="rows per step over all ranks (split equally)")
-    ap.add_argument("--seq-len", type=positive_int, default=DecomposeConfig.seq_len)
+                    help="rows per step over all ranks, split equally (default: %(default)s)")
+    ap.add_argument("--seq-len", type=positive_int, default=DecomposeConfig.seq_len,
+                    help="tokens per row (default: %(default)s)")
     ap.add_argument("--c-per-rank", type=positive_float, default=None,
-                    help="size C from the architecture preset instead of the default targets")
+                    help="give every attention and MLP matrix C = this x its rank, from the architecture preset "
+                         "(default: as the shipped decomposition, Llama matrices with C = 128 for attention and 256 "
+                         "for MLP)")
     ap.add_argument("--backend", default=None, choices=("gloo", "nccl"),
-                    help="gloo (CPU) or nccl (GPU); default picks by device")
-    ap.add_argument("--seed", type=nonneg_int, default=0)
+                    help="gloo (CPU) or nccl (GPU) (default: nccl when CUDA is available, else gloo)")
+    ap.add_argument("--seed", type=nonneg_int, default=0, help="seed of the batches and masks (default: %(default)s)")
     args = ap.parse_args(argv)
+    resolve_backend(args.backend)  # before any work: nccl without CUDA is refused here
+    for name, what in ((args.model, "model"), (args.tokenizer, "tokenizer")):
+        if name is not None:
+            model_source(name, what)  # and a model folder that does not exist
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if args.global_batch % world:
         ap.error(f"--global-batch {args.global_batch} does not split equally over {world} ranks")
@@ -158,8 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model is None:
         model, tokenizer = load_target()
     else:
-        model = AutoModelForCausalLM.from_pretrained(args.model).eval()
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+        model, tokenizer = load_pretrained(args.model, args.tokenizer)
     config = DecomposeConfig(steps=args.steps, batch_size=args.global_batch, seq_len=args.seq_len,
                              seed=args.seed, checkpoint_every=0)
     if args.c_per_rank is not None:

@@ -247,13 +247,13 @@ def plot_history(history: list[dict], path: str | Path) -> Path:
 
 def _evaluate_parser():
     """The argument parser of ``python -m vpd_lite.evaluate``."""
-    from vpd_lite.cli import make_parser, nonneg_float, out_folder, positive_int
+    from vpd_lite.cli import make_parser, out_folder, positive_int, unit_interval
 
     ap = make_parser("evaluate", "Check a vpd-lite decomposition's files and print its held-out metrics "
                                  "(--recompute evaluates it again on held-out text).")
     ap.add_argument("dir", nargs="?", default=None, help="decomposition folder (default: the shipped one)")
     ap.add_argument("--recompute", action="store_true", help="evaluate on held-out text instead of reading metrics.json")
-    ap.add_argument("--threshold", type=nonneg_float, default=None,
+    ap.add_argument("--threshold", type=unit_interval, default=None,
                     help="with --recompute: CI threshold of the rounded masks and of L0 (default 0)")
     ap.add_argument("--blocks-per-lang", type=positive_int, default=None,
                     help="with --recompute: held-out blocks per language (default 32)")
@@ -262,7 +262,8 @@ def _evaluate_parser():
                          "folder)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="with --recompute: folder for the new metrics.json (implies --write; name the "
-                         "decomposition folder to replace its metrics.json)")
+                         "decomposition folder to replace its metrics.json; default: a new runs/evaluate-<time> "
+                         "folder)")
     return ap
 
 

@@ -18,6 +18,7 @@ Any other model: ``python -m vpd_lite.recipes custom --model gpt2 --corpus <hub 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,15 +64,14 @@ RECIPES: dict[str, Recipe] = {
 
 
 def load_recipe(recipe: Recipe) -> tuple[nn.Module, object, dict]:
-    """(model in eval mode, tokenizer, corpus) for a recipe; a clear error when the model name is empty."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    """(model in eval mode, tokenizer, corpus) for a recipe; a clear error when the model name is empty, names a
+    folder that does not exist, or needs a hub this machine cannot reach (``vpd_lite.hub``)."""
     from vpd_lite.corpus import load_corpus
+    from vpd_lite.hub import load_pretrained
 
     if not recipe.model:
         raise ValueError("the recipe names no model: pass --model NAME_OR_PATH")
-    model = AutoModelForCausalLM.from_pretrained(recipe.model).eval()
-    tokenizer = AutoTokenizer.from_pretrained(recipe.tokenizer or recipe.model)
+    model, tokenizer = load_pretrained(recipe.model, recipe.tokenizer)
     if tokenizer.eos_token_id is None:
         raise ValueError(f"tokenizer of {recipe.model!r} has no EOS token to separate documents")
     corpus = load_corpus(recipe.corpus, recipe.langs, lang_column=recipe.lang_column, text_column=recipe.text_column)
@@ -105,24 +105,42 @@ def main(argv: list[str] | None = None) -> int:
     writes to a new run folder unless ``--out`` names one. Errors are raised as exceptions
     (``vpd_lite.cli.run_main`` prints them as one line)."""
     from vpd_lite.cli import default_run_dir, make_parser, out_folder, positive_float, positive_int
+    from vpd_lite.devices import resolve_device
     from vpd_lite.evaluate import format_metrics
 
     ap = make_parser("recipes", "Decompose an online model with a named recipe (needs internet unless --model "
                                 "and --corpus name local copies).")
-    ap.add_argument("recipe", choices=sorted(RECIPES))
-    ap.add_argument("--out", type=out_folder, default=None, help="output folder (default: a new runs/<recipe>-<time> folder)")
-    ap.add_argument("--model", default=None, help="override the recipe's from_pretrained name or path")
-    ap.add_argument("--corpus", default=None, help="override the corpus (hub dataset name or local folder)")
-    ap.add_argument("--lang-column", default=None)
-    ap.add_argument("--text-column", default=None)
-    ap.add_argument("--steps", type=positive_int, default=None)
-    ap.add_argument("--minutes", type=positive_float, default=None)
-    ap.add_argument("--batch-size", type=positive_int, default=None)
-    ap.add_argument("--seq-len", type=positive_int, default=None)
-    ap.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default: auto")
+    def default(get: Callable[[Recipe], object]) -> str:
+        """'(default: custom: X; pythia-70m: Y)': what each recipe sets."""
+        return "(default: " + "; ".join(f"{name}: {get(r)}" for name, r in sorted(RECIPES.items())) + ")"
+
+    ap.add_argument("recipe", choices=sorted(RECIPES), help="pythia-70m, or custom (then --model is required)")
+    ap.add_argument("--out", type=out_folder, default=None,
+                    help="output folder (default: a new runs/<recipe>-<time> folder)")
+    ap.add_argument("--model", default=None, help="from_pretrained hub id or local folder "
+                    + default(lambda r: r.model or "none, --model is required"))
+    ap.add_argument("--corpus", default=None, help="hub dataset name or local folder "
+                    + default(lambda r: r.corpus or "the shipped corpus"))
+    ap.add_argument("--lang-column", default=None,
+                    help="a hub dataset's language-code column " + default(lambda r: repr(r.lang_column)))
+    ap.add_argument("--text-column", default=None,
+                    help="a hub dataset's text column " + default(lambda r: repr(r.text_column)))
+    ap.add_argument("--steps", type=positive_int, default=None,
+                    help="training steps " + default(lambda r: r.decompose.steps))
+    ap.add_argument("--minutes", type=positive_float, default=None,
+                    help="wall-clock budget for training " + default(lambda r: r.decompose.time_budget_minutes
+                                                                   or "none"))
+    ap.add_argument("--batch-size", type=positive_int, default=None,
+                    help="rows per step " + default(lambda r: r.decompose.batch_size))
+    ap.add_argument("--seq-len", type=positive_int, default=None,
+                    help="tokens per row " + default(lambda r: r.decompose.seq_len))
+    ap.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"),
+                    help="auto uses CUDA when present " + default(lambda r: r.decompose.device))
     args = ap.parse_args(argv)
     if not (args.model or RECIPES[args.recipe].model):
         ap.error(f"the {args.recipe!r} recipe names no model: pass --model NAME_OR_PATH")
+    if args.device is not None:
+        resolve_device(args.device)  # before any work: --device cuda without CUDA is refused here
 
     recipe = dataclasses.replace(RECIPES[args.recipe], decompose=dataclasses.replace(RECIPES[args.recipe].decompose))
     for attr, value in (("model", args.model), ("corpus", args.corpus), ("lang_column", args.lang_column),

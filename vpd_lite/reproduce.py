@@ -387,6 +387,20 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def format_number(value: float, spec: str) -> str:
+    """``format(value, spec)`` without a negative zero: a value that rounds to zero at this precision prints as
+    zero ("0%", "+0.000"), never "-0%"."""
+    text = format(value, spec)
+    if text.startswith("-") and "inf" not in text and not any(ch in "123456789" for ch in text):
+        return format(0.0, spec)
+    return text
+
+
+def _as_shown(value: float, spec: str) -> float:
+    """The number ``format_number(value, spec)`` prints (a percentage in percent): claims compare what they print."""
+    return float(format_number(value, spec).rstrip("%"))
+
+
 def check_claim(summary: pd.DataFrame, claim: Mapping[str, float] = CLAIM, method: str = "scalar_edit",
                 objective: str = PRIMARY_OBJECTIVE) -> dict[str, Any]:
     """Test the published claim on our numbers (thresholds fixed in ``CLAIM``; never adapted to results) for
@@ -395,7 +409,8 @@ def check_claim(summary: pd.DataFrame, claim: Mapping[str, float] = CLAIM, metho
     The scalar edit at ``claim['budget']`` tokens passes if it reaches >= ``min_fraction`` of the way from base
     German CE to ln(vocab) with English ΔCE <= ``max_d_en`` and every other language's ΔCE <= ``max_d_other``.
     A LoRA (same objective and budget) counts as *worse on the trade-off* unless it is at least as good on all
-    three axes (German fraction at least as high, English ΔCE and the worst fr/es/it ΔCE no higher).
+    three axes (German fraction at least as high, English ΔCE and the worst fr/es/it ΔCE no higher). The axes are
+    compared as printed (whole percent, three decimals), so a difference too small to show is a tie, not "worse".
     """
     b = claim["budget"]
     at = summary[summary["budget"] == b]
@@ -411,23 +426,29 @@ def check_claim(summary: pd.DataFrame, claim: Mapping[str, float] = CLAIM, metho
         r = at.loc[m]
         return float(r["frac_to_uniform"]), float(r["d_en"]), float(max(r[c] for c in others))
 
+    def shown(m: str) -> tuple[float, float, float]:
+        f, e, o = axes(m)
+        return _as_shown(f, ".0%"), _as_shown(e, "+.3f"), _as_shown(o, "+.3f")
+
     frac, d_en, d_oth = axes(method)
     scalar_ok = frac >= claim["min_fraction"] and d_en <= claim["max_d_en"] and d_oth <= claim["max_d_other"]
-    lora = {}
+    lora, verdict = {}, {}
     for m in (m for m in LORA_METHODS if m in at.index):
-        f2, e2, o2 = axes(m)
-        lora[m] = not (f2 >= frac and e2 <= d_en and o2 <= d_oth)  # True = worse than the scalar edit
+        (f2, e2, o2), (f1, e1, o1) = shown(m), shown(method)
+        lora[m] = not (f2 >= f1 and e2 <= e1 and o2 <= o1)  # True = worse than the scalar edit
+        verdict[m] = ("worse than the scalar edit" if lora[m] else "as good as the scalar edit (equal as printed)"
+                      if (f2, e2, o2) == (f1, e1, o1) else "NOT worse than the scalar edit")
     lines = [
         f"{method} ({objective}) on {b} German tokens: German CE {float(at.loc[method, 'de_before']):.3f} -> "
         f"{float(at.loc[method, 'de_after']):.3f} nats/token (ln vocab = {float(at.loc[method, 'uniform']):.3f}),"
-        f" {frac:.0%} of the way (goal >= {claim['min_fraction']:.0%}); English ΔCE {d_en:+.3f} (goal <= "
-        f"{claim['max_d_en']}); worst fr/es/it ΔCE {d_oth:+.3f} (goal <= {claim['max_d_other']}): "
+        f" {format_number(frac, '.0%')} of the way (goal >= {claim['min_fraction']:.0%}); English ΔCE {d_en:+.3f} "
+        f"(goal <= {claim['max_d_en']}); worst fr/es/it ΔCE {d_oth:+.3f} (goal <= {claim['max_d_other']}): "
         + ("REPRODUCED" if scalar_ok else "NOT reproduced"),
     ]
-    for m, worse in lora.items():
+    for m in lora:
         f2, e2, o2 = axes(m)
-        lines.append(f"  {m} on {b} tokens: {f2:.0%} of the way, English ΔCE {e2:+.3f}, worst fr/es/it ΔCE "
-                     f"{o2:+.3f} -> {'worse than' if worse else 'NOT worse than'} the scalar edit")
+        lines.append(f"  {m} on {b} tokens: {format_number(f2, '.0%')} of the way, English ΔCE {e2:+.3f}, "
+                     f"worst fr/es/it ΔCE {o2:+.3f} -> {verdict[m]}")
     all_worse = bool(lora) and all(lora.values())
     lines.append("  Every LoRA at this budget is worse on the trade-off: " + ("yes" if all_worse else "no"))
     return {"budget": b, "available": True, "method": method, "objective": objective, "scalar_meets_goal": scalar_ok,
@@ -462,12 +483,14 @@ def claim_report(runs: pd.DataFrame, summary: pd.DataFrame, methods: Sequence[st
             lines.append(c["text"])
             per = claim_per_seed(runs, m, o)
             for _, r in per.iterrows():
-                lines.append(f"    seed {int(r['seed'])}: s = {r['s']:+.3f}, {r['frac_to_uniform']:.0%} of the way, "
+                way = format_number(r["frac_to_uniform"], ".0%")
+                lines.append(f"    seed {int(r['seed'])}: s = {r['s']:+.3f}, {way} of the way, "
                              f"English ΔCE {r['d_en']:+.3f}, worst fr/es/it ΔCE {r['d_worst_other']:+.3f} -> "
                              + ("meets" if r["meets_goal"] else "misses") + " the goal")
             if len(per):
-                lines.append(f"    seeds: median {per['frac_to_uniform'].median():.0%}, range "
-                             f"{per['frac_to_uniform'].min():.0%} to {per['frac_to_uniform'].max():.0%} of the way")
+                way = per["frac_to_uniform"]
+                median, low, high = (format_number(v, ".0%") for v in (way.median(), way.min(), way.max()))
+                lines.append(f"    seeds: median {median}, range {low} to {high} of the way")
     primary = next((c for c in checks if c["method"] == "scalar_edit" and c["objective"] == PRIMARY_OBJECTIVE), None)
     return {"checks": checks, "primary": primary, "text": "\n".join(lines),
             "reproduced": bool(primary and primary["reproduced"])}
@@ -481,7 +504,7 @@ _COLS = {"method": "method", "objective": "objective", "budget": "German tokens"
 
 def _cell(col: str, v: Any) -> str:
     if col.startswith("frac"):
-        return f"{100 * v:.0f}%"
+        return format_number(100 * v, ".0f") + "%"
     if col.startswith("d_"):
         return f"{v:+.3f}"
     if col == "s":
@@ -522,7 +545,8 @@ def format_any_language(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for _, r in table.iterrows():
         cells = [r["erased"], f"`{r['component']}`", f"{r['s']:+.2f}",
-                 f"{100 * r['frac_to_uniform']:.0f}% ({100 * r['frac_min']:.0f}-{100 * r['frac_max']:.0f}%)"]
+                 f"{format_number(100 * r['frac_to_uniform'], '.0f')}% ({format_number(100 * r['frac_min'], '.0f')}-"
+                 f"{format_number(100 * r['frac_max'], '.0f')}%)"]
         cells += [(f"**{r[f'd_{lang}']:+.3f}**" if lang == r["erased"] else f"{r[f'd_{lang}']:+.3f}") for lang in langs]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -633,17 +657,43 @@ class Artefacts:
         data = Path(data)
         return cls(data / "target", data / "decomposition", data / "corpus", data / STATS_FILE)
 
-    def check(self) -> None:
-        """Raise ``FileNotFoundError`` naming the first missing artefact and the command that builds it."""
-        needs = [
-            (self.target / "config.json", "the target model", "python -m vpd_lite.target train"),
-            (self.decomposition / "decomposition.json", "the decomposition", "python -m vpd_lite.decompose"),
-            (self.corpus, "the corpus", "python scripts/build_corpus.py"),
-        ]
-        for path, what, cmd in needs:
-            if not path.exists():
-                raise FileNotFoundError(f"{what} is missing: {path} does not exist. Build it with `{cmd}`, "
-                                        "or run `python -m vpd_lite.reproduce --from-scratch`.")
+    def missing(self, parts: Sequence[str] = ("corpus", "target", "decomposition")) -> dict[str, Path]:
+        """{part: the path that is not there} for each of ``parts`` that is missing."""
+        needs = {"corpus": self.corpus, "target": self.target / "config.json",
+                 "decomposition": self.decomposition / "decomposition.json"}
+        return {part: needs[part] for part in parts if not needs[part].exists()}
+
+    def check(self, parts: Sequence[str] = ("corpus", "target", "decomposition"), quick: bool = False) -> None:
+        """Raise :class:`vpd_lite.paths.DataNotFoundError` when one of ``parts`` is missing: one message naming
+        every missing part and, when the artefacts share one folder (``--data``), how to fill *that* folder (or
+        to leave ``--data`` out and use the shipped data). ``quick``: suggest the ``--quick`` rebuild."""
+        import shlex
+
+        from vpd_lite import paths
+
+        missing = self.missing(parts)
+        if not missing:
+            return
+        names = {"corpus": "the corpus", "target": "the target model", "decomposition": "the decomposition"}
+        listed = [f"{names[part]} ({path})" for part, path in missing.items()]
+        lacks = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
+        folder = self.target.parent
+        if not self.decomposition.parent == self.corpus.parent == folder:
+            raise paths.DataNotFoundError(f"{lacks} {'is' if len(missing) == 1 else 'are'} missing")
+        shipped = paths.data_dir()
+        here = shlex.quote(str(folder))
+        steps = []
+        if "corpus" in missing:
+            steps.append(f"copy the shipped corpus into it (`cp -r {shlex.quote(str(shipped / 'corpus'))} {here}/`)")
+        if "target" in missing:
+            steps.append("rebuild the target model and its decomposition into it (`python -m vpd_lite.reproduce "
+                         f"{'--quick ' if quick else ''}--from-scratch --data {here} --work {here}`)")
+        elif "decomposition" in missing:
+            steps.append(f"decompose its target model into it (`VPD_LITE_DATA={here} python -m vpd_lite.decompose "
+                         f"--out {shlex.quote(str(folder / 'decomposition'))}`)")
+        raise paths.DataNotFoundError(
+            f"{folder} lacks {lacks}; a data folder is laid out like the shipped one ({shipped}: corpus/, target/, "
+            f"decomposition/). Leave out --data to use the shipped data, or {', then '.join(steps)}.")
 
 
 def load_stats_or_harvest(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], path: Path,
@@ -834,6 +884,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, seeds=tuple(range(args.seeds)))
     config = replace(config, threads=args.threads)
     data = Path(args.data) if args.data else paths.data_dir()
+    needs = ("corpus",) if args.from_scratch else ("corpus", "target", "decomposition")
+    if args.data is None:
+        paths.require_data(needs)  # no shipped data: says where it was looked for and what to set
+    else:
+        Artefacts.in_folder(data).check(needs, quick=quick)  # before any work: says how to fill that folder
     out = Path(args.out) if args.out else default_run_dir("reproduce")
     command = "python -m vpd_lite.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
     t0 = time.time()

@@ -284,12 +284,11 @@ def load_target(path: str | os.PathLike | None = None) -> tuple[LlamaForCausalLM
             raise FileNotFoundError(f"no trained target model in {path} (train one: python -m vpd_lite.target train)")
         local = True
     else:
-        name = os.path.expanduser(os.fspath(path))
-        local = Path(name).exists()
-        looks_local = isinstance(path, os.PathLike) or name.startswith((".", "/")) or name.count("/") > 1
-        if not local and looks_local:
-            raise FileNotFoundError(f"target model folder {path} does not exist")
-        path = name
+        from vpd_lite.hub import model_source, require_hub
+
+        path, local = model_source(path, "target model")  # a path that does not exist: one clear error
+        if not local:
+            require_hub(path, "target model")
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=local)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
     model.eval()
@@ -430,7 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="output folder (default: a new runs/target-<time> folder; name data/target to replace the "
                          "shipped model)")
     tr.add_argument("--corpus", default=None, help="corpus folder or hub name (default: the shipped corpus)")
-    tr.add_argument("--steps", type=positive_int, default=None, help="override TargetConfig.steps")
+    tr.add_argument("--steps", type=positive_int, default=None,
+                    help=f"training steps (default: {TargetConfig.steps}; {TargetConfig.quick().steps} with "
+                         "VPD_LITE_QUICK=1)")
     tr.add_argument("--seed", type=nonneg_int, default=0,
                     help="seed of the weights and batches (default 0, the shipped model's; training runs on "
                          "TargetConfig.num_threads = 1 torch thread so that the result is reproducible)")
