@@ -10,10 +10,11 @@ Two leaky variants keep gradients alive where the clamp would kill them:
 * ``upper_leaky_hard_sigmoid`` (used inside the minimality loss): ``0`` below 0, ``z`` on [0, 1] and
   ``1 + alpha (z - 1)`` above 1, so the sparsity penalty still pushes down pre-activations above 1.
 
-Two CI function families (one module per decomposed matrix):
+Three CI function families (one module per decomposed matrix; the variants of the public reference code):
 
 * ``SharedMLPCI`` ("shared_mlp", default): one MLP  x (..., d_in) -> hidden -> (..., C)  per matrix.
 * ``ComponentMLPCI`` ("mlp"): a separate scalar MLP per component reading only a_c = V_c^T x.
+* ``VectorMLPCI`` ("vector_mlp"): a separate MLP per component reading the whole input x (small models only).
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ __all__ = [
     "leaky_hard_sigmoids",
     "SharedMLPCI",
     "ComponentMLPCI",
+    "VectorMLPCI",
     "make_ci_fn",
     "CI_TYPES",
 ]
 
-CI_TYPES = ("shared_mlp", "mlp")
+CI_TYPES = ("shared_mlp", "mlp", "vector_mlp")
 
 
 class _LowerLeakyHardSigmoid(torch.autograd.Function):
@@ -135,12 +137,40 @@ class ComponentMLPCI(nn.Module):
         return (h * self.w2).sum(-1) + self.b2
 
 
+class VectorMLPCI(nn.Module):
+    """One small MLP per component, each reading the layer's whole input vector: x (..., d_in) -> hidden_c ->
+    z_c, for every c (weights not shared across components; the reference's "vector_mlp").
+
+    Unlike ``ComponentMLPCI`` it can tell apart two inputs that give a component the same activation V_c^T x
+    (e.g. two features that a component reads with the same sign), so the minimality loss can switch the
+    component off on one and keep it on the other. Costs C * d_in * hidden weights: meant for small models."""
+
+    def __init__(self, d_in: int, C: int, hidden: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.d_in, self.C, self.hidden = d_in, C, hidden
+        self.w1 = nn.Parameter(torch.empty(C, d_in, hidden))
+        self.b1 = nn.Parameter(torch.zeros(C, hidden))
+        self.w2 = nn.Parameter(torch.empty(C, hidden))
+        self.b2 = nn.Parameter(torch.zeros(C))
+        with torch.no_grad():
+            self.w1.normal_(0.0, d_in**-0.5, generator=generator)
+            self.w2.normal_(0.0, hidden**-0.5, generator=generator)
+
+    def forward(self, x: Tensor, component_acts: Tensor | None = None) -> Tensor:
+        """x: (..., d_in) -> CI pre-activations (..., C). ``component_acts`` is ignored."""
+        h = torch.nn.functional.gelu(torch.einsum("...d,cdh->...ch", x, self.w1) + self.b1)  # (..., C, hidden)
+        return (h * self.w2).sum(-1) + self.b2
+
+
 def make_ci_fn(
     ci_type: str, d_in: int, C: int, hidden: int, generator: torch.Generator | None = None
 ) -> nn.Module:
-    """Build the CI function of one matrix: ``"shared_mlp"`` (default) or ``"mlp"`` (per component)."""
+    """Build the CI function of one matrix: ``"shared_mlp"`` (default), ``"mlp"`` (per component, reading its
+    own activation) or ``"vector_mlp"`` (per component, reading the whole input)."""
     if ci_type == "shared_mlp":
         return SharedMLPCI(d_in, C, hidden, generator)
+    if ci_type == "vector_mlp":
+        return VectorMLPCI(d_in, C, hidden, generator)
     if ci_type == "mlp":
         return ComponentMLPCI(C, hidden, generator)
     raise ValueError(f"unknown ci_type {ci_type!r}; expected one of {CI_TYPES}")

@@ -101,7 +101,7 @@ class DecomposeConfig:
     (hidden 128, MLP 512, vocab 4096): q/k/v/o and gate/up/down of every layer, 14 matrices."""
 
     targets: dict[str, int] = field(default_factory=_default_targets)  # module pattern -> C
-    ci_type: str = "shared_mlp"  # "shared_mlp" | "mlp"
+    ci_type: str = "shared_mlp"  # "shared_mlp" | "mlp" | "vector_mlp" (see causal_importance)
     ci_hidden: int = 64
     ci_alpha: float = 0.01  # leak of the hard sigmoids
     use_delta: bool = True
@@ -116,6 +116,9 @@ class DecomposeConfig:
     faithfulness_warmup_steps: int = 400
     faithfulness_warmup_lr: float = 1e-2
     faithfulness_warmup_weight_decay: float = 0.0  # AdamW weight decay of U, V during the warm-up only
+    # "random" (default): random read directions V_c; "data": each V_c starts along the input of one random
+    # position of the first batch (see init_read_directions_from_data)
+    component_init: str = "random"
     # loss coefficients
     coeff_faithfulness: float = 1e5
     # "matrix_means": sum over matrices of each one's mean squared residual (each matrix weighs the same; the
@@ -159,6 +162,8 @@ class DecomposeConfig:
         if self.faithfulness_reduction not in FAITHFULNESS_REDUCTIONS:
             raise ValueError(f"faithfulness_reduction must be one of {FAITHFULNESS_REDUCTIONS}, "
                              f"got {self.faithfulness_reduction!r}")
+        if self.component_init not in ("random", "data"):
+            raise ValueError(f"component_init must be 'random' or 'data', got {self.component_init!r}")
         if self.recon_loss not in ("auto",) + RECON_LOSSES:
             raise ValueError(f"recon_loss must be 'auto', 'kl' or 'mse', got {self.recon_loss!r}")
 
@@ -191,6 +196,31 @@ def _lr_factor(frac: float, config: DecomposeConfig) -> float:
     t = min(max(t, 0.0), 1.0)
     f = config.lr_final_frac
     return f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def init_read_directions_from_data(cm: ComponentModel, batch: Tensor, generator: torch.Generator) -> None:
+    """Point every component's read direction V_c along the layer input at one random position of ``batch``
+    (positions whose input is zero are skipped), keeping the column norms of the random init; U is left as it
+    is and the faithfulness warm-up then fits sum_c U_c V_c^T to W.
+
+    A random V_c reads every input direction a little, and in a small model the components that end up alive
+    are often the ones that started reading two features at once: an initial mixture that training does not
+    undo. Starting each V_c on a direction the data actually takes (for sparse features: usually one feature)
+    removes most of those mixtures. The positions are drawn without replacement with ``generator``.
+
+    Raises ValueError when the batch has fewer non-zero positions than a matrix has components."""
+    _, inputs = cm.target_output_and_inputs(batch)
+    for name in cm.module_names:
+        comp = cm.components[name]
+        x = inputs[name].reshape(-1, inputs[name].shape[-1]).to(comp.V.dtype)
+        x = x[x.norm(dim=1) > 0]
+        if x.shape[0] < comp.C:
+            raise ValueError(f"component_init='data' needs at least {comp.C} non-zero inputs to {name} in the "
+                             f"first batch, got {x.shape[0]}")
+        pick = torch.randperm(x.shape[0], generator=generator)[: comp.C].to(x.device)
+        directions = x[pick] / x[pick].norm(dim=1, keepdim=True)  # (C, d_in)
+        comp.V.copy_(directions.T * comp.V.norm(dim=0, keepdim=True))
 
 
 def faithfulness_warmup(cm: ComponentModel, config: DecomposeConfig) -> float:
@@ -358,6 +388,8 @@ def decompose(
     device = resolve_device(config.device)
     cm.to(device)  # moves the wrapped target model too
     if state is None:
+        if config.component_init == "data":
+            init_read_directions_from_data(cm, first.to(device), gen)
         warm = faithfulness_warmup(cm, config)
         history.append({"step": 0, "faithfulness_after_warmup": warm})
     params = cm.trainable_parameters()

@@ -171,17 +171,24 @@ def tms_decompose_config(n_features: int = 5, n_hidden: int = 2, C: int | None =
                          seed: int = 0, **overrides: Any):
     """The ``DecomposeConfig`` for a TMS model: both matrices (linear1, linear2) with C components each
     (default 2 x n_features), per-component scalar CI MLPs (hidden 16), MSE reconstruction, stochastic plus
-    persistent-PGD adversarial masks, subset routing, importance minimality with p = 1 and no frequency term.
+    persistent-PGD adversarial masks, subset routing, importance minimality with p = 1 and no frequency term,
+    and read directions started on data (``component_init="data"``).
 
     These follow the public reference's TMS runs (C = 20 per matrix there; MLP CI with 16 hidden units;
     minimality coefficient 3e-3 with p = 1 and no frequency term; a faithfulness warm-up with weight decay 0.1;
     cosine LR decay to 0; batch 4096 for 10k-40k steps), shortened for a CPU: batch 1024, 4,000 steps at lr 3e-3.
-    On TMS 5-2 with C = 10, seeds 1 and 2 recover all five features in both matrices; seed 0 recovers them in
-    linear2 but in linear1 one feature is written by its neighbours' components (a local minimum: a dead
-    component cannot come back to take the feature over). Tried on seed 0 without fixing that: a shared-MLP
-    CI (also split features in linear2 on seeds 1 and 2), a frequency term (beta 0.1 and 1: more splitting),
-    p annealed 2 -> 1, lr 1e-3 or 5e-3, minimality 1e-3 or 1e-2, 8,000 steps, no adversary. The warm-up weight
-    decay took seed 0 from 3 + 4 to 4 + 5 matched features.
+
+    With C = 10 instead of 20 the optimisation often ends in a local minimum: a live component reads two
+    features at once (with the same sign, so its causal importance cannot tell them apart) and a spare component
+    that could have taken one of them over is already dead. Starting training from an exact solution stays exact
+    and has a lower training loss (stochastic MSE + minimality), so the objective is right and the search is not.
+    How the settings were chosen, on seeds 3-10 only (seeds 0, 1, 2 are the reported ones, run once after):
+    random read directions recovered every feature of both matrices in 0 of 6 runs; read directions started on
+    the data in 8 of 16 (two draws of the starting positions). Other settings, each on 2-4 of these seeds:
+    C = 20 (2 of 4), a per-component CI reading the whole input (1 of 4; 1 of 8 with data starts), a
+    shared-MLP CI (0 of 8), lr 1e-3 (0 of 4), the reference's batch 4096, lr 1e-3 and 10,000 steps (0 of 2),
+    CI leak 0.1 (1 of 4), PGD step 1, p annealed 2 -> 1, minimality 1e-3 or ramped in over the first quarter,
+    no adversary, no warm-up weight decay (0 of 4 each), 8,000 steps with data starts (1 of 4).
     """
     from vpd_lite.decompose import DecomposeConfig
 
@@ -192,7 +199,8 @@ def tms_decompose_config(n_features: int = 5, n_hidden: int = 2, C: int | None =
         faithfulness_warmup_steps=200, faithfulness_warmup_lr=1e-2, faithfulness_warmup_weight_decay=0.1,
         coeff_faithfulness=1.0,
         coeff_stochastic=1.0, coeff_adversarial=1.0, coeff_minimality=3e-3, p_start=1.0, p_end=1.0, beta=0.0,
-        adversarial_routing="subset", pgd_lr=0.1, device="cpu", checkpoint_every=0, log_every=100, seed=seed,
+        adversarial_routing="subset", pgd_lr=0.1, component_init="data", device="cpu", checkpoint_every=0,
+        log_every=100, seed=seed,
     )
     base.update(overrides)
     return DecomposeConfig(**base)
