@@ -1,4 +1,4 @@
-"""Leaky hard sigmoids (values and gradients by hand) and the two CI function families."""
+"""Leaky hard sigmoids (values and gradients by hand) and the three CI function families."""
 
 import pytest
 import torch
@@ -6,6 +6,7 @@ import torch
 from vpd_lite.causal_importance import (
     ComponentMLPCI,
     SharedMLPCI,
+    VectorMLPCI,
     lower_leaky_hard_sigmoid,
     make_ci_fn,
     upper_leaky_hard_sigmoid,
@@ -64,9 +65,23 @@ def test_component_mlp_reads_only_its_own_activation():
         f(torch.zeros(1, 4))
 
 
+def test_vector_mlp_is_one_mlp_per_component_on_the_whole_input():
+    f = VectorMLPCI(d_in=6, C=4, hidden=3, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 5, 6)
+    out = f(x)
+    assert out.shape == (2, 5, 4)
+    # by hand for component 1 at one position: its own weights, the whole input vector
+    h = torch.nn.functional.gelu(x[0, 0] @ f.w1[1] + f.b1[1])
+    assert torch.allclose(out[0, 0, 1], (h * f.w2[1]).sum() + f.b2[1])
+    # two inputs that a component reads equally (same V^T x for V = e_0 + e_1) get different pre-activations
+    same_act = torch.tensor([[1.0, 0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0, 0]])
+    assert (f(same_act)[0] - f(same_act)[1]).abs().max() > 0
+
+
 def test_make_ci_fn():
     assert isinstance(make_ci_fn("shared_mlp", 4, 3, 2), SharedMLPCI)
     assert isinstance(make_ci_fn("mlp", 4, 3, 2), ComponentMLPCI)
+    assert isinstance(make_ci_fn("vector_mlp", 4, 3, 2), VectorMLPCI)
     with pytest.raises(ValueError, match="unknown ci_type 'nope'"):
         make_ci_fn("nope", 4, 3, 2)
 

@@ -9,7 +9,7 @@ import torch
 
 from vpd_lite.checkpoint import load_decomposition, save_decomposition
 from vpd_lite.components import PLAIN, ComponentModel
-from vpd_lite.decompose import decompose
+from vpd_lite.decompose import DecomposeConfig, build_component_model, decompose, init_read_directions_from_data
 from vpd_lite.evaluate import evaluate_decomposition, format_metrics
 from vpd_lite.losses import faithfulness_loss, reconstruction_mse
 from vpd_lite.pgd import PGDConfig
@@ -74,6 +74,31 @@ def test_a_plain_module_is_decomposed_with_mse(tms, tmp_path):
         torch.testing.assert_close(loaded.components[n].V, cm.components[n].V)
     ones = {n: torch.ones(5, 10) for n in cm.module_names}
     torch.testing.assert_close(loaded.forward_with_masks(x, ones), cm.forward_with_masks(x, ones))
+
+
+def test_data_init_points_each_read_direction_along_an_input_of_the_batch(tms):
+    model, _ = tms
+    config = tms_decompose_config(5, 2, C=6)
+    cm = build_component_model(model, config)
+    norms = {n: cm.components[n].V.norm(dim=0).clone() for n in cm.module_names}
+    batch = sparse_features(256, 5, 0.05, torch.Generator().manual_seed(3))
+    init_read_directions_from_data(cm, batch, torch.Generator().manual_seed(0))
+    _, inputs = cm.target_output_and_inputs(batch)
+    for name in cm.module_names:
+        V = cm.components[name].V.detach()  # (d_in, C)
+        torch.testing.assert_close(V.norm(dim=0), norms[name])  # the random init's scale is kept
+        x = inputs[name][inputs[name].norm(dim=1) > 0]
+        cos = (V / V.norm(dim=0)).T @ (x / x.norm(dim=1, keepdim=True)).T  # (C, positions)
+        assert torch.all(cos.max(dim=1).values > 1 - 1e-5)  # every V_c is the direction of some input
+    with pytest.raises(ValueError, match="at least 6 non-zero inputs"):
+        init_read_directions_from_data(cm, torch.zeros(64, 5), torch.Generator().manual_seed(0))
+
+
+def test_component_init_is_checked_and_random_by_default():
+    assert DecomposeConfig().component_init == "random"  # the language-model recipe is unchanged
+    assert tms_decompose_config().component_init == "data"
+    with pytest.raises(ValueError, match="component_init"):
+        DecomposeConfig(component_init="svd")
 
 
 def test_a_custom_run_function_is_an_adapter():
@@ -148,4 +173,8 @@ def test_notebook_00_checks_accept_the_right_answer_and_refuse_a_wrong_one():
     assert not check_live_count("five", report, "linear1")
     ci = {"linear1": torch.eye(5, 10), "linear2": torch.eye(5, 10) * 0.9}
     assert check_components_on(2, ci, feature=2) and not check_components_on(1, ci, feature=2)
+    ci["linear2"][2, 1] = ci["linear2"][2, 3] = 0.8  # the neighbours' components, needed for the interference
+    assert check_components_on(3, ci, feature=2, module="linear2")
+    assert not check_components_on(1, ci, feature=2, module="linear2")
+    assert check_components_on(4, ci, feature=2)
     assert str(check_components_on(None, ci, feature=2)).startswith("Not quite")

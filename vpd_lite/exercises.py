@@ -113,21 +113,26 @@ def check_live_count(answer: Any, report: Mapping[str, Any], module: str) -> Che
                      "features does the model store?")
 
 
-def check_components_on(answer: Any, ci_one_feature: Mapping[str, Any], feature: int, threshold: float = 0.5) -> Check:
-    """Exercise: with only feature ``feature`` switched on, how many components (over all decomposed matrices)
-    have causal importance above ``threshold``?
+def check_components_on(answer: Any, ci_one_feature: Mapping[str, Any], feature: int, module: str | None = None,
+                        threshold: float = 0.5) -> Check:
+    """Exercise: with only feature ``feature`` switched on (value 1), how many components of ``module`` (default:
+    of all decomposed matrices together) have causal importance above ``threshold``?
 
     ``ci_one_feature``: {module: CI (n_features, C)} on the one-feature inputs
-    (``toy_models.component_ci_on_data(cm, toy_models.one_feature_inputs(n))``)."""
-    right = sum(int((row[feature] > threshold).sum()) for row in ci_one_feature.values())
+    (``toy_models.component_ci_on_data(cm, toy_models.one_feature_inputs(n))``). The right answer is read from
+    it: besides the feature's own component, ``linear2`` needs those of the features the toy model's own output
+    leaks into on this input (its neighbours, where W_j^T W_i + b_j > 0)."""
+    rows = ci_one_feature.values() if module is None else [ci_one_feature[module]]
+    right = sum(int((row[feature] > threshold).sum()) for row in rows)
     value = _as_float(answer)
     if value is None:
         return not_quite("give a whole number")
     if value == right:
-        return correct(f"{right}: the feature's own component in each matrix; every other component can be "
-                       "ablated on this input without changing the output.")
-    return not_quite("the input holds one feature; how many matrices does it pass through, and how many "
-                     "components does each need for one feature?")
+        return correct(f"{right}: the feature's own component, plus one for every other output that the toy model "
+                       "itself makes non-zero on this input (its interference), which the components must "
+                       "reproduce; every other component can be switched off without changing the output.")
+    return not_quite(f"the feature's own component is needed; which other outputs ReLU(W_j\u1d40 W_{feature} + b_j) "
+                     "does the toy model itself make non-zero on this input?")
 
 
 # ---- notebook 01
