@@ -50,6 +50,7 @@ __all__ = [
     "true_feature_directions",
     "tms_decompose_config",
     "decompose_tms",
+    "matrix_objectives",
     "component_ci_on_data",
     "component_feature_cosines",
     "component_rank1_cosines",
@@ -206,14 +207,76 @@ def tms_decompose_config(n_features: int = 5, n_hidden: int = 2, C: int | None =
     return DecomposeConfig(**base)
 
 
-def decompose_tms(model: TMSModel, config=None, feature_prob: float = 0.05, progress: bool = False):
-    """Decompose a trained TMS model on its own data distribution: (ComponentModel, history)."""
+def decompose_tms(model: TMSModel, config=None, feature_prob: float = 0.05, progress: bool = False,
+                  restarts: int = 1):
+    """Decompose a trained TMS model on its own data distribution: (ComponentModel, history).
+
+    ``restarts`` > 1 runs the decomposition that many times, from the starting seeds ``config.seed + 1000 k``
+    (k = 0 .. restarts - 1; the data stream is the same), and keeps for each matrix the components and CI
+    function of the run with the lowest ``matrix_objectives`` (training loss on fresh samples of the training
+    distribution; no ground truth is read). Each matrix has its own components, CI function and minimality
+    term, and each run trains every matrix alone as well as together (subset routing), so a matrix can be taken
+    from one run and the other from another. The history is the first run's, plus a last row with every run's
+    objectives and the chosen run per matrix.
+
+    Raises ValueError if ``restarts`` < 1."""
+    import dataclasses as dc
+
     from vpd_lite.decompose import decompose
 
+    if restarts < 1:
+        raise ValueError(f"restarts must be at least 1, got {restarts}")
     if config is None:
         config = tms_decompose_config(model.n_features, model.n_hidden)
-    batches = feature_batches(model.n_features, feature_prob, config.batch_size, config.seed + 20_000)
-    return decompose(model, batches, config, progress=progress)
+    runs = []
+    for k in range(restarts):
+        run_config = dc.replace(config, seed=config.seed + 1000 * k)
+        batches = feature_batches(model.n_features, feature_prob, config.batch_size, config.seed + 20_000)
+        runs.append(decompose(model, batches, run_config, progress=progress))
+    if restarts == 1:
+        return runs[0]
+    objectives = [matrix_objectives(cm, config, feature_prob) for cm, _ in runs]
+    cm, history = runs[0]
+    chosen = {}
+    for name in cm.module_names:
+        k = min(range(restarts), key=lambda i: objectives[i][name])
+        chosen[name] = k
+        cm.components[name].load_state_dict(runs[k][0].components[name].state_dict())
+        cm.ci_fns[name].load_state_dict(runs[k][0].ci_fns[name].state_dict())
+    history = history + [{"step": config.steps, "restart_objectives": objectives, "chosen_restart": chosen}]
+    return cm, history
+
+
+@torch.no_grad()
+def matrix_objectives(cm, config, feature_prob: float = 0.05, n_samples: int = 50_000, mask_draws: int = 8,
+                      seed: int = 12_345) -> dict[str, float]:
+    """{module: training objective of that matrix alone}, on ``n_samples`` fresh inputs from the training
+    distribution (a fixed seed, so runs are compared on the same inputs):
+
+        L_m = mean over ``mask_draws`` stochastic masks of MSE(model with only m through its masked components,
+              target)  +  coeff_minimality * importance minimality of m (p = config.p_end, frequency weight beta)
+
+    Units: squared output units (the MSE) plus the weighted minimality; lower is better. Used by
+    ``decompose_tms`` to pick, per matrix, the best of several restarts."""
+    from vpd_lite.losses import importance_minimality_loss, reconstruction_mse
+    from vpd_lite.masks import delta_stochastic_masks, stochastic_masks
+
+    gen = torch.Generator().manual_seed(seed)
+    n_features = cm.components[cm.module_names[0]].d_in
+    x = sparse_features(n_samples, n_features, feature_prob, gen)
+    target, inputs = cm.target_output_and_inputs(x)
+    ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
+    out = {}
+    for name in cm.module_names:
+        route = {n: torch.full((n_samples,), n == name) for n in cm.module_names}
+        mse = 0.0
+        for _ in range(mask_draws):
+            masks = stochastic_masks(ci_lower, gen)
+            dmasks = delta_stochastic_masks(cm.module_names, (n_samples,), gen) if cm.use_delta else None
+            mse += float(reconstruction_mse(target, cm.forward_with_masks(x, masks, route, dmasks))) / mask_draws
+        minimality = float(importance_minimality_loss({name: ci_upper[name]}, config.p_end, config.beta, config.eps))
+        out[name] = mse + config.coeff_minimality * minimality
+    return out
 
 
 @torch.no_grad()
@@ -403,8 +466,9 @@ def plot_ci_one_feature(cm, model: TMSModel, report: dict[str, Any], value: floa
 
 
 def run_experiment(tms: TMSConfig, seed: int, C: int | None = None, steps: int | None = None,
-                   progress: bool = False, **overrides: Any) -> dict[str, Any]:
-    """Train one TMS model and decompose it; returns the ``feature_match`` report plus timings and settings."""
+                   progress: bool = False, restarts: int = 1, **overrides: Any) -> dict[str, Any]:
+    """Train one TMS model and decompose it (``restarts``: see ``decompose_tms``); returns the ``feature_match``
+    report plus timings and settings."""
     t0 = time.perf_counter()
     model, losses = train_tms(dataclasses.replace(tms, seed=seed), progress=progress)
     t1 = time.perf_counter()
@@ -412,13 +476,15 @@ def run_experiment(tms: TMSConfig, seed: int, C: int | None = None, steps: int |
     if steps is not None:
         kw["steps"] = steps
     config = tms_decompose_config(tms.n_features, tms.n_hidden, C=C, seed=seed, **kw)
-    cm, history = decompose_tms(model, config, tms.feature_prob, progress=progress)
+    cm, history = decompose_tms(model, config, tms.feature_prob, progress=progress, restarts=restarts)
     t2 = time.perf_counter()
     report = feature_match(cm, model, tms.feature_prob, cos_threshold=0.95 if tms.n_hidden == 2 else 0.9)
     last = [r for r in history if "stochastic_recon" in r][-1]
     return {
         "model": f"TMS {tms.n_features}-{tms.n_hidden}", "seed": seed, "C": config.targets["linear1"],
-        "decompose_steps": config.steps, "tms_final_mse": losses[-1],
+        "decompose_steps": config.steps, "restarts": restarts,
+        "chosen_restart": history[-1].get("chosen_restart", {n: 0 for n in cm.module_names}),
+        "tms_final_mse": losses[-1],
         "final_losses": {k: last[k] for k in ("stochastic_recon", "adversarial_recon", "minimality", "faithfulness")
                          if k in last},
         "faithfulness_residual": cm.faithfulness_residual(),
@@ -433,7 +499,8 @@ def _summary_line(r: dict[str, Any]) -> str:
                      f"{' (exact)' if m['exact'] else ''}, min |cos| of live "
                      f"{min(m['best_cos']) if m['best_cos'] else float('nan'):.3f} "
                      f"(rank-1 matrix: {min(m['rank1_cos']) if m['rank1_cos'] else float('nan'):.3f})")
-    return f"{r['model']} seed {r['seed']} (C={r['C']}): " + "; ".join(parts)
+    runs = f", best of {r['restarts']} runs per matrix" if r.get("restarts", 1) > 1 else ""
+    return f"{r['model']} seed {r['seed']} (C={r['C']}{runs}): " + "; ".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -443,9 +510,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ap = make_parser("toy_models", "Train toy models of superposition, decompose them, and check that the "
                                    "components recover the known features.")
-    ap.add_argument("--seeds", type=nonneg_int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--models", nargs="+", choices=["5-2", "40-10"], default=["5-2", "40-10"])
+    ap.add_argument("--seeds", type=nonneg_int, nargs="+", default=[0, 1, 2],
+                    help="seeds of the toy model and its decomposition (default: 0 1 2)")
+    ap.add_argument("--models", nargs="+", choices=["5-2", "40-10"], default=["5-2", "40-10"],
+                    help="which toy models (default: both)")
     ap.add_argument("--steps", type=positive_int, default=None, help="decomposition steps (default: the config's)")
+    ap.add_argument("--restarts", type=positive_int, default=None,
+                    help="decompositions per model from different starting seeds; each matrix keeps the one with "
+                         "the lowest training loss (default: 5 for TMS 5-2, 1 for TMS 40-10, whose run takes "
+                         "about 3 minutes)")
     ap.add_argument("--out", type=out_folder, default=None, help="folder for results.json (default: a new ./runs/toy_models-* folder)")
     ap.add_argument("--threads", type=positive_int, default=1,
                     help="torch threads (default 1: fastest for these tiny matrices; the numbers depend on it)")
@@ -457,7 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tms = TMS_5_2 if key == "5-2" else TMS_40_10
         C, extra = (None, {}) if key == "5-2" else (80, TMS_40_10_OVERRIDES)
         for seed in args.seeds:
-            r = run_experiment(tms, seed, C=C, steps=args.steps, **extra)
+            restarts = args.restarts or (5 if key == "5-2" else 1)
+            r = run_experiment(tms, seed, C=C, steps=args.steps, restarts=restarts, **extra)
             results.append(r)
             print(_summary_line(r), flush=True)
     atomic_write_json(out / "results.json", results)
