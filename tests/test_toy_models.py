@@ -15,6 +15,8 @@ from vpd_lite.losses import faithfulness_loss, reconstruction_mse
 from vpd_lite.pgd import PGDConfig
 from vpd_lite.toy_models import (
     TMSConfig,
+    decompose_tms,
+    matrix_objectives,
     TMSModel,
     component_feature_cosines,
     component_rank1_cosines,
@@ -92,6 +94,27 @@ def test_data_init_points_each_read_direction_along_an_input_of_the_batch(tms):
         assert torch.all(cos.max(dim=1).values > 1 - 1e-5)  # every V_c is the direction of some input
     with pytest.raises(ValueError, match="at least 6 non-zero inputs"):
         init_read_directions_from_data(cm, torch.zeros(64, 5), torch.Generator().manual_seed(0))
+
+
+def test_restarts_keep_per_matrix_the_run_with_the_lowest_training_loss(tms):
+    import dataclasses
+
+    model, _ = tms
+    config = tms_decompose_config(5, 2, C=6, steps=4, batch_size=64, faithfulness_warmup_steps=10, seed=7)
+    cm, history = decompose_tms(model, config, restarts=2)
+    last = history[-1]
+    objectives, chosen = last["restart_objectives"], last["chosen_restart"]
+    singles = [decompose_tms(model, dataclasses.replace(config, seed=7 + 1000 * k))[0] for k in range(2)]
+    for name in cm.module_names:
+        k = chosen[name]
+        assert objectives[k][name] == min(o[name] for o in objectives)
+        torch.testing.assert_close(cm.components[name].V, singles[k].components[name].V)
+        torch.testing.assert_close(cm.components[name].U, singles[k].components[name].U)
+        for a, b in zip(cm.ci_fns[name].parameters(), singles[k].ci_fns[name].parameters()):
+            torch.testing.assert_close(a, b)
+    assert objectives[chosen["linear1"]] == pytest.approx(matrix_objectives(singles[chosen["linear1"]], config))
+    with pytest.raises(ValueError, match="restarts must be at least 1"):
+        decompose_tms(model, config, restarts=0)
 
 
 def test_component_init_is_checked_and_random_by_default():
