@@ -115,6 +115,9 @@ def test_restarts_keep_per_matrix_the_run_with_the_lowest_training_loss(tms):
     assert objectives[chosen["linear1"]] == pytest.approx(matrix_objectives(singles[chosen["linear1"]], config))
     with pytest.raises(ValueError, match="restarts must be at least 1"):
         decompose_tms(model, config, restarts=0)
+    # a decomposition of linear2 alone (input: the hidden space) is scored on the model's own inputs
+    only2 = decompose_tms(model, dataclasses.replace(config, targets={"linear2": 6}))[0]
+    assert set(matrix_objectives(only2, config)) == {"linear2"}
 
 
 def test_component_init_is_checked_and_random_by_default():

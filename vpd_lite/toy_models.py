@@ -266,8 +266,7 @@ def matrix_objectives(cm, config, feature_prob: float = 0.05, n_samples: int = 5
     from vpd_lite.masks import delta_stochastic_masks, stochastic_masks
 
     gen = torch.Generator().manual_seed(seed)
-    n_features = cm.components[cm.module_names[0]].d_in
-    x = sparse_features(n_samples, n_features, feature_prob, gen)
+    x = sparse_features(n_samples, cm.model.n_features, feature_prob, gen)  # cm.model: the wrapped TMSModel
     target, inputs = cm.target_output_and_inputs(x)
     ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
     out = {}
