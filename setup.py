@@ -1,7 +1,7 @@
 """Packaging step that pyproject.toml cannot express: copy the shipped ``data/`` into the wheel.
 
 ``pip install .`` (or a wheel built from this folder) then carries the corpus, target model, decomposition and
-labels as ``vpd_lite/_data``, which ``vpd_lite.paths.data_dir()`` finds when there is no clone to read from.
+labels as ``vpd_lite/_data``, which ``vpd_lite.models.paths.data_dir()`` finds when there is no clone to read from.
 An editable install (``pip install -e .``) copies nothing: it reads the clone's ``data/`` directly.
 """
 

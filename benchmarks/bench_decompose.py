@@ -28,20 +28,21 @@ shared machine the alternation and the medians keep the comparison fair when the
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import json
 import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vpd_lite.decompose import DecomposeConfig, build_component_model, keep_freed_memory, train_step  # noqa: E402
-from vpd_lite.pgd import PersistentPGD  # noqa: E402
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.decompose import build_component_model, keep_freed_memory, train_step
+from vpd_lite.method.pgd import PersistentPGD
 
 
 def _llama(vocab: int = 4096, d: int = 128, mlp: int = 512, layers: int = 2, heads: int = 4):
@@ -65,8 +66,8 @@ def _pythia70m_shape():
 
 def _setup(name: str):
     if name == "pythia70m-shape":
-        from vpd_lite.architectures import default_targets
-        from vpd_lite.recipes import RECIPES
+        from vpd_lite.models.architectures import default_targets
+        from vpd_lite.models.recipes import RECIPES
 
         model = _pythia70m_shape()
         config = replace(RECIPES["pythia-70m"].decompose, targets=default_targets(model, 2.0), batch_size=8,
@@ -81,7 +82,7 @@ def _setup(name: str):
         return _llama(), config, "random-init 2-layer Llama (d 128, MLP 512, vocab 4096, 4 heads)"
     config = DecomposeConfig()
     try:
-        from vpd_lite.target import load_target
+        from vpd_lite.models.target import load_target
 
         model, _ = load_target()
         desc = "shipped target (data/target)"

@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without `pip install -e .`
 
-from vpd_lite.corpus import load_corpus  # noqa: E402
-from vpd_lite.target import TargetConfig, evaluate_target, format_table, train_target  # noqa: E402
+from vpd_lite.models.corpus import load_corpus
+from vpd_lite.models.target import TargetConfig, evaluate_target, format_table, train_target
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,7 +41,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # run from a checkout without `pip install -e .`
 
-from vpd_lite.cli import unit_interval  # noqa: E402 (argument checks shared with the package's commands)
+from vpd_lite.commands.cli import unit_interval
 
 LANGS = ("en", "de", "fr", "es", "it")
 

@@ -6,7 +6,7 @@ OpenMP threads makes them tens of times slower.
 
 import pytest
 
-from vpd_lite.devices import torch_threads
+from vpd_lite.method.devices import torch_threads
 
 
 @pytest.fixture(autouse=True)

@@ -14,8 +14,9 @@ import torch
 import torch.distributed as dist
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.decompose import DecomposeConfig, decompose
-from vpd_lite.distributed import init_from_env
+from vpd_lite.commands.distributed import init_from_env
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.decompose import decompose
 
 
 def main() -> None:

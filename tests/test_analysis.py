@@ -9,21 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vpd_lite.analysis import (
+from vpd_lite.interpret.ablation import ablation_effect, ablation_effects, component_removed
+from vpd_lite.interpret.ids import component_key, context_key, parse_component_id, position_bucket
+from vpd_lite.interpret.statistics import (
     ComponentStats,
     StatsAccumulator,
-    ablation_effect,
-    ablation_effects,
-    component_key,
-    component_removed,
-    context_key,
     language_specificity,
-    lm_cross_entropy,
     live_components,
-    parse_component_id,
-    position_bucket,
     proportional_quota,
 )
+from vpd_lite.method.cross_entropy import lm_cross_entropy
 
 # One module "m" with C = 2 components; one block of T = 4 tokens per language.
 CI_EN = torch.tensor([[[0.0, 0.5], [0.2, 0.05], [0.9, 0.0], [0.1, 0.3]]])  # (1, 4, 2)
@@ -321,13 +316,13 @@ def test_ablation_effect_equals_manual_edit():
 
 # ------------------------------------------------------------------------------- with the real VPD core
 def tiny_component_model():
-    from vpd_lite.components import ComponentModel
+    from vpd_lite.method.components import ComponentModel
 
     return ComponentModel(tiny_llama(), {"*.mlp.down_proj": 6, "*.self_attn.q_proj": 4}, seed=0)
 
 
 def test_harvest_matches_the_component_model():
-    from vpd_lite.analysis import harvest
+    from vpd_lite.interpret.harvest import harvest
 
     cm = tiny_component_model()
     g = torch.Generator().manual_seed(4)
@@ -365,7 +360,7 @@ def test_removal_equals_masking_the_component_out():
 
 
 def test_fingerprint_and_load_or_harvest(tmp_path):
-    from vpd_lite.analysis import decomposition_fingerprint, harvest, load_or_harvest
+    from vpd_lite.interpret.harvest import decomposition_fingerprint, harvest, load_or_harvest
 
     cm = tiny_component_model()
     blocks = {"en": torch.randint(0, 32, (2, 8), generator=torch.Generator().manual_seed(6))}
@@ -385,8 +380,8 @@ def test_fingerprint_and_load_or_harvest(tmp_path):
 
 
 def test_load_or_decompose(tmp_path):
-    from vpd_lite.analysis import load_or_decompose
-    from vpd_lite.checkpoint import save_decomposition
+    from vpd_lite.method.checkpoint import save_decomposition
+    from vpd_lite.tutorial.notebook import load_or_decompose
 
     cm = tiny_component_model()
     with pytest.raises(FileNotFoundError, match="vpd_lite.decompose"):
@@ -402,7 +397,7 @@ def test_load_or_decompose(tmp_path):
 def test_shipped_statistics_show_representative_contexts():
     """On the shipped statistics, a component whose firing is >= 95 % German shows >= 90 % German top contexts,
     and no component shows the same context window twice."""
-    from vpd_lite.paths import data_dir
+    from vpd_lite.models.paths import data_dir
 
     path = data_dir() / "component_stats.safetensors"
     if not path.is_file():
@@ -421,7 +416,7 @@ def test_shipped_statistics_show_representative_contexts():
 
 
 def test_any_prefix_of_the_contexts_keeps_the_language_mix():
-    from vpd_lite.analysis import Context, interleave_by_language
+    from vpd_lite.interpret.statistics import Context, interleave_by_language
 
     ctx = [Context([1], [1.0], 0, "es", 0, 1.0) for _ in range(6)] + [Context([2], [1.0], 0, "en", 0, 1.0)] * 2
     langs = [c.lang for c in interleave_by_language(ctx)]

@@ -17,16 +17,18 @@ from transformers import (
     LlamaForCausalLM,
 )
 
-from vpd_lite.analysis import harvest, live_components
-from vpd_lite.architectures import ATTENTION_AND_MLP, default_targets
-from vpd_lite.baselines import LORA_METHODS, train_lora
-from vpd_lite.checkpoint import load_decomposition, save_decomposition
-from vpd_lite.components import linear_weight
-from vpd_lite.decompose import DecomposeConfig, decompose
-from vpd_lite.edits import ScalarEdit, component_directions, select_target_tokens, uniform_ce
-from vpd_lite.evaluate import evaluate_decomposition
-from vpd_lite.labelling import label_components
-from vpd_lite.pgd import PGDConfig
+from vpd_lite.erase.baselines import LORA_METHODS, train_lora
+from vpd_lite.erase.edits import ScalarEdit, component_directions, select_target_tokens, uniform_ce
+from vpd_lite.interpret.harvest import harvest
+from vpd_lite.interpret.labels import label_components
+from vpd_lite.interpret.statistics import live_components
+from vpd_lite.method.checkpoint import load_decomposition, save_decomposition
+from vpd_lite.method.components import linear_weight
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.decompose import decompose
+from vpd_lite.method.evaluate import evaluate_decomposition
+from vpd_lite.method.pgd import PGDConfig
+from vpd_lite.models.architectures import ATTENTION_AND_MLP, default_targets
 
 VOCAB, SEQ = 64, 16
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.baselines import LORA_METHODS, LoraTrainConfig, lora_model, lora_parameters, train_lora
-from vpd_lite.edits import select_target_tokens, uniform_ce
+from vpd_lite.erase.baselines import LORA_METHODS, LoraTrainConfig, lora_model, lora_parameters, train_lora
+from vpd_lite.erase.edits import select_target_tokens, uniform_ce
 
 VOCAB = 64
 MODULES = [f"model.layers.{i}.{m}" for i in range(2)
@@ -87,8 +87,8 @@ def test_local_lora_needs_the_edited_module_and_bad_targets_raise():
 
 
 def test_lr_sweep_keeps_the_lr_with_the_lowest_training_objective():
-    from vpd_lite.baselines import train_lora_lr_sweep
-    from vpd_lite.edits import objective_on_all
+    from vpd_lite.erase.baselines import train_lora_lr_sweep
+    from vpd_lite.erase.edits import objective_on_all
 
     model = tiny_llama()
     sets = [select_target_tokens(BLOCKS, 4, seed=s) for s in (0, 1)]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vpd_lite.causal_importance import (
+from vpd_lite.method.causal_importance import (
     ComponentMLPCI,
     SharedMLPCI,
     VectorMLPCI,
@@ -11,7 +11,6 @@ from vpd_lite.causal_importance import (
     make_ci_fn,
     upper_leaky_hard_sigmoid,
 )
-
 
 Z = [-2.0, -0.5, 0.0, 0.3, 1.0, 1.5, 3.0]
 
@@ -88,7 +87,7 @@ def test_make_ci_fn():
 
 @pytest.mark.parametrize("which", ["both", "lower", "upper"])
 def test_fused_sigmoids_match_the_separate_ones(which):
-    from vpd_lite.causal_importance import leaky_hard_sigmoids
+    from vpd_lite.method.causal_importance import leaky_hard_sigmoids
 
     g = torch.Generator().manual_seed(0)
     z = torch.cat([torch.randn(200, generator=g) * 2, torch.tensor([-1.0, 0.0, 0.5, 1.0, 2.0])])

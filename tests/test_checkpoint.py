@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.checkpoint import (
+from vpd_lite.method.checkpoint import (
     atomic_write_json,
     load_decomposition,
     load_training_state,
@@ -14,9 +14,8 @@ from vpd_lite.checkpoint import (
     save_decomposition,
     target_fingerprint,
 )
-from vpd_lite.components import ComponentModel
-from vpd_lite.decompose import DecomposeConfig
-
+from vpd_lite.method.components import ComponentModel
+from vpd_lite.method.config import DecomposeConfig
 
 TARGETS = {"*.q_proj": 4, "*.up_proj": 6, "*.down_proj": 6}
 

@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from checkout_copy import ROOT, copy_checkout, git_status
 
 SHIPPED = ("data", "results")
@@ -159,7 +158,7 @@ def test_help_gives_every_default(module, monkeypatch):
     """``--help`` says what every option that takes a value does when it is left out (flags are off)."""
     import importlib
 
-    from vpd_lite import cli
+    from vpd_lite.commands import cli
 
     made = []
 

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from vpd_lite import cli
+from vpd_lite.commands import cli
 
 
 def test_number_types_accept_and_refuse():

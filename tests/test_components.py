@@ -4,8 +4,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.components import ComponentModel, LinearComponents, linear_weight, match_modules
-
+from vpd_lite.method.components import ComponentModel, LinearComponents, linear_weight, match_modules
 
 LLAMA_TARGETS = {"*.q_proj": 8, "*.k_proj": 8, "*.v_proj": 8, "*.o_proj": 8, "*.gate_proj": 12,
                  "*.up_proj": 12, "*.down_proj": 12}

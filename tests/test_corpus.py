@@ -10,16 +10,8 @@ import torch
 from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
 
-from vpd_lite.corpus import (
-    LANGS,
-    chunk,
-    encode_texts,
-    lang_token_blocks,
-    load_corpus,
-    train_batches,
-    train_mix,
-)
-from vpd_lite.paths import corpus_dir
+from vpd_lite.models.corpus import LANGS, chunk, encode_texts, lang_token_blocks, load_corpus, train_batches, train_mix
+from vpd_lite.models.paths import corpus_dir
 
 
 def char_tokenizer() -> PreTrainedTokenizerFast:

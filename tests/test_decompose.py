@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.checkpoint import load_decomposition
-from vpd_lite.decompose import DecomposeConfig, build_component_model, decompose, faithfulness_warmup
-
+from vpd_lite.method.checkpoint import load_decomposition
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.decompose import build_component_model, decompose, faithfulness_warmup
 
 TARGETS = {"*.q_proj": 8, "*.v_proj": 8, "*.up_proj": 12, "*.down_proj": 12}
 
@@ -86,8 +86,8 @@ def test_exhausted_generator_is_a_clear_error():
 
 @pytest.mark.parametrize("mode", ["subset", "all"])
 def test_adversarial_routing_choice(mode):
-    from vpd_lite.decompose import train_step
-    from vpd_lite.pgd import PersistentPGD
+    from vpd_lite.method.decompose import train_step
+    from vpd_lite.method.pgd import PersistentPGD
 
     config = cfg(adversarial_routing=mode)
     cm = build_component_model(tiny(), config)
@@ -113,7 +113,7 @@ def test_unknown_adversarial_routing_is_rejected():
 
 
 def test_ci_masked_term_masks_every_matrix_with_the_ci():
-    from vpd_lite.decompose import train_step
+    from vpd_lite.method.decompose import train_step
 
     config = cfg(coeff_ci_masked=0.5, adversarial=False)
     cm = build_component_model(tiny(), config)
@@ -139,7 +139,7 @@ def test_ci_masked_term_masks_every_matrix_with_the_ci():
 
 
 def test_override_config_parses_by_field_type():
-    from vpd_lite.decompose import override_config
+    from vpd_lite.method.config import override_config
 
     c = override_config(DecomposeConfig(), ["coeff_minimality=4e-3", "adversarial=false", "ci_type=mlp", "steps=10"])
     assert (c.coeff_minimality, c.adversarial, c.ci_type, c.steps) == (4e-3, False, "mlp", 10)
@@ -152,8 +152,8 @@ def test_override_config_parses_by_field_type():
 
 def test_train_step_head_path_matches_the_full_logits_path():
     """The blockwise output-head KL used in training gives the same losses and gradients as full logits."""
-    from vpd_lite.decompose import train_step
-    from vpd_lite.pgd import PersistentPGD
+    from vpd_lite.method.decompose import train_step
+    from vpd_lite.method.pgd import PersistentPGD
 
     config = cfg()
     results = []
@@ -175,8 +175,8 @@ def test_cli_quick_run_writes_a_loadable_decomposition(tmp_path, monkeypatch):
     """``python -m vpd_lite.decompose --quick`` on the shipped target: checkpoint, metrics, no scratch path."""
     import json
 
-    from vpd_lite.decompose import main
-    from vpd_lite.target import load_target
+    from vpd_lite.commands.decompose import main
+    from vpd_lite.models.target import load_target
 
     monkeypatch.setenv("VPD_LITE_QUICK", "1")
     out = tmp_path / "dec"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vpd_lite.devices import autocast, draw_uniform, resolve_device
+from vpd_lite.method.devices import autocast, draw_uniform, resolve_device
 
 
 def test_auto_picks_cuda_only_when_available():
@@ -19,8 +19,8 @@ def test_asking_for_cuda_without_it_is_a_clear_error():
 
 
 def test_cuda_without_it_is_a_user_error_that_says_what_to_use(monkeypatch):
-    from vpd_lite.cli import UserError
-    from vpd_lite.devices import DeviceUnavailableError
+    from vpd_lite.errors import UserError
+    from vpd_lite.method.devices import DeviceUnavailableError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceUnavailableError, match="CUDA is not available.*use cpu or auto") as exc:
@@ -43,7 +43,7 @@ def test_draws_depend_only_on_the_generator():
 
 
 def test_torch_threads_sets_and_restores_also_on_error():
-    from vpd_lite.devices import torch_threads
+    from vpd_lite.method.devices import torch_threads
 
     before = torch.get_num_threads()
     other = 2 if before == 1 else 1

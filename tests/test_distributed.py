@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.corpus import LANGS, load_corpus
-from vpd_lite.distributed import Shard, average_gradients, sum_across_ranks
-from vpd_lite.target import train_tokenizer
+from vpd_lite.method.sharding import Shard, average_gradients, sum_across_ranks
+from vpd_lite.models.corpus import LANGS, load_corpus
+from vpd_lite.models.target import train_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,8 +40,8 @@ def test_single_process_collectives_are_identities():
 
 
 def test_nccl_without_cuda_is_refused_before_any_work(monkeypatch, capsys):
-    import vpd_lite.distributed as distributed
-    from vpd_lite.cli import run_main
+    import vpd_lite.commands.distributed as distributed
+    from vpd_lite.commands.cli import run_main
 
     def never(*args, **kwargs):
         raise AssertionError("the run started")

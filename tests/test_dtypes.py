@@ -10,14 +10,15 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.analysis import harvest
-from vpd_lite.checkpoint import load_decomposition, save_decomposition
-from vpd_lite.components import ComponentModel
-from vpd_lite.cross_entropy import next_token_ce
-from vpd_lite.decompose import DecomposeConfig, decompose
-from vpd_lite.edits import ScalarEdit, component_directions
-from vpd_lite.evaluate import evaluate_decomposition
-from vpd_lite.pgd import PGDConfig
+from vpd_lite.erase.edits import ScalarEdit, component_directions
+from vpd_lite.interpret.harvest import harvest
+from vpd_lite.method.checkpoint import load_decomposition, save_decomposition
+from vpd_lite.method.components import ComponentModel
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.cross_entropy import next_token_ce
+from vpd_lite.method.decompose import decompose
+from vpd_lite.method.evaluate import evaluate_decomposition
+from vpd_lite.method.pgd import PGDConfig
 
 VOCAB, SEQ = 64, 8
 DTYPES = [torch.float32, torch.float64, torch.bfloat16]

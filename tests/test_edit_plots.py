@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vpd_lite import edit_plots as ep
+from vpd_lite.tutorial import edit_plots as ep
 
 LANGS = ["en", "de", "fr", "es", "it"]
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.cross_entropy import language_ce
-from vpd_lite.edit_scan import (
+from vpd_lite.commands.edit_scan import main
+from vpd_lite.erase.edit_scan import (
     EditScan,
     ScanConfig,
     admissible_range,
@@ -14,7 +14,6 @@ from vpd_lite.edit_scan import (
     candidates,
     edge_grid,
     edit_curve,
-    main,
     prescreen,
     residual_cache,
     run_edit_scan,
@@ -22,7 +21,8 @@ from vpd_lite.edit_scan import (
     start_layer,
     tolerances,
 )
-from vpd_lite.edits import Direction, ScalarEdit
+from vpd_lite.erase.edits import Direction, ScalarEdit
+from vpd_lite.method.cross_entropy import language_ce
 
 VOCAB = 64
 LANGS = ("en", "de", "fr")

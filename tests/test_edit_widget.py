@@ -9,7 +9,9 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.edit_widget import (
+from vpd_lite.erase.edits import Direction, ScalarEdit
+from vpd_lite.method.cross_entropy import language_ce
+from vpd_lite.tutorial.edit_widget import (
     FIGURE_CLASS,
     FIGURE_TITLE,
     EditExplorer,
@@ -17,7 +19,6 @@ from vpd_lite.edit_widget import (
     explorer_figure,
     greedy_continuation,
 )
-from vpd_lite.edits import Direction, ScalarEdit, language_ce
 
 VOCAB = 48
 EOS = 0
@@ -87,7 +88,7 @@ def test_continuation_without_end_of_text_runs_to_the_budget():
 
 
 def test_continuation_with_the_shipped_tokenizer_never_prints_endoftext():
-    from vpd_lite.target import EOS_TOKEN, load_target
+    from vpd_lite.models.target import EOS_TOKEN, load_target
 
     model, tokenizer = load_target()
     prompt = "Wenn das System startet,"

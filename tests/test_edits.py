@@ -7,18 +7,26 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.edits import (
+from vpd_lite.erase.edits import (
     Direction,
     FitConfig,
     ScalarEdit,
-    language_ce,
+    fit_objective,
     select_target_tokens,
-    train_scalar_edit,
     uniform_ce,
     uniform_level,
 )
+from vpd_lite.method.cross_entropy import language_ce
 
 VOCAB = 64
+
+
+def train_scalar_edit(model, directions, tokens, mask, config):
+    """Fit the prefactors of ``directions`` (init 1) with ``fit_objective``; the edit comes back detached."""
+    edit = ScalarEdit(model, directions)
+    with edit:
+        history = fit_objective(model, [edit.s], tokens, mask, config)
+    return edit, history
 
 
 def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
@@ -191,7 +199,7 @@ def test_language_ce_matches_cross_entropy():
 
 
 # ---------------------------------------------------------------- objectives and the global 1-D search
-from vpd_lite.edits import (  # noqa: E402
+from vpd_lite.erase.edits import (
     OBJECTIVES,
     SearchConfig,
     fit_single_scalar,

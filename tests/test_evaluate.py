@@ -5,9 +5,10 @@ import math
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.components import ComponentModel
-from vpd_lite.evaluate import evaluate_decomposition, format_metrics, next_token_ce, plot_history
-from vpd_lite.pgd import PGDConfig
+from vpd_lite.method.components import ComponentModel
+from vpd_lite.method.cross_entropy import next_token_ce
+from vpd_lite.method.evaluate import evaluate_decomposition, format_metrics, plot_history
+from vpd_lite.method.pgd import PGDConfig
 
 
 def exact_cm(C_extra: int = 3):

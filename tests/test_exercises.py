@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-import pytest
 import torch
 
-from vpd_lite import exercises as ex
-from vpd_lite.analysis import StatsAccumulator
+from vpd_lite.interpret.statistics import StatsAccumulator
+from vpd_lite.tutorial import exercises as ex
 
 
 def right(check) -> bool:

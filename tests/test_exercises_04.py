@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from vpd_lite import exercises
+from vpd_lite.tutorial import exercises
 
 
 def curve():

@@ -11,7 +11,7 @@ import socket
 import pytest
 from huggingface_hub import constants
 
-from vpd_lite import hub
+from vpd_lite.models import hub
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_offline_mode_is_not_probed(monkeypatch):
 
 
 def test_hub_corpus_without_network_is_one_clear_error(no_network):
-    from vpd_lite.corpus import load_corpus
+    from vpd_lite.models.corpus import load_corpus
 
     with pytest.raises(hub.HubUnreachableError, match="corpus 'papluca/language-identification'"):
         load_corpus("papluca/language-identification")

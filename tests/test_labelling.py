@@ -9,8 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import torch
 
-from vpd_lite.analysis import StatsAccumulator
-from vpd_lite.labelling import (
+from vpd_lite.interpret.labels import (
     ComponentLabel,
     LabelConfig,
     LLMConfig,
@@ -20,11 +19,11 @@ from vpd_lite.labelling import (
     llm_label_components,
     llm_prompt,
     load_labels,
-    load_provenance,
     offline_label,
     save_labels,
     search_labels,
 )
+from vpd_lite.interpret.statistics import StatsAccumulator
 
 LANGS = ["en", "de", "fr", "es", "it"]
 VOCAB = ["the", "and", "der", "und", "die", "le", "et", "el", "y", "il", "e", "of"]
@@ -116,7 +115,7 @@ def test_save_load_round_trip(tmp_path):
     prov = {"decomposition_fingerprint": "abc123", "command": "python -m vpd_lite.labelling"}
     path = save_labels(labels, tmp_path / "labels.json", prov)
     assert load_labels(path) == labels
-    assert load_provenance(path) == prov
+    assert json.loads(path.read_text())["provenance"] == prov
     assert [p.name for p in tmp_path.iterdir()] == ["labels.json"]
     assert load_labels(path)[0].cid == ("mlp", 0)
 
@@ -211,9 +210,9 @@ def test_llm_prompt_and_fake_callable():
 def test_labels_table_and_provenance():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from vpd_lite.analysis import decomposition_fingerprint, harvest
-    from vpd_lite.components import ComponentModel
-    from vpd_lite.labelling import labels_table, make_provenance
+    from vpd_lite.interpret.harvest import decomposition_fingerprint, harvest
+    from vpd_lite.interpret.labels import labels_table, make_provenance
+    from vpd_lite.method.components import ComponentModel
 
     labels = label_components(make_stats(), FakeTokenizer())
     table = labels_table(labels, n=3)
@@ -240,14 +239,14 @@ def test_search_ranks_by_rate_on_the_queried_language():
 
 
 def test_percent_format():
-    from vpd_lite.labelling import _pct
+    from vpd_lite.interpret.labels import _pct
 
     assert [_pct(x) for x in (0.0, 5e-5, 0.0042, 0.123)] == ["0%", "<0.01%", "0.42%", "12.3%"]
 
 
 def test_show_labels_displays_whole_labels():
     """A plain DataFrame's notebook display cuts long cells at 50 characters (inside numbers too); show_labels does not."""
-    from vpd_lite.labelling import show_labels
+    from vpd_lite.interpret.labels import show_labels
 
     lab = ComponentLabel("m:0", "All languages (it 49%, en 15%, de 14%, es 13%, fr 10%); top tokens ' di', ' per', "
                          "'2'; fires on 1.45% of tokens", "all languages", 0.49, "it", {"it": 0.49}, 0.0145, 100)

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
-from vpd_lite.components import LinearComponents
-from vpd_lite.losses import (
-    head_reconstruction_kl,
+from vpd_lite.method.components import LinearComponents
+from vpd_lite.method.losses import (
     annealed_p,
     faithfulness_loss,
+    head_reconstruction_kl,
     importance_minimality_loss,
     reconstruction_kl,
     target_distribution,

@@ -2,7 +2,7 @@
 
 import torch
 
-from vpd_lite.masks import delta_stochastic_masks, mask_from_sources, stochastic_masks, uniform_k_subset_routing
+from vpd_lite.method.masks import delta_stochastic_masks, mask_from_sources, stochastic_masks, uniform_k_subset_routing
 
 
 def test_mask_from_sources_by_hand():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from vpd_lite import exercises
+from vpd_lite.tutorial import exercises
 
 NB = Path(__file__).resolve().parent.parent / "notebooks" / "04_erase_german.ipynb"
 

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from checkout_copy import ROOT, copy_checkout
-from vpd_lite import paths
+
+from vpd_lite.models import paths
 
 
 def test_lookup_order(tmp_path, monkeypatch):
@@ -69,7 +69,7 @@ def installed(tmp_path_factory) -> Path:
 
 def test_wheel_carries_the_data_and_finds_it(installed, tmp_path):
     venv = installed.parent.parent
-    probe = ("import vpd_lite, vpd_lite.paths as p; from vpd_lite.target import load_target; load_target(); "
+    probe = ("import vpd_lite, vpd_lite.models.paths as p; from vpd_lite.models.target import load_target; load_target(); "
              "print(vpd_lite.__file__); print(p.data_source()); print(p.require_data())")
     out = _run([str(installed), "-c", probe], cwd=tmp_path).stdout.split("\n")
     module_file, source, folder = out[-4], out[-3], out[-2]
@@ -78,7 +78,7 @@ def test_wheel_carries_the_data_and_finds_it(installed, tmp_path):
 
 
 def test_installed_but_no_data_gives_one_clear_message(installed, tmp_path):
-    probe = "import vpd_lite.paths as p; p.require_data()"
+    probe = "import vpd_lite.models.paths as p; p.require_data()"
     proc = subprocess.run([str(installed), "-c", probe], cwd=tmp_path, capture_output=True, text=True,
                           env=_clean_env(VPD_LITE_DATA=str(tmp_path / "nowhere")))
     assert proc.returncode != 0 and "DataNotFoundError" in proc.stderr and "VPD_LITE_DATA" in proc.stderr

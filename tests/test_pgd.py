@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.components import ComponentModel
-from vpd_lite.losses import reconstruction_kl
-from vpd_lite.masks import mask_from_sources
-from vpd_lite.pgd import PersistentPGD, PGDConfig, fresh_pgd_sources, init_sources, pgd_reconstruction_loss
+from vpd_lite.method.components import ComponentModel
+from vpd_lite.method.losses import reconstruction_kl
+from vpd_lite.method.masks import mask_from_sources
+from vpd_lite.method.pgd import PersistentPGD, PGDConfig, fresh_pgd_sources, init_sources, pgd_reconstruction_loss
 
 
 def setup():

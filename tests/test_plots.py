@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vpd_lite.analysis import StatsAccumulator
-from vpd_lite.plots import (
+from vpd_lite.interpret.statistics import StatsAccumulator
+from vpd_lite.tutorial.plots import (
     component_card,
     contexts_html,
     figure_png,
@@ -163,7 +163,7 @@ def test_contexts_html_shades_and_escapes():
 def test_summary_figures():
     from types import SimpleNamespace
 
-    from vpd_lite.plots import plot_faithfulness, plot_label_categories, plot_target_ce
+    from vpd_lite.tutorial.plots import plot_faithfulness, plot_label_categories, plot_target_ce
 
     rows = [{"lang": "en", "model_ce": 3.0, "unigram_ce": 5.0, "uniform_ce": 8.3},
             {"lang": "de", "model_ce": 3.5, "unigram_ce": 5.5, "uniform_ce": 8.3}]
@@ -213,7 +213,7 @@ def test_component_card_titles_and_labels_do_not_collide():
 def test_shorten_never_cuts_inside_a_number_or_word(width):
     import re
 
-    from vpd_lite.plots import shorten
+    from vpd_lite.tutorial.plots import shorten
 
     text = ("All languages (it 49%, en 15%, de 14%, es 13%, fr 10%); top tokens ' di', ' per', '2'; "
             "fires on 1.45% of tokens")

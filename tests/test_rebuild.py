@@ -12,13 +12,13 @@ import shutil
 
 import torch
 
-from vpd_lite import decompose as decompose_mod
-from vpd_lite import target as target_mod
-from vpd_lite.decompose import DecomposeConfig, recorded_decomposition
-from vpd_lite.devices import torch_threads
-from vpd_lite.paths import data_dir
-from vpd_lite.reproduce import rebuild_artefacts
-from vpd_lite.target import TargetConfig, recorded_training
+from vpd_lite.erase.rebuild import rebuild_artefacts
+from vpd_lite.method import decompose as decompose_mod
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.devices import torch_threads
+from vpd_lite.models import target as target_mod
+from vpd_lite.models.paths import data_dir
+from vpd_lite.models.target import TargetConfig, recorded_decomposition, recorded_training
 
 
 def test_shipped_records_are_read():

@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from vpd_lite.checkpoint import load_decomposition
-from vpd_lite.decompose import DecomposeConfig
-from vpd_lite.corpus import _load_hub, load_corpus
-from vpd_lite.recipes import RECIPES, Recipe, run_recipe
-from vpd_lite.target import train_tokenizer
+from vpd_lite.method.checkpoint import load_decomposition
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.models.corpus import _load_hub, load_corpus
+from vpd_lite.models.recipes import RECIPES, Recipe, run_recipe
+from vpd_lite.models.target import train_tokenizer
 
 SENTENCES = {
     "en": "The weather is nice today and we walk to the market together.",
@@ -78,8 +78,8 @@ def test_recipe_runs_on_local_model_and_dataset(tmp_path):
 
 
 def test_device_cuda_without_cuda_is_refused_before_any_work(monkeypatch, capsys):
-    import vpd_lite.recipes as recipes
-    from vpd_lite.cli import run_main
+    import vpd_lite.commands.recipes as recipes
+    from vpd_lite.commands.cli import run_main
 
     def never(*args, **kwargs):
         raise AssertionError("the run started")
@@ -98,8 +98,8 @@ def test_offline_recipe_fails_fast_with_one_line(monkeypatch, capsys):
     import transformers
     from huggingface_hub import constants
 
-    import vpd_lite.recipes as recipes
-    from vpd_lite.cli import run_main
+    import vpd_lite.commands.recipes as recipes
+    from vpd_lite.commands.cli import run_main
 
     def refuse(*args, **kwargs):
         raise OSError("Name or service not known")

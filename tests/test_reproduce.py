@@ -8,24 +8,23 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from vpd_lite.corpus import LANGS
-from vpd_lite.analysis import StatsAccumulator
-from vpd_lite.reproduce import (
+from vpd_lite.commands.reproduce import main
+from vpd_lite.erase.protocol import (
     CLAIM,
-    Artefacts,
     EraseConfig,
-    build_setup,
     check_claim,
     claim_per_seed,
-    claim_report,
     fit_all,
     format_number,
-    format_table,
-    main,
-    pick_german_component,
     summarise,
     top_german_components,
 )
+from vpd_lite.erase.rebuild import Artefacts, build_setup
+from vpd_lite.erase.report import claim_report
+from vpd_lite.erase.selection import pick_by_firing
+from vpd_lite.interpret.statistics import StatsAccumulator
+from vpd_lite.models.corpus import LANGS
+from vpd_lite.models.target import format_table
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,8 +34,9 @@ def make_tiny_data(root: Path, n_chars: int = 6000) -> Path:
     decomposition of it: the layout ``reproduce`` expects under ``root``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    from vpd_lite.checkpoint import save_decomposition
-    from vpd_lite.decompose import DecomposeConfig, decompose
+    from vpd_lite.method.checkpoint import save_decomposition
+    from vpd_lite.method.config import DecomposeConfig
+    from vpd_lite.method.decompose import decompose
 
     texts = {}
     for lang in LANGS:
@@ -98,12 +98,12 @@ def hand_stats(rates_de_other: list[tuple[float, float]]):
 def test_german_component_rule():
     # c0: German-only but rare; c1: 90% German share and frequent on German; c2: foreign languages in general
     stats = hand_stats([(0.10, 0.0), (0.36, 0.01), (0.5, 0.3)])
-    cid, why = pick_german_component(stats, min_share=0.8)
+    cid, why = pick_by_firing(stats, min_share=0.8)
     assert cid == ("m", 1) and "fires on 36.0% of German" in why  # share 0.36 / 0.40 = 90%
-    assert pick_german_component(stats, min_share=0.95)[0] == ("m", 0)  # only c0 is >= 95% German
+    assert pick_by_firing(stats, min_share=0.95)[0] == ("m", 0)  # only c0 is >= 95% German
     assert top_german_components(stats, 2) == [("m", 0), ("m", 1)]
     none = hand_stats([(0.3, 0.3), (0.4, 0.2)])  # nothing German-only: fall back to the most specific
-    cid, why = pick_german_component(none, min_share=0.8)
+    cid, why = pick_by_firing(none, min_share=0.8)
     assert cid == ("m", 1) and "no component is >= 80% German" in why
 
 
@@ -136,7 +136,7 @@ def test_check_claim_uses_the_fixed_thresholds():
     assert tie["lora_worse"] == {"lora_r1_all": False} and not tie["reproduced"]
     assert CLAIM == {"budget": 4, "min_fraction": 0.8, "max_d_en": 0.05, "max_d_other": 0.1}
     # the scan's tolerances are the claim's
-    from vpd_lite.edit_scan import tolerances
+    from vpd_lite.erase.edit_scan import tolerances
 
     assert tolerances("de", list(LANGS)) == {"en": 0.05, "fr": 0.1, "es": 0.1, "it": 0.1}
 
@@ -172,8 +172,8 @@ def test_claim_every_seed_and_every_rule():
 def test_missing_artefact_gives_a_clear_error(tmp_path, capsys):
     """An empty --data folder: one line naming what it lacks, and fixes that fill *that* folder (never a command
     that writes to runs/); nothing is made, not even the run or work folder."""
-    from vpd_lite.cli import run_main
-    from vpd_lite.paths import data_dir
+    from vpd_lite.commands.cli import run_main
+    from vpd_lite.models.paths import data_dir
 
     with pytest.raises(FileNotFoundError, match="lacks the corpus .*, the target model .* and the decomposition"):
         Artefacts.in_folder(tmp_path).check()
@@ -221,12 +221,12 @@ def test_choosing_and_fitting_never_read_held_out_text(tmp_path, monkeypatch):
     """Selection rules, search ranges, the scalar fits and the LoRA learning-rate sweep run on training text
     only: with held-out blocks that raise when touched, building the choices and fitting still work, and the
     held-out evaluation is the first thing that fails."""
-    import vpd_lite.corpus as corpus_mod
-    from vpd_lite.analysis import harvest
-    from vpd_lite.checkpoint import load_decomposition
-    from vpd_lite.corpus import load_corpus
-    from vpd_lite.reproduce import evaluate_fits
-    from vpd_lite.target import load_target
+    import vpd_lite.models.corpus as corpus_mod
+    from vpd_lite.erase.protocol import evaluate_fits
+    from vpd_lite.interpret.harvest import harvest
+    from vpd_lite.method.checkpoint import load_decomposition
+    from vpd_lite.models.corpus import load_corpus
+    from vpd_lite.models.target import load_target
 
     data = make_tiny_data(tmp_path / "data")
     model, tok = load_target(data / "target")

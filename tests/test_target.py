@@ -12,9 +12,9 @@ import torch
 from tokenizers import Tokenizer, models
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from vpd_lite.corpus import LANGS, load_corpus
-from vpd_lite.paths import corpus_dir, target_dir
-from vpd_lite.target import (
+from vpd_lite.models.corpus import LANGS, load_corpus
+from vpd_lite.models.paths import corpus_dir, target_dir
+from vpd_lite.models.target import (
     TargetConfig,
     _lr_factor,
     build_model,
@@ -24,8 +24,8 @@ from vpd_lite.target import (
     save_target,
     train_target,
     train_tokenizer,
-    unigram_ce,
     uniform_ce,
+    unigram_ce,
 )
 
 
@@ -181,7 +181,7 @@ def test_heldout_ce_of_a_flat_model_is_ln_vocab(small_corpus, tiny_tokenizer):
 
 def test_heldout_ce_matches_the_model_loss(small_corpus, tiny_tokenizer):
     model = build_model(TargetConfig.quick(), tiny_tokenizer, seed=1).eval()
-    from vpd_lite.corpus import chunk, encode_texts
+    from vpd_lite.models.corpus import chunk, encode_texts
 
     blocks = chunk(encode_texts(tiny_tokenizer, small_corpus["fr"]["heldout"]["text"]), 32)[:2]
     with torch.no_grad():

@@ -7,21 +7,22 @@ import math
 import pytest
 import torch
 
-from vpd_lite.checkpoint import load_decomposition, save_decomposition
-from vpd_lite.components import PLAIN, ComponentModel
-from vpd_lite.decompose import DecomposeConfig, build_component_model, decompose, init_read_directions_from_data
-from vpd_lite.evaluate import evaluate_decomposition, format_metrics
-from vpd_lite.losses import faithfulness_loss, reconstruction_mse
-from vpd_lite.pgd import PGDConfig
-from vpd_lite.toy_models import (
+from vpd_lite.method.checkpoint import load_decomposition, save_decomposition
+from vpd_lite.method.components import PLAIN, ComponentModel
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.decompose import build_component_model, decompose, init_read_directions_from_data
+from vpd_lite.method.evaluate import evaluate_decomposition, format_metrics
+from vpd_lite.method.losses import faithfulness_loss, reconstruction_mse
+from vpd_lite.method.pgd import PGDConfig
+from vpd_lite.models.toy_models import (
     TMSConfig,
-    decompose_tms,
-    matrix_objectives,
     TMSModel,
     component_feature_cosines,
     component_rank1_cosines,
+    decompose_tms,
     feature_batches,
     feature_match,
+    matrix_objectives,
     one_feature_inputs,
     sparse_features,
     tms_decompose_config,
@@ -186,13 +187,13 @@ def test_tms_5_2_learns_all_five_features_as_a_pentagon(seed):
     model, _ = train_tms(TMSConfig(steps=2000, seed=seed))
     W = true_feature_directions(model)
     assert bool((W.norm(dim=0) > 0.8).all())
-    from vpd_lite.exercises import check_pentagon_angle
+    from vpd_lite.tutorial.exercises import check_pentagon_angle
 
     assert check_pentagon_angle(72, W) and not check_pentagon_angle(45, W)
 
 
 def test_notebook_00_checks_accept_the_right_answer_and_refuse_a_wrong_one():
-    from vpd_lite.exercises import check_components_on, check_live_count
+    from vpd_lite.tutorial.exercises import check_components_on, check_live_count
 
     report = {"linear1": {"live": 5}, "linear2": {"live": 4}}
     assert check_live_count(5, report, "linear1") and not check_live_count(10, report, "linear1")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vpd_lite.analysis import StatsAccumulator, ablation_effect, harvest
-from vpd_lite.labelling import LabelConfig, label_components
-from vpd_lite.widgets import ComponentBrowser
+from vpd_lite.interpret.ablation import ablation_effect
+from vpd_lite.interpret.harvest import harvest
+from vpd_lite.interpret.labels import LabelConfig, label_components
+from vpd_lite.interpret.statistics import StatsAccumulator
+from vpd_lite.tutorial.widgets import ComponentBrowser
 
 LANGS = ["en", "de"]
 
@@ -52,7 +54,7 @@ def test_browser_follows_dropdowns():
 def test_browser_shows_ablation_effects_with_a_component_model():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from vpd_lite.components import ComponentModel
+    from vpd_lite.method.components import ComponentModel
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
@@ -101,7 +103,7 @@ def test_headless_kernel_execution_leaves_no_widget_errors(tmp_path):
     import nbformat
     from nbclient import NotebookClient
 
-    from vpd_lite.paths import REPO_ROOT
+    from vpd_lite.models.paths import REPO_ROOT
 
     make_stats().save(tmp_path / "stats.safetensors")
     nb = nbformat.v4.new_notebook()

@@ -1,0 +1,36 @@
+"""The package's layers are enforced: ``lint-imports`` (the contract in pyproject.toml's ``[tool.importlinter]``)
+passes on the package, and fails when a lower layer imports a higher one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lint_imports(cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    lint = Path(sys.executable).with_name("lint-imports")
+    command = [str(lint)] if lint.is_file() else [sys.executable, "-m", "importlinter.cli"]
+    return subprocess.run([*command, "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_layers_contract_is_kept():
+    proc = _lint_imports(ROOT)
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
+
+
+def test_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path):
+    shutil.copytree(ROOT / "vpd_lite", tmp_path / "vpd_lite", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    masks = tmp_path / "vpd_lite" / "method" / "masks.py"
+    masks.write_text(masks.read_text() + "\nfrom vpd_lite.commands import cli  # noqa: E402,F401\n")
+    proc = _lint_imports(tmp_path)
+    assert proc.returncode != 0, proc.stdout
+    assert "BROKEN" in proc.stdout and "vpd_lite.method.masks -> vpd_lite.commands.cli" in proc.stdout

@@ -1,0 +1,152 @@
+"""``DecomposeConfig`` and the VPD training loop.
+
+One training step (after a faithfulness-only warm-up):
+
+1. run the untouched target once under ``no_grad``: its output (the reconstruction reference: logits for a
+   language model) and each decomposed layer's input (what the CI functions read);
+2. causal importances g (lower-leaky for masks, upper-leaky for the minimality loss);
+3. stochastic reconstruction: masks g + (1-g) u with uniform-k-subset routing -> KL(target || masked) for a
+   language model, or the mean squared error of the outputs (``DecomposeConfig.recon_loss``);
+4. adversarial reconstruction: masks g + (1-g) s with persistent PGD sources s (and their own routing);
+   the same backward pass that trains the components leaves dL/ds in the sources, which then take one Adam
+   *ascent* step -- no separate attack pass;
+5. optionally (``coeff_ci_masked > 0``) a pass with masks = CI on every matrix and position, the reference's
+   "CI-masked reconstruction" term: it trains exactly the masks that the rounded-CI evaluation uses;
+6. importance minimality (p annealed 2 -> p_end) and faithfulness;
+7. clip gradients, Adam step with cosine learning rate.
+
+To keep memory low, each reconstruction pass is backpropagated as soon as its loss exists, into detached
+copies of the CI; the CI functions get the accumulated gradient in one final backward. A masked pass stops at
+the model's final hidden states: ``losses.head_reconstruction_kl`` applies the output head and the KL a block
+of rows at a time, so the (B, T, vocab) logits of a masked pass are never held in memory (models whose logits
+are not a plain linear head of those states fall back to full logits).
+
+Any ``nn.Module`` can be decomposed: ``decompose(model, batches, config, adapter=...)`` with a
+``components.ModelAdapter`` saying how to run it on a batch (transformers causal LMs are recognised; a module
+whose ``model(batch)`` returns a tensor needs nothing). "Positions" are the leading dims of the decomposed
+layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see ``vpd_lite.toy_models``).
+
+Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N]`` to decompose the shipped target.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import vpd_lite
+from vpd_lite.commands import cli
+from vpd_lite.commands.cli import (
+    default_run_dir,
+    nonneg_int,
+    out_folder,
+    positive_float,
+    positive_int,
+    quiet_model_loading,
+)
+from vpd_lite.method.checkpoint import save_decomposition
+from vpd_lite.method.config import DecomposeConfig, override_config
+from vpd_lite.method.decompose import decompose, keep_freed_memory
+from vpd_lite.method.evaluate import (
+    evaluate_decomposition,
+    format_metrics,
+    plot_history,
+)
+from vpd_lite.models import corpus
+from vpd_lite.models.corpus import heldout_batches
+from vpd_lite.models.paths import require_data
+from vpd_lite.models.target import load_target
+
+
+def _decompose_parser():
+    """The argument parser of ``python -m vpd_lite.decompose``."""
+
+    ap = cli.make_parser("decompose", "Decompose the shipped target model with VPD and write the decomposition, its "
+                                  "held-out metrics and loss curves to a run folder.")
+    ap.add_argument("--quick", action="store_true", help="a few dozen steps (also when VPD_LITE_QUICK=1)")
+    ap.add_argument("--out", type=out_folder, default=None,
+                    help="output folder (default: a new runs/decompose-<time> folder; name data/decomposition to "
+                         "replace the shipped decomposition)")
+    ap.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget for training")
+    ap.add_argument("--steps", type=positive_int, default=None, help="training steps (default: the config's)")
+    ap.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    ap.add_argument("--seed", type=nonneg_int, default=0)
+    ap.add_argument("--threads", type=positive_int, default=None,
+                    help="torch intra-op threads (1 is faster on a busy machine; the shipped decomposition was "
+                         "made with 2, and another count gives slightly different numbers)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a DecomposeConfig number/string/bool field, e.g. --set coeff_minimality=4e-3")
+    return ap
+
+
+def _checked(config: DecomposeConfig, **given: object) -> DecomposeConfig:
+    """``config`` with the ``given`` fields that are not None set; ``ValueError`` for a count or size that
+    cannot train (steps, batch size, sequence length, learning rate, time budget)."""
+    import dataclasses
+
+    config = dataclasses.replace(config, **{k: v for k, v in given.items() if v is not None})
+    for name, low in (("steps", 1), ("batch_size", 1), ("seq_len", 2), ("log_every", 1), ("pgd_n_sets", 1)):
+        if getattr(config, name) < low:
+            raise ValueError(f"{name} must be at least {low}, got {getattr(config, name)}")
+    for name in ("lr", "time_budget_minutes"):
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: decompose the shipped target and write the checkpoint + held-out metrics to ``--out`` (default: a
+    new run folder). Returns 0; errors are raised (``vpd_lite.cli.run_main`` prints them as one line)."""
+
+    ap = _decompose_parser()
+    args = ap.parse_args(argv)
+    quick = args.quick or vpd_lite.quick_mode()
+    config = DecomposeConfig.quick(seed=args.seed) if quick else DecomposeConfig(seed=args.seed)
+    try:
+        config = _checked(override_config(config, args.set), steps=args.steps, time_budget_minutes=args.minutes)
+    except ValueError as err:
+        ap.error(str(err))
+    if args.resume:
+        if args.out is None:
+            ap.error("--resume needs --out naming the folder of the unfinished run")
+        if not (Path(args.out) / "training_state.pt").is_file():
+            ap.error(f"--resume: {args.out} holds no unfinished run (no training_state.pt)")
+    out = Path(args.out) if args.out else default_run_dir("decompose")
+    config.checkpoint_dir = str(out)
+    require_data(("corpus", "target"))
+    quiet_model_loading()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_target()
+    corp = corpus.load_corpus()
+    batches = corpus.train_batches(tokenizer, corp, seq_len=config.seq_len, batch_size=config.batch_size,
+                                   seed=config.seed)
+    t0 = time.perf_counter()
+    cm, history = decompose(model, batches, config, resume_from=out if args.resume else None)
+    config.checkpoint_dir = None  # where this run wrote to is not part of the decomposition's record
+    train_minutes = (time.perf_counter() - t0) / 60
+    metrics = evaluate_decomposition(cm, heldout_batches(tokenizer, corpus=corp, quick=quick), seed=config.seed)
+    steps_done = max((r["step"] for r in history if "stochastic_recon" in r), default=0)
+    metrics["training"] = {"steps": steps_done, "minutes": train_minutes, "threads": torch.get_num_threads()}
+    save_decomposition(cm, out, config, metrics=metrics, history=history)
+    (out / "training_state.pt").unlink(missing_ok=True)  # only needed to resume an unfinished run
+    try:
+
+        plot_history(history, out / "loss_curves.png")
+    except ImportError:  # matplotlib missing: the numbers are still saved
+        pass
+    print(format_metrics(metrics))
+    print(f"decomposition written to {out}")
+    return 0
+
+
+def run() -> None:
+    """``python -m vpd_lite.decompose``: :func:`main` on the command line's arguments; errors as one line."""
+    keep_freed_memory()  # here, not in main(): it changes the allocator for the rest of the calling process
+    sys.exit(cli.run_main(main, "decompose"))

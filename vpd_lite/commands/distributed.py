@@ -1,0 +1,146 @@
+"""Data-parallel decomposition with ``torch.distributed`` (launch with ``torchrun``).
+
+Every rank holds the whole ComponentModel and reads the same stream of *global* batches (same seed); rank r
+trains on rows ``[r*b, (r+1)*b)`` of each global batch of ``world * b`` rows. Three things make the result
+match a single process that trains on the global batch:
+
+1. Random draws (stochastic masks, routing, delta masks) are made for the global batch with the shared
+   generator and sliced, so every row sees the same noise it would see in one process.
+2. The importance-minimality loss is not a mean over tokens: its frequency term log2(1 + q_c) needs the
+   *global* firing sum q_c. ``sum_across_ranks`` all-reduces q_c and the token count N with a differentiable
+   all-reduce before the loss is formed. Every rank then holds the same loss; the all-reduce's backward sums
+   the (identical) incoming gradients, giving each rank ``world`` x dL/dq_c, which the gradient averaging of
+   point 3 divides back: the result is exactly the single-process gradient.
+3. After the backward passes, gradients of the trainable parameters and of the persistent PGD sources are
+   averaged across ranks (``average_gradients``): the reconstruction losses are per-rank means over equally
+   many tokens, so the average of the rank gradients is the gradient of the global mean.
+
+4. With a time budget (``DecomposeConfig.time_budget_minutes``) the ranks agree on the elapsed time (the
+   largest of their clocks, ``max_across_ranks``, once per step), so they share the LR / p schedule and stop
+   at the same step even if one started late.
+
+Why not wrap the model in ``DistributedDataParallel``? A VPD step backpropagates three separate passes (the
+stochastic and adversarial reconstructions are freed right after their backward to save memory, and the CI
+functions get one final backward); DDP's reducer expects exactly one backward per wrapped forward. The
+collective it would run -- an all-reduce of the gradients -- is what ``average_gradients`` does, over one
+flattened buffer.
+
+Run (2 CPU processes, gloo; on GPUs use ``--backend nccl``)::
+
+    torchrun --nproc_per_node 2 -m vpd_lite.distributed --out runs/ddp --steps 200
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+from vpd_lite.commands import cli
+from vpd_lite.commands.cli import (
+    default_run_dir,
+    nonneg_int,
+    out_folder,
+    positive_float,
+    positive_int,
+)
+from vpd_lite.method.checkpoint import save_decomposition
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.decompose import decompose
+from vpd_lite.method.devices import DeviceUnavailableError, no_cuda_reason
+from vpd_lite.method.sharding import Shard
+from vpd_lite.models import corpus
+from vpd_lite.models.architectures import default_targets
+from vpd_lite.models.hub import load_pretrained, model_source
+from vpd_lite.models.target import load_target
+
+
+def resolve_backend(backend: str | None = None) -> str:
+    """The collective backend: ``backend`` as given, or by default nccl when CUDA is available and gloo else.
+
+    Raises:
+        DeviceUnavailableError: nccl asked for on a machine without CUDA (nccl only runs on GPUs).
+    """
+
+    if backend is None:
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(f"backend 'nccl' needs CUDA GPUs, and CUDA is not available on this machine "
+                                     f"({no_cuda_reason()}); use gloo, or leave --backend out to pick by device")
+    return backend
+
+
+def init_from_env(backend: str | None = None) -> Shard:
+    """Join the process group that ``torchrun`` describes in the environment (RANK, WORLD_SIZE, MASTER_ADDR,
+    MASTER_PORT) with :func:`resolve_backend`'s backend; a plain ``python`` run (no WORLD_SIZE) gives the
+    single-process ``Shard()``."""
+    backend = resolve_backend(backend)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Shard()
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return Shard(dist.get_rank(), dist.get_world_size())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI (run under torchrun): decompose a causal LM data-parallel; rank 0 writes the checkpoint to ``--out``
+    (default: a new run folder). Errors are raised as exceptions (``vpd_lite.cli.run_main`` prints them)."""
+    from pathlib import Path
+
+    ap = cli.make_parser("distributed", "Data-parallel VPD decomposition (launch with torchrun --nproc_per_node N "
+                                    "-m vpd_lite.distributed ...).")
+    ap.add_argument("--model", default=None, help="from_pretrained path or hub name (default: the shipped target)")
+    ap.add_argument("--tokenizer", default=None, help="tokenizer path or name (default: the model's)")
+    ap.add_argument("--out", type=out_folder, default=None,
+                    help="output folder, written by rank 0 (default: a new runs/distributed-<time> folder)")
+    ap.add_argument("--steps", type=positive_int, default=DecomposeConfig.steps,
+                    help="training steps (default: %(default)s)")
+    ap.add_argument("--global-batch", type=positive_int, default=DecomposeConfig.batch_size,
+                    help="rows per step over all ranks, split equally (default: %(default)s)")
+    ap.add_argument("--seq-len", type=positive_int, default=DecomposeConfig.seq_len,
+                    help="tokens per row (default: %(default)s)")
+    ap.add_argument("--c-per-rank", type=positive_float, default=None,
+                    help="give every attention and MLP matrix C = this x its rank, from the architecture preset "
+                         "(default: as the shipped decomposition, Llama matrices with C = 128 for attention and 256 "
+                         "for MLP)")
+    ap.add_argument("--backend", default=None, choices=("gloo", "nccl"),
+                    help="gloo (CPU) or nccl (GPU) (default: nccl when CUDA is available, else gloo)")
+    ap.add_argument("--seed", type=nonneg_int, default=0, help="seed of the batches and masks (default: %(default)s)")
+    args = ap.parse_args(argv)
+    resolve_backend(args.backend)  # before any work: nccl without CUDA is refused here
+    for name, what in ((args.model, "model"), (args.tokenizer, "tokenizer")):
+        if name is not None:
+            model_source(name, what)  # and a model folder that does not exist
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.global_batch % world:
+        ap.error(f"--global-batch {args.global_batch} does not split equally over {world} ranks")
+    if args.out is None:
+        args.out = str(default_run_dir("distributed"))
+
+    shard = init_from_env(args.backend)
+    if args.model is None:
+        model, tokenizer = load_target()
+    else:
+        model, tokenizer = load_pretrained(args.model, args.tokenizer)
+    config = DecomposeConfig(steps=args.steps, batch_size=args.global_batch, seq_len=args.seq_len,
+                             seed=args.seed, checkpoint_every=0)
+    if args.c_per_rank is not None:
+        config.targets = default_targets(model, args.c_per_rank)
+    batches = corpus.train_batches(tokenizer, corpus.load_corpus(), seq_len=config.seq_len,
+                                   batch_size=config.batch_size, seed=config.seed)
+    cm, history = decompose(model, batches, config, progress=shard.rank == 0, shard=shard)
+    if shard.rank == 0:
+        save_decomposition(cm, Path(args.out), config, history=history)
+        print(f"decomposition written to {args.out}")
+    if shard.active:
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+def run() -> None:
+    """``python -m vpd_lite.distributed``: :func:`main` on the command line's arguments; errors as one line."""
+    sys.exit(cli.run_main(main, "distributed"))

@@ -1,0 +1,165 @@
+"""Headless reproduction of the German edit: ``python -m vpd_lite.reproduce`` (the README's main command).
+
+On the shipped artefacts (``data/target``, ``data/decomposition``, component stats and labels, ``data/corpus``):
+
+1. **Choose, on training text only** (:func:`choose_components`): the edit scan (``vpd_lite.edit_scan``)
+   measures what each candidate component's scalar edit does to every language's training CE over a grid of
+   prefactors s; three selection rules (``vpd_lite.edit_selection``) pick the German component — by the scan
+   (primary), by where components fire (the earlier rule) and by the labeller — and the scan fixes each one's
+   search range of s. The rule text (:func:`selection_rule_text`) was written before any held-out number.
+2. **Fit, on training text only** (:func:`fit_all`): for every German-token budget and seed, the single scalar
+   (global 1-D search), the top-16 scalars (Adam with restarts) and three ``peft`` LoRA baselines (learning rate
+   chosen per budget from a sweep by the training objective), each with both objectives (``OBJECTIVES``).
+3. **Measure, on held-out text** (:func:`evaluate_fits`): CE per language before/after; the seed table
+   (:func:`summarise`), the published claim for every rule × objective, seed means and every seed
+   (:func:`claim_report`; thresholds fixed in ``CLAIM``), and the same protocol erasing each of the five
+   languages (:func:`erase_any_language`).
+
+Outputs go to a new run folder under ``./runs/`` (printed at the end) unless ``--out`` names one; the shipped
+``results/`` are refreshed only by ``--out results``. ``--from-scratch`` first rebuilds every artefact into a
+work folder (train the target, decompose it, harvest + label), then erases. ``--quick`` (also
+``VPD_LITE_QUICK=1``) runs fewer budgets, one seed, short fits and a coarse scan: for tests and notebooks.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import vpd_lite
+from vpd_lite.commands import cli
+from vpd_lite.commands.cli import default_run_dir, out_folder, positive_int
+from vpd_lite.erase.edits import uniform_level
+from vpd_lite.erase.protocol import (
+    QUICK_NOTICE,
+    RULE_METHODS,
+    EraseConfig,
+    erase_any_language,
+    run_sweep,
+    summarise,
+)
+from vpd_lite.erase.rebuild import (
+    Artefacts,
+    build_setup,
+    load_stats_or_harvest,
+    rebuild_artefacts,
+)
+from vpd_lite.erase.report import (
+    any_language_table,
+    claim_report,
+    format_any_language,
+    format_table,
+    save_results,
+)
+from vpd_lite.interpret.labels import load_labels
+from vpd_lite.method.checkpoint import load_decomposition
+from vpd_lite.method.devices import torch_threads
+from vpd_lite.models import paths
+from vpd_lite.models.corpus import load_corpus
+from vpd_lite.models.target import load_target
+from vpd_lite.tutorial.edit_plots import save_figures, save_scan_figures
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def erase_german(arte: Artefacts, config: EraseConfig, out_dir: Path, command: str,
+                 figures: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Load the artefacts, choose (training text), fit, evaluate (held-out text), print and save the tables
+    (and figures). Returns what it made."""
+
+    arte.check()
+    model, tokenizer = load_target(arte.target)
+    cm = load_decomposition(arte.decomposition, model)
+    corpus = load_corpus(arte.corpus)
+    stats, how = load_stats_or_harvest(cm, tokenizer, corpus, arte.stats, config, progress)
+    labels_file = arte.stats.parent / "labels.json"
+    labels = None
+    if labels_file.is_file() and "harvested live" not in how:  # the shipped labels belong to the shipped stats
+        labels = load_labels(labels_file)
+    setup = build_setup(cm, tokenizer, corpus, stats, config, labels=labels, progress=progress)
+    print(f"Component statistics: {how}", flush=True)
+    for m in RULE_METHODS:
+        print(f"{RULE_METHODS[m]}: {setup.why[m]}; search range of s {setup.ranges[m]}", flush=True)
+    print(f"Edit scan: {len(setup.scan.prescreen)} live components prescreened, "
+          f"{setup.scan.curves['component'].nunique()} scanned in {setup.scan.seconds:.0f} s", flush=True)
+    runs = run_sweep(setup, config, progress=progress)
+    summary = summarise(runs)
+    claim = claim_report(runs, summary)
+    any_runs = erase_any_language(setup, config, progress) if config.any_language else None
+    print(format_table(summary))
+    print(claim["text"])
+    if any_runs is not None:
+        print("\nErase any language (held-out ΔCE, nats/token):")
+        print(format_any_language(any_language_table(any_runs)))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = save_results(runs, summary, claim, setup, out_dir, command, config, any_runs)
+    if figures:
+
+        written += save_figures(summary, out_dir)
+        written += save_scan_figures(setup.scan.best, setup.scan.curves,
+                                     any_language_table(any_runs) if any_runs is not None else None, out_dir,
+                                     uniform=uniform_level(setup.vocab_size))
+    return {"setup": setup, "runs": runs, "summary": summary, "claim": claim, "any_language": any_runs,
+            "written": written}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m vpd_lite.reproduce [--quick] [--from-scratch] [--data DIR] [--out DIR] [--seeds N] [--threads N]``."""
+
+    ap = cli.make_parser("reproduce", "Erase German with one scalar vs LoRA: scan the components' edits on training "
+                                  "text, choose by a fixed rule, fit on a few German tokens, measure held-out CE; "
+                                  "print and save the tables.")
+    ap.add_argument("--quick", action="store_true", help="fewer budgets, one seed (also VPD_LITE_QUICK=1)")
+    ap.add_argument("--from-scratch", action="store_true",
+                    help="first rebuild target, decomposition, stats and labels into --work")
+    ap.add_argument("--data", default=None, help="folder with target/, decomposition/, corpus/ (default: data/)")
+    ap.add_argument("--out", type=out_folder, default=None,
+                    help="where tables and figures go (default: a new folder under ./runs/; name results/ "
+                         "explicitly to refresh the shipped results)")
+    ap.add_argument("--work", default=None, help="--from-scratch work folder (default: a new temp folder)")
+    ap.add_argument("--seeds", type=positive_int, default=None, help="number of seeds (default 3; quick 1)")
+    ap.add_argument("--no-figures", action="store_true", help="write the tables only, no PNG figures")
+    ap.add_argument("--threads", type=positive_int, default=1,
+                    help="torch intra-op threads for fits and evaluation (default 1: fastest for this small "
+                         "model); the edit scan runs on one thread too")
+    args = ap.parse_args(argv)
+    if args.work is not None and not args.from_scratch:
+        ap.error("--work applies only with --from-scratch")
+
+    quick = args.quick or vpd_lite.quick_mode()
+    if quick:
+        print(QUICK_NOTICE)
+    config = EraseConfig.quick() if quick else EraseConfig()
+    if args.seeds is not None:
+        config = replace(config, seeds=tuple(range(args.seeds)))
+    config = replace(config, threads=args.threads)
+    data = Path(args.data) if args.data else paths.data_dir()
+    needs = ("corpus",) if args.from_scratch else ("corpus", "target", "decomposition")
+    if args.data is None:
+        paths.require_data(needs)  # no shipped data: says where it was looked for and what to set
+    else:
+        Artefacts.in_folder(data).check(needs, quick=quick)  # before any work: says how to fill that folder
+    out = Path(args.out) if args.out else default_run_dir("reproduce")
+    command = "python -m vpd_lite.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
+    t0 = time.time()
+    with torch_threads(args.threads):
+        if args.from_scratch:
+            work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="vpd-lite-scratch-"))
+            arte = rebuild_artefacts(work, quick, data / "corpus")
+        else:
+            arte = Artefacts.in_folder(data)
+        erase_german(arte, config, out, command.strip(), figures=not args.no_figures)
+    if quick:
+        print(QUICK_NOTICE)
+    print(f"done in {time.time() - t0:.0f} s; results in {out.resolve()}")
+    return 0
+
+
+def run() -> None:
+    """``python -m vpd_lite.reproduce``: :func:`main` on the command line's arguments; errors as one line."""
+    sys.exit(cli.run_main(main, "reproduce"))

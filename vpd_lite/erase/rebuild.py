@@ -1,0 +1,204 @@
+"""Headless reproduction of the German edit: ``python -m vpd_lite.reproduce`` (the README's main command).
+
+On the shipped artefacts (``data/target``, ``data/decomposition``, component stats and labels, ``data/corpus``):
+
+1. **Choose, on training text only** (:func:`choose_components`): the edit scan (``vpd_lite.edit_scan``)
+   measures what each candidate component's scalar edit does to every language's training CE over a grid of
+   prefactors s; three selection rules (``vpd_lite.edit_selection``) pick the German component — by the scan
+   (primary), by where components fire (the earlier rule) and by the labeller — and the scan fixes each one's
+   search range of s. The rule text (:func:`selection_rule_text`) was written before any held-out number.
+2. **Fit, on training text only** (:func:`fit_all`): for every German-token budget and seed, the single scalar
+   (global 1-D search), the top-16 scalars (Adam with restarts) and three ``peft`` LoRA baselines (learning rate
+   chosen per budget from a sweep by the training objective), each with both objectives (``OBJECTIVES``).
+3. **Measure, on held-out text** (:func:`evaluate_fits`): CE per language before/after; the seed table
+   (:func:`summarise`), the published claim for every rule × objective, seed means and every seed
+   (:func:`claim_report`; thresholds fixed in ``CLAIM``), and the same protocol erasing each of the five
+   languages (:func:`erase_any_language`).
+
+Outputs go to a new run folder under ``./runs/`` (printed at the end) unless ``--out`` names one; the shipped
+``results/`` are refreshed only by ``--out results``. ``--from-scratch`` first rebuilds every artefact into a
+work folder (train the target, decompose it, harvest + label), then erases. ``--quick`` (also
+``VPD_LITE_QUICK=1``) runs fewer budgets, one seed, short fits and a coarse scan: for tests and notebooks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vpd_lite.erase.protocol import (
+    STATS_FILE,
+    EraseConfig,
+    EraseSetup,
+    choose_components,
+)
+from vpd_lite.interpret.harvest import (
+    HarvestPlan,
+    decomposition_fingerprint,
+    harvest,
+    load_or_harvest,
+)
+from vpd_lite.interpret.labels import label_components, save_labels
+from vpd_lite.interpret.statistics import ComponentStats
+from vpd_lite.method.checkpoint import read_metadata, save_decomposition
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method import decompose as decompose_mod
+from vpd_lite.method.devices import torch_threads
+from vpd_lite.models import corpus as corpus_mod
+from vpd_lite.models import paths
+from vpd_lite.models import target as target_mod
+from vpd_lite.models.corpus import LANGS, load_corpus, train_batches
+from vpd_lite.models.target import recorded_decomposition
+
+
+# ------------------------------------------------------------------------------------------ artefacts
+@dataclass
+class Artefacts:
+    """Where the inputs of the erasure live (the shipped ``data/`` by default)."""
+
+    target: Path
+    decomposition: Path
+    corpus: Path
+    stats: Path  # component stats; harvested from training text when the file is absent
+
+    @classmethod
+    def in_folder(cls, data: str | os.PathLike) -> "Artefacts":
+        data = Path(data)
+        return cls(data / "target", data / "decomposition", data / "corpus", data / STATS_FILE)
+
+    def missing(self, parts: Sequence[str] = ("corpus", "target", "decomposition")) -> dict[str, Path]:
+        """{part: the path that is not there} for each of ``parts`` that is missing."""
+        needs = {"corpus": self.corpus, "target": self.target / "config.json",
+                 "decomposition": self.decomposition / "decomposition.json"}
+        return {part: needs[part] for part in parts if not needs[part].exists()}
+
+    def check(self, parts: Sequence[str] = ("corpus", "target", "decomposition"), quick: bool = False) -> None:
+        """Raise :class:`vpd_lite.paths.DataNotFoundError` when one of ``parts`` is missing: one message naming
+        every missing part and, when the artefacts share one folder (``--data``), how to fill *that* folder (or
+        to leave ``--data`` out and use the shipped data). ``quick``: suggest the ``--quick`` rebuild."""
+        import shlex
+
+        missing = self.missing(parts)
+        if not missing:
+            return
+        names = {"corpus": "the corpus", "target": "the target model", "decomposition": "the decomposition"}
+        listed = [f"{names[part]} ({path})" for part, path in missing.items()]
+        lacks = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " and " + listed[-1]
+        folder = self.target.parent
+        if not self.decomposition.parent == self.corpus.parent == folder:
+            raise paths.DataNotFoundError(f"{lacks} {'is' if len(missing) == 1 else 'are'} missing")
+        shipped = paths.data_dir()
+        here = shlex.quote(str(folder))
+        steps = []
+        if "corpus" in missing:
+            steps.append(f"copy the shipped corpus into it (`cp -r {shlex.quote(str(shipped / 'corpus'))} {here}/`)")
+        if "target" in missing:
+            steps.append("rebuild the target model and its decomposition into it (`python -m vpd_lite.reproduce "
+                         f"{'--quick ' if quick else ''}--from-scratch --data {here} --work {here}`)")
+        elif "decomposition" in missing:
+            steps.append(f"decompose its target model into it (`VPD_LITE_DATA={here} python -m vpd_lite.decompose "
+                         f"--out {shlex.quote(str(folder / 'decomposition'))}`)")
+        raise paths.DataNotFoundError(
+            f"{folder} lacks {lacks}; a data folder is laid out like the shipped one ({shipped}: corpus/, target/, "
+            f"decomposition/). Leave out --data to use the shipped data, or {', then '.join(steps)}.")
+
+
+def load_stats_or_harvest(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], path: Path,
+                          config: EraseConfig, progress: bool = True) -> tuple[ComponentStats, str]:
+    """(stats, description): the stats at ``path`` if they were harvested from this decomposition (same
+    fingerprint), else harvested now on the first ``config.harvest_blocks_per_lang`` training blocks per language."""
+
+    seq_len = min(config.seq_len, int(getattr(cm.model.config, "max_position_embeddings", config.seq_len)))
+    blocks = corpus_mod.lang_token_blocks(tokenizer, corpus, "train", seq_len, config.harvest_blocks_per_lang)
+    return load_or_harvest(cm, blocks, path=path, progress=progress)
+
+
+def build_setup(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], stats: ComponentStats,
+                config: EraseConfig, labels: Sequence[Any] | None = None, progress: bool = True) -> EraseSetup:
+    """Cut the training and held-out blocks of ``corpus`` and make every choice (edit scan, selection rules,
+    search ranges) from training text only. ``labels``: the labeller's labels (None: made from ``stats``)."""
+
+    model = cm.model
+    seq_len = min(config.seq_len, int(getattr(model.config, "max_position_embeddings", config.seq_len)))
+    langs = {k: corpus[k] for k in LANGS if k in corpus}
+    train = corpus_mod.lang_token_blocks(tokenizer, langs, "train", seq_len, config.train_blocks)
+    chosen = choose_components(cm, stats, labels, train, replace(config, scan=replace(config.scan, seq_len=seq_len)),
+                               progress=progress)
+    heldout = corpus_mod.lang_token_blocks(tokenizer, langs, "heldout", seq_len, config.eval_blocks_per_lang)
+    return EraseSetup(model=model, modules=list(cm.module_names), rules=chosen["rules"], why=chosen["why"],
+                      ranges=chosen["ranges"], top=chosen["top"], train=train, heldout=heldout,
+                      vocab_size=int(model.config.vocab_size), scan=chosen["scan"],
+                      any_language=chosen["any_language"], tokenizer=tokenizer)
+
+
+def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool = True,
+                      recorded: Path | None = None) -> Artefacts:
+    """``--from-scratch``: train the target, decompose it, harvest stats and labels, all into ``work``.
+
+    Repeats how the shipped artefacts were made, whatever thread count the caller set: the target's config,
+    seed and thread count come from ``<recorded>/target/training_config.json`` (shipped: seed 0, 1 torch
+    thread), the decomposition's config, seed and thread count from ``<recorded>/decomposition`` (shipped:
+    seed 0, 2 torch threads, CPU); the statistics are harvested on the decomposition's thread count.
+    ``recorded`` defaults to the data folder holding ``corpus_dir`` when it has those records, else the
+    shipped data. Float sums depend on the thread count, so pinning it is what makes a rebuild give what ships
+    (on the same CPU and library versions). ``quick`` uses the tiny configs with the same seeds and threads.
+    A full rebuild ends by saying whether the target and decomposition are identical to the recorded ones.
+    """
+    import hashlib
+
+    work = Path(work)
+    if recorded is None:
+        parent = Path(corpus_dir).parent
+        has_records = (parent / "target" / "training_config.json").is_file() and \
+            (parent / "decomposition" / "decomposition.json").is_file()
+        recorded = parent if has_records else paths.data_dir()
+    recorded = Path(recorded)
+    tconfig, tseed = target_mod.recorded_training(recorded / "target")
+    dconfig, dthreads = recorded_decomposition(recorded / "decomposition")
+    if quick:
+        tconfig = replace(target_mod.TargetConfig.quick(), num_threads=tconfig.num_threads)
+        dconfig = DecomposeConfig.quick(seed=dconfig.seed, device=dconfig.device)
+    print(f"[from scratch] pinned as recorded in {recorded}: target seed {tseed} on {tconfig.num_threads} torch "
+          f"thread(s); decomposition seed {dconfig.seed} on {dthreads} torch thread(s), {dconfig.device}", flush=True)
+
+    arte = Artefacts(work / "target", work / "decomposition", Path(corpus_dir), work / STATS_FILE)
+    corpus = load_corpus(corpus_dir)
+    print(f"[from scratch] training the target into {arte.target}", flush=True)
+    target_mod.train_target(tconfig, corpus=corpus, out_dir=arte.target, seed=tseed, progress=progress)
+    model, tokenizer = target_mod.load_target(arte.target)
+    dconfig.seq_len = min(dconfig.seq_len, int(model.config.max_position_embeddings))
+    print(f"[from scratch] decomposing into {arte.decomposition}", flush=True)
+    batches = train_batches(tokenizer, corpus, seq_len=dconfig.seq_len, batch_size=dconfig.batch_size,
+                            seed=dconfig.seed)
+    with torch_threads(dthreads):
+        cm, history = decompose_mod.decompose(model, batches, dconfig, progress=progress)
+        save_decomposition(cm, arte.decomposition, dconfig, history=history)
+        print("[from scratch] harvesting component statistics and labels", flush=True)
+        n = HarvestPlan.quick_harvest_blocks if quick else HarvestPlan.harvest_blocks
+        stats = harvest(cm, corpus_mod.lang_token_blocks(tokenizer, corpus, "train", dconfig.seq_len, n), progress=progress,
+                        meta={"decomposition_fingerprint": decomposition_fingerprint(cm)})
+    stats.save(arte.stats)
+    save_labels(label_components(stats, tokenizer), work / "labels.json",
+                provenance={"command": "python -m vpd_lite.reproduce --from-scratch"})
+    if not quick:
+        def sha(path: Path) -> str:
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+
+        shipped_meta = read_metadata(recorded / "decomposition")
+        same_target = sha(arte.target / "model.safetensors") == sha(recorded / "target" / "model.safetensors")
+        same_dec = read_metadata(arte.decomposition)["tensors_sha256"] == shipped_meta.get("tensors_sha256")
+        print(f"[from scratch] target {'identical to' if same_target else 'DIFFERENT from'} the recorded one; "
+              f"decomposition {'identical to' if same_dec else 'DIFFERENT from'} the recorded one", flush=True)
+        if not (same_target and same_dec):
+            was = shipped_meta.get("versions", {})
+            now = {"torch": torch.__version__, "transformers": __import__("transformers").__version__}
+            print(f"[from scratch] the seeds and thread counts were the recorded ones, so the difference comes from "
+                  f"the CPU or library versions (recorded {was}, here {now}): their floating-point rounding "
+                  "differs, and every number downstream moves with it", flush=True)
+    return arte

@@ -1,0 +1,255 @@
+"""Save and load a decomposition: safetensors (component factors + CI weights) + JSON (everything else).
+
+A checkpoint folder holds
+
+    components.safetensors   "comps.<module>.V|U" and "cis.<module>.<param>" tensors
+    decomposition.json       format version, module names, C per module, CI type, config, versions,
+                             the sha256 of components.safetensors and a fingerprint of the target weights
+    metrics.json             (optional) evaluation metrics
+    history.json             (optional) the training-metrics history (list of dicts)
+    training_state.pt        (optional) optimiser + PGD state, to resume training
+
+Every file is written atomically (temp file in the same folder, then ``os.replace``). Loading refuses, with a
+clear error, a missing folder or file, a file whose bytes changed (corruption), and a different target model
+(fingerprint mismatch: sha256 over the decomposed matrices' names, shapes and float32 bytes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import nn
+
+import vpd_lite
+from vpd_lite.method.components import ComponentModel, ModelAdapter, linear_weight
+
+FORMAT_VERSION = 1
+
+
+TENSORS_FILE = "components.safetensors"
+
+
+META_FILE = "decomposition.json"
+
+
+METRICS_FILE = "metrics.json"
+
+
+HISTORY_FILE = "history.json"
+
+
+STATE_FILE = "training_state.pt"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace`` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artefacts are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """JSON (indent 2, sorted keys) written atomically."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+
+
+def _json_default(o: Any) -> Any:
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    if isinstance(o, (Path,)):
+        return str(o)
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"cannot store {type(o).__name__} in JSON")
+
+
+def target_fingerprint(model: nn.Module, module_names: list[str]) -> str:
+    """sha256 over each decomposed module's name, weight shape and float32 weight/bias bytes (sorted by name)."""
+    modules = dict(model.named_modules())
+    h = hashlib.sha256()
+    for name in sorted(module_names):
+        if name not in modules:
+            raise ValueError(f"the model has no module named {name!r}")
+        w, b = linear_weight(modules[name])
+        h.update(name.encode())
+        h.update(str(tuple(w.shape)).encode())
+        h.update(w.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+        if b is not None:
+            h.update(b.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import transformers
+
+    return {"vpd_lite": vpd_lite.__version__, "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def _tensors(cm: ComponentModel) -> dict[str, torch.Tensor]:
+    out = {}
+    for name in cm.module_names:
+        comp = cm.components[name]
+        out[f"comps.{name}.V"] = comp.V.detach().contiguous().cpu()
+        out[f"comps.{name}.U"] = comp.U.detach().contiguous().cpu()
+        for pname, p in cm.ci_fns[name].named_parameters():
+            out[f"cis.{name}.{pname}"] = p.detach().contiguous().cpu()
+    return out
+
+
+def save_decomposition(
+    cm: ComponentModel,
+    path: str | Path,
+    config: Any = None,
+    metrics: Mapping[str, Any] | None = None,
+    history: list[dict] | None = None,
+    training_state: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the decomposition ``cm`` to folder ``path`` (created if needed); returns the folder.
+
+    ``config`` (a dataclass or dict) is stored in the JSON; ``metrics``/``history`` go to their own JSON files;
+    ``training_state`` (optimiser/PGD state dicts, step) to ``training_state.pt`` for resuming.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    blob = st_save(_tensors(cm), metadata={"format": "vpd-lite", "format_version": str(FORMAT_VERSION)})
+    meta = {
+        "format": "vpd-lite decomposition",
+        "format_version": FORMAT_VERSION,
+        "module_names": cm.module_names,
+        "C_per_module": cm.C_per_module,
+        "ci_type": cm.ci_type,
+        "ci_hidden": cm.ci_hidden,
+        "use_delta": cm.use_delta,
+        "model_class": type(cm.model).__name__,
+        "adapter": cm.adapter.name,
+        "target_fingerprint": target_fingerprint(cm.model, cm.module_names),
+        "tensors_file": TENSORS_FILE,
+        "tensors_sha256": hashlib.sha256(blob).hexdigest(),
+        "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config,
+        "versions": _versions(),
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    atomic_write_bytes(path / TENSORS_FILE, blob)
+    if metrics is not None:
+        atomic_write_json(path / METRICS_FILE, dict(metrics))
+    if history is not None:
+        atomic_write_json(path / HISTORY_FILE, list(history))
+    if training_state is not None:
+        buf = io.BytesIO()
+        torch.save(dict(training_state), buf)
+        atomic_write_bytes(path / STATE_FILE, buf.getvalue())
+    atomic_write_json(path / META_FILE, meta)  # last: a folder with a valid JSON is complete
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The parsed ``decomposition.json`` of a checkpoint folder (clear errors if missing or unreadable)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"decomposition folder not found: {path}")
+    meta_path = path / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} is missing: {path} is not a vpd-lite decomposition")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{meta_path} is corrupted (not valid JSON: {e})") from e
+    for key in ("format_version", "module_names", "C_per_module", "target_fingerprint", "tensors_sha256"):
+        if key not in meta:
+            raise ValueError(f"{meta_path} is corrupted or not a vpd-lite decomposition (no {key!r})")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise ValueError(f"{meta_path} has format_version {meta['format_version']}; this vpd-lite reads {FORMAT_VERSION}")
+    return meta
+
+
+def load_decomposition(path: str | Path, model: nn.Module, adapter: ModelAdapter | None = None) -> ComponentModel:
+    """Rebuild the ``ComponentModel`` stored in folder ``path`` around ``model`` (a transformers causal LM, or
+    any module with ``adapter`` saying how to run it; default ``components.default_adapter(model)``).
+
+    The factors are loaded in the dtype the model's weights call for (float32 for a float32 or bfloat16
+    target, float64 for a float64 one). Raises FileNotFoundError (missing folder/file), ValueError (corrupted file, or a model whose decomposed
+    weights do not match the fingerprint the decomposition was made on). The result's ``metadata`` attribute
+    holds the parsed JSON (config included)."""
+    path = Path(path)
+    meta = read_metadata(path)
+    tensors_path = path / meta.get("tensors_file", TENSORS_FILE)
+    if not tensors_path.is_file():
+        raise FileNotFoundError(f"{tensors_path} is missing")
+    blob = tensors_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta["tensors_sha256"]:
+        raise ValueError(f"{tensors_path} is corrupted: its sha256 does not match the one in {META_FILE}")
+    names = list(meta["module_names"])
+    try:
+        fingerprint = target_fingerprint(model, names)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"the decomposition in {path} does not fit this model: {e}") from e
+    if fingerprint != meta["target_fingerprint"]:
+        raise ValueError(
+            f"the decomposition in {path} was made for a different target model: weight fingerprint "
+            f"{fingerprint[:12]}... != stored {meta['target_fingerprint'][:12]}..."
+        )
+    cm = ComponentModel(
+        model,
+        [("re:" + re.escape(n), int(meta["C_per_module"][n])) for n in names],
+        ci_type=meta.get("ci_type", "shared_mlp"),
+        ci_hidden=int(meta.get("ci_hidden", 64)),
+        use_delta=bool(meta.get("use_delta", True)),
+        adapter=adapter,
+    )
+    try:
+        tensors = st_load(blob)
+    except Exception as e:  # safetensors raises its own error types
+        raise ValueError(f"{tensors_path} is corrupted: {e}") from e
+    expected = _tensors(cm)
+    if set(tensors) != set(expected):
+        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        raise ValueError(f"{tensors_path} does not match its metadata: missing {missing[:5]}, unexpected {extra[:5]}")
+    with torch.no_grad():
+        for name in names:
+            comp = cm.components[name]
+            params = [(f"comps.{name}.V", comp.V), (f"comps.{name}.U", comp.U)]
+            params += [(f"cis.{name}.{p}", t) for p, t in cm.ci_fns[name].named_parameters()]
+            for key, param in params:
+                t = tensors[key]
+                if t.shape != param.shape:
+                    raise ValueError(f"{tensors_path}: {key} has shape {tuple(t.shape)}, expected {tuple(param.shape)}")
+                param.copy_(t.to(param.dtype))
+    cm.metadata = meta
+    return cm
+
+
+def load_training_state(path: str | Path) -> dict[str, Any] | None:
+    """The ``training_state.pt`` of a checkpoint folder, or None if there is none."""
+    p = Path(path) / STATE_FILE
+    if not p.is_file():
+        return None
+    try:
+        return torch.load(p, weights_only=False)
+    except Exception as e:
+        raise ValueError(f"{p} is corrupted: {e}") from e

@@ -1,0 +1,178 @@
+"""``DecomposeConfig`` and the VPD training loop.
+
+One training step (after a faithfulness-only warm-up):
+
+1. run the untouched target once under ``no_grad``: its output (the reconstruction reference: logits for a
+   language model) and each decomposed layer's input (what the CI functions read);
+2. causal importances g (lower-leaky for masks, upper-leaky for the minimality loss);
+3. stochastic reconstruction: masks g + (1-g) u with uniform-k-subset routing -> KL(target || masked) for a
+   language model, or the mean squared error of the outputs (``DecomposeConfig.recon_loss``);
+4. adversarial reconstruction: masks g + (1-g) s with persistent PGD sources s (and their own routing);
+   the same backward pass that trains the components leaves dL/ds in the sources, which then take one Adam
+   *ascent* step -- no separate attack pass;
+5. optionally (``coeff_ci_masked > 0``) a pass with masks = CI on every matrix and position, the reference's
+   "CI-masked reconstruction" term: it trains exactly the masks that the rounded-CI evaluation uses;
+6. importance minimality (p annealed 2 -> p_end) and faithfulness;
+7. clip gradients, Adam step with cosine learning rate.
+
+To keep memory low, each reconstruction pass is backpropagated as soon as its loss exists, into detached
+copies of the CI; the CI functions get the accumulated gradient in one final backward. A masked pass stops at
+the model's final hidden states: ``losses.head_reconstruction_kl`` applies the output head and the KL a block
+of rows at a time, so the (B, T, vocab) logits of a masked pass are never held in memory (models whose logits
+are not a plain linear head of those states fall back to full logits).
+
+Any ``nn.Module`` can be decomposed: ``decompose(model, batches, config, adapter=...)`` with a
+``components.ModelAdapter`` saying how to run it on a batch (transformers causal LMs are recognised; a module
+whose ``model(batch)`` returns a tensor needs nothing). "Positions" are the leading dims of the decomposed
+layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see ``vpd_lite.toy_models``).
+
+Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N]`` to decompose the shipped target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from vpd_lite.method.components import ComponentModel
+from vpd_lite.method.losses import FAITHFULNESS_REDUCTIONS, RECON_LOSSES
+
+
+def _default_targets() -> dict[str, int]:
+    return {
+        "*.self_attn.q_proj": 128,
+        "*.self_attn.k_proj": 128,
+        "*.self_attn.v_proj": 128,
+        "*.self_attn.o_proj": 128,
+        "*.mlp.gate_proj": 256,
+        "*.mlp.up_proj": 256,
+        "*.mlp.down_proj": 256,
+    }
+
+
+@dataclass
+class DecomposeConfig:
+    """Everything that defines a decomposition run. Defaults fit the shipped 2-layer Llama target
+    (hidden 128, MLP 512, vocab 4096): q/k/v/o and gate/up/down of every layer, 14 matrices."""
+
+    targets: dict[str, int] = field(default_factory=_default_targets)  # module pattern -> C
+    ci_type: str = "shared_mlp"  # "shared_mlp" | "mlp" | "vector_mlp" (see causal_importance)
+    ci_hidden: int = 64
+    ci_alpha: float = 0.01  # leak of the hard sigmoids
+    use_delta: bool = True
+    # data / optimisation
+    steps: int = 5400
+    batch_size: int = 8
+    seq_len: int = 128
+    lr: float = 3e-3
+    lr_final_frac: float = 0.1  # cosine decay to lr * lr_final_frac
+    lr_warmup_frac: float = 0.02
+    grad_clip: float = 1.0
+    faithfulness_warmup_steps: int = 400
+    faithfulness_warmup_lr: float = 1e-2
+    faithfulness_warmup_weight_decay: float = 0.0  # AdamW weight decay of U, V during the warm-up only
+    # "random" (default): random read directions V_c; "data": each V_c starts along the input of one random
+    # position of the first batch (see init_read_directions_from_data)
+    component_init: str = "random"
+    # loss coefficients
+    coeff_faithfulness: float = 1e5
+    # "matrix_means": sum over matrices of each one's mean squared residual (each matrix weighs the same; the
+    # shipped decomposition's form); "mean": one mean over all entries (see losses.faithfulness_loss)
+    faithfulness_reduction: str = "matrix_means"
+    # "auto": KL between next-token distributions for a causal LM, MSE for any other model; or "kl" / "mse"
+    recon_loss: str = "auto"
+    coeff_stochastic: float = 1.0
+    coeff_adversarial: float = 5.0
+    coeff_ci_masked: float = 0.0  # optional: KL with masks = CI on every matrix (no noise, no delta, no routing)
+    coeff_minimality: float = 4.5e-3
+    p_start: float = 2.0
+    p_end: float = 0.4
+    p_anneal_start_frac: float = 0.0
+    p_anneal_end_frac: float = 0.7
+    beta: float = 0.1  # frequency-term weight in the minimality loss
+    eps: float = 1e-12
+    # routing and adversary
+    subset_routing: bool = True
+    adversarial: bool = True
+    # "subset": the adversarial pass uses uniform-k-subset routing like the stochastic one; "all": every
+    # matrix is masked at every position in the adversarial pass (what the fresh-PGD evaluation attacks)
+    adversarial_routing: str = "all"
+    pgd_n_sets: int = 8
+    pgd_lr: float = 0.1
+    pgd_betas: tuple[float, float] = (0.9, 0.99)
+    pgd_init: str = "random"
+    # where to compute: "auto" = CUDA if available, else CPU; bf16 autocast of the model passes on CUDA only
+    device: str = "auto"
+    bf16_autocast: bool = True
+    # bookkeeping
+    seed: int = 0
+    time_budget_minutes: float | None = None  # stop (and finish the schedules) by this wall-clock budget
+    checkpoint_every: int = 250  # steps; 0 = only at the end (needs checkpoint_dir)
+    checkpoint_dir: str | None = None
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.adversarial_routing not in ("subset", "all"):
+            raise ValueError(f"adversarial_routing must be 'subset' or 'all', got {self.adversarial_routing!r}")
+        if self.faithfulness_reduction not in FAITHFULNESS_REDUCTIONS:
+            raise ValueError(f"faithfulness_reduction must be one of {FAITHFULNESS_REDUCTIONS}, "
+                             f"got {self.faithfulness_reduction!r}")
+        if self.component_init not in ("random", "data"):
+            raise ValueError(f"component_init must be 'random' or 'data', got {self.component_init!r}")
+        if self.recon_loss not in ("auto",) + RECON_LOSSES:
+            raise ValueError(f"recon_loss must be 'auto', 'kl' or 'mse', got {self.recon_loss!r}")
+
+    def recon_kind(self, cm: ComponentModel) -> str:
+        """The reconstruction loss this config uses on ``cm``: ``recon_loss``, or for "auto" the adapter's
+        default (KL for a causal LM, MSE otherwise)."""
+        return cm.adapter.default_recon_loss if self.recon_loss == "auto" else self.recon_loss
+
+    @classmethod
+    def quick(cls, **overrides) -> "DecomposeConfig":
+        """A few dozen steps with small batches: for tests and notebooks in quick mode (well under a minute)."""
+        base = dict(steps=40, batch_size=4, seq_len=64, faithfulness_warmup_steps=50, checkpoint_every=0,
+                    log_every=5)
+        base.update(overrides)
+        return cls(**base)
+
+
+def override_config(config: DecomposeConfig, assignments: Iterable[str]) -> DecomposeConfig:
+    """A copy of ``config`` with ``FIELD=VALUE`` overrides of its scalar fields (int, float, str, bool).
+
+    Raises ``ValueError`` (one sentence naming the field) for an unknown field, a value of the wrong type or
+    a field that cannot be set this way."""
+    import dataclasses
+
+    annotations = {f.name: str(f.type) for f in dataclasses.fields(DecomposeConfig)}
+    changes: dict[str, object] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects FIELD=VALUE, got {item!r}")
+        if key not in annotations:
+            import difflib
+
+            near = difflib.get_close_matches(key, annotations, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise ValueError(f"--set {key}: DecomposeConfig has no field {key!r}{hint}")
+        current = getattr(config, key)
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--set {key}: expected true/false, got {raw!r}")
+            changes[key] = raw.lower() in ("true", "1")
+            continue
+        if isinstance(current, (int, float, str)):
+            kind: type = type(current)
+        elif current is None:  # an optional field left unset: its annotation says what it holds
+            if raw.lower() == "none":
+                changes[key] = None
+                continue
+            kind = float if "float" in annotations[key] else int if "int" in annotations[key] else str
+        else:
+            raise ValueError(f"--set cannot override {key} (a {type(current).__name__}); edit DecomposeConfig")
+        try:
+            changes[key] = kind(raw)
+        except ValueError:
+            noun = {int: "an integer", float: "a number"}.get(kind, kind.__name__)
+            raise ValueError(f"--set {key}: expected {noun}, got {raw!r}") from None
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,48 @@
+"""Next-token cross-entropy of a causal LM: the one CE helper that evaluation, analysis, edits and target
+training share. CE is in nats per predicted token; a block of T tokens predicts its positions 1..T-1."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+
+def next_token_ce(logits: Tensor, input_ids: Tensor) -> Tensor:
+    """Mean next-token cross-entropy (nats): logits (B, T, V) predict input_ids[:, 1:] (B, T-1). Differentiable.
+
+    Raises ValueError when T < 2 (a length-1 sequence has no next token to predict; the mean would be nan)."""
+    if input_ids.dim() != 2 or input_ids.shape[1] < 2:
+        raise ValueError(f"next-token CE needs (B, T) token ids with T >= 2 (nothing to predict otherwise), got "
+                         f"shape {tuple(input_ids.shape)}")
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), input_ids[:, 1:].reshape(-1)
+    )
+
+
+@torch.no_grad()
+def lm_cross_entropy(model: nn.Module, blocks: Tensor, batch_size: int = 16) -> float:
+    """Mean next-token CE (nats/token) of a causal LM over token blocks (N, T), T >= 2, in eval mode
+    (the model's train/eval mode is restored afterwards). Runs on the model's device."""
+    if blocks.dim() != 2 or blocks.shape[1] < 2:
+        raise ValueError(f"blocks must be (N, T) with T >= 2, got shape {tuple(blocks.shape)}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for i in range(0, blocks.shape[0], batch_size):
+            x = blocks[i : i + batch_size].to(device)
+            logits = model(input_ids=x).logits[:, :-1]  # (b, T-1, V)
+            total += float(torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1), reduction="sum"))
+            count += x[:, 1:].numel()
+    finally:
+        model.train(was_training)
+    return total / count
+
+
+def language_ce(model: nn.Module, blocks: Mapping[str, Tensor], batch_size: int = 16) -> dict[str, float]:
+    """Held-out next-token CE (nats/token) per language. ``blocks[lang]``: LongTensor (N, T)."""
+    return {lang: lm_cross_entropy(model, toks, batch_size) for lang, toks in blocks.items()}

@@ -1,0 +1,381 @@
+"""``DecomposeConfig`` and the VPD training loop.
+
+One training step (after a faithfulness-only warm-up):
+
+1. run the untouched target once under ``no_grad``: its output (the reconstruction reference: logits for a
+   language model) and each decomposed layer's input (what the CI functions read);
+2. causal importances g (lower-leaky for masks, upper-leaky for the minimality loss);
+3. stochastic reconstruction: masks g + (1-g) u with uniform-k-subset routing -> KL(target || masked) for a
+   language model, or the mean squared error of the outputs (``DecomposeConfig.recon_loss``);
+4. adversarial reconstruction: masks g + (1-g) s with persistent PGD sources s (and their own routing);
+   the same backward pass that trains the components leaves dL/ds in the sources, which then take one Adam
+   *ascent* step -- no separate attack pass;
+5. optionally (``coeff_ci_masked > 0``) a pass with masks = CI on every matrix and position, the reference's
+   "CI-masked reconstruction" term: it trains exactly the masks that the rounded-CI evaluation uses;
+6. importance minimality (p annealed 2 -> p_end) and faithfulness;
+7. clip gradients, Adam step with cosine learning rate.
+
+To keep memory low, each reconstruction pass is backpropagated as soon as its loss exists, into detached
+copies of the CI; the CI functions get the accumulated gradient in one final backward. A masked pass stops at
+the model's final hidden states: ``losses.head_reconstruction_kl`` applies the output head and the KL a block
+of rows at a time, so the (B, T, vocab) logits of a masked pass are never held in memory (models whose logits
+are not a plain linear head of those states fall back to full logits).
+
+Any ``nn.Module`` can be decomposed: ``decompose(model, batches, config, adapter=...)`` with a
+``components.ModelAdapter`` saying how to run it on a batch (transformers causal LMs are recognised; a module
+whose ``model(batch)`` returns a tensor needs nothing). "Positions" are the leading dims of the decomposed
+layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see ``vpd_lite.toy_models``).
+
+Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N]`` to decompose the shipped target.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from vpd_lite.method.checkpoint import (
+    load_decomposition,
+    load_training_state,
+    save_decomposition,
+)
+from vpd_lite.method.components import ComponentModel, ModelAdapter
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.devices import autocast, resolve_device
+from vpd_lite.method.losses import (
+    annealed_p,
+    faithfulness_loss,
+    head_reconstruction_kl,
+    importance_minimality_loss,
+    recon_loss,
+    recon_target,
+)
+from vpd_lite.method.masks import (
+    delta_stochastic_masks,
+    stochastic_masks,
+    uniform_k_subset_routing,
+)
+from vpd_lite.method.pgd import PersistentPGD
+from vpd_lite.method.sharding import (
+    Shard,
+    average_gradients,
+    max_across_ranks,
+    sum_across_ranks,
+)
+
+
+def keep_freed_memory() -> bool:
+    """Process-wide speed-up for CPU runs (glibc only; returns False and does nothing elsewhere).
+
+    By default glibc serves every large tensor (> 32 MB at most) with a fresh ``mmap`` and returns it to the
+    OS on free, so each new vocab-sized tensor costs thousands of page faults -- on a small VM this can cost
+    more than the arithmetic. This switches large allocations to the heap and keeps freed memory for reuse
+    (``mallopt(M_MMAP_MAX, 0)``, ``mallopt(M_TRIM_THRESHOLD, 2**31 - 1)``). Peak RSS is unchanged; RSS simply
+    does not shrink after the peak. Used by the CLI and the benchmark; call it once at the start of a process.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
+
+
+def build_component_model(model: nn.Module, config: DecomposeConfig,
+                          adapter: ModelAdapter | None = None) -> ComponentModel:
+    """Wrap ``model`` (frozen) with components and CI functions as the config says (``adapter``: how to run
+    it; default ``components.default_adapter(model)``)."""
+    return ComponentModel(model, config.targets, ci_type=config.ci_type, ci_hidden=config.ci_hidden,
+                          use_delta=config.use_delta, seed=config.seed, adapter=adapter)
+
+
+def _lr_factor(frac: float, config: DecomposeConfig) -> float:
+    if config.lr_warmup_frac > 0 and frac < config.lr_warmup_frac:
+        return max(frac / config.lr_warmup_frac, 1e-3)
+    t = (frac - config.lr_warmup_frac) / max(1 - config.lr_warmup_frac, 1e-12)
+    t = min(max(t, 0.0), 1.0)
+    f = config.lr_final_frac
+    return f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def init_read_directions_from_data(cm: ComponentModel, batch: Tensor, generator: torch.Generator) -> None:
+    """Point every component's read direction V_c along the layer input at one random position of ``batch``
+    (positions whose input is zero are skipped), keeping the column norms of the random init; U is left as it
+    is and the faithfulness warm-up then fits sum_c U_c V_c^T to W.
+
+    A random V_c reads every input direction a little, and in a small model the components that end up alive
+    are often the ones that started reading two features at once: an initial mixture that training does not
+    undo. Starting each V_c on a direction the data actually takes (for sparse features: usually one feature)
+    removes most of those mixtures. The positions are drawn without replacement with ``generator``.
+
+    Raises ValueError when the batch has fewer non-zero positions than a matrix has components."""
+    _, inputs = cm.target_output_and_inputs(batch)
+    for name in cm.module_names:
+        comp = cm.components[name]
+        x = inputs[name].reshape(-1, inputs[name].shape[-1]).to(comp.V.dtype)
+        x = x[x.norm(dim=1) > 0]
+        if x.shape[0] < comp.C:
+            raise ValueError(f"component_init='data' needs at least {comp.C} non-zero inputs to {name} in the "
+                             f"first batch, got {x.shape[0]}")
+        pick = torch.randperm(x.shape[0], generator=generator)[: comp.C].to(x.device)
+        directions = x[pick] / x[pick].norm(dim=1, keepdim=True)  # (C, d_in)
+        comp.V.copy_(directions.T * comp.V.norm(dim=0, keepdim=True))
+
+
+def faithfulness_warmup(cm: ComponentModel, config: DecomposeConfig) -> float:
+    """Fit only sum_c U_c V_c^T ~ W (no data needed); returns the final faithfulness loss."""
+    params = [p for comp in cm.components.values() for p in (comp.U, comp.V)]
+    if config.faithfulness_warmup_steps <= 0:
+        return float(faithfulness_loss(cm.components.values(), config.faithfulness_reduction))
+    if config.faithfulness_warmup_weight_decay > 0:
+        opt = torch.optim.AdamW(params, lr=config.faithfulness_warmup_lr,
+                                weight_decay=config.faithfulness_warmup_weight_decay)
+    else:  # plain Adam, as the shipped decomposition was warmed up
+        opt = torch.optim.Adam(params, lr=config.faithfulness_warmup_lr)
+    loss = torch.zeros(())
+    for _ in range(config.faithfulness_warmup_steps):
+        opt.zero_grad(set_to_none=True)
+        loss = faithfulness_loss(cm.components.values(), config.faithfulness_reduction)
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
+
+
+def train_step(
+    cm: ComponentModel,
+    input_ids: Tensor,
+    config: DecomposeConfig,
+    p: float,
+    ppgd: PersistentPGD | None,
+    generator: torch.Generator,
+    shard: Shard = Shard(),
+) -> dict[str, float]:
+    """Forward + backward of one VPD step (gradients are left in the parameters and PGD sources; the caller
+    steps the optimisers). input_ids: the batch (B, T) token ids for a language model; any batch the model's
+    adapter takes otherwise. Returns the loss terms and the mean L0 as floats.
+
+    In a data-parallel run (``shard.world > 1``) ``input_ids`` are this rank's B rows of a global batch of
+    ``world * B``: random draws are made for the global batch and sliced, and the minimality loss uses the
+    global firing sums (see ``vpd_lite.distributed``); the caller averages the gradients across ranks.
+    """
+    names = cm.module_names
+    device = input_ids.device
+    amp = autocast(device, config.bf16_autocast)
+    kind = config.recon_kind(cm)
+
+    with amp:
+        target_out, inputs = cm.target_output_and_inputs(input_ids)
+    inputs = {n: x.float() if x.dtype in (torch.bfloat16, torch.float16) else x for n, x in inputs.items()}
+    positions = tuple(next(iter(inputs.values())).shape[:-1])  # (B, T) for a language model, (B,) for a vector
+    B = positions[0]
+    gB, rows = B * shard.world, shard.local_rows(B * shard.world)
+    gP = (gB, *positions[1:])
+
+    def local(draws: dict[str, Tensor]) -> dict[str, Tensor]:
+        return draws if not shard.active else {n: t[rows] for n, t in draws.items()}
+
+    ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
+    ci_leaf = {n: g.detach().requires_grad_(True) for n, g in ci_lower.items()}
+    target = recon_target(kind, target_out)
+    del target_out  # p (in ``target``) is all the KLs need
+    head = cm.output_head() if kind == "kl" else None  # None: full outputs (not a plain LM head, or MSE)
+    out: dict[str, float] = {}
+
+    def recon(masks, dmasks, coeff: float, subset: bool) -> float:
+        routing = local(uniform_k_subset_routing(names, gP, generator, device)) if subset else None
+        with amp:
+            if head is not None:  # the (B, T, V) logits are made and consumed a block of rows at a time
+                loss = head_reconstruction_kl(cm.final_hidden_with_masks(input_ids, masks, routing, dmasks),
+                                              head, target)
+            else:
+                loss = recon_loss(kind, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
+        (coeff * loss).backward()  # frees this pass's graph right away
+        return float(loss.detach())
+
+    dmasks = local(delta_stochastic_masks(names, gP, generator, device)) if cm.use_delta else None
+    stoch = stochastic_masks(ci_leaf, generator, global_rows=gB, rows=rows)
+    out["stochastic_recon"] = recon(stoch, dmasks, config.coeff_stochastic, config.subset_routing)
+    if config.coeff_ci_masked > 0:
+        out["ci_masked_recon"] = recon(ci_leaf, None, config.coeff_ci_masked, False)
+    if ppgd is not None:
+        adv_masks, adv_dmasks = ppgd.masks(ci_leaf, row_offset=rows.start)
+        out["adversarial_recon"] = recon(adv_masks, adv_dmasks, config.coeff_adversarial,
+                                          config.subset_routing and config.adversarial_routing == "subset")
+    reduce = (lambda t: sum_across_ranks(t, shard)) if shard.active else None
+    l_min = importance_minimality_loss(ci_upper, p, config.beta, config.eps, reduce=reduce)
+    l_faith = faithfulness_loss(cm.components.values(), config.faithfulness_reduction)
+    ci_list = [ci_lower[n] for n in names if ci_leaf[n].grad is not None]
+    grads = [ci_leaf[n].grad for n in names if ci_leaf[n].grad is not None]
+    rest = config.coeff_minimality * l_min + config.coeff_faithfulness * l_faith
+    torch.autograd.backward([rest] + ci_list, [torch.ones_like(rest)] + grads)
+    out["minimality"] = float(l_min.detach())
+    out["faithfulness"] = float(l_faith.detach())
+    with torch.no_grad():
+        l0 = [float((ci_lower[n] > 0).float().sum(-1).mean()) for n in names]
+    out["l0_mean"] = sum(l0) / len(l0)
+    out["l0_total"] = sum(l0)
+    return out
+
+
+def _mean_over_ranks(terms: dict[str, float], shard: Shard) -> dict[str, float]:
+    """Average logged per-rank loss terms over the ranks (the minimality loss is already global)."""
+    keys = sorted(k for k in terms if k != "minimality")
+    vals = sum_across_ranks(torch.tensor([terms[k] for k in keys], dtype=torch.float64), shard) / shard.world
+    return {**terms, **{k: float(v) for k, v in zip(keys, vals)}}
+
+
+def _next_batch(it: Iterator[Tensor], batches: Iterable[Tensor], step: int) -> tuple[Tensor, Iterator[Tensor]]:
+    try:
+        return next(it), it
+    except StopIteration:
+        it = iter(batches)
+        try:
+            return next(it), it
+        except StopIteration:
+            raise ValueError(f"the batch iterable ran out after {step} steps (pass a re-iterable or endless one)")
+
+
+def decompose(
+    model: nn.Module,
+    batches: Iterable[Tensor],
+    config: DecomposeConfig = DecomposeConfig(),
+    cm: ComponentModel | None = None,
+    resume_from: str | Path | None = None,
+    progress: bool = True,
+    shard: Shard = Shard(),
+    adapter: ModelAdapter | None = None,
+) -> tuple[ComponentModel, list[dict[str, float]]]:
+    """Decompose the frozen ``model`` on ``batches`` (cycled if re-iterable): LongTensor (B, T) token ids for a
+    causal LM, or whatever ``adapter`` (a ``components.ModelAdapter``; default: recognised from the model)
+    feeds the model, e.g. (B, n_features) float tensors for a toy model of superposition.
+
+    Raises ValueError before any training if the first batch cannot be used (a causal LM's sequences longer
+    than its position limit, or not (B, T) integer ids).
+
+    Returns (ComponentModel, history); history is a list of dicts (step, progress, lr, p, loss terms, L0,
+    elapsed seconds), one per ``log_every`` steps. With ``config.time_budget_minutes`` the run stops when the
+    budget is spent and the LR / p schedules follow ``max(step / steps, elapsed / budget)``. With
+    ``config.checkpoint_dir`` a checkpoint (with optimiser state) is written every ``checkpoint_every`` steps
+    and at the end; ``resume_from`` continues from such a folder.
+
+    Data-parallel (``vpd_lite.distributed``): every rank passes the same global batches and its ``shard``;
+    it trains on its rows, gradients are averaged across ranks, only rank 0 writes checkpoints, and the
+    logged losses are averaged across ranks.
+    """
+
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    history: list[dict[str, float]] = []
+    start_step, elapsed_before = 0, 0.0
+    state = None
+    if resume_from is not None:
+        cm = load_decomposition(resume_from, model, adapter=adapter)
+        state = load_training_state(resume_from)
+        if state is None:
+            raise FileNotFoundError(f"{resume_from} has no training_state.pt to resume from")
+    if cm is None:
+        cm = build_component_model(model, config, adapter)
+    config.recon_kind(cm)  # validates the choice early
+    it = iter(batches)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise ValueError("decompose got no batches") from None
+    cm.check_batch(first)  # e.g. sequences longer than the model's position limit: refuse before any work
+    it = itertools.chain([first], it)
+    device = resolve_device(config.device)
+    cm.to(device)  # moves the wrapped target model too
+    if state is None:
+        if config.component_init == "data":
+            init_read_directions_from_data(cm, first.to(device), gen)
+        warm = faithfulness_warmup(cm, config)
+        history.append({"step": 0, "faithfulness_after_warmup": warm})
+    params = cm.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    ppgd = None
+    if config.adversarial:
+        ppgd = PersistentPGD(cm.C_per_module, config.pgd_n_sets, cm.use_delta, config.pgd_lr,
+                             tuple(config.pgd_betas), config.pgd_init, gen, device=device)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        if ppgd is not None and state.get("ppgd") is not None:
+            ppgd.load_state_dict(state["ppgd"])
+        start_step, elapsed_before = int(state["step"]), float(state["elapsed_s"])
+        history = list(state.get("history", []))
+        gen.set_state(state["generator"])
+
+    budget_s = None if config.time_budget_minutes is None else 60.0 * config.time_budget_minutes
+    t0 = time.perf_counter() - elapsed_before
+
+    def elapsed() -> float:
+        """Seconds since the start; in a data-parallel run the largest over the ranks, so that every rank
+        sees the same schedule and stops at the same step (each rank's own clock may start late)."""
+        t = time.perf_counter() - t0
+        if shard.active and budget_s:
+            return float(max_across_ranks(torch.tensor(t, dtype=torch.float64), shard))
+        return t
+
+    def frac_done(step: int) -> float:
+        f = step / max(config.steps, 1)
+        if budget_s:
+            f = max(f, elapsed() / budget_s)
+        return min(f, 1.0)
+
+    def checkpoint(step: int) -> None:
+        if config.checkpoint_dir is None or shard.rank != 0:
+            return
+        save_decomposition(cm, config.checkpoint_dir, config, history=history, training_state={
+            "step": step, "elapsed_s": time.perf_counter() - t0, "optimizer": opt.state_dict(),
+            "ppgd": None if ppgd is None else ppgd.state_dict(), "history": history, "generator": gen.get_state(),
+        })
+
+    bar = tqdm(total=config.steps, initial=start_step, disable=not progress, desc="VPD", dynamic_ncols=True)
+    step = start_step
+    cm.train()
+    while step < config.steps:
+        frac = frac_done(step)
+        if budget_s and frac >= 1.0:
+            break
+        lr = config.lr * _lr_factor(frac, config)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        p = annealed_p(frac, config.p_start, config.p_end, config.p_anneal_start_frac, config.p_anneal_end_frac)
+        ids, it = _next_batch(it, batches, step)
+        ids = ids[shard.local_rows(ids.shape[0])].to(device)
+        opt.zero_grad(set_to_none=True)
+        terms = train_step(cm, ids, config, p, ppgd, gen, shard)
+        if shard.active:
+            average_gradients(params + ([] if ppgd is None else ppgd.leaves()), shard)
+            terms = _mean_over_ranks(terms, shard)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))
+        opt.step()
+        if ppgd is not None:
+            ppgd.ascent_step()
+        step += 1
+        last = step >= config.steps or (bool(budget_s) and frac_done(step) >= 1.0)
+        if step % config.log_every == 0 or last or step == start_step + 1:
+            row = {"step": step, "progress": frac, "lr": lr, "p": p, "grad_norm": grad_norm, **terms,
+                   "elapsed_s": time.perf_counter() - t0}
+            history.append(row)
+            bar.set_postfix(stoch=f"{terms['stochastic_recon']:.3f}",
+                            adv=f"{terms.get('adversarial_recon', float('nan')):.3f}",
+                            l0=f"{terms['l0_mean']:.1f}", faith=f"{terms['faithfulness']:.1e}")
+        bar.update(1)
+        if config.checkpoint_every and step % config.checkpoint_every == 0:
+            checkpoint(step)
+    bar.close()
+    cm.eval()
+    checkpoint(step)
+    return cm, history

@@ -1,0 +1,103 @@
+"""Data-parallel decomposition with ``torch.distributed`` (launch with ``torchrun``).
+
+Every rank holds the whole ComponentModel and reads the same stream of *global* batches (same seed); rank r
+trains on rows ``[r*b, (r+1)*b)`` of each global batch of ``world * b`` rows. Three things make the result
+match a single process that trains on the global batch:
+
+1. Random draws (stochastic masks, routing, delta masks) are made for the global batch with the shared
+   generator and sliced, so every row sees the same noise it would see in one process.
+2. The importance-minimality loss is not a mean over tokens: its frequency term log2(1 + q_c) needs the
+   *global* firing sum q_c. ``sum_across_ranks`` all-reduces q_c and the token count N with a differentiable
+   all-reduce before the loss is formed. Every rank then holds the same loss; the all-reduce's backward sums
+   the (identical) incoming gradients, giving each rank ``world`` x dL/dq_c, which the gradient averaging of
+   point 3 divides back: the result is exactly the single-process gradient.
+3. After the backward passes, gradients of the trainable parameters and of the persistent PGD sources are
+   averaged across ranks (``average_gradients``): the reconstruction losses are per-rank means over equally
+   many tokens, so the average of the rank gradients is the gradient of the global mean.
+
+4. With a time budget (``DecomposeConfig.time_budget_minutes``) the ranks agree on the elapsed time (the
+   largest of their clocks, ``max_across_ranks``, once per step), so they share the LR / p schedule and stop
+   at the same step even if one started late.
+
+Why not wrap the model in ``DistributedDataParallel``? A VPD step backpropagates three separate passes (the
+stochastic and adversarial reconstructions are freed right after their backward to save memory, and the CI
+functions get one final backward); DDP's reducer expects exactly one backward per wrapped forward. The
+collective it would run -- an all-reduce of the gradients -- is what ``average_gradients`` does, over one
+flattened buffer.
+
+Run (2 CPU processes, gloo; on GPUs use ``--backend nccl``)::
+
+    torchrun --nproc_per_node 2 -m vpd_lite.distributed --out runs/ddp --steps 200
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a data-parallel run: ``rank`` of ``world`` equally sized row blocks."""
+
+    rank: int = 0
+    world: int = 1
+
+    def __post_init__(self) -> None:
+        if self.world < 1 or not 0 <= self.rank < self.world:
+            raise ValueError(f"need 0 <= rank < world, got rank={self.rank}, world={self.world}")
+
+    @property
+    def active(self) -> bool:
+        """True when more than one process takes part (collectives are needed)."""
+        return self.world > 1
+
+    def local_rows(self, global_rows: int) -> slice:
+        """The rows of a global batch of ``global_rows`` that this rank trains on."""
+        if global_rows % self.world:
+            raise ValueError(f"global batch of {global_rows} rows does not split into {self.world} equal shards")
+        b = global_rows // self.world
+        return slice(self.rank * b, (self.rank + 1) * b)
+
+
+def sum_across_ranks(x: Tensor, shard: Shard) -> Tensor:
+    """Differentiable all-reduce (sum) of ``x`` over the ranks; the identity for a single process."""
+    if not shard.active:
+        return x
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(x, op=dist.ReduceOp.SUM)
+
+
+def max_across_ranks(x: Tensor, shard: Shard) -> Tensor:
+    """The elementwise maximum of ``x`` over the ranks (not differentiable); ``x`` itself for one process.
+
+    ``decompose`` uses it for the elapsed time of a run with a time budget: every rank then follows the same
+    schedule and stops at the same step, even when one rank started late (each checking its own clock, one
+    rank would stop and wait at a collective while the other went on: a hang)."""
+    if not shard.active:
+        return x
+    y = x.detach().clone()
+    dist.all_reduce(y, op=dist.ReduceOp.MAX)
+    return y
+
+
+def average_gradients(tensors: list[Tensor], shard: Shard) -> None:
+    """Replace every ``t.grad`` by its mean over the ranks (one all-reduce over a flattened buffer).
+
+    Tensors without a gradient on this rank contribute zeros, so all ranks run the same collective.
+    """
+    if not shard.active or not tensors:
+        return
+    grads = [t.grad if t.grad is not None else torch.zeros_like(t) for t in tensors]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= shard.world
+    offset = 0
+    for t, g in zip(tensors, grads):
+        n = g.numel()
+        t.grad = flat[offset: offset + n].view_as(t).clone()
+        offset += n

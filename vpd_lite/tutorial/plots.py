@@ -1,0 +1,384 @@
+"""Figures and HTML views of the tutorial: explanatory pictures, loss curves, component statistics.
+
+Matplotlib figures are built with ``matplotlib.figure.Figure`` (not pyplot), so they never pile up in a global
+figure list and display exactly once when a notebook cell returns them. Every figure has a title that says what to
+look at and axes with units. The interactive components x languages heatmap is a plotly figure.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+
+from vpd_lite.interpret.ids import ComponentId, component_key, parse_component_id
+from vpd_lite.interpret.statistics import (
+    ComponentStats,
+    language_specificity,
+    live_components,
+    specificity_scores,
+)
+from vpd_lite.method.masks import mask_from_sources
+from vpd_lite.models.corpus import lang_name
+
+LANG_COLOURS = {"en": "#4c72b0", "de": "#dd8452", "fr": "#55a868", "es": "#c44e52", "it": "#8172b3"}
+
+
+def figure_png(fig: Figure, dpi: int = 90) -> bytes:
+    """PNG bytes of a matplotlib figure (for ipywidgets.Image and headless use)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------------ explanatory pictures
+def rank1_picture(d_out: int = 6, d_in: int = 8, n_components: int = 3, seed: int = 0) -> Figure:
+    """A small weight matrix drawn as the sum of its rank-1 components ``U_c V_cᵀ`` (one panel each, then W)."""
+    g = torch.Generator().manual_seed(seed)
+    U = torch.randn(n_components, d_out, generator=g)  # (C, d_out) write directions
+    V = torch.randn(d_in, n_components, generator=g)  # (d_in, C) read directions
+    parts = [torch.outer(U[c], V[:, c]) for c in range(n_components)]  # each (d_out, d_in)
+    W = sum(parts)
+    vmax = float(max(p.abs().max() for p in parts + [W]))
+    fig = Figure(figsize=(2.2 * (n_components + 1), 2.4))
+    axes = fig.subplots(1, n_components + 1)
+    for c, (ax, mat) in enumerate(zip(axes, parts + [W])):
+        ax.imshow(mat.numpy(), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_title(f"U{c + 1} V{c + 1}ᵀ" + ("  +" if c < n_components - 1 else "  =") if c < n_components else "W")
+        ax.set_xlabel(f"input dim ({d_in})" if c == 0 else "")
+        if c == 0:
+            ax.set_ylabel(f"output dim ({d_out})")
+    fig.suptitle("A weight matrix is a sum of rank-1 components (outer product of a write and a read direction)")
+    return fig
+
+
+def mask_picture(ci: Sequence[float], uniform: Sequence[float], adversarial: Sequence[float]) -> Figure:
+    """Causal importance g, a stochastic mask ``g + (1-g)u`` and an adversarial mask ``g + (1-g)s`` per component.
+
+    ci, uniform, adversarial: length-C sequences in [0, 1] (u random, s chosen by PGD to hurt the output most).
+    """
+
+    g, u, s = (torch.as_tensor(x, dtype=torch.float32) for x in (ci, uniform, adversarial))
+    if not g.shape == u.shape == s.shape:
+        raise ValueError(f"ci, uniform and adversarial must have the same length, got {g.shape}, {u.shape}, {s.shape}")
+    x = torch.arange(g.numel()).double().numpy()
+    fig = Figure(figsize=(8, 3.4))
+    ax = fig.subplots()
+    w = 0.27
+    ax.bar(x - w, g.numpy(), w, label="causal importance g", color="#333333")
+    ax.bar(x, mask_from_sources(g, u).numpy(), w, label="stochastic mask g+(1-g)u", color="#4c72b0")
+    ax.bar(x + w, mask_from_sources(g, s).numpy(), w, label="adversarial mask g+(1-g)s", color="#c44e52")
+    ax.set_xticks(x.tolist(), [f"c{i}" for i in range(g.numel())])
+    ax.set_xlabel("component")
+    ax.set_ylabel("mask value (0 = ablated, 1 = kept)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=3)
+    ax.set_title("Components with CI 1 are always kept; the others are ablated at random, or adversarially",
+                 fontsize=10)
+    return fig
+
+
+def plot_loss_curves(history: Sequence[Mapping[str, Any]], keys: Sequence[str] | None = None) -> Figure:
+    """Training curves of a decomposition: each loss term against the step (log scale).
+
+    history: list of dicts with a ``"step"`` entry and numeric terms; ``keys`` defaults to every numeric key
+    except ``step``/``lr``/``time``-like bookkeeping.
+    """
+    if not history:
+        raise ValueError("history is empty: nothing to plot")
+    skip = {"step", "lr", "time", "time_s", "elapsed_s", "p"}
+    if keys is None:
+        keys = [k for k, v in history[-1].items() if k not in skip and isinstance(v, (int, float))]
+    steps = [h.get("step", i) for i, h in enumerate(history)]
+    fig = Figure(figsize=(7, 3.4))
+    ax = fig.subplots()
+    for k in keys:
+        pts = [(s, float(h[k])) for s, h in zip(steps, history) if k in h and h[k] is not None and float(h[k]) > 0]
+        if pts:
+            ax.plot(*zip(*pts), label=k)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss (log scale; KL terms in nats/token)")
+    ax.set_title("Loss terms of the decomposition per training step (log scale)", fontsize=10)
+    ax.legend(fontsize=7, ncols=2)
+    return fig
+
+
+# ------------------------------------------------------------------------------------ component statistics
+def plot_firing_frequency(stats: ComponentStats, modules: Sequence[str] | None = None) -> Figure:
+    """Per matrix, every component's firing frequency sorted high -> low (log scale); dead ones are not drawn."""
+    modules = list(modules or stats.modules)
+    fig = Figure(figsize=(7, 3.4))
+    ax = fig.subplots()
+    for m in modules:
+        f = stats.firing_frequency(m).sort(descending=True).values
+        f = f[f > 0]
+        if f.numel():
+            ax.plot(range(1, f.numel() + 1), f.numpy(), label=m, lw=1)
+    ax.set_yscale("log")
+    ax.set_xscale("log")
+    ax.set_xlabel("component rank within its matrix")
+    ax.set_ylabel("firing frequency (fraction of tokens)")
+    ax.set_title(f"Few components fire often, most fire rarely (CI > {stats.threshold:g})")
+    if len(modules) <= 16:
+        ax.legend(fontsize=6, ncols=2)
+    return fig
+
+
+def plot_ci_histogram(stats: ComponentStats, cid: ComponentId, ax=None, title: str | None = None) -> Figure:
+    """Histogram of one component's CI over all harvested tokens (log count scale)."""
+    module, c = parse_component_id(cid)
+    hist = stats.ci_hist[module][c]
+    n = hist.numel()
+    fig = ax.figure if ax is not None else Figure(figsize=(4, 3))
+    ax = ax if ax is not None else fig.subplots()
+    edges = torch.linspace(0, 1, n + 1)
+    ax.bar(edges[:-1].numpy(), hist.numpy(), width=1 / n, align="edge", color="#555555", log=True)
+    ax.axvline(stats.threshold, color="#c44e52", ls="--", lw=1, label=f"firing threshold {stats.threshold:g}")
+    ax.set_xlabel("causal importance")
+    ax.set_ylabel("tokens (log scale)")
+    ax.set_title(title or f"CI of {component_key((module, c))}: mostly 0, a tail where it is needed", fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_language_rates(stats: ComponentStats, cid: ComponentId, ax=None, title: str | None = None) -> Figure:
+    """Firing rate of one component on each language (fraction of that language's tokens)."""
+    module, c = parse_component_id(cid)
+    rate = stats.firing_rate(module)[:, c]
+    fig = ax.figure if ax is not None else Figure(figsize=(4, 3))
+    ax = ax if ax is not None else fig.subplots()
+    ax.bar(stats.langs, rate.numpy(), color=[LANG_COLOURS.get(lang, "#777777") for lang in stats.langs])
+    ax.set_xlabel("language")
+    ax.set_ylabel("firing rate (fraction of tokens)")
+    ax.set_title(title or f"Which languages does {component_key((module, c))} fire on?", fontsize=9)
+    return fig
+
+
+def plot_ablation_effect(effects: Mapping[str, float], title: str | None = None, ax=None) -> Figure:
+    """Bar chart of the held-out CE change per language when a component is removed (nats/token)."""
+    langs = list(effects)
+    fig = ax.figure if ax is not None else Figure(figsize=(4, 3))
+    ax = ax if ax is not None else fig.subplots()
+    ax.bar(langs, [effects[lang] for lang in langs], color=[LANG_COLOURS.get(lang, "#777777") for lang in langs])
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("language (held-out text)")
+    ax.set_ylabel("ΔCE when removed (nats/token)")
+    ax.set_title(title or "Change in held-out CE per language when the component is removed", fontsize=9)
+    return fig
+
+
+def heatmap_components(stats: ComponentStats, max_components: int = 60) -> list[ComponentId]:
+    """The rows the language heatmap shows by default: the most language-specific live components, taken in turn
+    from each language's ranking (:func:`~vpd_lite.analysis.language_specificity`, which ignores components too
+    rare to judge; only components with more than a fair 1/L share on that language), then, if rows are left, the most frequent remaining ones."""
+
+    live = set(live_components(stats))
+    fair = 1.0 / len(stats.langs)  # a component enters a language's ranking only if it prefers that language
+    rankings = [[cid for cid, score in language_specificity(stats, lang) if score > fair and cid in live]
+                for lang in stats.langs]
+    chosen: list[ComponentId] = []
+    for rank in range(max(map(len, rankings), default=0)):
+        for ranking in rankings:
+            if rank < len(ranking) and ranking[rank] not in chosen and len(chosen) < max_components:
+                chosen.append(ranking[rank])
+    rest = sorted(live - set(chosen), key=lambda cid: (-float(stats.firing_frequency(cid[0])[cid[1]]), cid))
+    return chosen + rest[: max(0, max_components - len(chosen))]
+
+
+def sort_label(key: str) -> str:
+    """Text of a heatmap sort order: a language code -> "most German-specific first"; "frequency" -> "most frequent first"."""
+
+    return "most frequent first" if key == "frequency" else f"most {lang_name(key)}-specific first"
+
+
+def heatmap_title(key: str) -> str:
+    """The heatmap's title for a sort order (it changes with the menu)."""
+    return f"Share of each component's firing per language: look for rows lit in one column only<br>" \
+           f"<sup>rows sorted: {sort_label(key)}</sup>"
+
+
+def language_heatmap(
+    stats: ComponentStats,
+    components: Sequence[ComponentId] | None = None,
+    sort_by: str = "de",
+    max_components: int = 60,
+):
+    """Interactive plotly heatmap: components (rows) x languages (columns), colour = the language's share of the
+    component's firing rate (each row sums to 1; the rate itself is in the hover text).
+
+    The menu re-sorts the rows by specificity to any language (:func:`~vpd_lite.analysis.specificity_scores`,
+    ties by that language's firing rate) or by overall frequency; the menu's active entry and the title always
+    name the order shown. ``components`` defaults to :func:`heatmap_components`. Every row is labelled.
+    """
+    import plotly.graph_objects as go
+
+    if sort_by not in stats.langs and sort_by != "frequency":
+        raise KeyError(f"sort_by {sort_by!r} is not a harvested language {stats.langs} or 'frequency'")
+    cids = [parse_component_id(c) for c in (components if components is not None
+                                            else heatmap_components(stats, max_components))]
+    L = len(stats.langs)
+    rates = torch.stack([stats.firing_rate(m)[:, c] for m, c in cids]) if cids else torch.zeros(0, L)  # (N, L)
+    spec = torch.stack([specificity_scores(stats, m)[:, c] for m, c in cids]) if cids else torch.zeros(0, L)
+    total = rates.sum(1, keepdim=True)
+    share = torch.where(total > 0, rates / total.clamp(min=1e-30), torch.zeros_like(rates))  # (N, L)
+    freq = [float(stats.firing_frequency(m)[c]) for m, c in cids]
+    names = [component_key(c) for c in cids]
+
+    def order(key: str) -> list[int]:
+        if key == "frequency":
+            return sorted(range(len(cids)), key=lambda i: (-freq[i], names[i]))
+        li = stats.langs.index(key)
+        return sorted(range(len(cids)), key=lambda i: (-float(spec[i, li]), -float(rates[i, li]), names[i]))
+
+    def columns(idx: list[int]) -> dict[str, list]:
+        return {"z": [share[idx].tolist()], "y": [[names[i] for i in idx]],
+                "customdata": [rates[idx].unsqueeze(-1).tolist()]}
+
+    keys = list(stats.langs) + ["frequency"]
+    start = columns(order(sort_by))
+    fig = go.Figure(go.Heatmap(
+        z=start["z"][0], x=list(stats.langs), y=start["y"][0], customdata=start["customdata"][0],
+        colorscale="Viridis", zmin=0, zmax=1,
+        colorbar={"title": "share of its<br>firing rate"},
+        hovertemplate="%{y}<br>%{x}: %{z:.0%} of its firing; fires on %{customdata[0]:.2%} of %{x} tokens"
+                      "<extra></extra>",
+    ))
+    buttons = [{"label": sort_label(k), "method": "update",
+                "args": [columns(order(k)), {"title.text": heatmap_title(k)}]} for k in keys]
+    fig.update_layout(
+        title={"text": heatmap_title(sort_by)},
+        xaxis={"title": "language", "side": "top"},
+        yaxis={"title": "component (matrix:index)", "autorange": "reversed", "tickmode": "array",
+               "tickvals": names, "ticktext": names, "tickfont": {"size": 10}, "automargin": True},
+        height=max(350, 18 * len(names) + 180), margin={"t": 130},
+        updatemenus=[{"buttons": buttons, "active": keys.index(sort_by), "direction": "down",
+                      "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom", "pad": {"b": 40}}],
+    )
+    return fig
+
+
+def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None = None, n: int = 8,
+                  show_lang: bool = True) -> str:
+    """HTML of a component's top contexts: each token shaded by the component's CI on it, the firing token boxed,
+    with the language of each context (``show_lang=False`` hides it, for the "guess the language" exercise).
+    The contexts are :meth:`~vpd_lite.analysis.ComponentStats.contexts`: representative of where it fires."""
+
+    module, c = parse_component_id(cid)
+    rows = []
+    for ctx in stats.contexts((module, c))[:n]:
+        spans = []
+        for i, (tok, ci) in enumerate(zip(ctx.tokens, ctx.ci)):
+            text = tokenizer.decode([tok]) if tokenizer is not None else f"#{tok} "
+            text = html.escape(text).replace(" ", "&nbsp;").replace("\n", "⏎")
+            box = "outline:1px solid #c44e52;" if i == ctx.centre else ""
+            spans.append(f'<span title="CI {ci:.2f}" style="background:rgba(221,132,82,{max(0.0, min(1.0, ci)):.2f});'
+                         f'{box}font-family:monospace">{text}</span>')
+        lang = f"<td style='padding-right:8px'><b>{html.escape(lang_name(ctx.lang))}</b></td>" if show_lang else ""
+        rows.append(f"<tr>{lang}<td>{ctx.score:.2f}</td><td style='text-align:left'>{''.join(spans)}</td></tr>")
+    if not rows:
+        return f"<p><i>{html.escape(component_key((module, c)))} never fires on the harvested text.</i></p>"
+    head = "<th>language</th>" if show_lang else ""
+    return (f"<table style='border-collapse:collapse'><tr>{head}<th>CI</th><th style='text-align:left'>"
+            "context (shaded by CI, firing token boxed)</th></tr>" + "".join(rows) + "</table>")
+
+
+def component_card(stats: ComponentStats, cid: ComponentId, effects: Mapping[str, float] | None = None) -> Figure:
+    """Three panels for one component: firing rate per language, CI histogram, ablation ΔCE per language.
+
+    The component is named once, in the figure's title; the panels get short titles so they never run into
+    each other, and constrained layout keeps each y-label clear of the panel to its left."""
+    module, c = parse_component_id(cid)
+    n = 3 if effects is not None else 2
+    fig = Figure(figsize=(4.0 * n, 3.4), layout="constrained")
+    axes = fig.subplots(1, n)
+    plot_language_rates(stats, cid, ax=axes[0], title="Firing rate per language")
+    plot_ci_histogram(stats, cid, ax=axes[1], title="CI over all tokens")
+    if effects is not None:
+        plot_ablation_effect(effects, ax=axes[2], title="Held-out CE change when removed")
+    fig.suptitle(f"Component {component_key((module, c))}", fontsize=10)
+    return fig
+
+
+def shorten(text: str, width: int = 80) -> str:
+    """``text`` cut to at most ``width`` characters at a word boundary, with "…" when anything was cut.
+
+    Never cuts inside a word or a number ("fires on 1.5%" never becomes "fires on 1."); trailing punctuation
+    before the cut is dropped. A first word longer than ``width`` is kept whole (a number is never cut)."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    head = text[: width - 1]
+    if text[width - 1] != " " and " " in head:  # the cut falls inside a word: back up to the last space
+        head = head[: head.rindex(" ")]
+    elif " " not in head:
+        head = text.split(" ", 1)[0]
+    return head.rstrip(" ,;:") + "…"
+
+
+# ------------------------------------------------------------------------------------ tables and summaries
+def plot_target_ce(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """Held-out CE of the target per language beside its unigram baseline and the uniform level ln(V).
+
+    rows: ``vpd_lite.target.evaluate_target`` output (``lang``, ``model_ce``, ``unigram_ce``, ``uniform_ce``)."""
+    langs = [r["lang"] for r in rows]
+    x = torch.arange(len(langs)).double().numpy()
+    fig = Figure(figsize=(6, 3))
+    ax = fig.subplots()
+    ax.bar(x - 0.2, [r["model_ce"] for r in rows], 0.4, label="target model", color="#4c72b0")
+    ax.bar(x + 0.2, [r["unigram_ce"] for r in rows], 0.4, label="unigram baseline", color="#bbbbbb")
+    ax.axhline(rows[0]["uniform_ce"], color="#c44e52", ls="--", label="uniform ln(V)")
+    ax.set_xticks(x.tolist(), langs)
+    ax.set_xlabel("language (held-out text)")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title("The target beats a unigram model in every language")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
+    """Two panels from ``vpd_lite.evaluate.evaluate_decomposition``: CE under each kind of mask vs the target,
+    and L0 / C per matrix."""
+    fig = Figure(figsize=(11, 3.4))
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
+    kinds = list(metrics["ce_gap"])
+    ax1.bar(kinds, [metrics["ce"][k] for k in kinds], color="#4c72b0")
+    ax1.axhline(metrics["ce"]["target"], color="black", ls="--", lw=1, label=f"target {metrics['ce']['target']:.3f}")
+    ax1.set_ylabel("held-out CE (nats/token)")
+    ax1.set_xlabel("mask")
+    ax1.tick_params(axis="x", labelrotation=30, labelsize=7)
+    ax1.set_title("CE under masks: close to the target = faithful", fontsize=9)
+    ax1.legend(fontsize=7)
+    names = list(metrics["l0_frac_of_C"])
+    short = [n.replace("model.layers.", "L").replace("self_attn.", "").replace("mlp.", "") for n in names]
+    ax2.bar(short, [metrics["l0_frac_of_C"][n] for n in names], color="#55a868")
+    ax2.axhline(0.1, color="#c44e52", ls="--", lw=1, label="10% of C")
+    ax2.set_ylabel("L0 / C (fraction of components active per token)")
+    ax2.set_xlabel("matrix")
+    ax2.tick_params(axis="x", labelrotation=60, labelsize=7)
+    ax2.set_title("Sparsity: share of components active per token (lower = sparser)", fontsize=9)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_label_categories(labels: Sequence[Any]) -> Figure:
+    """How many live components fall in each label category (``vpd_lite.labelling.ComponentLabel`` list);
+    all "mixed (...)" categories share one bar."""
+    counts: dict[str, int] = {}
+    for lab in labels:
+        key = "mixed (two or more languages)" if lab.category.startswith("mixed") else lab.category
+        counts[key] = counts.get(key, 0) + 1
+    cats = sorted(counts, key=lambda k: -counts[k])
+    fig = Figure(figsize=(7, 3))
+    ax = fig.subplots()
+    ax.barh(cats[::-1], [counts[k] for k in cats[::-1]], color="#8172b3")
+    ax.set_xlabel("live components (count)")
+    ax.set_ylabel("category")
+    ax.set_title("What do the components fire on? Single-language components are the interesting ones", fontsize=9)
+    return fig
