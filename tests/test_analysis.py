@@ -1,4 +1,4 @@
-"""Tests of vpd_lite.analysis: hand-computed statistics, accumulation, save/load, specificity and ablation."""
+"""Tests of vpd_lite.interpret.statistics: hand-computed statistics, accumulation, save/load, specificity and ablation."""
 
 from __future__ import annotations
 

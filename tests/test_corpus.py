@@ -1,4 +1,4 @@
-"""The corpus loader and the token helpers of vpd_lite.corpus, and the shipped data/corpus itself."""
+"""The corpus loader and the token helpers of vpd_lite.models.corpus, and the shipped data/corpus itself."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of vpd_lite.notebook: what the notebooks show about their mode."""
+"""Tests of vpd_lite.tutorial.notebook: what the notebooks show about their mode."""
 
 from __future__ import annotations
 

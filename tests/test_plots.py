@@ -1,4 +1,4 @@
-"""Tests of vpd_lite.plots: the pictures show what they claim (values read back from the figures)."""
+"""Tests of vpd_lite.tutorial.plots: the pictures show what they claim (values read back from the figures)."""
 
 from __future__ import annotations
 

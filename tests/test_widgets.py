@@ -1,4 +1,4 @@
-"""Tests of vpd_lite.widgets: the component browser responds to programmatic changes."""
+"""Tests of vpd_lite.tutorial.widgets: the component browser responds to programmatic changes."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_headless_kernel_execution_leaves_no_widget_errors(tmp_path):
     nb.cells = [
         nbformat.v4.new_code_cell(  # the kernel runs in tmp_path: make this checkout importable even if not installed
             f"import sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
-            "from vpd_lite.analysis import ComponentStats\nfrom vpd_lite.widgets import ComponentBrowser\n"
+            "from vpd_lite.interpret.statistics import ComponentStats\nfrom vpd_lite.tutorial.widgets import ComponentBrowser\n"
             f"browser = ComponentBrowser(ComponentStats.load({str(tmp_path / 'stats.safetensors')!r}))\nbrowser"),
         nbformat.v4.new_code_cell("browser.matrix.value = 'b'\nbrowser.select('a:0')\nprint(browser.selected)"),
     ]

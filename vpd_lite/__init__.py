@@ -1,18 +1,20 @@
 """vpd-lite: adversarial parameter decomposition (VPD) of small language models, for teaching and reproduction.
 
-Modules (one job each):
-    paths              where the shipped data lives
-    corpus             the multilingual corpus (train / held-out per language)
-    target             tokenizer and the small multilingual target model (train, load)
-    components         rank-1 component layers wrapped around a model's linear layers
-    causal_importance  the CI functions and leaky hard sigmoids
-    masks              stochastic masks and subset routing
-    pgd                adversarial (PGD) mask sources, fresh and persistent
-    losses             faithfulness, reconstruction and importance-minimality losses
-    decompose          DecomposeConfig and the training loop
-    checkpoint         save / load a decomposition (refuses the wrong model)
-    evaluate           CE / KL under the various masks, L0, dead components
-    analysis, labelling, edits, baselines, widgets, plots, reproduce: the tutorial layer
+The folder tree is the architecture. Subpackages, lowest layer first; each imports only from the layers below it
+(``tests/test_layers.py`` runs the import-linter contract in pyproject.toml):
+
+    errors     ``UserError``, the one-line error every layer may raise
+    method     the method itself: components, causal importance, masks, losses, PGD, config, the loop,
+               checkpoints, evaluation (read ``vpd_lite.method``'s docstring first)
+    models     what gets decomposed: data paths, hub, corpus, the target LM, toy models, other architectures
+    interpret  what components do: ids, statistics, harvesting, ablation, labels
+    erase      the erase experiment: edits, edit scan, selection rules, baselines, protocol, report, rebuild
+    tutorial   the notebook-facing layer: quick-mode banner, figures, widgets, exercises
+    commands   every command's argument parser and ``main``, and the shared CLI plumbing
+
+The top-level modules ``reproduce``, ``decompose``, ``distributed``, ``edit_scan``, ``evaluate``, ``labelling``,
+``recipes``, ``target`` and ``toy_models`` only keep the names of the commands (``python -m vpd_lite.<name>``).
+This file holds the version and ``quick_mode``, which every layer may read.
 """
 
 __version__ = "0.1.0"

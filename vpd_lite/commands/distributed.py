@@ -1,33 +1,5 @@
-"""Data-parallel decomposition with ``torch.distributed`` (launch with ``torchrun``).
-
-Every rank holds the whole ComponentModel and reads the same stream of *global* batches (same seed); rank r
-trains on rows ``[r*b, (r+1)*b)`` of each global batch of ``world * b`` rows. Three things make the result
-match a single process that trains on the global batch:
-
-1. Random draws (stochastic masks, routing, delta masks) are made for the global batch with the shared
-   generator and sliced, so every row sees the same noise it would see in one process.
-2. The importance-minimality loss is not a mean over tokens: its frequency term log2(1 + q_c) needs the
-   *global* firing sum q_c. ``sum_across_ranks`` all-reduces q_c and the token count N with a differentiable
-   all-reduce before the loss is formed. Every rank then holds the same loss; the all-reduce's backward sums
-   the (identical) incoming gradients, giving each rank ``world`` x dL/dq_c, which the gradient averaging of
-   point 3 divides back: the result is exactly the single-process gradient.
-3. After the backward passes, gradients of the trainable parameters and of the persistent PGD sources are
-   averaged across ranks (``average_gradients``): the reconstruction losses are per-rank means over equally
-   many tokens, so the average of the rank gradients is the gradient of the global mean.
-
-4. With a time budget (``DecomposeConfig.time_budget_minutes``) the ranks agree on the elapsed time (the
-   largest of their clocks, ``max_across_ranks``, once per step), so they share the LR / p schedule and stop
-   at the same step even if one started late.
-
-Why not wrap the model in ``DistributedDataParallel``? A VPD step backpropagates three separate passes (the
-stochastic and adversarial reconstructions are freed right after their backward to save memory, and the CI
-functions get one final backward); DDP's reducer expects exactly one backward per wrapped forward. The
-collective it would run -- an all-reduce of the gradients -- is what ``average_gradients`` does, over one
-flattened buffer.
-
-Run (2 CPU processes, gloo; on GPUs use ``--backend nccl``)::
-
-    torchrun --nproc_per_node 2 -m vpd_lite.distributed --out runs/ddp --steps 200
+"""``torchrun ... -m vpd_lite.distributed``: decompose on several processes (data-parallel shards); the process
+group start-up (``resolve_backend``, ``init_from_env``) and the command.
 """
 
 from __future__ import annotations
@@ -87,7 +59,7 @@ def init_from_env(backend: str | None = None) -> Shard:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI (run under torchrun): decompose a causal LM data-parallel; rank 0 writes the checkpoint to ``--out``
-    (default: a new run folder). Errors are raised as exceptions (``vpd_lite.cli.run_main`` prints them)."""
+    (default: a new run folder). Errors are raised as exceptions (``vpd_lite.commands.cli.run_main`` prints them)."""
     from pathlib import Path
 
     ap = cli.make_parser("distributed", "Data-parallel VPD decomposition (launch with torchrun --nproc_per_node N "

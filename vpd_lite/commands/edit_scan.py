@@ -1,26 +1,5 @@
-"""The edit scan: what the scalar edit of each component does to every language, over a grid of prefactors.
-
-For a component c of a decomposed matrix (read direction ``V_c``, write direction ``U_c``) the scalar edit is
-
-    W' = W + (s - 1) U_c V_c^T          (s = 1: the model itself; s = 0: the component removed)
-
-and it adds ``(s - 1) (V_c . x_t) U_c`` to the matrix's output at *every* token t, whether the component fires
-there or not. So what the edit does to a language depends on how large ``V_c . x`` is on that language's text,
-not on where the component's causal importance is high. The scan measures it directly: next-token CE
-(nats/token) per language on **training-split** text, for every scanned component and every ``s`` of a grid.
-
-Two steps, both on training text only:
-
-1. :func:`prescreen` (every live component, one forward pass per language): the RMS of the activation
-   ``V_c . x`` per language, and the first-order effect ``dCE_lang/ds`` at ``s = 1`` (one backward pass per
-   language gives it for all components at once).
-2. :func:`scan_curves` (the components the prescreen ranks highest, see :func:`candidates`): CE per language at
-   every ``s`` of ``ScanConfig.s_grid``. Nothing below the edited matrix's decoder layer changes, so the
-   residual stream entering that layer is computed once (:func:`residual_cache`) and only the layers from there
-   on run, with several ``s`` values stacked along the batch dimension.
-
-:func:`run_edit_scan` does both for a decomposition and returns an :class:`EditScan`;
-``python -m vpd_lite.edit_scan`` runs it from the command line and writes the tables to a run folder.
+"""``python -m vpd_lite.edit_scan``: the edit scan of a decomposition in ``data/`` (``scan_shipped``) and its
+tables and figures.
 """
 
 from __future__ import annotations

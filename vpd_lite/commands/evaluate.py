@@ -1,22 +1,4 @@
-"""Evaluate a decomposition: CE / KL under several masks, L0, dead components, faithfulness residual.
-
-Masks compared (all on the components only -- the delta component is OFF except in ``all_ones_delta``):
-
-* ``ci_rounded``   m = 1[g > threshold]       (default threshold 0: with the hard sigmoid, CI is exactly 0
-                                               for most components; this is the reference's choice, and the
-                                               same components are the ones L0 counts)
-* ``ci``           m = g                      (unrounded CI)
-* ``stochastic``   m = g + (1 - g) u
-* ``pgd``          m = g + (1 - g) s, s from fresh PGD maximising the KL (default 20 steps of size 0.1,
-                   random init, one source shared across the batch, all matrices routed)
-* ``all_ones``     m = 1 (sum of all components, no delta)
-* ``all_ones_delta`` m = 1 plus the delta component (reproduces the target exactly)
-
-CE is next-token cross-entropy (nats/token); KL is KL(target || masked) per token (nats). For a model that is not
-a causal LM (e.g. ``vpd_lite.toy_models``) CE is not defined: the metrics report the reconstruction loss under each
-mask instead (mean squared error to the target's output by default). L0 of a matrix is the
-mean number of its components with g > threshold per token; a component is dead if g <= threshold on every
-evaluated token. ``python -m vpd_lite.evaluate DIR`` prints the metrics table of a checkpoint folder.
+"""``python -m vpd_lite.evaluate``: evaluate a saved decomposition on held-out text and print / save its metrics.
 """
 
 from __future__ import annotations
@@ -65,7 +47,7 @@ def _evaluate_parser():
 def main(argv: list[str] | None = None) -> int:
     """CLI: verify a decomposition folder against the target and print its metrics table (``--recompute``
     evaluates it again; ``--write``/``--out`` save the new metrics). Errors are raised as exceptions with one
-    sentence each (``vpd_lite.cli.run_main`` prints them as one line)."""
+    sentence each (``vpd_lite.commands.cli.run_main`` prints them as one line)."""
     import json
 
     ap = _evaluate_parser()

@@ -1,18 +1,4 @@
-"""Ready-made runs beyond the embedded model: decompose any ``from_pretrained`` causal LM (needs internet).
-
-The default path of vpd-lite is offline (``data/target``). A *recipe* names an online model, the multilingual
-text to decompose and evaluate it on, and a ``DecomposeConfig`` sized for it:
-
-    pythia-70m   EleutherAI/pythia-70m (6-layer GPT-NeoX, d_model 512), the closest public analogue of the
-                 67M-parameter Llama-style model of the VPD paper; multilingual text from the hub dataset
-                 papluca/language-identification (text + language-code columns; en/de/fr/es/it among 20
-                 languages). Every attention and MLP matrix, C = 2 x rank. Meant for a GPU.
-
-Run one (``--model`` / ``--corpus`` override the recipe's names, e.g. with local copies)::
-
-    python -m vpd_lite.recipes pythia-70m --out runs/pythia70m --minutes 60
-
-Any other model: ``python -m vpd_lite.recipes custom --model gpt2 --corpus <hub dataset or folder> --out DIR``.
+"""``python -m vpd_lite.recipes NAME``: decompose a pretrained hub model by recipe (``vpd_lite.models.recipes``).
 """
 
 from __future__ import annotations
@@ -37,7 +23,7 @@ from vpd_lite.models.recipes import RECIPES, Recipe, run_recipe
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m vpd_lite.recipes NAME [--out DIR] [--model M] [--corpus C] [--steps N] [--minutes M]``;
     writes to a new run folder unless ``--out`` names one. Errors are raised as exceptions
-    (``vpd_lite.cli.run_main`` prints them as one line)."""
+    (``vpd_lite.commands.cli.run_main`` prints them as one line)."""
 
     ap = cli.make_parser("recipes", "Decompose an online model with a named recipe (needs internet unless --model "
                                 "and --corpus name local copies).")

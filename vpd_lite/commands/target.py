@@ -1,22 +1,4 @@
-"""The small multilingual target model: byte-level BPE tokenizer + a 2-layer Llama, trained from scratch.
-
-This is the model VPD decomposes. It plays the part of the 67M-parameter Pile model of the original
-experiment: trained on ``data/corpus`` (50 % English, 20 % German, 10 % each French, Spanish, Italian), so
-German is its strongest non-English language. The trained model and tokenizer ship in ``data/target`` and
-load offline with ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained``.
-
-Public names:
-
-``TargetConfig``                       model shape + training hyper-parameters (defaults = the shipped model)
-``train_tokenizer(texts, vocab_size)`` byte-level BPE with one special token ``<|endoftext|>`` (BOS = EOS = PAD)
-``train_target(config, corpus, out_dir, seed)``  tokenizer + model from scratch, saved with the loss curve
-``load_target(path=None) -> (model, tokenizer)``  offline load of ``data/target`` (hub names pass through)
-``heldout_ce``, ``unigram_ce``, ``uniform_ce``, ``evaluate_target``, ``generate_samples``: the quality table
-
-CLI::
-
-    flock /tmp/vpd-heavy.lock python -m vpd_lite.target train   # retrain from scratch into data/target (~10 min)
-    python -m vpd_lite.target eval    # print the held-out CE table and sample continuations
+"""``python -m vpd_lite.target``: train the tokenizer and the small multilingual target model and write them.
 """
 
 from __future__ import annotations
@@ -49,7 +31,7 @@ from vpd_lite.models.target import (
 # ------------------------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``train`` a target model into a new run folder (or ``--out``), or ``eval`` one (default: the shipped
-    model). Errors are raised as exceptions (``vpd_lite.cli.run_main`` prints them as one line)."""
+    model). Errors are raised as exceptions (``vpd_lite.commands.cli.run_main`` prints them as one line)."""
 
     ap = cli.make_parser("target", "Train or evaluate the small multilingual target model.")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="{train,eval}")

@@ -1,25 +1,4 @@
-"""Toy models of superposition (TMS) whose true features are known: the first test of any decomposition.
-
-A TMS model (Elhage et al. 2022, "Toy Models of Superposition"; the SPD paper's first experiment, Bushnaq et
-al. 2025, arXiv 2506.20790) squeezes n sparse features through m < n hidden dimensions and back:
-
-    h = W x            W: (m, n), x: (B, n)     ``linear1`` (nn.Linear, no bias, weight W)
-    x_hat = ReLU(W^T h + b)                     ``linear2`` (nn.Linear, weight W^T, bias b)
-
-trained to reconstruct x (mean squared error) on sparse inputs: each feature is present independently with
-probability p (default 0.05) and then takes a value uniform in [0, 1] (``sparse_features``). The weights are
-tied (linear2's weight is linear1's transposed) while training. TMS 5-2 (5 features in 2 dims) learns a
-pentagon: the five columns W_i of W point to the corners of a regular pentagon. TMS 40-10 packs 40 features
-into 10 dims.
-
-The ground truth: feature i is written into the hidden space along W_i (column i of W) and read back along
-W_i. So a faithful, minimal decomposition of linear1 has one rank-1 component per feature, U_c ~ W_i (write)
-and V_c ~ e_i (read), and of linear2 one with V_c ~ W_i (read) and U_c ~ e_i (write); every other component is
-dead (causal importance 0 on every input). ``feature_match`` measures exactly this.
-
-``python -m vpd_lite.toy_models --seeds 0 1 2`` trains TMS 5-2 and TMS 40-10 for each seed, decomposes them
-with ``tms_decompose_config`` (TMS 5-2: best of 5 runs per matrix by training loss, ``decompose_tms``) and
-prints how many components are live and how many true features they match.
+"""``python -m vpd_lite.toy_models``: train toy models of superposition, decompose them and write the results.
 """
 
 from __future__ import annotations

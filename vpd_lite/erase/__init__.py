@@ -1,1 +1,12 @@
-"""TODO"""
+"""The erase experiment: erasing a language with one scalar on one component, against LoRA baselines. Imports
+the layers below (``vpd_lite.interpret``, ``vpd_lite.models``, ``vpd_lite.method``).
+
+Reading order:
+    edits      scalar edits along component directions, target tokens, objectives and fits
+    edit_scan  the edit scan: residual caching, prescreen, dose-response curves, admissible range
+    selection  the selection rules (edit scan, firing, label) that choose a component
+    baselines  LoRA baselines
+    protocol   the protocol's vocabulary and config, component choice, fitting, sweeps, claim checks
+    report     tables and reports of the results (CSV / Markdown)
+    rebuild    the artefacts the experiment runs on: loaded from data/ or rebuilt from scratch
+"""

@@ -4,8 +4,8 @@ Three methods (``LORA_METHODS``), as in the published comparison:
   ``lora_r1_all``   rank-1 LoRA on every decomposed matrix,
   ``lora_r4_all``   rank-4 LoRA on every decomposed matrix,
   ``lora_r1_local`` rank-1 LoRA on the one matrix that holds the edited component.
-Each is trained with ``vpd_lite.edits.fit_objective`` (Adam; the objective is ``config.objective``, the same
-objectives as the scalar edit) on the masked German positions from ``vpd_lite.edits.select_target_tokens``;
+Each is trained with ``vpd_lite.erase.edits.fit_objective`` (Adam; the objective is ``config.objective``, the same
+objectives as the scalar edit) on the masked German positions from ``vpd_lite.erase.edits.select_target_tokens``;
 only the LoRA A/B matrices train. The base model is never modified: every run wraps a deep copy.
 
 The learning rate is chosen per budget from a small sweep (:func:`train_lora_lr_sweep`) by the *training*
@@ -45,7 +45,7 @@ LORA_METHODS: dict[str, LoraSpec] = {
 @dataclass
 class LoraTrainConfig(FitConfig):
     """LoRA fit: ``alpha = rank`` (scale 1), no dropout; Adam at ``lr`` for ``steps`` steps, ``batch_rows``
-    snippets per step (as ``vpd_lite.edits.FitConfig``)."""
+    snippets per step (as ``vpd_lite.erase.edits.FitConfig``)."""
 
     lr: float = 2e-3
 
@@ -107,7 +107,7 @@ def train_lora_lr_sweep(model: nn.Module, spec: LoraSpec, modules: Sequence[str]
                         config: LoraTrainConfig | None = None) -> tuple[float, dict[float, float], list[PeftModel]]:
     """Train one LoRA baseline at every learning rate of ``lrs`` on every (tokens, mask) of ``token_sets``
     (one per seed, ``seeds[i]`` seeding A and the batches; default 0, 1, ...) and keep the lr whose mean final
-    training objective (:func:`vpd_lite.edits.objective_on_all` on the budgeted tokens) is lowest (ties: the
+    training objective (:func:`vpd_lite.erase.edits.objective_on_all` on the budgeted tokens) is lowest (ties: the
     smaller lr). Returns (chosen lr, {lr: mean training objective}, the trained models at the chosen lr, one per
     token set). Held-out text plays no part."""
     config = config or LoraTrainConfig()

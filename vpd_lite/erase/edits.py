@@ -61,7 +61,7 @@ class Direction:
 
 
 def component_directions(cm: nn.Module, components: Sequence[ComponentId]) -> list[Direction]:
-    """Read the (u, v) factors of ``components`` from a ``vpd_lite.components.ComponentModel``.
+    """Read the (u, v) factors of ``components`` from a ``vpd_lite.method.components.ComponentModel``.
 
     ``cm.components[name]`` holds ``V`` (d_in, C) and ``U`` (C, d_out); the component's weight is
     ``outer(U[c], V[:, c])`` (d_out, d_in). The factors are detached copies.
@@ -440,7 +440,7 @@ def scalar_objective_curve(model: nn.Module, direction: Direction, tokens: Tenso
 def fit_single_scalar(model: nn.Module, direction: Direction, tokens: Tensor, mask: Tensor, objective: str,
                       lo: float, hi: float, config: SearchConfig | None = None) -> tuple[float, float]:
     """Fit the prefactor s of one component on the budgeted positions by :func:`grid_search_1d` over the search
-    range [lo, hi] (fixed beforehand, e.g. ``vpd_lite.edit_selection.search_range``). Returns (s, objective)."""
+    range [lo, hi] (fixed beforehand, e.g. ``vpd_lite.erase.selection.search_range``). Returns (s, objective)."""
     was = model.training
     model.eval()
     try:

@@ -4,7 +4,7 @@ On the shipped artefacts (``data/target``, ``data/decomposition``, component sta
 
 1. **Choose, on training text only** (:func:`choose_components`): the edit scan (``vpd_lite.edit_scan``)
    measures what each candidate component's scalar edit does to every language's training CE over a grid of
-   prefactors s; three selection rules (``vpd_lite.edit_selection``) pick the German component — by the scan
+   prefactors s; three selection rules (``vpd_lite.erase.selection``) pick the German component — by the scan
    (primary), by where components fire (the earlier rule) and by the labeller — and the scan fixes each one's
    search range of s. The rule text (:func:`selection_rule_text`) was written before any held-out number.
 2. **Fit, on training text only** (:func:`fit_all`): for every German-token budget and seed, the single scalar
@@ -91,7 +91,7 @@ CLAIM = {"budget": 4, "min_fraction": 0.8, "max_d_en": 0.05, "max_d_other": 0.1}
 STATS_FILE = "component_stats.safetensors"
 
 
-#: Training objectives, primary first (see ``vpd_lite.edits``).
+#: Training objectives, primary first (see ``vpd_lite.erase.edits``).
 OBJECTIVES = ("target_ce", "uniform_ce")
 
 
@@ -243,8 +243,8 @@ def choose_components(cm: nn.Module, stats: ComponentStats, labels: Sequence[Any
 def fit_all(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> list[dict[str, Any]]:
     """Fit every method at every (objective, budget) of ``config.runs()`` and seed, on training text only.
 
-    Single scalars: :func:`vpd_lite.edits.fit_single_scalar` inside the method's search range. Top-16:
-    Adam with restarts. LoRA: :func:`vpd_lite.baselines.train_lora_lr_sweep` (lr by the training objective).
+    Single scalars: :func:`vpd_lite.erase.edits.fit_single_scalar` inside the method's search range. Top-16:
+    Adam with restarts. LoRA: :func:`vpd_lite.erase.baselines.train_lora_lr_sweep` (lr by the training objective).
     Returns one dict per fit (``method, objective, budget, seed, component, s, lr, n_params,
     train_objective`` and the fitted ``edit`` / ``peft`` object); never reads ``setup.heldout``."""
     fits: list[dict[str, Any]] = []

@@ -1,24 +1,5 @@
-"""Headless reproduction of the German edit: ``python -m vpd_lite.reproduce`` (the README's main command).
-
-On the shipped artefacts (``data/target``, ``data/decomposition``, component stats and labels, ``data/corpus``):
-
-1. **Choose, on training text only** (:func:`choose_components`): the edit scan (``vpd_lite.edit_scan``)
-   measures what each candidate component's scalar edit does to every language's training CE over a grid of
-   prefactors s; three selection rules (``vpd_lite.edit_selection``) pick the German component — by the scan
-   (primary), by where components fire (the earlier rule) and by the labeller — and the scan fixes each one's
-   search range of s. The rule text (:func:`selection_rule_text`) was written before any held-out number.
-2. **Fit, on training text only** (:func:`fit_all`): for every German-token budget and seed, the single scalar
-   (global 1-D search), the top-16 scalars (Adam with restarts) and three ``peft`` LoRA baselines (learning rate
-   chosen per budget from a sweep by the training objective), each with both objectives (``OBJECTIVES``).
-3. **Measure, on held-out text** (:func:`evaluate_fits`): CE per language before/after; the seed table
-   (:func:`summarise`), the published claim for every rule × objective, seed means and every seed
-   (:func:`claim_report`; thresholds fixed in ``CLAIM``), and the same protocol erasing each of the five
-   languages (:func:`erase_any_language`).
-
-Outputs go to a new run folder under ``./runs/`` (printed at the end) unless ``--out`` names one; the shipped
-``results/`` are refreshed only by ``--out results``. ``--from-scratch`` first rebuilds every artefact into a
-work folder (train the target, decompose it, harvest + label), then erases. ``--quick`` (also
-``VPD_LITE_QUICK=1``) runs fewer budgets, one seed, short fits and a coarse scan: for tests and notebooks.
+"""Reports of the erase experiment: the tables (Markdown), CSVs and the selection rule's text that
+``python -m vpd_lite.reproduce`` writes.
 """
 
 from __future__ import annotations

@@ -1,22 +1,5 @@
-"""Per-component statistics of a decomposition: what each rank-1 component fires on.
-
-A component *fires* on a token when its causal importance (CI, the lower-leaky value the masks use) is above a
-threshold. Running the target model over token blocks of each language, :func:`harvest` accumulates, for every
-component of every decomposed matrix:
-
-* firing counts per language (so firing frequency and per-language firing *rate* = fires / tokens of that language),
-* the sum of its CI per language (mean CI), a histogram of its CI values,
-* its activation ``a_c = V_cᵀ x`` on the tokens where it fires (mean and sign),
-* where in the sequence it fires (log2 position buckets), the tokens it fires on most often,
-* its top contexts: token windows around firing tokens, with the CI of every window token. They are chosen to be
-  representative: ranked by CI with ties (CI saturates at 1) broken by |activation|, at most one per token block,
-  no duplicate windows, and each language contributes in proportion to its share of the component's firing rate.
-
-Everything lives in a :class:`ComponentStats` that saves to / loads from one safetensors file, so notebooks and
-the headless reproduction can use shipped statistics without recomputing them.
-
-A component is named by a :data:`ComponentId` ``(module_name, index)``; its string form is ``"module:index"``
-(:func:`component_key` / :func:`parse_component_id`).
+"""Component ids: ``ComponentId`` = (name of the decomposed module, index of the component in that module), its
+string key (``component_key`` / ``parse_component_id``), position buckets and context keys.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Human-readable labels for components, from their statistics alone (no LLM needed), plus an optional LLM labeller.
 
-The offline labeller reads a component's :class:`~vpd_lite.analysis.ComponentStats`: its language profile (share
+The offline labeller reads a component's :class:`~vpd_lite.interpret.statistics.ComponentStats`: its language profile (share
 of its firing *rate* on each language), the tokens it fires on most, where in the sequence it fires and how often,
 and writes a short label such as::
 

@@ -1,32 +1,5 @@
-"""``DecomposeConfig`` and the VPD training loop.
-
-One training step (after a faithfulness-only warm-up):
-
-1. run the untouched target once under ``no_grad``: its output (the reconstruction reference: logits for a
-   language model) and each decomposed layer's input (what the CI functions read);
-2. causal importances g (lower-leaky for masks, upper-leaky for the minimality loss);
-3. stochastic reconstruction: masks g + (1-g) u with uniform-k-subset routing -> KL(target || masked) for a
-   language model, or the mean squared error of the outputs (``DecomposeConfig.recon_loss``);
-4. adversarial reconstruction: masks g + (1-g) s with persistent PGD sources s (and their own routing);
-   the same backward pass that trains the components leaves dL/ds in the sources, which then take one Adam
-   *ascent* step -- no separate attack pass;
-5. optionally (``coeff_ci_masked > 0``) a pass with masks = CI on every matrix and position, the reference's
-   "CI-masked reconstruction" term: it trains exactly the masks that the rounded-CI evaluation uses;
-6. importance minimality (p annealed 2 -> p_end) and faithfulness;
-7. clip gradients, Adam step with cosine learning rate.
-
-To keep memory low, each reconstruction pass is backpropagated as soon as its loss exists, into detached
-copies of the CI; the CI functions get the accumulated gradient in one final backward. A masked pass stops at
-the model's final hidden states: ``losses.head_reconstruction_kl`` applies the output head and the KL a block
-of rows at a time, so the (B, T, vocab) logits of a masked pass are never held in memory (models whose logits
-are not a plain linear head of those states fall back to full logits).
-
-Any ``nn.Module`` can be decomposed: ``decompose(model, batches, config, adapter=...)`` with a
-``components.ModelAdapter`` saying how to run it on a batch (transformers causal LMs are recognised; a module
-whose ``model(batch)`` returns a tensor needs nothing). "Positions" are the leading dims of the decomposed
-layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see ``vpd_lite.toy_models``).
-
-Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N]`` to decompose the shipped target.
+"""``DecomposeConfig``: every setting of a decomposition run (targets, C per matrix, CI type, loss coefficients,
+PGD, schedule), and ``override_config`` for ``--set FIELD=VALUE``.
 """
 
 from __future__ import annotations

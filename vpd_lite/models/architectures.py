@@ -1,6 +1,6 @@
 """Which matrices to decompose in common ``transformers`` architectures, and how many components each gets.
 
-A decomposition is configured by ``{module-name pattern: C}`` (see ``vpd_lite.components.match_modules``).
+A decomposition is configured by ``{module-name pattern: C}`` (see ``vpd_lite.method.components.match_modules``).
 This module holds those patterns for the families vpd-lite is tested on:
 
     llama     q_proj k_proj v_proj o_proj | gate_proj up_proj down_proj        (nn.Linear)

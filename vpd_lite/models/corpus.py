@@ -1,22 +1,28 @@
-"""Evaluate a decomposition: CE / KL under several masks, L0, dead components, faithfulness residual.
+"""The multilingual corpus: per-language train / held-out text, and the token helpers everyone shares.
 
-Masks compared (all on the components only -- the delta component is OFF except in ``all_ones_delta``):
+Languages: ``LANGS = ("en", "de", "fr", "es", "it")``. The shipped corpus (``data/corpus``, built by
+``scripts/build_corpus.py``; provenance in ``data/README.md``) holds ``<lang>/train.txt`` and
+``<lang>/heldout.txt``, UTF-8, one paragraph per line. Held-out files are *parallel*: line ``i`` is the same
+paragraph in every language, so per-language differences in loss are differences of language, not topic.
 
-* ``ci_rounded``   m = 1[g > threshold]       (default threshold 0: with the hard sigmoid, CI is exactly 0
-                                               for most components; this is the reference's choice, and the
-                                               same components are the ones L0 counts)
-* ``ci``           m = g                      (unrounded CI)
-* ``stochastic``   m = g + (1 - g) u
-* ``pgd``          m = g + (1 - g) s, s from fresh PGD maximising the KL (default 20 steps of size 0.1,
-                   random init, one source shared across the batch, all matrices routed)
-* ``all_ones``     m = 1 (sum of all components, no delta)
-* ``all_ones_delta`` m = 1 plus the delta component (reproduces the target exactly)
+Public names (stable; other modules import them):
 
-CE is next-token cross-entropy (nats/token); KL is KL(target || masked) per token (nats). For a model that is not
-a causal LM (e.g. ``vpd_lite.toy_models``) CE is not defined: the metrics report the reconstruction loss under each
-mask instead (mean squared error to the target's output by default). L0 of a matrix is the
-mean number of its components with g > threshold per token; a component is dead if g <= threshold on every
-evaluated token. ``python -m vpd_lite.evaluate DIR`` prints the metrics table of a checkpoint folder.
+``load_corpus(source=None, langs=LANGS) -> {lang: DatasetDict(train=Dataset, heldout=Dataset)}``
+    Each ``Dataset`` has one ``"text"`` column, one paragraph per row. ``source``:
+    ``None`` = the shipped ``data/corpus``; a local folder of ``<lang>/{train,heldout}.txt``; any other string
+    = a hub dataset name (online users only), which must have a ``"text"`` and a ``"lang"`` column and a
+    ``"train"`` split plus a held-out split named ``"heldout"``, ``"validation"`` or ``"test"``.
+``encode_texts(tokenizer, texts) -> LongTensor (n_tokens,)``
+    Documents tokenised and concatenated, each followed by the EOS token.
+``chunk(tokens, seq_len) -> LongTensor (N, seq_len)``
+    Non-overlapping blocks of a 1-D token stream (the ragged tail is dropped).
+``lang_token_blocks(tokenizer, corpus, split, seq_len, max_blocks_per_lang=None) -> {lang: LongTensor (N, T)}``
+    Per-language blocks of one split (deterministic: the first ``max_blocks_per_lang`` blocks).
+``train_mix(tokenizer, corpus) -> {lang: float}``
+    Each language's share of the training tokens (the shipped corpus gives about 50/20/10/10/10).
+``train_batches(tokenizer, corpus, seq_len, batch_size, seed, mix=None) -> Iterator[LongTensor (B, T)]``
+    Endless seeded batches of random training windows; every row's language is drawn with the ``mix``
+    probabilities (default ``train_mix``), so batches mix languages in the training proportions.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from vpd_lite.models.hub import load_pretrained
 @dataclass
 class Recipe:
     """What to decompose (``model``: a from_pretrained name or path), on which text (``corpus``: a
-    ``vpd_lite.corpus.load_corpus`` source; ``lang_column`` / ``text_column`` name a hub dataset's columns,
+    ``vpd_lite.models.corpus.load_corpus`` source; ``lang_column`` / ``text_column`` name a hub dataset's columns,
     ``langs`` the language codes to use),
     with which settings (``decompose``; its ``targets`` are replaced by the architecture preset at
     ``c_per_rank`` when ``use_preset``)."""
@@ -68,7 +68,7 @@ RECIPES: dict[str, Recipe] = {
 
 def load_recipe(recipe: Recipe) -> tuple[nn.Module, object, dict]:
     """(model in eval mode, tokenizer, corpus) for a recipe; a clear error when the model name is empty, names a
-    folder that does not exist, or needs a hub this machine cannot reach (``vpd_lite.hub``)."""
+    folder that does not exist, or needs a hub this machine cannot reach (``vpd_lite.models.hub``)."""
 
     if not recipe.model:
         raise ValueError("the recipe names no model: pass --model NAME_OR_PATH")

@@ -1,32 +1,22 @@
-"""``DecomposeConfig`` and the VPD training loop.
+"""The small multilingual target model: byte-level BPE tokenizer + a 2-layer Llama, trained from scratch.
 
-One training step (after a faithfulness-only warm-up):
+This is the model VPD decomposes. It plays the part of the 67M-parameter Pile model of the original
+experiment: trained on ``data/corpus`` (50 % English, 20 % German, 10 % each French, Spanish, Italian), so
+German is its strongest non-English language. The trained model and tokenizer ship in ``data/target`` and
+load offline with ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained``.
 
-1. run the untouched target once under ``no_grad``: its output (the reconstruction reference: logits for a
-   language model) and each decomposed layer's input (what the CI functions read);
-2. causal importances g (lower-leaky for masks, upper-leaky for the minimality loss);
-3. stochastic reconstruction: masks g + (1-g) u with uniform-k-subset routing -> KL(target || masked) for a
-   language model, or the mean squared error of the outputs (``DecomposeConfig.recon_loss``);
-4. adversarial reconstruction: masks g + (1-g) s with persistent PGD sources s (and their own routing);
-   the same backward pass that trains the components leaves dL/ds in the sources, which then take one Adam
-   *ascent* step -- no separate attack pass;
-5. optionally (``coeff_ci_masked > 0``) a pass with masks = CI on every matrix and position, the reference's
-   "CI-masked reconstruction" term: it trains exactly the masks that the rounded-CI evaluation uses;
-6. importance minimality (p annealed 2 -> p_end) and faithfulness;
-7. clip gradients, Adam step with cosine learning rate.
+Public names:
 
-To keep memory low, each reconstruction pass is backpropagated as soon as its loss exists, into detached
-copies of the CI; the CI functions get the accumulated gradient in one final backward. A masked pass stops at
-the model's final hidden states: ``losses.head_reconstruction_kl`` applies the output head and the KL a block
-of rows at a time, so the (B, T, vocab) logits of a masked pass are never held in memory (models whose logits
-are not a plain linear head of those states fall back to full logits).
+``TargetConfig``                       model shape + training hyper-parameters (defaults = the shipped model)
+``train_tokenizer(texts, vocab_size)`` byte-level BPE with one special token ``<|endoftext|>`` (BOS = EOS = PAD)
+``train_target(config, corpus, out_dir, seed)``  tokenizer + model from scratch, saved with the loss curve
+``load_target(path=None) -> (model, tokenizer)``  offline load of ``data/target`` (hub names pass through)
+``heldout_ce``, ``unigram_ce``, ``uniform_ce``, ``evaluate_target``, ``generate_samples``: the quality table
 
-Any ``nn.Module`` can be decomposed: ``decompose(model, batches, config, adapter=...)`` with a
-``components.ModelAdapter`` saying how to run it on a batch (transformers causal LMs are recognised; a module
-whose ``model(batch)`` returns a tensor needs nothing). "Positions" are the leading dims of the decomposed
-layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see ``vpd_lite.toy_models``).
+CLI::
 
-Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N]`` to decompose the shipped target.
+    flock /tmp/vpd-heavy.lock python -m vpd_lite.target train   # retrain from scratch into data/target (~10 min)
+    python -m vpd_lite.target eval    # print the held-out CE table and sample continuations
 """
 
 from __future__ import annotations
@@ -79,7 +69,7 @@ def recorded_decomposition(folder: str | Path | None = None) -> tuple[DecomposeC
 
     ``folder`` defaults to the shipped decomposition. The thread count matters: float sums are split
     differently over another number of threads, so the trained tensors (and everything downstream) differ.
-    Raises ``FileNotFoundError`` / ``ValueError`` (from ``vpd_lite.checkpoint.read_metadata``) for a missing or
+    Raises ``FileNotFoundError`` / ``ValueError`` (from ``vpd_lite.method.checkpoint.read_metadata``) for a missing or
     corrupted record, and ``ValueError`` when it names settings this version does not know.
     """
     import dataclasses

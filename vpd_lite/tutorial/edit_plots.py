@@ -286,7 +286,7 @@ def objective_plot(s_values: Any, objectives: Mapping[str, Any], fitted: Mapping
     """The fit's 1-D landscape: each objective (nats² or nats/token, on the budgeted tokens) against s, with the
     search range shaded and the fitted s of each objective marked (plotly).
 
-    s_values: (k,) grid; objectives: {name: (k,) values}, e.g. from ``vpd_lite.edits.scalar_objective_curve``;
+    s_values: (k,) grid; objectives: {name: (k,) values}, e.g. from ``vpd_lite.erase.edits.scalar_objective_curve``;
     fitted: {name: fitted s}."""
     xs = [float(v) for v in s_values]
     names = list(objectives)

@@ -49,7 +49,7 @@ S_MIN, S_MAX, S_STEP = -15.0, 5.0, 0.25
 CURVE_GRID: tuple[float, ...] = tuple(float(s) for s in range(-15, 6))
 
 
-#: One colour per language, shared by the explorer and ``vpd_lite.edit_plots``.
+#: One colour per language, shared by the explorer and ``vpd_lite.tutorial.edit_plots``.
 LANG_COLORS = {"de": "#c0392b", "en": "#2c7fb8", "fr": "#7b3294", "es": "#e69f00", "it": "#1a9850"}
 
 

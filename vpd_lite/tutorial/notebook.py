@@ -2,7 +2,7 @@
 
 * :func:`load_or_decompose`, :func:`load_or_harvest`, :func:`tutorial_blocks`, :func:`demo_decompose_config`,
   :class:`HarvestPlan`, :func:`model_seq_len`: the shipped decomposition and statistics when they exist (quick
-  fall-backs otherwise), and how much text each mode uses. (Also importable from ``vpd_lite.analysis``.)
+  fall-backs otherwise), and how much text each mode uses. (Also importable from ``vpd_lite.interpret.statistics``.)
 * :func:`mode_banner`: the on-screen note about quick mode.
 
 Quick mode (``VPD_LITE_QUICK=1``, :func:`vpd_lite.quick_mode`) runs every notebook as a smoke test: a few blocks of

@@ -175,7 +175,7 @@ def plot_ablation_effect(effects: Mapping[str, float], title: str | None = None,
 
 def heatmap_components(stats: ComponentStats, max_components: int = 60) -> list[ComponentId]:
     """The rows the language heatmap shows by default: the most language-specific live components, taken in turn
-    from each language's ranking (:func:`~vpd_lite.analysis.language_specificity`, which ignores components too
+    from each language's ranking (:func:`~vpd_lite.interpret.statistics.language_specificity`, which ignores components too
     rare to judge; only components with more than a fair 1/L share on that language), then, if rows are left, the most frequent remaining ones."""
 
     live = set(live_components(stats))
@@ -212,7 +212,7 @@ def language_heatmap(
     """Interactive plotly heatmap: components (rows) x languages (columns), colour = the language's share of the
     component's firing rate (each row sums to 1; the rate itself is in the hover text).
 
-    The menu re-sorts the rows by specificity to any language (:func:`~vpd_lite.analysis.specificity_scores`,
+    The menu re-sorts the rows by specificity to any language (:func:`~vpd_lite.interpret.statistics.specificity_scores`,
     ties by that language's firing rate) or by overall frequency; the menu's active entry and the title always
     name the order shown. ``components`` defaults to :func:`heatmap_components`. Every row is labelled.
     """
@@ -267,7 +267,7 @@ def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None
                   show_lang: bool = True) -> str:
     """HTML of a component's top contexts: each token shaded by the component's CI on it, the firing token boxed,
     with the language of each context (``show_lang=False`` hides it, for the "guess the language" exercise).
-    The contexts are :meth:`~vpd_lite.analysis.ComponentStats.contexts`: representative of where it fires."""
+    The contexts are :meth:`~vpd_lite.interpret.statistics.ComponentStats.contexts`: representative of where it fires."""
 
     module, c = parse_component_id(cid)
     rows = []
