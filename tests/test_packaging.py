@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from checkout_copy import ROOT, copy_checkout
+
+from tests.checkout_copy import ROOT, copy_checkout
 
 from vpd_lite.models import paths
 

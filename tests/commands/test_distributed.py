@@ -19,7 +19,7 @@ from vpd_lite.method.sharding import Shard, average_gradients, sum_across_ranks
 from vpd_lite.models.corpus import LANGS, load_corpus
 from vpd_lite.models.target import train_tokenizer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shard_rows_split_the_global_batch():
@@ -108,7 +108,7 @@ def test_time_budget_with_a_late_rank_stops_every_rank_together():
     env["OMP_NUM_THREADS"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), str(ROOT / "tests" / "ddp_budget_worker.py"), "--late", "4",
+           "--master_port", str(_free_port()), str(Path(__file__).resolve().with_name("ddp_budget_worker.py")), "--late", "4",
            "--minutes", "0.15"]
     # the timeout only guards against the hang this test is about; it is not a speed requirement
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

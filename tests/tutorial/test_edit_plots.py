@@ -98,7 +98,7 @@ def test_png_bytes_are_reproducible(tmp_path):
 
 
 def summary_rows():
-    """A summary in the shape of ``vpd_lite.reproduce.summarise``: (method, objective, budget) rows."""
+    """A summary in the shape of ``vpd_lite.erase.protocol.summarise``: (method, objective, budget) rows."""
     rows = []
     methods = ["scalar_edit", "scalar_firing", "scalar_label", "scalar_top16", "lora_r1_all", "lora_r4_all",
                "lora_r1_local"]

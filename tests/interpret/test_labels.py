@@ -1,4 +1,4 @@
-"""Tests of vpd_lite.labelling: categories, label text, search, save/load and the optional LLM backend."""
+"""Tests of vpd_lite.interpret.labels: categories, label text, search, save/load and the optional LLM backend."""
 
 from __future__ import annotations
 

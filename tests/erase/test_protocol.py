@@ -20,13 +20,12 @@ from vpd_lite.erase.protocol import (
     top_german_components,
 )
 from vpd_lite.erase.rebuild import Artefacts, build_setup
-from vpd_lite.erase.report import claim_report
+from vpd_lite.erase.report import claim_report, format_table
 from vpd_lite.erase.selection import pick_by_firing
 from vpd_lite.interpret.statistics import StatsAccumulator
 from vpd_lite.models.corpus import LANGS
-from vpd_lite.models.target import format_table
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_tiny_data(root: Path, n_chars: int = 6000) -> Path:

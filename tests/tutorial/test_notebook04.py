@@ -9,7 +9,7 @@ import nbformat
 
 from vpd_lite.tutorial import exercises
 
-NB = Path(__file__).resolve().parent.parent / "notebooks" / "04_erase_german.ipynb"
+NB = Path(__file__).resolve().parents[2] / "notebooks" / "04_erase_german.ipynb"
 
 
 def cells():

@@ -189,7 +189,7 @@ def test_build_corpus_refuses_a_share_outside_0_1(capsys):
     """``scripts/build_corpus.py --fortune-share`` is a share of bytes: 2 is refused before anything is fetched."""
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "build_corpus.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "build_corpus.py"
     spec = importlib.util.spec_from_file_location("build_corpus", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)

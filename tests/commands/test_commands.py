@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from checkout_copy import ROOT, copy_checkout, git_status
+
+from tests.checkout_copy import ROOT, copy_checkout, git_status
 
 SHIPPED = ("data", "results")
 
@@ -173,7 +174,7 @@ def test_help_gives_every_default(module, monkeypatch):
     monkeypatch.setattr(cli, "make_parser", keep)
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", stop)
     with pytest.raises(_Parsing):
-        importlib.import_module(f"vpd_lite.{module}").main([])
+        importlib.import_module(f"vpd_lite.commands.{module}").main([])
     options = list(_options(made[0]))
     assert options
     for action in options:

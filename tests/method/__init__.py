@@ -1,0 +1,1 @@
+"""Tests of vpd_lite.method."""
