@@ -16,6 +16,7 @@ from vpd_lite.commands.cli import (
     positive_int,
     quiet_model_loading,
 )
+from vpd_lite.interpret.harvest import model_seq_len
 from vpd_lite.models.corpus import load_corpus
 from vpd_lite.models.paths import require_data
 from vpd_lite.models.target import (
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model, tok = load_target(args.path)
     corpus = load_corpus(args.corpus)
-    seq_len = min(128, model.config.max_position_embeddings)
+    seq_len = model_seq_len(model, 128)
     print(format_table(evaluate_target(model, tok, corpus, seq_len=seq_len)))
     print()
     for s in generate_samples(model, tok):

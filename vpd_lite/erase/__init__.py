@@ -2,7 +2,7 @@
 the layers below (``vpd_lite.interpret``, ``vpd_lite.models``, ``vpd_lite.method``).
 
 Reading order:
-    edits      scalar edits along component directions, target tokens, objectives and fits
+    edits      scalar edits along component directions, the budgeted German tokens, objectives and fits
     edit_scan  the edit scan: residual caching, prescreen, dose-response curves, admissible range
     selection  the selection rules (edit scan, firing, label) that choose a component
     baselines  LoRA baselines

@@ -1,4 +1,5 @@
-"""The edit scan: what the scalar edit of each component does to every language, over a grid of prefactors.
+"""``vpd_lite.erase.edit_scan``: what the scalar edit of each component does to every language, over a grid of
+prefactors (the edit scan), and the admissible range of s for erasing a language.
 
 For a component c of a decomposed matrix (read direction ``V_c``, write direction ``U_c``) the scalar edit is
 
@@ -20,7 +21,10 @@ Two steps, both on training text only:
    on run, with several ``s`` values stacked along the batch dimension.
 
 :func:`run_edit_scan` does both for a decomposition and returns an :class:`EditScan`;
-``python -m vpd_lite.edit_scan`` runs it from the command line and writes the tables to a run folder.
+:func:`best_admissible` / :func:`tolerances` turn the curves into a ranking for one language to erase
+(``erase_lang``; ``ScanConfig.target_langs`` lists those scanned). Selection rules read the result
+(``vpd_lite.erase.selection``); the command ``python -m vpd_lite.edit_scan`` (``vpd_lite.commands.edit_scan``)
+runs it on the shipped decomposition and writes the tables.
 """
 
 from __future__ import annotations
@@ -61,14 +65,16 @@ class ScanConfig:
     """Settings of the edit scan. Defaults = the full scan; :meth:`quick` for tests and notebooks.
 
     ``blocks_per_lang``: training blocks of ``seq_len`` tokens per language the CE is measured on;
-    ``n_candidates``: how many components get the full s-grid scan per target language (the rest of the live
-    components are ranked by :func:`prescreen` only); ``rows_per_batch``: sequences per forward pass (several
-    s values of one component share a pass).
+    ``n_candidates``: how many components get the full s-grid scan per language to erase (the rest of the live
+    components are ranked by :func:`prescreen` only); ``target_langs``: the languages to erase, each ranked on
+    its own ("target" here is the erased language, not the target model; the field keeps the name recorded in
+    ``edit_scan.json``); ``rows_per_batch``: sequences per forward pass (several s values of one component
+    share a pass).
     """
 
     s_grid: tuple[float, ...] = DEFAULT_S_GRID
     refine_step: float = 0.25  # step of the refinement at the edges of each best component's admissible range
-    n_refine: int = 3  # components per target language whose admissible edges are refined
+    n_refine: int = 3  # components per language to erase whose admissible edges are refined
     blocks_per_lang: int = 2
     seq_len: int = 128
     n_candidates: int = 12
@@ -78,7 +84,7 @@ class ScanConfig:
 
     @classmethod
     def quick(cls, **overrides: Any) -> "ScanConfig":
-        """A coarse grid, 1 block of 64 tokens per language, 2 candidates per target language: seconds."""
+        """A coarse grid, 1 block of 64 tokens per language, 2 candidates per language to erase: seconds."""
         base: dict[str, Any] = dict(s_grid=QUICK_S_GRID, refine_step=1.0, n_refine=1, blocks_per_lang=1,
                                     seq_len=64, n_candidates=2)
         base.update(overrides)
@@ -168,7 +174,8 @@ def _from_layer(model: nn.Module, layer: int) -> Iterator[None]:
 
 @torch.no_grad()
 def _ce_sums(model: nn.Module, inputs: Tensor, targets: Tensor, layer: int) -> Tensor:
-    """Sum of next-token CE per row: inputs (R, T) ids (layer 0) or (R, T, d) residual; targets (R, T) ids."""
+    """Sum of next-token CE per row: inputs (R, T) ids (layer 0) or (R, T, d) residual; targets (R, T) ids whose
+    positions 1..T-1 are the next tokens to predict."""
     with _from_layer(model, layer):
         if inputs.dtype == torch.long:
             logits = model(input_ids=inputs, use_cache=False).logits
@@ -346,16 +353,19 @@ def scan_curves(model: nn.Module, directions: Sequence[Direction], blocks: Mappi
     return pd.concat(frames, ignore_index=True)
 
 
-def tolerances(target: str, langs: Sequence[str], max_d_en: float = 0.05, max_d_other: float = 0.1) -> dict[str, float]:
-    """Largest allowed ΔCE (nats/token) of every language but ``target`` when erasing ``target``: English
-    ``max_d_en``, every other language ``max_d_other`` (the published claim's tolerances, as in
-    ``vpd_lite.reproduce.CLAIM``)."""
-    return {lang: (max_d_en if lang == "en" else max_d_other) for lang in langs if lang != target}
+def tolerances(erase_lang: str, langs: Sequence[str], max_d_en: float = 0.05,
+               max_d_other: float = 0.1) -> dict[str, float]:
+    """Largest allowed ΔCE (nats/token) of every language but ``erase_lang`` (the language being erased):
+    English ``max_d_en``, every other language ``max_d_other`` (the published claim's tolerances, as in
+    ``vpd_lite.erase.protocol.CLAIM``)."""
+    return {lang: (max_d_en if lang == "en" else max_d_other) for lang in langs if lang != erase_lang}
 
 
-def admissible_range(curve: pd.DataFrame, target: str, tol: Mapping[str, float]) -> tuple[float, float]:
+def admissible_range(curve: pd.DataFrame, erase_lang: str, tol: Mapping[str, float]) -> tuple[float, float]:
     """(s_lo, s_hi): the widest run of grid values around s = 1 of one component's curve (rows of
-    :func:`scan_curves`) where every other language's ΔCE stays within ``tol`` (s = 1 itself always does)."""
+    :func:`scan_curves`) where every other language's ΔCE stays within ``tol`` (s = 1 itself always does).
+    ``erase_lang``, the language being erased, is not read: ``tol`` (from :func:`tolerances`) already leaves
+    it out."""
     g = curve.sort_values("s").reset_index(drop=True)
     ok = np.ones(len(g), dtype=bool)
     for lang, t in tol.items():
@@ -370,42 +380,44 @@ def admissible_range(curve: pd.DataFrame, target: str, tol: Mapping[str, float])
     return float(s[lo]), float(s[hi])
 
 
-def best_admissible(curves: pd.DataFrame, target: str, tol: Mapping[str, float] | None = None) -> pd.DataFrame:
-    """Per component: the largest ΔCE of ``target`` over its admissible range (:func:`admissible_range`).
+def best_admissible(curves: pd.DataFrame, erase_lang: str, tol: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Per component: the largest ΔCE of ``erase_lang`` (the language being erased) over its admissible range
+    (:func:`admissible_range`).
 
-    ``tol`` defaults to :func:`tolerances` of ``target``. Returns one row per component, best first (ties: the
-    s closest to 1, then the component key): ``component``, ``module``, ``c``, ``layer``, ``target``, ``s_best``,
-    ``gain`` (ΔCE of the target language at ``s_best``), ``worst_other`` (largest ΔCE of the other languages
-    there), ``worst_other_lang``, ``d_<lang>`` for every language at ``s_best``, ``s_lo``, ``s_hi``, and
-    ``max_gain`` (the target's largest ΔCE anywhere on the grid, admissible or not).
+    ``tol`` defaults to :func:`tolerances` of ``erase_lang``. Returns one row per component, best first (ties:
+    the s closest to 1, then the component key): ``component``, ``module``, ``c``, ``layer``, ``target`` (the
+    erased language; the column keeps its recorded name), ``s_best``, ``gain`` (ΔCE of the erased language at
+    ``s_best``), ``worst_other`` (largest ΔCE of the other languages there), ``worst_other_lang``, ``d_<lang>``
+    for every language at ``s_best``, ``s_lo``, ``s_hi``, and ``max_gain`` (the erased language's largest ΔCE
+    anywhere on the grid, admissible or not).
     """
     langs = [c.removeprefix("d_") for c in curves.columns if c.startswith("d_")]
-    if target not in langs:
-        raise KeyError(f"the scan has no language {target!r}; it has {langs}")
-    tol = dict(tol) if tol is not None else tolerances(target, langs)
+    if erase_lang not in langs:
+        raise KeyError(f"the scan has no language {erase_lang!r}; it has {langs}")
+    tol = dict(tol) if tol is not None else tolerances(erase_lang, langs)
     rows = []
     for key, g in curves.groupby("component", sort=False):
-        lo, hi = admissible_range(g, target, tol)
+        lo, hi = admissible_range(g, erase_lang, tol)
         inside = g[(g["s"] >= lo) & (g["s"] <= hi)]
-        order = np.lexsort(((inside["s"] - 1.0).abs().to_numpy(), -inside[f"d_{target}"].to_numpy()))
+        order = np.lexsort(((inside["s"] - 1.0).abs().to_numpy(), -inside[f"d_{erase_lang}"].to_numpy()))
         r = inside.iloc[order[0]]
-        others = {lang: float(r[f"d_{lang}"]) for lang in langs if lang != target}
+        others = {lang: float(r[f"d_{lang}"]) for lang in langs if lang != erase_lang}
         worst = max(others, key=lambda k: others[k]) if others else ""
         rows.append({"component": key, "module": r["module"], "c": int(r["c"]), "layer": r["layer"],
-                     "target": target, "s_best": float(r["s"]), "gain": float(r[f"d_{target}"]),
+                     "target": erase_lang, "s_best": float(r["s"]), "gain": float(r[f"d_{erase_lang}"]),
                      "worst_other": others.get(worst, 0.0), "worst_other_lang": worst,
                      **{f"d_{lang}": float(r[f"d_{lang}"]) for lang in langs}, "s_lo": lo, "s_hi": hi,
-                     "max_gain": float(g[f"d_{target}"].max())})
+                     "max_gain": float(g[f"d_{erase_lang}"].max())})
     out = pd.DataFrame(rows)
     out = out.iloc[np.lexsort((out["component"].to_numpy(), (out["s_best"] - 1.0).abs().to_numpy(),
                                -out["gain"].to_numpy()))]
     return out.reset_index(drop=True)
 
 
-def edge_grid(curve: pd.DataFrame, target: str, tol: Mapping[str, float], step: float) -> list[float]:
+def edge_grid(curve: pd.DataFrame, erase_lang: str, tol: Mapping[str, float], step: float) -> list[float]:
     """Extra s values at ``step`` spacing inside the two grid intervals just beyond one component's admissible
-    range (where the admissible edge lies), for a finer estimate of it."""
-    lo, hi = admissible_range(curve, target, tol)
+    range for erasing ``erase_lang`` (where the admissible edge lies), for a finer estimate of it."""
+    lo, hi = admissible_range(curve, erase_lang, tol)
     s = np.sort(curve["s"].unique())
     extra: list[float] = []
     below, above = s[s < lo], s[s > hi]
@@ -421,9 +433,10 @@ def edge_grid(curve: pd.DataFrame, target: str, tol: Mapping[str, float], step: 
 class EditScan:
     """Result of :func:`run_edit_scan` (all numbers on training text, nats/token).
 
-    ``prescreen``: :func:`prescreen` of every live component; ``candidates``: {target language: component keys
+    ``prescreen``: :func:`prescreen` of every live component; ``candidates``: {language to erase: component keys
     that got the full scan}; ``curves``: :func:`scan_curves` rows of every scanned component (coarse grid plus
-    edge refinements); ``best``: :func:`best_admissible` for every target language, stacked (column ``target``);
+    edge refinements); ``best``: :func:`best_admissible` for every language to erase (``config.target_langs``),
+    stacked (column ``target``: the erased language);
     ``base_ce``: {lang: CE of the unedited model on the scan's text}; ``seconds``: wall time.
     """
 
@@ -435,11 +448,12 @@ class EditScan:
     config: ScanConfig
     seconds: float = 0.0
 
-    def best_for(self, target: str) -> pd.DataFrame:
-        """:func:`best_admissible` rows for erasing ``target``, best first."""
-        out = self.best[self.best["target"] == target]
+    def best_for(self, erase_lang: str) -> pd.DataFrame:
+        """:func:`best_admissible` rows for erasing ``erase_lang``, best first."""
+        out = self.best[self.best["target"] == erase_lang]
         if out.empty:
-            raise KeyError(f"the scan has no target language {target!r}; it has {sorted(set(self.best['target']))}")
+            raise KeyError(f"the scan has no target language {erase_lang!r}; "
+                           f"it has {sorted(set(self.best['target']))}")
         return out.reset_index(drop=True)
 
     def curve(self, component: str | ComponentId) -> pd.DataFrame:
@@ -491,7 +505,7 @@ def run_edit_scan(model: nn.Module, directions: Sequence[Direction], blocks: Map
     2. for each language of ``config.target_langs`` pick ``config.n_candidates`` by :func:`candidates`, plus
        ``always[lang]`` (component keys other selection rules pick, so that they are on the same footing);
     3. :func:`scan_curves` of the union on ``config.s_grid``;
-    4. for each target language, the ``config.n_refine`` best components by :func:`best_admissible` get
+    4. for each language to erase, the ``config.n_refine`` best components by :func:`best_admissible` get
        ``config.refine_step`` steps at the edges of their admissible range (:func:`edge_grid`); then
        :func:`best_admissible` again on the merged curves.
 

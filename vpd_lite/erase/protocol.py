@@ -1,24 +1,31 @@
-"""Headless reproduction of the German edit: ``python -m vpd_lite.reproduce`` (the README's main command).
+"""The erase protocol: erase German with one scalar on one component, against more scalars and LoRA.
 
-On the shipped artefacts (``data/target``, ``data/decomposition``, component stats and labels, ``data/corpus``):
+Its vocabulary and settings: the methods (``RULE_METHODS``, ``SCALAR_METHODS``, ``ALL_METHODS``), the
+objectives (``OBJECTIVES``, ``PRIMARY_OBJECTIVE``, ``OBJECTIVE_NOTE``), the published claim's thresholds
+(``CLAIM``), ``EraseConfig`` (budgets, seeds, fits, scan) and ``EraseSetup`` (the model, the chosen components
+and the training / held-out blocks). Its steps, on the artefacts of ``vpd_lite.erase.rebuild``:
 
-1. **Choose, on training text only** (:func:`choose_components`): the edit scan (``vpd_lite.edit_scan``)
+1. **Choose, on training text only** (:func:`choose_components`): the edit scan (``vpd_lite.erase.edit_scan``)
    measures what each candidate component's scalar edit does to every language's training CE over a grid of
    prefactors s; three selection rules (``vpd_lite.erase.selection``) pick the German component — by the scan
    (primary), by where components fire (the earlier rule) and by the labeller — and the scan fixes each one's
-   search range of s. The rule text (:func:`selection_rule_text`) was written before any held-out number.
+   search range of s.
 2. **Fit, on training text only** (:func:`fit_all`): for every German-token budget and seed, the single scalar
-   (global 1-D search), the top-16 scalars (Adam with restarts) and three ``peft`` LoRA baselines (learning rate
-   chosen per budget from a sweep by the training objective), each with both objectives (``OBJECTIVES``).
-3. **Measure, on held-out text** (:func:`evaluate_fits`): CE per language before/after; the seed table
-   (:func:`summarise`), the published claim for every rule × objective, seed means and every seed
-   (:func:`claim_report`; thresholds fixed in ``CLAIM``), and the same protocol erasing each of the five
+   (global 1-D search), the top-16 scalars (Adam with restarts) and three ``peft`` LoRA baselines
+   (``vpd_lite.erase.baselines``; learning rate chosen per budget from a sweep by the training objective), each
+   with both objectives (``OBJECTIVES``).
+3. **Measure, on held-out text** (:func:`evaluate_fits`, :func:`run_sweep`): CE per language before/after; the
+   seed table (:func:`summarise`), the published claim on seed means (:func:`check_claim`; thresholds fixed in
+   ``CLAIM``) and on every seed (:func:`claim_per_seed`), and the same protocol erasing each of the five
    languages (:func:`erase_any_language`).
 
-Outputs go to a new run folder under ``./runs/`` (printed at the end) unless ``--out`` names one; the shipped
-``results/`` are refreshed only by ``--out results``. ``--from-scratch`` first rebuilds every artefact into a
-work folder (train the target, decompose it, harvest + label), then erases. ``--quick`` (also
-``VPD_LITE_QUICK=1``) runs fewer budgets, one seed, short fits and a coarse scan: for tests and notebooks.
+"Target" in this layer: ``target_ce`` drives German CE to a target value (ln V), ``select_target_tokens`` picks
+the next tokens to predict, the off-target languages (``OFF_TARGET``) are those not erased, and LoRA's target
+modules are the decomposed matrices. The
+language to erase is ``lang`` / ``erase_lang`` in parameters; only recorded names keep "target" for it
+(``ScanConfig.target_langs`` in ``edit_scan.json``, the ``target`` column of the scan's best table).
+The tables, CSVs and the rule text are written by ``vpd_lite.erase.report``; the command that runs it all is
+``python -m vpd_lite.reproduce`` (``vpd_lite.commands.reproduce``).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from vpd_lite.interpret.harvest import (
     decomposition_fingerprint,
     harvest,
     load_or_harvest,
+    model_seq_len,
 )
 from vpd_lite.interpret.labels import label_components, save_labels
 from vpd_lite.interpret.statistics import ComponentStats
@@ -96,7 +97,7 @@ def load_stats_or_harvest(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, An
     """(stats, description): the stats at ``path`` if they were harvested from this decomposition (same
     fingerprint), else harvested now on the first ``config.harvest_blocks_per_lang`` training blocks per language."""
 
-    seq_len = min(config.seq_len, int(getattr(cm.model.config, "max_position_embeddings", config.seq_len)))
+    seq_len = model_seq_len(cm.model, config.seq_len)
     blocks = corpus_mod.lang_token_blocks(tokenizer, corpus, "train", seq_len, config.harvest_blocks_per_lang)
     return load_or_harvest(cm, blocks, path=path, progress=progress)
 
@@ -107,7 +108,7 @@ def build_setup(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], stats:
     search ranges) from training text only. ``labels``: the labeller's labels (None: made from ``stats``)."""
 
     model = cm.model
-    seq_len = min(config.seq_len, int(getattr(model.config, "max_position_embeddings", config.seq_len)))
+    seq_len = model_seq_len(model, config.seq_len)
     langs = {k: corpus[k] for k in LANGS if k in corpus}
     train = corpus_mod.lang_token_blocks(tokenizer, langs, "train", seq_len, config.train_blocks)
     chosen = choose_components(cm, stats, labels, train, replace(config, scan=replace(config.scan, seq_len=seq_len)),
@@ -154,7 +155,7 @@ def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool 
     print(f"[from scratch] training the target into {arte.target}", flush=True)
     target_mod.train_target(tconfig, corpus=corpus, out_dir=arte.target, seed=tseed, progress=progress)
     model, tokenizer = target_mod.load_target(arte.target)
-    dconfig.seq_len = min(dconfig.seq_len, int(model.config.max_position_embeddings))
+    dconfig.seq_len = model_seq_len(model, dconfig.seq_len)
     print(f"[from scratch] decomposing into {arte.decomposition}", flush=True)
     batches = train_batches(tokenizer, corpus, seq_len=dconfig.seq_len, batch_size=dconfig.batch_size,
                             seed=dconfig.seed)

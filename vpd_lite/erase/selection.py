@@ -4,7 +4,7 @@ Held-out text is never an input to anything here: each rule reads component stat
 all of which are computed from the training split.
 
 * :func:`pick_by_edit` (the primary rule, :data:`EDIT_RULE`): what the scalar edit *does*, measured by the
-  edit scan (``vpd_lite.edit_scan``) on training text.
+  edit scan (``vpd_lite.erase.edit_scan``) on training text.
 * :func:`pick_by_firing` (the earlier rule): where the component *fires* (causal importance above threshold).
 * :func:`pick_by_label`: the offline labeller's most single-language component.
 
@@ -39,26 +39,26 @@ EDIT_RULE = (
 )
 
 
-def pick_by_edit(scan: EditScan, target: str = "de") -> tuple[ComponentId, str]:
-    """The primary rule (:data:`EDIT_RULE`): the scanned component with the largest training ΔCE of ``target``
-    inside its admissible range. Returns (component, a sentence saying why)."""
-    best = scan.best_for(target)
+def pick_by_edit(scan: EditScan, lang: str = "de") -> tuple[ComponentId, str]:
+    """The primary rule (:data:`EDIT_RULE`): the scanned component with the largest training ΔCE of ``lang``
+    (the language to erase) inside its admissible range. Returns (component, a sentence saying why)."""
+    best = scan.best_for(lang)
     r = best.iloc[0]
     cid = parse_component_id(r["component"])
-    why = (f"{r['component']}: largest training ΔCE of {target} inside the tolerances, {r['gain']:+.3f} nats/token "
+    why = (f"{r['component']}: largest training ΔCE of {lang} inside the tolerances, {r['gain']:+.3f} nats/token "
            f"at s = {r['s_best']:g} (worst other language {r['worst_other_lang']} {r['worst_other']:+.3f}); "
            f"admissible s from {r['s_lo']:g} to {r['s_hi']:g}; best of {len(best)} scanned components")
     return cid, why
 
 
-def search_range(scan: EditScan, component: ComponentId | str, target: str = "de") -> tuple[float, float]:
-    """(s_lo, s_hi): the admissible range of ``component`` for erasing ``target`` in the training-text scan —
+def search_range(scan: EditScan, component: ComponentId | str, lang: str = "de") -> tuple[float, float]:
+    """(s_lo, s_hi): the admissible range of ``component`` for erasing ``lang`` in the training-text scan —
     the fit's search range (see :data:`EDIT_RULE`). Raises ``KeyError`` if the component was not scanned."""
     key = component if isinstance(component, str) else component_key(component)
-    best = scan.best_for(target)
+    best = scan.best_for(lang)
     row = best[best["component"] == key]
     if row.empty:
-        raise KeyError(f"component {key} was not scanned for erasing {target!r}")
+        raise KeyError(f"component {key} was not scanned for erasing {lang!r}")
     return float(row.iloc[0]["s_lo"]), float(row.iloc[0]["s_hi"])
 
 
@@ -86,7 +86,7 @@ def pick_by_label(labels: Sequence[Any] | None, stats: ComponentStats | None = N
     """The labeller's most ``lang``-only component: among labels whose category is that language (e.g.
     "German"), the highest specificity (share of firing rate on it), ties by more firings.
 
-    ``labels``: ``vpd_lite.labelling.ComponentLabel`` objects (e.g. ``load_labels()``); when None they are made
+    ``labels``: ``vpd_lite.interpret.labels.ComponentLabel`` objects (e.g. ``load_labels()``); when None they are made
     from ``stats`` by the offline labeller. Falls back to the top of ``language_specificity`` when no label has
     that category."""
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from vpd_lite import quick_mode
 from vpd_lite.interpret.statistics import ComponentStats, StatsAccumulator
+from vpd_lite.method.components import position_limit
 from vpd_lite.models.corpus import lang_token_blocks
 from vpd_lite.models.paths import data_dir
 
@@ -49,15 +50,8 @@ def _device_of(cm) -> torch.device:
 
 
 def harvest(
-    cm,
-    lang_blocks: Mapping[str, torch.Tensor],
-    threshold: float = 0.1,
-    top_k: int = 20,
-    batch_size: int = 16,
-    context_left: int = 12,
-    context_right: int = 4,
-    n_bins: int = 20,
-    meta: Mapping[str, Any] | None = None,
+    cm, lang_blocks: Mapping[str, torch.Tensor], threshold: float = 0.1, top_k: int = 20, batch_size: int = 16,
+    context_left: int = 12, context_right: int = 4, n_bins: int = 20, meta: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> ComponentStats:
     """Run the target over each language's token blocks and collect :class:`ComponentStats`.
@@ -127,9 +121,11 @@ def _quick(quick: bool | None) -> bool:
 
 
 def model_seq_len(model: torch.nn.Module, seq_len: int = 128) -> int:
-    """``seq_len`` capped by the model's context length (``config.max_position_embeddings``)."""
-    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    return min(seq_len, int(limit)) if limit else seq_len
+    """``seq_len`` capped by the model's context length (``vpd_lite.method.components.position_limit``:
+    ``config.max_position_embeddings``, GPT-2's ``n_positions``; 128 for the shipped target); ``seq_len`` itself
+    for a model that states none. Every place that caps a block length by the model uses this."""
+    limit = position_limit(model)
+    return seq_len if limit is None else min(seq_len, limit)
 
 
 def tutorial_blocks(

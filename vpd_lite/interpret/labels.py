@@ -1,20 +1,25 @@
-"""Human-readable labels for components, from their statistics alone (no LLM needed), plus an optional LLM labeller.
+"""``vpd_lite.interpret.labels``: human-readable labels for components, from their statistics alone (no LLM
+needed), plus an optional LLM labeller.
 
-The offline labeller reads a component's :class:`~vpd_lite.interpret.statistics.ComponentStats`: its language profile (share
-of its firing *rate* on each language), the tokens it fires on most, where in the sequence it fires and how often,
-and writes a short label such as::
+The offline labeller (:func:`offline_label`, :func:`label_components`) reads a component's
+:class:`~vpd_lite.interpret.statistics.ComponentStats`: its language profile (share of its firing *rate* on each
+language), the tokens it fires on most, where in the sequence it fires and how often, and writes a short label
+such as::
 
     German text: 93% of firings on German; top tokens 'der', ' und', ' die'; fires on 2.1% of tokens
 
 with a category ("German", "French", ..., "foreign languages" = several non-English languages and hardly any
 English, "all languages", "mixed (German, French)", "rare") and a specificity score (the share of its top
-language). Labels are saved with provenance to ``data/labels.json`` and searched with :func:`search_labels`.
+language). Labels are saved with provenance (:func:`save_labels`, :func:`make_provenance`) to
+``data/labels.json``, read back with :func:`load_labels` and searched with :func:`search_labels`.
 
-The optional LLM labeller (:class:`OpenAIChatLabeller`) talks to any OpenAI-compatible chat endpoint configured by
-``VPD_LITE_LLM_BASE_URL``, ``VPD_LITE_LLM_API_KEY`` and ``VPD_LITE_LLM_MODEL`` using only the standard library. It is
-never used by default.
+The optional LLM labeller (:class:`OpenAIChatLabeller`, :func:`llm_label_components`) talks to any
+OpenAI-compatible chat endpoint configured by ``VPD_LITE_LLM_BASE_URL``, ``VPD_LITE_LLM_API_KEY`` and
+``VPD_LITE_LLM_MODEL`` using only the standard library. It is never used by default.
 
-Rebuild the shipped labels: ``python -m vpd_lite.labelling`` (see :func:`main`).
+The command that rebuilds the shipped labels is ``python -m vpd_lite.labelling`` (``vpd_lite.commands.labelling``).
+The provenance string written into labels.json still names ``vpd_lite.labelling.offline_label`` (kept: it is
+recorded in the shipped ``data/labels.json``).
 """
 
 from __future__ import annotations

@@ -470,13 +470,9 @@ class ComponentModel(nn.Module):
 
         return forward
 
-    def forward_with_masks(
-        self,
-        input_ids: Tensor,
-        masks: Mapping[str, Tensor],
-        routing: Mapping[str, Tensor] | None = None,
-        delta_masks: Mapping[str, Tensor] | None = None,
-    ) -> Tensor:
+    def forward_with_masks(self, input_ids: Tensor, masks: Mapping[str, Tensor],
+                           routing: Mapping[str, Tensor] | None = None,
+                           delta_masks: Mapping[str, Tensor] | None = None) -> Tensor:
         """The output (logits (B, T, V) for a causal LM) of the model whose layers in ``masks`` use their
         masked components (masks {name: (*positions, C)}); layers not in ``masks``, and positions where
         ``routing[name]`` (*positions) is False, use the original weight. ``delta_masks`` {name: (*positions)}
@@ -524,13 +520,9 @@ class ComponentModel(nn.Module):
             raise RuntimeError(f"the output head ran {len(captured)} times in one forward pass (expected once)")
         return captured[0]
 
-    def final_hidden_with_masks(
-        self,
-        input_ids: Tensor,
-        masks: Mapping[str, Tensor],
-        routing: Mapping[str, Tensor] | None = None,
-        delta_masks: Mapping[str, Tensor] | None = None,
-    ) -> Tensor:
+    def final_hidden_with_masks(self, input_ids: Tensor, masks: Mapping[str, Tensor],
+                                routing: Mapping[str, Tensor] | None = None,
+                                delta_masks: Mapping[str, Tensor] | None = None) -> Tensor:
         """Like ``forward_with_masks`` but returns the final hidden states (B, T, d) that feed the output head
         (``output_head()``, which must not be None), without computing the (B, T, V) logits."""
         head = self.output_head()

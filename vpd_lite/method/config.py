@@ -26,7 +26,10 @@ def _default_targets() -> dict[str, int]:
 @dataclass
 class DecomposeConfig:
     """Everything that defines a decomposition run. Defaults fit the shipped 2-layer Llama target
-    (hidden 128, MLP 512, vocab 4096): q/k/v/o and gate/up/down of every layer, 14 matrices."""
+    (hidden 128, MLP 512, vocab 4096): q/k/v/o and gate/up/down of every layer, 14 matrices.
+
+    ``targets`` is {module-name pattern: C}, the matrices to decompose (not the target *model*, which is the
+    model passed to ``decompose``); the field keeps the name recorded in ``decomposition.json``."""
 
     targets: dict[str, int] = field(default_factory=_default_targets)  # module pattern -> C
     ci_type: str = "shared_mlp"  # "shared_mlp" | "mlp" | "vector_mlp" (see causal_importance)

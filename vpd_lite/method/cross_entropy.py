@@ -1,4 +1,4 @@
-"""Next-token cross-entropy of a causal LM: the one CE helper that evaluation, analysis, edits and target
+"""Next-token cross-entropy of a causal LM: the one CE helper that evaluation, ablation, edits and target
 training share. CE is in nats per predicted token; a block of T tokens predicts its positions 1..T-1."""
 
 from __future__ import annotations

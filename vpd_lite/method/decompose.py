@@ -1,4 +1,4 @@
-"""``DecomposeConfig`` and the VPD training loop.
+"""``vpd_lite.method.decompose``: the VPD training loop (its settings are ``vpd_lite.method.config.DecomposeConfig``).
 
 One training step (after a faithfulness-only warm-up):
 
@@ -24,7 +24,8 @@ are not a plain linear head of those states fall back to full logits).
 Any ``nn.Module`` can be decomposed: ``decompose(model, batches, config, adapter=...)`` with a
 ``components.ModelAdapter`` saying how to run it on a batch (transformers causal LMs are recognised; a module
 whose ``model(batch)`` returns a tensor needs nothing). "Positions" are the leading dims of the decomposed
-layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see ``vpd_lite.toy_models``).
+layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see
+``vpd_lite.models.toy_models``).
 
 Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N]`` to decompose the shipped target.
 """
@@ -168,7 +169,7 @@ def train_step(
 
     In a data-parallel run (``shard.world > 1``) ``input_ids`` are this rank's B rows of a global batch of
     ``world * B``: random draws are made for the global batch and sliced, and the minimality loss uses the
-    global firing sums (see ``vpd_lite.distributed``); the caller averages the gradients across ranks.
+    global firing sums (see ``vpd_lite.method.sharding``); the caller averages the gradients across ranks.
     """
     names = cm.module_names
     device = input_ids.device
@@ -270,9 +271,9 @@ def decompose(
     ``config.checkpoint_dir`` a checkpoint (with optimiser state) is written every ``checkpoint_every`` steps
     and at the end; ``resume_from`` continues from such a folder.
 
-    Data-parallel (``vpd_lite.distributed``): every rank passes the same global batches and its ``shard``;
-    it trains on its rows, gradients are averaged across ranks, only rank 0 writes checkpoints, and the
-    logged losses are averaged across ranks.
+    Data-parallel (``vpd_lite.method.sharding``; started by ``python -m vpd_lite.distributed``): every rank
+    passes the same global batches and its ``shard``; it trains on its rows, gradients are averaged across
+    ranks, only rank 0 writes checkpoints, and the logged losses are averaged across ranks.
     """
 
     torch.manual_seed(config.seed)

@@ -13,10 +13,11 @@ Masks compared (all on the components only -- the delta component is OFF except 
 * ``all_ones_delta`` m = 1 plus the delta component (reproduces the target exactly)
 
 CE is next-token cross-entropy (nats/token); KL is KL(target || masked) per token (nats). For a model that is not
-a causal LM (e.g. ``vpd_lite.toy_models``) CE is not defined: the metrics report the reconstruction loss under each
-mask instead (mean squared error to the target's output by default). L0 of a matrix is the
-mean number of its components with g > threshold per token; a component is dead if g <= threshold on every
-evaluated token. ``python -m vpd_lite.evaluate DIR`` prints the metrics table of a checkpoint folder.
+a causal LM (e.g. ``vpd_lite.models.toy_models``) CE is not defined: the metrics report the reconstruction loss
+under each mask instead (mean squared error to the target's output by default). L0 of a matrix is the mean
+number of its components with g > threshold per token; a component is dead if g <= threshold on every evaluated
+token. ``python -m vpd_lite.evaluate DIR`` (``vpd_lite.commands.evaluate``) prints the metrics table of a
+checkpoint folder; :func:`plot_history` / :func:`plot_recon_curves` draw a run's loss curves.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from vpd_lite.method.checkpoint import atomic_write_bytes
 from vpd_lite.method.components import ComponentModel
 from vpd_lite.method.cross_entropy import next_token_ce
 from vpd_lite.method.losses import RECON_LOSSES, recon_loss, recon_target
-from vpd_lite.method.masks import stochastic_masks
+from vpd_lite.method.masks import mask_from_sources, stochastic_masks
 from vpd_lite.method.pgd import PGDConfig, fresh_pgd_sources
 
 MASK_KINDS = ("ci_rounded", "ci", "stochastic", "pgd", "all_ones", "all_ones_delta")
@@ -105,7 +106,7 @@ def evaluate_decomposition(
         }
         src, _ = fresh_pgd_sources(cm, ids, ci, target_logits, pgd, routing=None, with_delta=False, generator=gen,
                                    recon=kind)
-        masks["pgd"] = {n: g + (1 - g) * src[n] for n, g in ci.items()}
+        masks["pgd"] = {n: mask_from_sources(g, src[n]) for n, g in ci.items()}
         with torch.no_grad():
             target = recon_target(kind, target_logits)
             for mk in MASK_KINDS:
@@ -199,6 +200,18 @@ def format_metrics(metrics: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def plot_recon_curves(ax: Any, history: list[dict], labels: Mapping[str, str]) -> tuple[list[dict], list[int]]:
+    """Draw the training history's reconstruction losses on ``ax`` (matplotlib axes), one line per key of
+    ``labels`` ({history key: legend label}) that the logged rows hold. Returns the logged rows (those with a
+    ``stochastic_recon``) and their steps, for the other panels."""
+    rows = [r for r in history if "stochastic_recon" in r]
+    steps = [r["step"] for r in rows]
+    for key, label in labels.items():
+        if rows and key in rows[0]:
+            ax.plot(steps, [r[key] for r in rows], label=label)
+    return rows, steps
+
+
 def plot_history(history: list[dict], path: str | Path) -> Path:
     """Loss curves (reconstruction KLs, minimality, faithfulness, L0) to a PNG, written atomically."""
     import matplotlib
@@ -206,12 +219,9 @@ def plot_history(history: list[dict], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in history if "stochastic_recon" in r]
-    steps = [r["step"] for r in rows]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
-    for key, label in [("stochastic_recon", "stochastic"), ("adversarial_recon", "adversarial (persistent PGD)")]:
-        if rows and key in rows[0]:
-            axes[0].plot(steps, [r[key] for r in rows], label=label)
+    rows, steps = plot_recon_curves(axes[0], history, {"stochastic_recon": "stochastic",
+                                                       "adversarial_recon": "adversarial (persistent PGD)"})
     axes[0].set(title="Reconstruction KL to the target", xlabel="step", ylabel="KL (nats/token)", yscale="log")
     axes[0].legend()
     axes[1].plot(steps, [r["minimality"] for r in rows])

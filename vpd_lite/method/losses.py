@@ -1,4 +1,26 @@
-"""The VPD losses (minimised jointly; coefficients live in ``DecomposeConfig``)."""
+"""The VPD losses, minimised jointly (coefficients in ``vpd_lite.method.config.DecomposeConfig``).
+
+Notation: a decomposed matrix m has W_m (d_out, d_in) ~ sum_c U_c V_c^T; g_c is the causal importance of
+component c at one position (from ``vpd_lite.method.causal_importance``), N the number of positions in the batch
+((B, T) tokens for a language model, (B,) samples for a vector model), m a mask (``vpd_lite.method.masks``,
+``vpd_lite.method.pgd``).
+
+* faithfulness    ``faithfulness_loss``: L_faith = sum_m mean_ij (W_m - sum_c U_c V_c^T)_ij^2 (per-matrix means;
+                  or one mean over all entries).
+* reconstruction  ``reconstruction_kl``: L_recon = mean_{b,t} KL(p_target || p_masked) over next-token
+                  distributions (B, T, V) -> scalar, nats; ``head_reconstruction_kl`` is the same from the final
+                  hidden states without holding the logits; ``reconstruction_mse``: mean (out - target)^2 for a
+                  regression output. Used with stochastic masks m = g + (1 - g) u, adversarial masks
+                  m = g + (1 - g) s, and (optionally) m = g.
+* minimality      ``importance_minimality_loss``: with q_c = sum_positions (g_c + eps)^p (upper-leaky g),
+                  L_min = sum_matrices sum_c [ q_c / N + beta (q_c / N) log2(1 + q_c) ], p annealed by
+                  ``annealed_p``.
+
+Sources: the SPD paper (Bushnaq et al. 2025, "Stochastic Parameter Decomposition", arXiv 2506.20790) for the
+faithfulness, stochastic-reconstruction and L_p minimality terms; the VPD paper ("Interpreting Language Model
+Parameters") for the adversarial reconstruction and the frequency term beta (q_c / N) log2(1 + q_c); the public
+reference code (goodfire-ai/spd, param-decomp) for the reductions used here.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +61,8 @@ def faithfulness_loss(components: Iterable[LinearComponents], reduction: str = "
 
 
 def reconstruction_mse(target: Tensor, output: Tensor) -> Tensor:
-    """L_recon = mean over every entry of (output - target)^2 (scalar; ``target`` carries no gradient).
+    """L_recon = mean over every entry of (output - target)^2: (*positions, d_out) twice -> scalar (``target``,
+    the unmasked model's output, carries no gradient).
 
     For models whose output is a regression (the toy models of superposition). One mean over positions and
     output dimensions, as in the public reference code's "mse" output loss. Computed in float32 (float64 for a
@@ -167,13 +190,15 @@ def importance_minimality_loss(
     ci_upper: Mapping[str, Tensor], p: float, beta: float = 0.1, eps: float = 1e-12,
     reduce: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """Importance minimality with the frequency term, summed over matrices:
+    """Importance minimality with the frequency term, summed over matrices (scalar):
 
         q_c = sum_{tokens} (g_c + eps)^p,     N = number of token positions,
         L_min = sum_matrices sum_c [ q_c / N  +  beta * (q_c / N) * log2(1 + q_c) ].
 
-    ``ci_upper``: {name: g (*positions, C)} from the upper-leaky hard sigmoid (N counts positions). The log term penalises components
-    that fire on many tokens (it grows with their firing count).
+    ``ci_upper``: {name: g (*positions, C)} from the upper-leaky hard sigmoid (N counts positions); q: (C,) per
+    matrix. The first term is the SPD paper's L_p sparsity of the CI (arXiv 2506.20790); the log term (the VPD
+    paper's frequency term, as in the goodfire-ai/spd reference code) penalises components that fire on many
+    tokens (it grows with their firing count).
     ``reduce`` (data-parallel runs) sums q_c and N over the processes before the loss is formed, so the
     frequency term sees the global firing counts.
     """
@@ -191,7 +216,11 @@ def importance_minimality_loss(
 def annealed_p(frac: float, p_start: float = 2.0, p_end: float = 0.4,
                start_frac: float = 0.0, end_frac: float = 1.0) -> float:
     """Minimality exponent at training progress ``frac`` in [0, 1]: ``p_start`` until ``start_frac``, then
-    linear down to ``p_end`` at ``end_frac``, constant after."""
+    linear down to ``p_end`` at ``end_frac``, constant after:
+
+        p(frac) = p_start + clamp((frac - start_frac) / (end_frac - start_frac), 0, 1) * (p_end - p_start)
+
+    (the reference code's linear p annealing)."""
     if frac <= start_frac:
         return p_start
     if frac >= end_frac:

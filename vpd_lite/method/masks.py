@@ -4,11 +4,18 @@ Stochastic ("continuous") mask of a component with causal importance g at one to
 
     m = g + (1 - g) * u,      u ~ U(0, 1) drawn independently per token and component.
 
-A component with g = 1 is always kept; one with g = 0 is scaled by a random factor in [0, 1).
+A component with g = 1 is always kept; one with g = 0 is scaled by a random factor in [0, 1). Shapes: g, u, m
+(*positions, C) per decomposed matrix ((B, T, C) for a language model); the delta component has no CI, so its
+mask is u itself, (*positions). The same form with u replaced by an adversarial source s gives the PGD masks
+(``vpd_lite.method.pgd``).
 
 Uniform-k-subset routing: for every token position independently draw k uniformly from 1..n (n = number of
 decomposed matrices) and route a uniformly random k-subset of the matrices through their masked components;
 the other matrices use their original weight at that position.
+
+Sources: the SPD paper (Bushnaq et al. 2025, arXiv 2506.20790) for the stochastic masks; the public
+goodfire-ai/spd reference code (its ``uniform_k_subset`` routing) for the routing. Every random number is
+drawn on the CPU from a seeded generator (``vpd_lite.method.devices``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from vpd_lite.method.devices import draw_uniform
 
 
 def mask_from_sources(ci: Tensor, sources: Tensor) -> Tensor:
-    """m = g + (1 - g) * s. ci (..., C); sources broadcastable to it, values in [0, 1]."""
+    """m = g + (1 - g) * s: the mask of every stochastic and adversarial pass. ci g (..., C); sources s
+    broadcastable to it, values in [0, 1]; returns (..., C)."""
     return ci + (1 - ci) * sources
 
 

@@ -9,12 +9,25 @@ always kept; one with CI 0 can be set anywhere in [0, 1] by the adversary). Sour
 * ``"per_datapoint"``  (B, 1, C) / (B, C): one per sequence (sample),
 * ``"per_token"``      (B, T, C) / (B, C): one per position.
 
-Fresh PGD (evaluation): initialise s (random / ones / zeros), then ``n_steps`` times
-``s <- clamp(s + step_size * sign(dL/ds), 0, 1)``; report the loss at the final s.
+Fresh PGD (evaluation, ``fresh_pgd_sources``): initialise s (random U(0, 1) / ones / zeros), then ``n_steps``
+times the signed-gradient ascent step (CI held fixed)
 
-Persistent PGD (training): ``n_sets`` batch-invariant source sets (n_sets, 1, C) that live across training
-steps; sequence b of a batch uses set ``b % n_sets``. They take one Adam *ascent* step per training step from
-the gradient that the training loss's own backward pass leaves in them (no extra forward/backward).
+    s <- clamp(s + eta * sign(dL_recon/ds), 0, 1)        eta = ``PGDConfig.step_size`` (default 0.1, 20 steps)
+
+and report the loss at the final s.
+
+Persistent PGD (training, ``PersistentPGD``): ``n_sets`` batch-invariant source sets (n_sets, 1, C) (delta
+sources (n_sets, 1)) that live across training steps; sequence b of a batch uses set ``b % n_sets``. The
+gradient G = dL/ds that the training loss's own backward pass leaves in them (no extra forward/backward) drives
+one Adam *ascent* step per training step (torch ``Adam(maximize=True)``, lr = ``pgd_lr`` 0.1, betas
+(beta1, beta2) = ``pgd_betas`` (0.9, 0.99), eps = 1e-8), then a clamp:
+
+    m <- beta1 m + (1 - beta1) G,    v <- beta2 v + (1 - beta2) G^2,    (t = step count)
+    s <- clamp(s + lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps), 0, 1).
+
+Sources: the adversarial masks and persistent PGD of the VPD paper ("Interpreting Language Model Parameters")
+and the public goodfire-ai/spd / param-decomp reference code; the mask form m = g + (1 - g) s is the SPD paper's
+stochastic mask (arXiv 2506.20790) with the uniform noise replaced by an adversary.
 """
 
 from __future__ import annotations
@@ -89,23 +102,28 @@ def _masks(ci: Mapping[str, Tensor], src: Mapping[str, Tensor], dsrc: Mapping[st
     return masks, dmasks
 
 
+def _masked_recon(cm, input_ids: Tensor, ci: Mapping[str, Tensor], src: Mapping[str, Tensor],
+                  dsrc: Mapping[str, Tensor] | None, routing: Mapping[str, Tensor] | None, kind: str, target: object,
+                  detach_ci: bool) -> tuple[Tensor, Tensor]:
+    """The masked pass at sources ``src`` (masks g + (1 - g) s) and its reconstruction loss against ``target``
+    (``recon_target(kind, ...)``): (loss scalar, output)."""
+    masks, dmasks = _masks(ci, src, dsrc, detach_ci)
+    out = cm.forward_with_masks(input_ids, masks, routing, dmasks)
+    return recon_loss(kind, out, target), out
+
+
 def _recon_kind(cm, kind: str | None) -> str:
     return cm.adapter.default_recon_loss if kind is None else kind
 
 
 def fresh_pgd_sources(
-    cm,
-    input_ids: Tensor,
-    ci_lower: Mapping[str, Tensor],
-    target_logits: Tensor,
-    config: PGDConfig = PGDConfig(),
-    routing: Mapping[str, Tensor] | None = None,
-    with_delta: bool = False,
-    generator: torch.Generator | None = None,
+    cm, input_ids: Tensor, ci_lower: Mapping[str, Tensor], target_logits: Tensor, config: PGDConfig = PGDConfig(),
+    routing: Mapping[str, Tensor] | None = None, with_delta: bool = False, generator: torch.Generator | None = None,
     recon: str | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None]:
-    """Run ``config.n_steps`` signed-gradient ascent steps on the sources (CI held fixed) and return them
-    (detached, in [0, 1]). ``cm`` is a ``ComponentModel``; ``input_ids`` its batch; ci_lower
+    """Run ``config.n_steps`` signed-gradient ascent steps s <- clamp(s + step_size * sign(dL/ds), 0, 1) on the
+    sources (CI held fixed) and return them (detached, in [0, 1]; shapes from ``config.scope``, see the module
+    docstring). ``cm`` is a ``ComponentModel``; ``input_ids`` its batch; ci_lower
     {name: (*positions, C)}; target_logits the target's output on the batch (logits (B, T, V) for a language
     model). ``recon``: "kl" or "mse" (None: the adapter's default, KL for causal LMs)."""
     kind = _recon_kind(cm, recon)
@@ -121,8 +139,7 @@ def fresh_pgd_sources(
         leaves = list(src.values()) + ([] if dsrc is None else list(dsrc.values()))
         for s in leaves:
             s.requires_grad_(True)
-        masks, dmasks = _masks(ci_lower, src, dsrc, detach_ci=True)
-        loss = recon_loss(kind, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
+        loss, _ = _masked_recon(cm, input_ids, ci_lower, src, dsrc, routing, kind, target, detach_ci=True)
         grads = torch.autograd.grad(loss, leaves)
         with torch.no_grad():
             new = [(s + config.step_size * g.sign()).clamp(0.0, 1.0) for s, g in zip(leaves, grads)]
@@ -136,33 +153,27 @@ def fresh_pgd_sources(
 
 
 def pgd_reconstruction_loss(
-    cm,
-    input_ids: Tensor,
-    ci_lower: Mapping[str, Tensor],
-    target_logits: Tensor,
-    config: PGDConfig = PGDConfig(),
-    routing: Mapping[str, Tensor] | None = None,
-    with_delta: bool = False,
-    generator: torch.Generator | None = None,
+    cm, input_ids: Tensor, ci_lower: Mapping[str, Tensor], target_logits: Tensor, config: PGDConfig = PGDConfig(),
+    routing: Mapping[str, Tensor] | None = None, with_delta: bool = False, generator: torch.Generator | None = None,
     recon: str | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Fresh PGD, then the masked pass at the final sources: (loss scalar, output (logits (B, T, V) for a
-    language model)). Gradients flow into the CI (not into the sources), so this can also serve as a training
-    loss."""
+    """Fresh PGD (:func:`fresh_pgd_sources`, same arguments), then the masked pass at the final sources,
+    m = g + (1 - g) s: (loss scalar, output (logits (B, T, V) for a language model)). Gradients flow into the CI
+    (not into the sources), so this can also serve as a training loss."""
     kind = _recon_kind(cm, recon)
     src, dsrc = fresh_pgd_sources(cm, input_ids, ci_lower, target_logits, config, routing, with_delta, generator,
                                   kind)
-    masks, dmasks = _masks(ci_lower, src, dsrc, detach_ci=False)
-    out = cm.forward_with_masks(input_ids, masks, routing, dmasks)
-    return recon_loss(kind, out, recon_target(kind, target_logits)), out
+    return _masked_recon(cm, input_ids, ci_lower, src, dsrc, routing, kind, recon_target(kind, target_logits),
+                         detach_ci=False)
 
 
 class PersistentPGD:
     """Batch-invariant adversarial sources that persist across training steps.
 
     ``sources[name]``: (n_sets, 1, C) leaf tensors with ``requires_grad``; ``delta_sources[name]``: (n_sets, 1).
-    Use ``masks(ci_lower)`` in the training step, backpropagate the total loss, then ``ascent_step()``:
-    one Adam step that *increases* the loss (``maximize=True``), followed by a clamp to [0, 1].
+    Use ``masks(ci_lower)`` (m = g + (1 - g) s) in the training step, backpropagate the total loss, then
+    ``ascent_step()``: one Adam step that *increases* the loss (``maximize=True``; the update is written out in
+    the module docstring), followed by a clamp to [0, 1].
     """
 
     def __init__(
@@ -211,7 +222,9 @@ class PersistentPGD:
         return masks, dmasks
 
     def ascent_step(self) -> None:
-        """One Adam ascent step on the sources (from their accumulated .grad), clamp to [0, 1], clear grads."""
+        """One Adam ascent step on the sources (from their accumulated .grad G):
+        s <- clamp(s + lr * m_hat / (sqrt(v_hat) + eps), 0, 1) with Adam's bias-corrected moments of G; clear
+        grads."""
         self.optimizer.step()
         with torch.no_grad():
             for s in self.leaves():

@@ -8,7 +8,8 @@ text to decompose and evaluate it on, and a ``DecomposeConfig`` sized for it:
                  papluca/language-identification (text + language-code columns; en/de/fr/es/it among 20
                  languages). Every attention and MLP matrix, C = 2 x rank. Meant for a GPU.
 
-Run one (``--model`` / ``--corpus`` override the recipe's names, e.g. with local copies)::
+Run one with the command ``vpd_lite.commands.recipes`` (``--model`` / ``--corpus`` override the recipe's names,
+e.g. with local copies)::
 
     python -m vpd_lite.recipes pythia-70m --out runs/pythia70m --minutes 60
 

@@ -13,7 +13,7 @@ Public names:
 ``load_target(path=None) -> (model, tokenizer)``  offline load of ``data/target`` (hub names pass through)
 ``heldout_ce``, ``unigram_ce``, ``uniform_ce``, ``evaluate_target``, ``generate_samples``: the quality table
 
-CLI::
+The command (``vpd_lite.commands.target``)::
 
     flock /tmp/vpd-heavy.lock python -m vpd_lite.target train   # retrain from scratch into data/target (~10 min)
     python -m vpd_lite.target eval    # print the held-out CE table and sample continuations

@@ -17,10 +17,10 @@ W_i. So a faithful, minimal decomposition of linear1 has one rank-1 component pe
 and V_c ~ e_i (read), and of linear2 one with V_c ~ W_i (read) and U_c ~ e_i (write); every other component is
 dead (causal importance 0 on every input). ``feature_match`` measures exactly this.
 
-``python -m vpd_lite.toy_models --seeds 0 1 2`` trains TMS 5-2 and TMS 40-10 for each seed, decomposes them
-with ``tms_decompose_config`` (TMS 5-2: best of 5 runs per matrix by training loss, ``decompose_tms``) and
-prints how many components are live and how many true features they match.
-"""
+The command ``python -m vpd_lite.toy_models --seeds 0 1 2`` (``vpd_lite.commands.toy_models``) trains TMS 5-2
+and TMS 40-10 for each seed, decomposes them with ``tms_decompose_config`` (TMS 5-2: best of 5 runs per matrix
+by training loss, ``decompose_tms``) and prints how many components are live and how many true features they
+match."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from vpd_lite.method.config import DecomposeConfig
 from vpd_lite.method.decompose import decompose
+from vpd_lite.method.evaluate import plot_recon_curves
 from vpd_lite.method.losses import importance_minimality_loss, reconstruction_mse
 from vpd_lite.method.masks import delta_stochastic_masks, stochastic_masks
 
@@ -384,12 +385,9 @@ def plot_training(history: list[dict[str, float]]):
     """Reconstruction MSE (stochastic and adversarial masks), importance minimality and mean L0 per step."""
     import matplotlib.pyplot as plt
 
-    rows = [r for r in history if "stochastic_recon" in r]
-    steps = [r["step"] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for key, label in [("stochastic_recon", "stochastic masks"), ("adversarial_recon", "adversarial masks")]:
-        if rows and key in rows[0]:
-            axes[0].plot(steps, [r[key] for r in rows], label=label)
+    rows, steps = plot_recon_curves(axes[0], history, {"stochastic_recon": "stochastic masks",
+                                                       "adversarial_recon": "adversarial masks"})
     axes[0].set(title="Reconstruction MSE to the target", xlabel="step", yscale="log")
     axes[0].legend()
     axes[1].plot(steps, [r["minimality"] for r in rows])

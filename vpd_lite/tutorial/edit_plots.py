@@ -1,7 +1,7 @@
 """Figures of the one-component edit: the edit scan, one component's dose-response, the erase-any-language
 table, and the trade-off of the fitted edits against LoRA.
 
-From the edit scan (``vpd_lite.edit_scan.EditScan``; training text):
+From the edit scan (``vpd_lite.erase.edit_scan.EditScan``; training text):
 
 * :func:`prescreen_scatter` — every live component as a point: first-order effect of its edit on the target
   language against the worst other language (plotly, hover = label);
@@ -16,6 +16,9 @@ From the fits (held-out text):
 * :func:`tradeoff_plot` — German CE increase vs English CE increase per method, one point per budget;
 * :func:`off_target_plot` — CE change on en/fr/es/it per method, one panel per budget;
 * :func:`top16_plot` — the single German-only component vs the top-16 German-specific components.
+
+A ``target`` argument here is the language being erased (``"de"`` by default; notebooks and tests pass it by
+that name).
 
 Every title says what to look for. All CE numbers are in nats/token; ΔCE = after − before (or at s − at s = 1).
 PNG files are written by :func:`save_png` without a timestamp or version in the metadata, so the same figure
@@ -84,7 +87,7 @@ def _one_objective(summary: pd.DataFrame, objective: str | None) -> tuple[pd.Dat
 def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure:
     """German ΔCE (y) against English ΔCE (x) per method, one point per budget (held-out text, seed means).
 
-    summary: ``vpd_lite.reproduce.summarise`` rows (``method``, ``budget``, ``de_before``, ``de_after``,
+    summary: ``vpd_lite.erase.protocol.summarise`` rows (``method``, ``budget``, ``de_before``, ``de_after``,
     ``d_en``, ``uniform``; ``objective`` optional: the primary one is drawn unless ``objective`` is given)."""
     df, note = _one_objective(summary, objective)
     fig, ax = plt.subplots(figsize=(9.5, 5.0))
@@ -181,7 +184,8 @@ def top16_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure:
 
 # ------------------------------------------------------------------------------------------ the edit scan
 def _label_map(labels: Any) -> dict[str, str]:
-    """{"module:index": label text} from ``None``, a mapping, or ``vpd_lite.labelling.ComponentLabel`` objects."""
+    """{"module:index": label text} from ``None``, a mapping, or ``vpd_lite.interpret.labels.ComponentLabel``
+    objects."""
     if labels is None:
         return {}
     if isinstance(labels, Mapping):
@@ -205,7 +209,7 @@ def prescreen_scatter(prescreen: pd.DataFrame, target: str = "de", labels: Any =
     """Every live component as a point: how strongly its edit moves ``target`` against the most-moved other
     language, to first order (``|dCE/ds|`` at s = 1, nats/token per unit of s, from the prescreen).
 
-    prescreen: ``vpd_lite.edit_scan.prescreen`` rows (columns ``component``, ``grad_<lang>``); labels: see
+    prescreen: ``vpd_lite.erase.edit_scan.prescreen`` rows (columns ``component``, ``grad_<lang>``); labels: see
     :func:`_label_map`; highlight: {component key: name} drawn as large marked points (e.g. each rule's pick).
     """
     others = _others(prescreen, "grad_", target)
@@ -396,7 +400,7 @@ def erase_any_heatmap(table: pd.DataFrame, tol: Mapping[str, float] | None = Non
                       title: str = "") -> Figure:
     """Heatmap of held-out ΔCE (nats/token): language erased (rows) × language measured (columns).
 
-    table: ``vpd_lite.reproduce.any_language_table`` rows (column ``erased`` and ``d_<lang>``), or a frame with
+    table: ``vpd_lite.erase.report.any_language_table`` rows (column ``erased`` and ``d_<lang>``), or a frame with
     index = language erased and columns = language measured (a ``d_`` prefix is dropped), values = ΔCE.
     tol: the largest allowed ΔCE per measured language when it is *not* the one erased (default: English
     0.05, the others 0.1); off-diagonal cells over it get a red frame. Colours saturate at twice the largest

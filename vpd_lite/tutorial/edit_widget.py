@@ -35,9 +35,10 @@ from vpd_lite.erase.edits import (
     uniform_level,
 )
 from vpd_lite.interpret.ids import ComponentId, component_key
+from vpd_lite.method.components import position_limit
 from vpd_lite.method.cross_entropy import language_ce
 
-#: Prompts for the continuations (same spirit as ``vpd_lite.target.SAMPLE_PROMPTS``).
+#: Prompts for the continuations (same spirit as ``vpd_lite.models.target.SAMPLE_PROMPTS``).
 DEFAULT_PROMPTS = {"de": "Wenn das System startet,", "en": "When the system starts,"}
 
 
@@ -78,7 +79,7 @@ def greedy_continuation(model: nn.Module, tokenizer: Any, prompt: str, max_new_t
     ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])  # (1, T)
     start = ids.shape[1]
     eos = _eos_ids(model, tokenizer)
-    max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    max_len = position_limit(model)
     for _ in range(max_new_tokens):
         window = ids[:, -max_len:] if max_len else ids
         nxt = model(input_ids=window).logits[:, -1].argmax(-1, keepdim=True)  # (1, 1)
@@ -253,7 +254,7 @@ def component_candidates(cm: nn.Module, components: Sequence[ComponentId], label
     """``(label, Direction)`` for each of ``components`` (in order), for :class:`EditExplorer`.
 
     The label is ``"<matrix>:<index> — <label>"`` with the label from ``labels``
-    (``vpd_lite.labelling.ComponentLabel``) or else from ``notes`` (``{"matrix:index": text}``)."""
+    (``vpd_lite.interpret.labels.ComponentLabel``) or else from ``notes`` (``{"matrix:index": text}``)."""
 
     by_key = {lab.component: lab.label for lab in labels or []}
     notes = dict(notes or {})

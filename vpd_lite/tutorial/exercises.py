@@ -234,7 +234,7 @@ def check_component_language(answer: Any, stats: Any, cid: Any) -> Check:
 def check_largest_ablation_effect(answer: Any, effects: Mapping[str, float]) -> Check:
     """Exercise: removing the component hurts which language's held-out CE the most?
 
-    effects: {lang: ΔCE (nats/token)} as returned by ``analysis.ablation_effect``."""
+    effects: {lang: ΔCE (nats/token)} as returned by ``vpd_lite.interpret.ablation.ablation_effect``."""
 
     top = max(effects, key=lambda lang: effects[lang])
     lang = _as_lang(answer)
@@ -251,7 +251,8 @@ def check_largest_ablation_effect(answer: Any, effects: Mapping[str, float]) -> 
 def check_category(answer: Any, profile: Mapping[str, float]) -> Check:
     """Exercise: which category does the offline labeller give a component with this language profile?
 
-    Right answer: ``labelling.categorize(profile)`` (case and spacing ignored)."""
+    Right answer: ``vpd_lite.interpret.labels.categorize(profile)`` (``labelling.categorize`` in the notebooks,
+    which import the module under that name); case and spacing ignored."""
 
     right = categorize(dict(profile))
     if not isinstance(answer, str):

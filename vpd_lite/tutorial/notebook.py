@@ -1,9 +1,10 @@
-"""Notebook plumbing: loading what the tutorial notebooks work on, and what they show about their mode.
+"""``vpd_lite.tutorial.notebook``: loading the decomposition the tutorial notebooks work on, and what they show
+about their mode.
 
-* :func:`load_or_decompose`, :func:`load_or_harvest`, :func:`tutorial_blocks`, :func:`demo_decompose_config`,
-  :class:`HarvestPlan`, :func:`model_seq_len`: the shipped decomposition and statistics when they exist (quick
-  fall-backs otherwise), and how much text each mode uses. (Also importable from ``vpd_lite.interpret.statistics``.)
-* :func:`mode_banner`: the on-screen note about quick mode.
+* :func:`load_or_decompose`, :func:`demo_decompose_config`: the shipped decomposition when it exists (a short
+  live decomposition otherwise). The statistics and the amount of text each mode uses come from
+  ``vpd_lite.interpret.harvest`` (``load_or_harvest``, ``tutorial_blocks``, ``HarvestPlan``, ``model_seq_len``).
+* :func:`mode_banner` (:class:`ModeBanner`, :func:`mode_text`): the on-screen note about quick mode.
 
 Quick mode (``VPD_LITE_QUICK=1``, :func:`vpd_lite.quick_mode`) runs every notebook as a smoke test: a few blocks of
 text, a toy live decomposition, short fits. Its numbers differ from the full run, and the notebooks say so on
@@ -65,7 +66,7 @@ def _quick(quick: bool | None) -> bool:
 
 
 def demo_decompose_config(model: torch.nn.Module, quick: bool | None = None):
-    """A short :class:`~vpd_lite.decompose.DecomposeConfig` for live demos: in quick mode 20 steps with C = 32 per
+    """A short :class:`~vpd_lite.method.config.DecomposeConfig` for live demos: in quick mode 20 steps with C = 32 per
     matrix (seconds; the components are not meaningful), else 300 steps of the default config (a few minutes)."""
 
     if _quick(quick):

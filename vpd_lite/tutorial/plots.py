@@ -325,7 +325,7 @@ def shorten(text: str, width: int = 80) -> str:
 def plot_target_ce(rows: Sequence[Mapping[str, Any]]) -> Figure:
     """Held-out CE of the target per language beside its unigram baseline and the uniform level ln(V).
 
-    rows: ``vpd_lite.target.evaluate_target`` output (``lang``, ``model_ce``, ``unigram_ce``, ``uniform_ce``)."""
+    rows: ``vpd_lite.models.target.evaluate_target`` output (``lang``, ``model_ce``, ``unigram_ce``, ``uniform_ce``)."""
     langs = [r["lang"] for r in rows]
     x = torch.arange(len(langs)).double().numpy()
     fig = Figure(figsize=(6, 3))
@@ -342,7 +342,7 @@ def plot_target_ce(rows: Sequence[Mapping[str, Any]]) -> Figure:
 
 
 def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
-    """Two panels from ``vpd_lite.evaluate.evaluate_decomposition``: CE under each kind of mask vs the target,
+    """Two panels from ``vpd_lite.method.evaluate.evaluate_decomposition``: CE under each kind of mask vs the target,
     and L0 / C per matrix."""
     fig = Figure(figsize=(11, 3.4))
     ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
@@ -368,7 +368,7 @@ def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
 
 
 def plot_label_categories(labels: Sequence[Any]) -> Figure:
-    """How many live components fall in each label category (``vpd_lite.labelling.ComponentLabel`` list);
+    """How many live components fall in each label category (``vpd_lite.interpret.labels.ComponentLabel`` list);
     all "mixed (...)" categories share one bar."""
     counts: dict[str, int] = {}
     for lab in labels:
