@@ -74,3 +74,13 @@ def test_readme_setup_says_where_data_and_outputs_are():
         assert needed in setup, f"the README's set-up section does not mention {needed!r}"
     assert not re.search(r"\bissue \d", setup, flags=re.I), "user-facing text names an internal issue"
 
+
+
+def test_console_scripts_point_at_callables():
+    """Every ``[project.scripts]`` entry names a module and a function that exist (a moved module breaks it)."""
+    import importlib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, target in scripts.items():
+        module, _, attr = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), attr, None)), f"{name} = {target!r} is not callable"

@@ -44,7 +44,7 @@ MASK_KINDS = ("ci_rounded", "ci", "stochastic", "pgd", "all_ones", "all_ones_del
 
 
 #: The quality targets the shipped decomposition was held to.
-ISSUE_TARGETS = {
+QUALITY_TARGETS = {
     "ce_gap_ci_rounded_max": 0.15,
     "ce_gap_pgd_max": 0.5,
     "l0_frac_of_C_max": 0.10,
@@ -158,12 +158,12 @@ def evaluate_decomposition(
     }
     if lm:
         metrics["targets_met"] = {
-            "ce_gap_ci_rounded <= 0.15": metrics["ce_gap"]["ci_rounded"] <= ISSUE_TARGETS["ce_gap_ci_rounded_max"],
-            "ce_gap_pgd <= 0.5": metrics["ce_gap"]["pgd"] <= ISSUE_TARGETS["ce_gap_pgd_max"],
-            "l0 <= 10% of C in every matrix": max(l0_frac.values()) <= ISSUE_TARGETS["l0_frac_of_C_max"],
-            "dead < half": metrics["dead_frac"] < ISSUE_TARGETS["dead_frac_max"],
+            "ce_gap_ci_rounded <= 0.15": metrics["ce_gap"]["ci_rounded"] <= QUALITY_TARGETS["ce_gap_ci_rounded_max"],
+            "ce_gap_pgd <= 0.5": metrics["ce_gap"]["pgd"] <= QUALITY_TARGETS["ce_gap_pgd_max"],
+            "l0 <= 10% of C in every matrix": max(l0_frac.values()) <= QUALITY_TARGETS["l0_frac_of_C_max"],
+            "dead < half": metrics["dead_frac"] < QUALITY_TARGETS["dead_frac_max"],
             "faithfulness residual < 1e-3":
-                metrics["faithfulness_residual_max"] < ISSUE_TARGETS["faithfulness_residual_max"],
+                metrics["faithfulness_residual_max"] < QUALITY_TARGETS["faithfulness_residual_max"],
         }
     return metrics
 
