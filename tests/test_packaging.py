@@ -1,9 +1,10 @@
 """A plain (not editable) install finds the shipped data, and a missing data folder gets one clear message.
 
 The wheel is built offline from a copy of the checkout, installed with ``--no-deps`` into a fresh virtual
-environment that sees this interpreter's packages (torch, transformers, ...), and the main job runs in quick
-mode from a folder that is not the clone, with no ``PYTHONPATH``: only the wheel's copy of ``vpd_lite`` and of
-the data can be used.
+environment that sees the packages of the interpreter running the tests (torch, transformers, ...: wherever they
+are installed, a virtual environment, a conda environment or the system's Python), and the main job runs in
+quick mode from a folder that is not the clone, with no ``PYTHONPATH``: only the wheel's copy of ``vpd_lite``
+and of the data can be used.
 """
 
 from __future__ import annotations
@@ -54,16 +55,45 @@ def _run(cmd: list[str], cwd: Path, timeout: float = 1800, **env: str) -> subpro
     return proc
 
 
+def dependency_folders() -> list[str]:
+    """The folders this interpreter imports installed packages from: its environment's site-packages (a venv's,
+    a conda environment's or the system's) and the user site. A ``.pth`` file that lists them gives a fresh venv
+    the same dependencies without ``--system-site-packages``, which would only see the *base* interpreter's
+    packages. Folders listed in a ``.pth`` file are added as they are, without running the ``.pth`` files inside
+    them, so an editable install of ``vpd_lite`` in this environment stays invisible to the venv."""
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    found = [paths["purelib"], paths["platlib"], *site.getsitepackages()]
+    if site.ENABLE_USER_SITE:
+        found.append(site.getusersitepackages())
+    return [p for p in dict.fromkeys(found) if Path(p).is_dir() and Path(p).resolve() != ROOT.resolve()]
+
+
+def test_the_wheel_venv_sees_where_this_environment_installed_its_packages():
+    """Wherever torch and transformers are installed (venv, conda, system), the wheel's venv is given that folder."""
+    import torch
+    import transformers
+
+    folders = {Path(p).resolve() for p in dependency_folders()}
+    for module in (torch, transformers, pytest):
+        assert Path(module.__file__).resolve().parent.parent in folders, f"{module.__name__} is not visible"
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """Python of a fresh venv holding only the built wheel (dependencies come from this interpreter)."""
+    """Python of a fresh venv holding only the built wheel (dependencies come from this interpreter's environment,
+    see :func:`dependency_folders`)."""
     base = tmp_path_factory.mktemp("wheel")
     src = copy_checkout(base / "src")
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
           "-w", str(base / "dist"), str(src)], cwd=base)
     (wheel,) = (base / "dist").glob("vpd_lite-*.whl")
-    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(base / "venv")], cwd=base)
+    _run([sys.executable, "-m", "venv", "--without-pip", str(base / "venv")], cwd=base)
     python = base / "venv" / "bin" / "python"
+    venv_site = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=base)
+    (Path(venv_site.stdout.strip()) / "dependencies.pth").write_text("\n".join(dependency_folders()) + "\n")
     _run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], cwd=base)
     return python
 
