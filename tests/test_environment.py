@@ -51,13 +51,30 @@ def test_torch_range_admits_the_local_cpu_wheel_and_nothing_newer():
     assert "<=2.13.0" in spec or "==2.13.0" in spec, f"torch must be capped at 2.13.0, got {spec!r}"
 
 
-def test_ci_runs_the_readme_test_command():
-    readme = (ROOT / "README.md").read_text()
-    ci = (ROOT / ".ci" / "run").read_text()
-    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", readme, flags=re.S)
-    commands = [line.strip() for b in blocks for line in b.splitlines() if "pytest" in line]
-    assert commands, "README names no test command"
-    assert any(cmd in ci for cmd in commands), f"none of {commands} appears in .ci/run"
+def _readme_setup_commands() -> list[str]:
+    """The command lines of the README's set-up section's code blocks (the main job, then the tests)."""
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", _readme_section("Set-up"), flags=re.S)
+    return [line.strip() for b in blocks for line in b.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_readme_gives_two_setup_commands_the_main_job_and_the_tests():
+    commands = _readme_setup_commands()
+    assert len(commands) == 2, commands
+    assert "vpd_lite.reproduce" in commands[0] and "pytest" in commands[1], commands
+
+
+def test_ci_runs_the_readme_commands_word_for_word_in_a_fresh_venv():
+    """.ci/run installs the way a newcomer does: a fresh virtual environment in the clone, activated, then the
+    README's two set-up commands exactly as written (not a hand-prepared interpreter)."""
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    made = next((i for i, line in enumerate(ci) if re.match(r"^python3? -m venv \.venv$", line)), None)
+    assert made is not None, ".ci/run does not create a fresh virtual environment (python3 -m venv .venv)"
+    activated = ci.index(". .venv/bin/activate") if ". .venv/bin/activate" in ci else None
+    assert activated is not None and activated > made, ".ci/run does not activate the venv it made"
+    for command in _readme_setup_commands():
+        assert command in ci, f"the README's command {command!r} is not a line of .ci/run"
+        assert ci.index(command) > activated, f"{command!r} runs before the venv is active"
+    assert ".venv/" in (ROOT / ".gitignore").read_text().split(), "the CI venv must be ignored by git"
 
 
 def _readme_section(title: str) -> str:
