@@ -294,3 +294,13 @@ def test_reproduce_from_scratch_quick(tmp_path, capsys):
     assert (work / "component_stats.safetensors").exists() and (work / "labels.json").exists()
     assert len(pd.read_csv(out / "erase_german_runs.csv")) == 21
     assert "[from scratch] training the target" in capsys.readouterr().out
+
+
+def test_shipped_report_says_which_numbers_depend_on_the_machine():
+    """The measured machine dependence is in the report the command writes, and the shipped report carries it."""
+    from vpd_lite.erase.report import MACHINE_NOTE
+
+    root = Path(__file__).resolve().parents[2]
+    shipped = (root / "results" / "erase_german.md").read_text()
+    assert f"## Which numbers depend on the machine\n\n{MACHINE_NOTE}\n" in shipped
+    assert "142 %" in MACHINE_NOTE and "130 %" in MACHINE_NOTE
