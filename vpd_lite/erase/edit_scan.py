@@ -68,8 +68,9 @@ class ScanConfig:
     ``n_candidates``: how many components get the full s-grid scan per language to erase (the rest of the live
     components are ranked by :func:`prescreen` only); ``target_langs``: the languages to erase, each ranked on
     its own ("target" here is the erased language, not the target model; the field keeps the name recorded in
-    ``edit_scan.json``); ``rows_per_batch``: sequences per forward pass (several s values of one component
-    share a pass).
+    ``edit_scan.json``); ``rows_per_batch``: sequences (several s values of one component, stacked) whose CE
+    is summed in one group; the model runs on a group in forward passes of at most
+    ``vpd_lite.erase.edits.LOGIT_POSITIONS`` positions (see :func:`edit_curve`).
     """
 
     s_grid: tuple[float, ...] = DEFAULT_S_GRID
