@@ -4,7 +4,14 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from vpd_lite.erase.baselines import LORA_METHODS, LoraTrainConfig, lora_model, lora_parameters, train_lora
+from vpd_lite.erase.baselines import (
+    LORA_METHODS,
+    LoraTrainConfig,
+    TrainedLora,
+    lora_model,
+    lora_parameters,
+    train_lora,
+)
 from vpd_lite.erase.edits import select_target_tokens, uniform_ce
 
 VOCAB = 64
@@ -59,6 +66,23 @@ def test_each_baseline_trains_only_lora_params_and_lowers_the_objective(name):
     assert wrapped == ({MODULES[4]} if spec.local else set(MODULES))
     ranks = {p.shape[0] for n, p in peft_model.named_parameters() if "lora_A" in n}
     assert ranks == {spec.rank}
+
+
+@pytest.mark.parametrize("name", sorted(LORA_METHODS))
+def test_trained_lora_rewrapped_computes_exactly_what_the_trained_model_did(name):
+    model = tiny_llama()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    tokens, mask = select_target_tokens(BLOCKS, 16, seed=0)
+    peft_model, _ = train_lora(model, LORA_METHODS[name], MODULES, tokens, mask, edited_module=MODULES[4], seed=3,
+                               config=LoraTrainConfig(steps=5, lr=1e-2))
+    kept = TrainedLora.of(peft_model)
+    assert kept.n_params == sum(p.numel() for p in lora_parameters(peft_model))
+    again = kept.wrap(model)
+    with torch.no_grad():
+        assert torch.equal(again(input_ids=BLOCKS).logits, peft_model(input_ids=BLOCKS).logits)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="do not fit"):
+        TrainedLora(kept.targets, kept.rank + 1, kept.lora).wrap(model)
 
 
 def test_only_budgeted_positions_enter_the_objective():

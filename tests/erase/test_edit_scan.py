@@ -66,6 +66,18 @@ def test_scan_agrees_with_scalar_edit_on_the_full_model(name):
     assert curve.loc[curve["s"] == 1.0, "ce_de"].item() == pytest.approx(base["de"], abs=2e-5)
 
 
+@pytest.mark.parametrize("name", ["model.layers.0.mlp.down_proj", "model.layers.1.self_attn.v_proj"])
+def test_scan_in_small_forward_passes_is_bit_identical(name):
+    """Splitting a group's rows over several forward passes (to bound the logits held) changes no bit."""
+    model = tiny_llama()
+    d = direction(model, name)
+    s_values = [-7.0, -1.0, 0.0, 1.0, 2.5]
+    whole = edit_curve(model, d, s_values, BLOCKS, rows_per_batch=9, max_positions=10**9)  # 3 s values a pass
+    for max_positions in (16, 32):  # one row per pass; two rows per pass (passes cut across s values)
+        split = edit_curve(model, d, s_values, BLOCKS, rows_per_batch=9, max_positions=max_positions)
+        pd.testing.assert_frame_equal(split, whole, check_exact=True)
+
+
 def test_residual_cache_is_the_input_of_the_layer():
     model = tiny_llama()
     seen = []

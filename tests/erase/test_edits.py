@@ -207,6 +207,7 @@ from vpd_lite.erase.edits import (
     masked_next_token_ce,
     objective_on_all,
     objective_value,
+    row_slices,
     scalar_objective_curve,
     target_ce_loss,
     train_scalar_edit_restarts,
@@ -268,6 +269,27 @@ def test_batched_objective_curve_matches_scalar_edit(objective):
         with ScalarEdit(model, [d], init=s):
             ref = objective_on_all(model, tokens, mask, objective)
             assert got == pytest.approx(ref, rel=1e-4, abs=1e-6)
+
+
+def test_row_slices_cover_every_row_within_the_position_bound():
+    assert row_slices(5, 12, 24) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    assert row_slices(3, 100, 24) == [slice(0, 1), slice(1, 2), slice(2, 3)]  # at least one row per pass
+    assert row_slices(4, 5, 2048) == [slice(0, 4)]
+
+
+@pytest.mark.parametrize("objective", ["target_ce", "uniform_ce"])
+def test_objective_curve_in_small_forward_passes_is_bit_identical(objective):
+    """Splitting a group's rows over several forward passes (to bound the logits held) changes no bit."""
+    model = tiny_llama()
+    d = random_direction(model, MLP_UP, scale=0.5)
+    tokens, mask = select_target_tokens(TOKENS, 15, seed=0)  # 2 snippets of 12 tokens
+    s_values = torch.tensor([-4.0, -2.5, 0.0, 0.5, 1.0, 2.0, 3.0])
+    whole = scalar_objective_curve(model, d, tokens, mask, s_values, objective, rows_per_batch=8,
+                                   max_positions=10**9)  # one pass per group of 4 s values (8 rows)
+    for max_positions in (12, 36):  # one row per pass; three rows per pass (passes cut across s values)
+        split = scalar_objective_curve(model, d, tokens, mask, s_values, objective, rows_per_batch=8,
+                                       max_positions=max_positions)
+        assert torch.equal(split, whole), max_positions
 
 
 def test_fit_single_scalar_is_the_grid_optimum_inside_the_range():

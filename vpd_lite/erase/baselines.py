@@ -6,7 +6,8 @@ Three methods (``LORA_METHODS``), as in the published comparison:
   ``lora_r1_local`` rank-1 LoRA on the one matrix that holds the edited component.
 Each is trained with ``vpd_lite.erase.edits.fit_objective`` (Adam; the objective is ``config.objective``, the same
 objectives as the scalar edit) on the masked German positions from ``vpd_lite.erase.edits.select_target_tokens``;
-only the LoRA A/B matrices train. The base model is never modified: every run wraps a deep copy.
+only the LoRA A/B matrices train. The base model is never modified: every run wraps a deep copy. A trained
+baseline is kept as :class:`TrainedLora` (its LoRA tensors only), not as the ``PeftModel`` with its copy of the model.
 
 The learning rate is chosen per budget from a small sweep (:func:`train_lora_lr_sweep`) by the *training*
 objective on the budgeted tokens, never by held-out text.
@@ -79,6 +80,41 @@ def lora_model(model: nn.Module, target_modules: Sequence[str], rank: int, seed:
 def lora_parameters(peft_model: nn.Module) -> list[Tensor]:
     """The trainable LoRA tensors (``lora_A`` / ``lora_B`` weights)."""
     return [p for n, p in peft_model.named_parameters() if "lora_" in n]
+
+
+@dataclass
+class TrainedLora:
+    """A trained LoRA baseline without its copy of the model: the wrapped modules, the rank and the LoRA tensors.
+
+    :meth:`wrap` puts them on a fresh copy of the base model (:func:`lora_model`), which computes exactly what
+    the trained ``PeftModel`` did. Keeping this instead of the ``PeftModel`` keeps one set of adapters per fit
+    in memory instead of a copy of the whole model (4 MB each for the shipped model; the full sweep keeps 45)."""
+
+    targets: list[str]
+    rank: int
+    lora: dict[str, Tensor]  # {parameter name in the PeftModel: LoRA tensor}
+
+    @classmethod
+    def of(cls, peft_model: PeftModel) -> "TrainedLora":
+        """The adapters of a ``PeftModel`` made by :func:`lora_model` (detached copies)."""
+        config = peft_model.peft_config["default"]
+        return cls(sorted(config.target_modules), int(config.r),
+                   {n: p.detach().clone() for n, p in peft_model.named_parameters() if "lora_" in n})
+
+    @property
+    def n_params(self) -> int:
+        return sum(t.numel() for t in self.lora.values())
+
+    def wrap(self, model: nn.Module) -> PeftModel:
+        """A ``PeftModel`` of a deep copy of ``model`` carrying these adapters (``model`` is not modified)."""
+        peft_model = lora_model(model, self.targets, self.rank)
+        params = {n: p for n, p in peft_model.named_parameters() if "lora_" in n}
+        if {n: p.shape for n, p in params.items()} != {n: t.shape for n, t in self.lora.items()}:
+            raise ValueError("these LoRA tensors do not fit the model's LoRA layers")
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(self.lora[n])
+        return peft_model
 
 
 def train_lora(model: nn.Module, spec: LoraSpec, modules: Sequence[str], tokens: Tensor, mask: Tensor,

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from vpd_lite.erase.edits import Direction, ScalarEdit, row_scaled_edit_hook
+from vpd_lite.erase.edits import LOGIT_POSITIONS, Direction, ScalarEdit, row_scaled_edit_hook, row_slices
 from vpd_lite.interpret.ids import ComponentId, component_key
 from vpd_lite.method.checkpoint import atomic_write_bytes, atomic_write_json
 from vpd_lite.method.devices import torch_threads
@@ -68,8 +68,9 @@ class ScanConfig:
     ``n_candidates``: how many components get the full s-grid scan per language to erase (the rest of the live
     components are ranked by :func:`prescreen` only); ``target_langs``: the languages to erase, each ranked on
     its own ("target" here is the erased language, not the target model; the field keeps the name recorded in
-    ``edit_scan.json``); ``rows_per_batch``: sequences per forward pass (several s values of one component
-    share a pass).
+    ``edit_scan.json``); ``rows_per_batch``: sequences (several s values of one component, stacked) whose CE
+    is summed in one group; the model runs on a group in forward passes of at most
+    ``vpd_lite.erase.edits.LOGIT_POSITIONS`` positions (see :func:`edit_curve`).
     """
 
     s_grid: tuple[float, ...] = DEFAULT_S_GRID
@@ -173,9 +174,10 @@ def _from_layer(model: nn.Module, layer: int) -> Iterator[None]:
 
 
 @torch.no_grad()
-def _ce_sums(model: nn.Module, inputs: Tensor, targets: Tensor, layer: int) -> Tensor:
-    """Sum of next-token CE per row: inputs (R, T) ids (layer 0) or (R, T, d) residual; targets (R, T) ids whose
-    positions 1..T-1 are the next tokens to predict."""
+def _ce_per_position(model: nn.Module, inputs: Tensor, targets: Tensor, layer: int) -> Tensor:
+    """Next-token CE at each position: inputs (R, T) ids (layer 0) or (R, T, d) residual; targets (R, T) ids
+    whose positions 1..T-1 are the next tokens to predict. Returns (R, T-1). One forward pass: callers keep
+    R x T small (:func:`vpd_lite.erase.edits.row_slices`), since it holds R x T positions of logits."""
     with _from_layer(model, layer):
         if inputs.dtype == torch.long:
             logits = model(input_ids=inputs, use_cache=False).logits
@@ -183,18 +185,22 @@ def _ce_sums(model: nn.Module, inputs: Tensor, targets: Tensor, layer: int) -> T
             logits = model(inputs_embeds=inputs, use_cache=False).logits
     ce = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets[:, 1:].reshape(-1),
                          reduction="none")
-    return ce.view(inputs.shape[0], -1).sum(1)
+    return ce.view(inputs.shape[0], -1)
 
 
 @torch.no_grad()
 def edit_curve(model: nn.Module, direction: Direction, s_values: Sequence[float], blocks: Mapping[str, Tensor],
-               cache: Mapping[str, Tensor] | None = None, rows_per_batch: int = 64) -> pd.DataFrame:
+               cache: Mapping[str, Tensor] | None = None, rows_per_batch: int = 64,
+               max_positions: int = LOGIT_POSITIONS) -> pd.DataFrame:
     """Next-token CE (nats/token) per language of the scalar edit of one component at each ``s``.
 
     blocks: {lang: (N, T) token ids}; cache: {lang: residual entering the component's start layer (N, T, d)}
-    from :func:`residual_cache` (computed here when None). Several s values share one forward pass (stacked
-    along the batch). Returns one row per s: columns ``s`` and ``ce_<lang>``. Same numbers as running the whole
-    model with ``ScalarEdit`` at that s, up to float rounding.
+    from :func:`residual_cache` (computed here when None). The rows of several s values
+    (``rows_per_batch // N`` of them, stacked along the batch) form one group whose per-position CE is summed
+    together; the model runs on a group's rows in forward passes of at most ``max_positions`` positions
+    (:func:`vpd_lite.erase.edits.row_slices`), so at most that many positions of logits are held at once.
+    Returns one row per s: columns ``s`` and ``ce_<lang>``. Same numbers as running the whole model with
+    ``ScalarEdit`` at that s, up to float rounding.
     """
     layer = start_layer(model, direction.module)
     s_values = [float(s) for s in s_values]
@@ -206,19 +212,22 @@ def edit_curve(model: nn.Module, direction: Direction, s_values: Sequence[float]
         if ids.ndim != 2 or ids.shape[1] < 2:
             raise ValueError(f"blocks of {lang!r} must be (N, T) with T >= 2, got {tuple(ids.shape)}")
         x = ids if layer == 0 else (cache[lang] if cache is not None else residual_cache(model, ids, layer))
-        n = ids.shape[0]
-        per_pass = max(1, rows_per_batch // n)  # s values per pass
+        n, T = ids.shape
+        per_pass = max(1, rows_per_batch // n)  # s values per group
         totals = []
         for i in range(0, len(s_values), per_pass):
             chunk = torch.tensor(s_values[i : i + per_pass])
             scale = (chunk - 1.0).repeat_interleave(n)  # (k * n,)
             xs = x.repeat(len(chunk), *([1] * (x.dim() - 1)))
-            handle = module.register_forward_hook(row_scaled_edit_hook(direction.v, direction.u, scale))
-            try:
-                sums = _ce_sums(model, xs, ids.repeat(len(chunk), 1), layer)
-            finally:
-                handle.remove()
-            totals.append(sums.view(len(chunk), n).sum(1))
+            targets = ids.repeat(len(chunk), 1)
+            ce = torch.empty(len(scale), T - 1, dtype=torch.float32)  # (k * n, T - 1): CE at every position of every row
+            for rows in row_slices(len(scale), T, max_positions):
+                handle = module.register_forward_hook(row_scaled_edit_hook(direction.v, direction.u, scale[rows]))
+                try:
+                    ce[rows] = _ce_per_position(model, xs[rows], targets[rows], layer)
+                finally:
+                    handle.remove()
+            totals.append(ce.sum(1).view(len(chunk), n).sum(1))
         result[f"ce_{lang}"] = (torch.cat(totals) / (n * (ids.shape[1] - 1))).tolist()
     return pd.DataFrame(result)
 

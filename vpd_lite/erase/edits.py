@@ -401,37 +401,62 @@ def grid_search_1d(f: Callable[[Tensor], Tensor], lo: float, hi: float,
     return x, y
 
 
+#: The batched evaluations (:func:`scalar_objective_curve`, ``vpd_lite.erase.edit_scan.edit_curve``) run the
+#: model on at most this many token positions per forward pass, so at most this many positions of logits
+#: (``vocab_size`` floats each; 1024 x 4096 floats = 16 MiB for the shipped model) and of their log-softmax
+#: exist at once, however many rows a batch stacks.
+LOGIT_POSITIONS = 1024
+
+
+def row_slices(n_rows: int, seq_len: int, max_positions: int = LOGIT_POSITIONS) -> list[slice]:
+    """Consecutive slices covering ``n_rows`` rows of ``seq_len`` positions, each holding at most
+    ``max_positions`` positions (but at least one row): the forward passes of a batch too large for one.
+
+    Splitting rows is exact: each row's logits, log-softmax and per-position numbers do not depend on which
+    other rows share its pass (``tests/erase/test_edits.py`` checks it bit for bit)."""
+    per = max(1, max_positions // max(seq_len, 1))
+    return [slice(i, min(i + per, n_rows)) for i in range(0, n_rows, per)]
+
+
 @torch.no_grad()
 def scalar_objective_curve(model: nn.Module, direction: Direction, tokens: Tensor, mask: Tensor,
-                           s_values: Tensor, objective: str, rows_per_batch: int = 256) -> Tensor:
+                           s_values: Tensor, objective: str, rows_per_batch: int = 256,
+                           max_positions: int = LOGIT_POSITIONS) -> Tensor:
     """The objective of the single-scalar edit of ``direction`` at each s of ``s_values`` (k,), on the masked
-    positions of ``tokens`` (n, T): one forward pass per chunk of s values (stacked along the batch). Returns (k,).
+    positions of ``tokens`` (n, T). Returns (k,).
 
-    For ``target_ce`` the CE is pooled over every masked position (rows weighted by their targets)."""
+    The rows of several s values (``rows_per_batch // n`` of them, stacked along the batch) form one group
+    whose per-position numbers are reduced together; the model runs on a group's rows in forward passes of at
+    most ``max_positions`` positions (:func:`row_slices`), so at most that many positions of logits and of
+    log-softmax are held at once. For ``target_ce`` the CE is pooled over every masked position (rows
+    weighted by their targets)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose from {list(OBJECTIVES)}")
     module = dict(model.named_modules())[direction.module]
-    n = tokens.shape[0]
+    n, T = tokens.shape
     per = max(1, rows_per_batch // n)
     out = []
     log_v = math.log(int(model.config.vocab_size))
     for i in range(0, len(s_values), per):
         chunk = s_values[i : i + per].float()
         k = len(chunk)
-        handle = module.register_forward_hook(row_scaled_edit_hook(direction.v, direction.u,
-                                                                   (chunk - 1.0).repeat_interleave(n)))
-        try:
-            x = tokens.repeat(k, 1)
-            logits = model(input_ids=x, use_cache=False).logits
-        finally:
-            handle.remove()
+        scale = (chunk - 1.0).repeat_interleave(n)  # (k n,): s - 1 of each row
+        x = tokens.repeat(k, 1)
         m = mask.repeat(k, 1)
-        logp = F.log_softmax(logits.float(), dim=-1)  # (k n, T, V)
-        if objective == "uniform_ce":
-            per_pos = -logp.mean(-1)  # (k n, T)
-        else:
-            per_pos = torch.zeros(m.shape, dtype=logp.dtype)
-            per_pos[:, :-1] = -logp[:, :-1].gather(-1, x[:, 1:].unsqueeze(-1)).squeeze(-1)
+        per_pos = torch.zeros(m.shape, dtype=torch.float32)  # (k n, T): the objective's term at each position
+        for rows in row_slices(k * n, T, max_positions):
+            handle = module.register_forward_hook(row_scaled_edit_hook(direction.v, direction.u, scale[rows]))
+            try:
+                logits = model(input_ids=x[rows], use_cache=False).logits
+            finally:
+                handle.remove()
+            logp = F.log_softmax(logits.float(), dim=-1)  # (rows, T, V)
+            del logits
+            if objective == "uniform_ce":
+                per_pos[rows] = -logp.mean(-1)
+            else:
+                per_pos[rows, :-1] = -logp[:, :-1].gather(-1, x[rows, 1:].unsqueeze(-1)).squeeze(-1)
+            del logp
         val = (per_pos * m).view(k, n, -1).sum((1, 2)) / m.view(k, n, -1).sum((1, 2))
         out.append((log_v - val) ** 2 if objective == "target_ce" else val)
     return torch.cat(out)

@@ -38,7 +38,7 @@ import pandas as pd
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from vpd_lite.erase.baselines import LORA_METHODS, LoraTrainConfig, train_lora_lr_sweep
+from vpd_lite.erase.baselines import LORA_METHODS, LoraTrainConfig, TrainedLora, train_lora_lr_sweep
 from vpd_lite.erase.edit_scan import (
     EditScan,
     ScanConfig,
@@ -253,7 +253,8 @@ def fit_all(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> li
     Single scalars: :func:`vpd_lite.erase.edits.fit_single_scalar` inside the method's search range. Top-16:
     Adam with restarts. LoRA: :func:`vpd_lite.erase.baselines.train_lora_lr_sweep` (lr by the training objective).
     Returns one dict per fit (``method, objective, budget, seed, component, s, lr, n_params,
-    train_objective`` and the fitted ``edit`` / ``peft`` object); never reads ``setup.heldout``."""
+    train_objective`` and the fitted ``edit``, or for LoRA its adapters as ``lora``, a
+    :class:`vpd_lite.erase.baselines.TrainedLora`); never reads ``setup.heldout``."""
     fits: list[dict[str, Any]] = []
     plan = [(m, o, b) for (m, o, b) in config.runs() if m in ALL_METHODS]
     unknown = [m for m in config.methods if m not in ALL_METHODS]
@@ -292,7 +293,9 @@ def fit_all(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> li
                 for seed, (tokens, mask), pm in zip(config.seeds, sets, models):
                     fits.append({**base, "seed": seed, "component": "", "s": float("nan"), "lr": lr,
                                  "n_params": sum(p.numel() for n, p in pm.named_parameters() if "lora_" in n),
-                                 "train_objective": objective_on_all(pm, tokens, mask, objective), "peft": pm})
+                                 "train_objective": objective_on_all(pm, tokens, mask, objective),
+                                 "lora": TrainedLora.of(pm)})  # its adapters, not the PeftModel's model copy
+                del models
     return fits
 
 
@@ -324,14 +327,14 @@ def evaluate_fits(setup: EraseSetup, fits: Sequence[Mapping[str, Any]], config: 
         scalar = _scalar_heldout(setup.model, groups, setup.heldout)
         rows = []
         for f in tqdm(fits, desc="held-out CE", disable=not progress):
-            row = {k: v for k, v in f.items() if k not in ("direction", "edit", "peft")}
+            row = {k: v for k, v in f.items() if k not in ("direction", "edit", "lora")}
             if "direction" in f:
                 after = scalar[(f["component"], float(f["s"]))]
             elif "edit" in f:
                 with f["edit"]:
                     after = language_ce(setup.model, setup.heldout)
-            else:
-                after = language_ce(f["peft"], setup.heldout)
+            else:  # one LoRA model at a time: its adapters on a fresh copy of the model
+                after = language_ce(f["lora"].wrap(setup.model), setup.heldout)
             row.update({f"ce_before_{lang}": v for lang, v in before.items()})
             row.update({f"ce_after_{lang}": v for lang, v in after.items()})
             rows.append(row)

@@ -158,7 +158,7 @@ def save_results(runs: pd.DataFrame, summary: pd.DataFrame, claim: Mapping[str, 
     """Write the per-run CSV, the summary CSV, the markdown report, the selection rule, the German edit scan
     and (when given) the erase-any-language table, rounded to the printed precision (atomically)."""
     out_dir = Path(out_dir)
-    runs_out = runs.drop(columns=[c for c in ("direction", "edit", "peft") if c in runs.columns])
+    runs_out = runs.drop(columns=[c for c in ("direction", "edit", "lora") if c in runs.columns])
     written = {"erase_german_runs.csv": _csv(runs_out), "erase_german.csv": _csv(summary)}
     scan = setup.scan
     written["edit_scan_best.csv"] = _csv(scan.best)
