@@ -5,6 +5,8 @@ about their mode.
   live decomposition otherwise). The statistics and the amount of text each mode uses come from
   ``vpd_lite.interpret.harvest`` (``load_or_harvest``, ``tutorial_blocks``, ``HarvestPlan``, ``model_seq_len``).
 * :func:`mode_banner` (:class:`ModeBanner`, :func:`mode_text`): the on-screen note about quick mode.
+* :func:`quiet_model_loading`: no "Loading weights" progress bar left in a cell's output when a notebook loads
+  the model (the library's own progress bars clear themselves when they finish).
 
 Quick mode (``VPD_LITE_QUICK=1``, :func:`vpd_lite.quick_mode`) runs every notebook as a smoke test: a few blocks of
 text, a toy live decomposition, short fits. Its numbers differ from the full run, and the notebooks say so on
@@ -58,6 +60,15 @@ class ModeBanner:
 def mode_banner(quick: bool) -> ModeBanner:
     """The banner a notebook's first cell ends with: in quick mode it says the numbers are a smoke test."""
     return ModeBanner(quick)
+
+
+def quiet_model_loading() -> None:
+    """Hide ``transformers``' "Loading weights" progress bar, which would otherwise stay in the output of every cell
+    that loads the model. Download bars of the hub are not affected; ``transformers.utils.logging.
+    enable_progress_bar()`` turns it back on."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _quick(quick: bool | None) -> bool:
