@@ -5,7 +5,7 @@ about their mode.
   live decomposition otherwise). The statistics and the amount of text each mode uses come from
   ``vpd_lite.interpret.harvest`` (``load_or_harvest``, ``tutorial_blocks``, ``HarvestPlan``, ``model_seq_len``).
 * :func:`mode_banner` (:class:`ModeBanner`, :func:`mode_text`): the on-screen note about quick mode.
-* :func:`quiet_model_loading`: no "Loading weights" progress bar left in a cell's output when a notebook loads
+* :func:`quiet_model_loading` (from ``vpd_lite.models.hub``): no "Loading weights" progress bar left in a cell's output when a notebook loads
   the model (the library's own progress bars clear themselves when they finish).
 
 Quick mode (``VPD_LITE_QUICK=1``, :func:`vpd_lite.quick_mode`) runs every notebook as a smoke test: a few blocks of
@@ -26,6 +26,7 @@ from vpd_lite.method.checkpoint import load_decomposition
 from vpd_lite.method.config import DecomposeConfig
 from vpd_lite.method.decompose import decompose
 from vpd_lite.models.corpus import train_batches
+from vpd_lite.models.hub import quiet_model_loading
 from vpd_lite.models.paths import decomposition_dir
 
 
@@ -62,13 +63,6 @@ def mode_banner(quick: bool) -> ModeBanner:
     return ModeBanner(quick)
 
 
-def quiet_model_loading() -> None:
-    """Hide ``transformers``' "Loading weights" progress bar, which would otherwise stay in the output of every cell
-    that loads the model. Download bars of the hub are not affected; ``transformers.utils.logging.
-    enable_progress_bar()`` turns it back on."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
 
 def _quick(quick: bool | None) -> bool:
