@@ -120,20 +120,30 @@ def check_live_count(answer: Any, report: Mapping[str, Any], module: str, n_feat
     right in every mode. The count this run found (``report[module]["live"]``) is accepted too; when the two
     differ (a short quick-mode run, or a run stuck in a local minimum) the message says which is which."""
     found = int(report[module]["live"])
+    note = ("and this run found exactly that" if found == n_features else
+            f"this run shows {found} live, because it stopped before the spare components died (quick mode "
+            "runs only a few hundred steps) or ended in a local minimum (see the text above)")
+    return _count_answer(
+        answer, n_features, found,
+        on_principled=f"{n_features}: one live component per feature, the rest dead; {note}.",
+        on_found=(f"this run has {found} live components in {module}. A finished decomposition has "
+                  f"{n_features}, one per feature: this run stopped before the spare components died "
+                  "(quick mode is short) or ended in a local minimum."),
+        hint="a minimal decomposition needs one component for each thing the matrix does; how many "
+             "features does the model store?")
+
+
+def _count_answer(answer: Any, principled: int, found: int, on_principled: str, on_found: str, hint: str) -> Check:
+    """A count exercise: the principled count is right in every mode; the count this run found is accepted too
+    (its message says why a finished decomposition differs); anything else gets ``hint``."""
     value = _as_float(answer)
     if value is None:
         return not_quite("give a whole number")
-    if value == n_features:
-        note = ("and this run found exactly that" if found == n_features else
-                f"this run shows {found} live, because it stopped before the spare components died (quick mode "
-                "runs only a few hundred steps) or ended in a local minimum (see the text above)")
-        return correct(f"{n_features}: one live component per feature, the rest dead; {note}.")
+    if value == principled:
+        return correct(on_principled)
     if value == found:
-        return correct(f"this run has {found} live components in {module}. A finished decomposition has "
-                       f"{n_features}, one per feature: this run stopped before the spare components died "
-                       "(quick mode is short) or ended in a local minimum.")
-    return not_quite("a minimal decomposition needs one component for each thing the matrix does; how many "
-                     "features does the model store?")
+        return correct(on_found)
+    return not_quite(hint)
 
 
 def principled_components_on(model: Any, feature: int, module: str | None = None) -> int:
@@ -165,22 +175,17 @@ def check_components_on(answer: Any, ci_one_feature: Mapping[str, Any], feature:
     rows = ci_one_feature.values() if module is None else [ci_one_feature[module]]
     found = sum(int((row[feature] > threshold).sum()) for row in rows)
     principled = principled_components_on(model, feature, module) if model is not None else found
-    value = _as_float(answer)
-    if value is None:
-        return not_quite("give a whole number")
     why = ("the feature's own component, plus one for every other output that the toy model itself makes "
            "non-zero on this input (its interference), which the components must reproduce; every other "
            "component can be switched off without changing the output")
-    if value == principled:
-        note = ("" if found == principled else
-                f" This run's components show {found} above {threshold}: the run is short (quick mode) or not "
-                "finished, so its causal importances are not yet this clean.")
-        return correct(f"{principled}: {why}.{note}")
-    if value == found:
-        return correct(f"{found} is what this run's components show. A finished decomposition needs {principled}: "
-                       f"{why}.")
-    return not_quite(f"the feature's own component is needed; which other outputs ReLU(W_j\u1d40 W_{feature} + b_j) "
-                     "does the toy model itself make non-zero on this input?")
+    note = ("" if found == principled else
+            f" This run's components show {found} above {threshold}: the run is short (quick mode) or not "
+            "finished, so its causal importances are not yet this clean.")
+    return _count_answer(
+        answer, principled, found, on_principled=f"{principled}: {why}.{note}",
+        on_found=f"{found} is what this run's components show. A finished decomposition needs {principled}: {why}.",
+        hint=(f"the feature's own component is needed; which other outputs ReLU(W_j\u1d40 W_{feature} + b_j) "
+              "does the toy model itself make non-zero on this input?"))
 
 
 # ---- notebook 01

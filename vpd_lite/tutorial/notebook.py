@@ -5,8 +5,8 @@ about their mode.
   live decomposition otherwise). The statistics and the amount of text each mode uses come from
   ``vpd_lite.interpret.harvest`` (``load_or_harvest``, ``tutorial_blocks``, ``HarvestPlan``, ``model_seq_len``).
 * :func:`mode_banner` (:class:`ModeBanner`, :func:`mode_text`): the on-screen note about quick mode.
-* :func:`quiet_model_loading` (from ``vpd_lite.models.hub``): no "Loading weights" progress bar left in a cell's output when a notebook loads
-  the model (the library's own progress bars clear themselves when they finish).
+* :func:`quiet_model_loading` (from ``vpd_lite.models.hub``): no "Loading weights" progress bar left in a cell's
+  output when a notebook loads the model (the library's own progress bars clear themselves when they finish).
 
 Quick mode (``VPD_LITE_QUICK=1``, :func:`vpd_lite.quick_mode`) runs every notebook as a smoke test: a few blocks of
 text, a toy live decomposition, short fits. Its numbers differ from the full run, and the notebooks say so on
