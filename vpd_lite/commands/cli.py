@@ -88,12 +88,6 @@ def default_run_dir(command: str, root: str | os.PathLike | None = None) -> Path
     return path
 
 
-def quiet_model_loading() -> None:
-    """Hide ``transformers``' per-load "Loading weights" progress bar (noise for the small models a command
-    loads; download bars of the hub are not affected)."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], module: str, argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,6 @@ from vpd_lite.commands.cli import (
     out_folder,
     positive_float,
     positive_int,
-    quiet_model_loading,
 )
 from vpd_lite.method.checkpoint import save_decomposition
 from vpd_lite.method.config import DecomposeConfig, override_config
@@ -30,6 +29,7 @@ from vpd_lite.method.evaluate import (
 )
 from vpd_lite.models import corpus
 from vpd_lite.models.corpus import heldout_batches
+from vpd_lite.models.hub import quiet_model_loading
 from vpd_lite.models.paths import require_data
 from vpd_lite.models.target import load_target
 

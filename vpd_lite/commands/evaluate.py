@@ -12,7 +12,6 @@ from vpd_lite.commands.cli import (
     default_run_dir,
     out_folder,
     positive_int,
-    quiet_model_loading,
     unit_interval,
 )
 from vpd_lite.errors import UserError
@@ -20,6 +19,7 @@ from vpd_lite.method.checkpoint import atomic_write_json, load_decomposition
 from vpd_lite.method.evaluate import evaluate_decomposition, format_metrics
 from vpd_lite.models import paths
 from vpd_lite.models.corpus import heldout_batches
+from vpd_lite.models.hub import quiet_model_loading
 from vpd_lite.models.target import load_target
 
 

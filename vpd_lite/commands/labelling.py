@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vpd_lite import quick_mode
 from vpd_lite.commands import cli
-from vpd_lite.commands.cli import default_run_dir, quiet_model_loading
+from vpd_lite.commands.cli import default_run_dir
 from vpd_lite.interpret.harvest import (
     decomposition_fingerprint,
     harvest,
@@ -24,6 +24,7 @@ from vpd_lite.interpret.labels import (
 from vpd_lite.interpret.statistics import ComponentStats
 from vpd_lite.method.checkpoint import load_decomposition
 from vpd_lite.models.corpus import load_corpus
+from vpd_lite.models.hub import quiet_model_loading
 from vpd_lite.models.paths import data_dir, decomposition_dir, require_data
 from vpd_lite.models.target import load_target
 

@@ -14,10 +14,10 @@ from vpd_lite.commands.cli import (
     default_run_dir,
     nonneg_int,
     positive_int,
-    quiet_model_loading,
 )
 from vpd_lite.interpret.harvest import model_seq_len
 from vpd_lite.models.corpus import load_corpus
+from vpd_lite.models.hub import quiet_model_loading
 from vpd_lite.models.paths import require_data
 from vpd_lite.models.target import (
     TargetConfig,

@@ -257,7 +257,7 @@ def prescreen(model: nn.Module, directions: Sequence[Direction], blocks: Mapping
     was_training = model.training
     model.eval()
     try:
-        for lang, ids in tqdm(blocks.items(), desc="prescreen", disable=not progress):
+        for lang, ids in tqdm(blocks.items(), desc="prescreen", disable=not progress, leave=False):
             n_tok = 0
             for i in range(0, ids.shape[0], batch_size):
                 x = ids[i : i + batch_size]
@@ -341,7 +341,7 @@ def scan_curves(model: nn.Module, directions: Sequence[Direction], blocks: Mappi
     """
     caches: dict[int, dict[str, Tensor]] = {}
     frames = []
-    for d in tqdm(list(directions), desc="edit scan", disable=not progress):
+    for d in tqdm(list(directions), desc="edit scan", disable=not progress, leave=False):
         key = component_key(d.component)
         grid = s_grid[key] if isinstance(s_grid, Mapping) else s_grid
         values = sorted({float(s) for s in grid} | {1.0})

@@ -261,7 +261,7 @@ def fit_all(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> li
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {ALL_METHODS}")
     with torch_threads(config.threads):
-        for method, objective, budget in tqdm(plan, desc="fit", disable=not progress):
+        for method, objective, budget in tqdm(plan, desc="fit", disable=not progress, leave=False):
             sets = [select_target_tokens(setup.train["de"], budget, seed=s) for s in config.seeds]
             base = {"method": method, "objective": objective, "budget": budget}
             if method in RULE_METHODS:
@@ -326,7 +326,7 @@ def evaluate_fits(setup: EraseSetup, fits: Sequence[Mapping[str, Any]], config: 
                 groups.setdefault(f["component"], (f["direction"], []))[1].append(f["s"])
         scalar = _scalar_heldout(setup.model, groups, setup.heldout)
         rows = []
-        for f in tqdm(fits, desc="held-out CE", disable=not progress):
+        for f in tqdm(fits, desc="held-out CE", disable=not progress, leave=False):
             row = {k: v for k, v in f.items() if k not in ("direction", "edit", "lora")}
             if "direction" in f:
                 after = scalar[(f["component"], float(f["s"]))]
@@ -356,7 +356,7 @@ def erase_any_language(setup: EraseSetup, config: EraseConfig, progress: bool = 
     fits = []
     with torch_threads(config.threads):
         for t, (d, why, (lo, hi)) in tqdm(setup.any_language.items(), desc="erase any language",
-                                          disable=not progress):
+                                          disable=not progress, leave=False):
             for seed in config.seeds:
                 tokens, mask = select_target_tokens(setup.train[t], b, seed=seed)
                 s, val = fit_single_scalar(setup.model, d, tokens, mask, PRIMARY_OBJECTIVE, lo, hi, config.search)

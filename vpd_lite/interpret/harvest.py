@@ -75,7 +75,7 @@ def harvest(
     )
     device = _device_of(cm)
     total = sum(math.ceil(b.shape[0] / batch_size) for b in lang_blocks.values())
-    with tqdm(total=total, desc="harvest", disable=not progress) as bar:
+    with tqdm(total=total, desc="harvest", disable=not progress, leave=False) as bar:
         for lang, blocks in lang_blocks.items():
             if blocks.dim() != 2:
                 raise ValueError(f"blocks of {lang!r} must be (N, T), got shape {tuple(blocks.shape)}")

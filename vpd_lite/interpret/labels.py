@@ -172,7 +172,8 @@ def label_components(
 ) -> list[ComponentLabel]:
     """Offline labels for ``components`` (default: every live component), in the order given."""
     cids = list(components) if components is not None else live_components(stats)
-    return [offline_label(stats, cid, tokenizer, config) for cid in tqdm(cids, desc="label", disable=not progress)]
+    bar = tqdm(cids, desc="label", disable=not progress, leave=False)
+    return [offline_label(stats, cid, tokenizer, config) for cid in bar]
 
 
 def search_labels(labels: Sequence[ComponentLabel], query: str) -> list[ComponentLabel]:
@@ -326,7 +327,7 @@ def llm_label_components(
     Category, profile and specificity still come from the statistics; only the label text is the LLM's.
     """
     out = []
-    for cid in tqdm(list(components), desc="llm label", disable=not progress):
+    for cid in tqdm(list(components), desc="llm label", disable=not progress, leave=False):
         base = offline_label(stats, cid, tokenizer, config)
         reply = chat(llm_prompt(stats, cid, tokenizer)).strip().splitlines()
         text = reply[0].strip() if reply and reply[0].strip() else ""

@@ -342,7 +342,8 @@ def decompose(
             "ppgd": None if ppgd is None else ppgd.state_dict(), "history": history, "generator": gen.get_state(),
         })
 
-    bar = tqdm(total=config.steps, initial=start_step, disable=not progress, desc="VPD", dynamic_ncols=True)
+    bar = tqdm(total=config.steps, initial=start_step, disable=not progress, desc="VPD", dynamic_ncols=True,
+               leave=False)
     step = start_step
     cm.train()
     while step < config.steps:

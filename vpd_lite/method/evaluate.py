@@ -88,7 +88,7 @@ def evaluate_decomposition(
     was_training = cm.training
     cm.eval()
     device = next(cm.parameters()).device
-    for ids in tqdm(list(batches), desc="evaluate", disable=not progress):
+    for ids in tqdm(list(batches), desc="evaluate", disable=not progress, leave=False):
         ids = ids.to(device)
         cm.check_batch(ids, need_targets=True)
         target_logits, inputs = cm.target_output_and_inputs(ids)

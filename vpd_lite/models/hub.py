@@ -115,3 +115,12 @@ def load_pretrained(model: str | os.PathLike, tokenizer: str | os.PathLike | Non
         require_hub(tok_name, "tokenizer")
     lm = AutoModelForCausalLM.from_pretrained(model_name, local_files_only=model_local).eval()
     return lm, AutoTokenizer.from_pretrained(tok_name, local_files_only=tok_local)
+
+
+def quiet_model_loading() -> None:
+    """Hide ``transformers``' per-load "Loading weights" progress bar: noise under a command's output and, in a
+    notebook, a bar left in the output of every cell that loads the model. Download bars of the hub are not
+    affected; ``transformers.utils.logging.enable_progress_bar()`` turns it back on."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()

@@ -247,7 +247,7 @@ def _train(config: TargetConfig, corpus, seed: int, tokenizer, progress: bool):
 
     history: list[dict] = []
     model.train()
-    bar = tqdm(range(config.steps), desc="train target", disable=not progress)
+    bar = tqdm(range(config.steps), desc="train target", disable=not progress, leave=False)
     for step in bar:
         input_ids = next(batches)  # (B, T)
         loss = model(input_ids=input_ids, labels=input_ids).loss

@@ -131,7 +131,7 @@ def train_tms(config: TMSConfig = TMS_5_2, progress: bool = False) -> tuple[TMSM
     opt = torch.optim.AdamW(params, lr=config.lr)
     losses: list[float] = []
     data = feature_batches(config.n_features, config.feature_prob, config.batch_size, config.seed + 10_000)
-    for step in tqdm(range(config.steps), desc="train TMS", disable=not progress):
+    for step in tqdm(range(config.steps), desc="train TMS", disable=not progress, leave=False):
         x = next(data)
         loss = (model.tied_forward(x) - x).pow(2).mean()
         opt.zero_grad(set_to_none=True)

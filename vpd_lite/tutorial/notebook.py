@@ -5,6 +5,8 @@ about their mode.
   live decomposition otherwise). The statistics and the amount of text each mode uses come from
   ``vpd_lite.interpret.harvest`` (``load_or_harvest``, ``tutorial_blocks``, ``HarvestPlan``, ``model_seq_len``).
 * :func:`mode_banner` (:class:`ModeBanner`, :func:`mode_text`): the on-screen note about quick mode.
+* :func:`quiet_model_loading` (from ``vpd_lite.models.hub``): no "Loading weights" progress bar left in a cell's
+  output when a notebook loads the model (the library's own progress bars clear themselves when they finish).
 
 Quick mode (``VPD_LITE_QUICK=1``, :func:`vpd_lite.quick_mode`) runs every notebook as a smoke test: a few blocks of
 text, a toy live decomposition, short fits. Its numbers differ from the full run, and the notebooks say so on
@@ -24,6 +26,7 @@ from vpd_lite.method.checkpoint import load_decomposition
 from vpd_lite.method.config import DecomposeConfig
 from vpd_lite.method.decompose import decompose
 from vpd_lite.models.corpus import train_batches
+from vpd_lite.models.hub import quiet_model_loading
 from vpd_lite.models.paths import decomposition_dir
 
 
@@ -58,6 +61,8 @@ class ModeBanner:
 def mode_banner(quick: bool) -> ModeBanner:
     """The banner a notebook's first cell ends with: in quick mode it says the numbers are a smoke test."""
     return ModeBanner(quick)
+
+
 
 
 def _quick(quick: bool | None) -> bool:
