@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from vpd_lite.commands.edit_scan import main
 from vpd_lite.erase.edit_scan import (
@@ -24,23 +24,18 @@ from vpd_lite.erase.edit_scan import (
 from vpd_lite.erase.edits import Direction, ScalarEdit
 from vpd_lite.method.cross_entropy import language_ce
 
-VOCAB = 64
+from . import tiny_models
+from .tiny_models import VOCAB, random_direction
+
 LANGS = ("en", "de", "fr")
 
 
 def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
-                      initializer_range=0.2)
-    return LlamaForCausalLM(cfg).eval()
+    return tiny_models.tiny_llama(seed, initializer_range=0.2)
 
 
-def direction(model, name: str, c: int = 0, seed: int = 1, scale: float = 0.3) -> Direction:
-    lin = dict(model.named_modules())[name]
-    g = torch.Generator().manual_seed(seed)
-    return Direction(name, c, scale * torch.randn(lin.out_features, generator=g),
-                     scale * torch.randn(lin.in_features, generator=g))
+def direction(model, name: str, c: int = 0, seed: int = 1) -> Direction:
+    return random_direction(model, name, c, seed, scale=0.3)
 
 
 BLOCKS = {lang: torch.randint(0, VOCAB, (3, 16), generator=torch.Generator().manual_seed(i))

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from vpd_lite.erase.edits import (
     Direction,
@@ -18,7 +17,7 @@ from vpd_lite.erase.edits import (
 )
 from vpd_lite.method.cross_entropy import language_ce
 
-VOCAB = 64
+from .tiny_models import VOCAB, random_direction, tiny_llama
 
 
 def train_scalar_edit(model, directions, tokens, mask, config):
@@ -27,20 +26,6 @@ def train_scalar_edit(model, directions, tokens, mask, config):
     with edit:
         history = fit_objective(model, [edit.s], tokens, mask, config)
     return edit, history
-
-
-def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64)
-    return LlamaForCausalLM(cfg).eval()
-
-
-def random_direction(model, name: str, c: int = 0, seed: int = 1, scale: float = 1.0) -> Direction:
-    lin = dict(model.named_modules())[name]
-    g = torch.Generator().manual_seed(seed)
-    return Direction(name, c, scale * torch.randn(lin.out_features, generator=g),
-                     scale * torch.randn(lin.in_features, generator=g))
 
 
 TOKENS = torch.randint(0, VOCAB, (2, 12), generator=torch.Generator().manual_seed(3))
