@@ -64,8 +64,8 @@ def dependency_folders() -> list[str]:
     import site
     import sysconfig
 
-    paths = sysconfig.get_paths()
-    found = [paths["purelib"], paths["platlib"], *site.getsitepackages()]
+    scheme = sysconfig.get_paths()  # not `paths`: that name is the vpd_lite.models.paths module here
+    found = [scheme["purelib"], scheme["platlib"], *site.getsitepackages()]
     if site.ENABLE_USER_SITE:
         found.append(site.getusersitepackages())
     return [p for p in dict.fromkeys(found) if Path(p).is_dir() and Path(p).resolve() != ROOT.resolve()]
