@@ -39,7 +39,7 @@ from vpd_lite.erase.report import (
 )
 from vpd_lite.interpret.labels import load_labels
 from vpd_lite.method.checkpoint import load_decomposition
-from vpd_lite.method.devices import torch_threads
+from vpd_lite.method.devices import available_cores, torch_threads
 from vpd_lite.models import paths
 from vpd_lite.models.corpus import load_corpus
 from vpd_lite.models.target import load_target
@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=positive_int, default=1,
                     help="torch intra-op threads for fits and evaluation (default 1: fastest for this small "
                          "model); the edit scan runs on one thread too")
+    ap.add_argument("--workers", type=positive_int, default=None,
+                    help="processes that fit and measure side by side, one thread each (default: the cores "
+                         "this process may use, at most 8; the numbers do not depend on it)")
     args = ap.parse_args(argv)
     if args.work is not None and not args.from_scratch:
         ap.error("--work applies only with --from-scratch")
@@ -118,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = EraseConfig.quick() if quick else EraseConfig()
     if args.seeds is not None:
         config = replace(config, seeds=tuple(range(args.seeds)))
-    config = replace(config, threads=args.threads)
+    config = replace(config, threads=args.threads, workers=args.workers or min(8, available_cores()))
     data = Path(args.data) if args.data else paths.data_dir()
     needs = ("corpus",) if args.from_scratch else ("corpus", "target", "decomposition")
     if args.data is None:

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vpd_lite.erase.edits import LOGIT_POSITIONS, Direction, ScalarEdit, row_scaled_edit_hook, row_slices
+from vpd_lite.erase.workers import fork_map
 from vpd_lite.interpret.ids import ComponentId, component_key
 from vpd_lite.method.checkpoint import atomic_write_bytes, atomic_write_json
 from vpd_lite.method.devices import torch_threads
@@ -329,36 +330,43 @@ def candidates(pre: pd.DataFrame, lang: str, n: int, always: Sequence[str] = ())
 
 
 # ------------------------------------------------------------------------------------------ curves
+def _curve(shared: tuple[nn.Module, Mapping[str, Tensor], Any, int, Mapping[int, Mapping[str, Tensor]]],
+           d: Direction) -> pd.DataFrame:
+    """One direction's rows of :func:`scan_curves` (a ``fork_map`` job)."""
+    model, blocks, s_grid, rows_per_batch, caches = shared
+    key = component_key(d.component)
+    grid = s_grid[key] if isinstance(s_grid, Mapping) else s_grid
+    values = sorted({float(s) for s in grid} | {1.0})
+    df = edit_curve(model, d, values, blocks, caches.get(start_layer(model, d.module)), rows_per_batch)
+    base = df.loc[df["s"] == 1.0].iloc[0]
+    for lang in blocks:
+        df[f"d_{lang}"] = df[f"ce_{lang}"] - base[f"ce_{lang}"]
+    df.insert(0, "layer", module_layer(d.module))
+    df.insert(0, "c", d.c)
+    df.insert(0, "module", d.module)
+    df.insert(0, "component", key)
+    return df
+
+
 def scan_curves(model: nn.Module, directions: Sequence[Direction], blocks: Mapping[str, Tensor],
                 s_grid: Sequence[float] | Mapping[str, Sequence[float]], rows_per_batch: int = 64,
-                progress: bool = False) -> pd.DataFrame:
+                progress: bool = False, workers: int = 1) -> pd.DataFrame:
     """CE per language of every direction's scalar edit at every ``s`` (s = 1 always included).
 
     blocks: {lang: (N, T) token ids} (training text, for choosing); ``s_grid``: one grid for all, or
     {component key: grid}. The residual stream entering each start layer is cached once per language.
+    ``workers`` > 1: that many processes compute the directions' curves side by side (one thread each on a
+    Linux machine; the same numbers, see ``vpd_lite.erase.workers``).
     Returns one row per (component, s), sorted by component order then s, with columns ``component``,
     ``module``, ``c``, ``layer``, ``s``, ``ce_<lang>`` and ``d_<lang>`` (ΔCE = CE at s − CE at s = 1; nats/token).
     """
-    caches: dict[int, dict[str, Tensor]] = {}
-    frames = []
-    for d in tqdm(list(directions), desc="edit scan", disable=not progress, leave=False):
-        key = component_key(d.component)
-        grid = s_grid[key] if isinstance(s_grid, Mapping) else s_grid
-        values = sorted({float(s) for s in grid} | {1.0})
-        layer = start_layer(model, d.module)
-        if layer > 0 and layer not in caches:
-            caches[layer] = {lang: residual_cache(model, ids, layer) for lang, ids in blocks.items()}
-        df = edit_curve(model, d, values, blocks, caches.get(layer), rows_per_batch)
-        base = df.loc[df["s"] == 1.0].iloc[0]
-        for lang in blocks:
-            df[f"d_{lang}"] = df[f"ce_{lang}"] - base[f"ce_{lang}"]
-        df.insert(0, "layer", module_layer(d.module))
-        df.insert(0, "c", d.c)
-        df.insert(0, "module", d.module)
-        df.insert(0, "component", key)
-        frames.append(df)
-    if not frames:
+    directions = list(directions)
+    if not directions:
         raise ValueError("scan_curves needs at least one component")
+    layers = sorted({start_layer(model, d.module) for d in directions} - {0})
+    caches = {layer: {lang: residual_cache(model, ids, layer) for lang, ids in blocks.items()} for layer in layers}
+    frames = fork_map(_curve, directions, (model, blocks, s_grid, rows_per_batch, caches), workers,
+                      torch.get_num_threads(), desc="edit scan", progress=progress)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -507,7 +515,8 @@ class EditScan:
 
 def run_edit_scan(model: nn.Module, directions: Sequence[Direction], blocks: Mapping[str, Tensor],
                   config: ScanConfig | None = None, always: Mapping[str, Sequence[str]] | None = None,
-                  max_d_en: float = 0.05, max_d_other: float = 0.1, progress: bool = True) -> EditScan:
+                  max_d_en: float = 0.05, max_d_other: float = 0.1, progress: bool = True,
+                  workers: int = 1) -> EditScan:
     """The edit scan on training ``blocks`` ({lang: (N, T)}; use training-split text only).
 
     1. :func:`prescreen` every direction (all live components);
@@ -519,7 +528,8 @@ def run_edit_scan(model: nn.Module, directions: Sequence[Direction], blocks: Map
        :func:`best_admissible` again on the merged curves.
 
     Tolerances: :func:`tolerances` with ``max_d_en`` / ``max_d_other``. Runs with ``config.threads`` torch
-    threads (restored afterwards).
+    threads (restored afterwards); ``workers`` > 1 computes the curves in that many processes side by side
+    (:func:`scan_curves`; the same numbers).
     """
 
     config = config or ScanConfig()
@@ -540,7 +550,7 @@ def run_edit_scan(model: nn.Module, directions: Sequence[Direction], blocks: Map
             raise KeyError(f"components {unknown} are not among the scanned directions (not live?)")
         union = list(dict.fromkeys(k for t in config.target_langs for k in cands[t]))
         curves = scan_curves(model, [by_key[k] for k in union], blocks, config.s_grid, config.rows_per_batch,
-                             progress=progress)
+                             progress=progress, workers=workers)
         extra: dict[str, set[float]] = {}
         for t in config.target_langs:
             tol = tolerances(t, langs, max_d_en, max_d_other)
@@ -551,7 +561,7 @@ def run_edit_scan(model: nn.Module, directions: Sequence[Direction], blocks: Map
         extra = {k: v for k, v in extra.items() if v}
         if extra:
             more = scan_curves(model, [by_key[k] for k in extra], blocks, {k: sorted(v) for k, v in extra.items()},
-                               config.rows_per_batch, progress=progress)
+                               config.rows_per_batch, progress=progress, workers=workers)
             more = more[more["s"] != 1.0]
             # ΔCE of the extra rows against the same s = 1 rows as the coarse curves (identical numbers)
             curves = pd.concat([curves, more], ignore_index=True)

@@ -58,6 +58,7 @@ from vpd_lite.erase.edits import (
     train_scalar_edit_restarts,
     uniform_level,
 )
+from vpd_lite.erase.workers import can_fork, fork_map
 from vpd_lite.erase.selection import (
     pick_by_edit,
     pick_by_firing,
@@ -153,6 +154,10 @@ class EraseConfig:
     train_blocks: int | None = 64  # training blocks per language the budgets are drawn from
     harvest_blocks_per_lang: int = HarvestPlan.harvest_blocks  # no matching stats shipped: blocks to harvest
     threads: int | None = 1  # torch threads during fits and evaluation (the scan uses scan.threads, also 1)
+    # processes that fit and evaluate the sweep's (method, objective, budget) items side by side, each on
+    # ``threads`` threads; every item is seeded on its own, so the numbers do not depend on this (Linux only:
+    # elsewhere, or with 1, the sweep runs in this process)
+    workers: int = 1
 
     @classmethod
     def quick(cls, **overrides: Any) -> "EraseConfig":
@@ -229,7 +234,8 @@ def choose_components(cm: nn.Module, stats: ComponentStats, labels: Sequence[Any
     scan_blocks = {lang: b[: config.scan.blocks_per_lang] for lang, b in train.items()}
     scan_cfg = replace(config.scan, target_langs=tuple(langs))
     scan = run_edit_scan(model, component_directions(cm, live), scan_blocks, scan_cfg, always=always,
-                         max_d_en=CLAIM["max_d_en"], max_d_other=CLAIM["max_d_other"], progress=progress)
+                         max_d_en=CLAIM["max_d_en"], max_d_other=CLAIM["max_d_other"], progress=progress,
+                         workers=config.workers)
     picks = {"scalar_edit": pick_by_edit(scan, "de"), **picks}
     rules, why, ranges = {}, {}, {}
     for m, (cid, text) in picks.items():
@@ -247,8 +253,15 @@ def choose_components(cm: nn.Module, stats: ComponentStats, labels: Sequence[Any
 
 
 # ------------------------------------------------------------------------------------------ fitting
-def fit_all(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> list[dict[str, Any]]:
-    """Fit every method at every (objective, budget) of ``config.runs()`` and seed, on training text only.
+def sweep_plan(config: EraseConfig) -> list[tuple[str, str, int]]:
+    """The (method, objective, budget) items of ``config.runs()`` that :func:`fit_all` fits, in order."""
+    return [(m, o, b) for (m, o, b) in config.runs() if m in ALL_METHODS]
+
+
+def fit_all(setup: EraseSetup, config: EraseConfig, progress: bool = True,
+            plan: Sequence[tuple[str, str, int]] | None = None) -> list[dict[str, Any]]:
+    """Fit every method at every (objective, budget) of ``plan`` (default :func:`sweep_plan`) and seed, on
+    training text only.
 
     Single scalars: :func:`vpd_lite.erase.edits.fit_single_scalar` inside the method's search range. Top-16:
     Adam with restarts. LoRA: :func:`vpd_lite.erase.baselines.train_lora_lr_sweep` (lr by the training objective).
@@ -256,7 +269,7 @@ def fit_all(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> li
     train_objective`` and the fitted ``edit``, or for LoRA its adapters as ``lora``, a
     :class:`vpd_lite.erase.baselines.TrainedLora`); never reads ``setup.heldout``."""
     fits: list[dict[str, Any]] = []
-    plan = [(m, o, b) for (m, o, b) in config.runs() if m in ALL_METHODS]
+    plan = sweep_plan(config) if plan is None else plan
     unknown = [m for m in config.methods if m not in ALL_METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {ALL_METHODS}")
@@ -315,11 +328,12 @@ def _scalar_heldout(model: nn.Module, groups: Mapping[str, tuple[Direction, list
 
 
 def evaluate_fits(setup: EraseSetup, fits: Sequence[Mapping[str, Any]], config: EraseConfig,
-                  progress: bool = True) -> pd.DataFrame:
+                  progress: bool = True, before: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Held-out CE per language before and after every fit: one row per fit (``ce_before_<lang>``,
-    ``ce_after_<lang>``, ``uniform``), without the fitted objects."""
+    ``ce_after_<lang>``, ``uniform``), without the fitted objects. ``before``: the unedited model's held-out
+    CE per language if already measured."""
     with torch_threads(config.threads):
-        before = language_ce(setup.model, setup.heldout)
+        before = language_ce(setup.model, setup.heldout) if before is None else before
         groups: dict[str, tuple[Direction, list[float]]] = {}
         for f in fits:
             if "direction" in f:
@@ -343,9 +357,30 @@ def evaluate_fits(setup: EraseSetup, fits: Sequence[Mapping[str, Any]], config: 
     return df
 
 
+def _sweep_item(shared: tuple[EraseSetup, EraseConfig, Mapping[str, float]],
+                item: tuple[str, str, int]) -> pd.DataFrame:
+    """One (method, objective, budget) item of the sweep, fitted and measured (a ``fork_map`` job)."""
+    setup, config, before = shared
+    return evaluate_fits(setup, fit_all(setup, config, progress=False, plan=[item]), config, False, before)
+
+
 def run_sweep(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> pd.DataFrame:
-    """:func:`fit_all` (training text) then :func:`evaluate_fits` (held-out text): one row per run."""
-    return evaluate_fits(setup, fit_all(setup, config, progress), config, progress)
+    """:func:`fit_all` (training text) then :func:`evaluate_fits` (held-out text): one row per run, in the
+    order of :func:`sweep_plan`.
+
+    With ``config.workers > 1`` on Linux, the items run in that many forked processes at once (each on
+    ``config.threads`` threads) and the rows are put back in plan order: the same numbers, since every fit is
+    seeded on its own and evaluated alone."""
+    plan = sweep_plan(config)
+    if config.workers <= 1 or not can_fork():
+        return evaluate_fits(setup, fit_all(setup, config, progress), config, progress)
+    with torch_threads(config.threads):
+        before = language_ce(setup.model, setup.heldout)
+    # Longest items first (LoRA, larger budgets), so that no long item starts last.
+    order = sorted(range(len(plan)), key=lambda i: (plan[i][0] in LORA_METHODS, plan[i][2]), reverse=True)
+    parts = fork_map(_sweep_item, plan, (setup, config, before), config.workers, config.threads or 1, order,
+                     desc="fit and measure", progress=progress)
+    return pd.concat(parts, ignore_index=True)
 
 
 def erase_any_language(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> pd.DataFrame:

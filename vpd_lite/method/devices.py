@@ -7,6 +7,7 @@ Nothing in vpd-lite assumes a GPU. Random numbers are always drawn on the CPU fr
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -51,6 +52,14 @@ def draw_uniform(shape: tuple[int, ...], generator: torch.Generator | None, devi
     """U(0, 1) of ``shape`` drawn on the CPU from ``generator`` (device-independent results), moved to ``device``."""
     u = torch.rand(shape, generator=generator, dtype=dtype)
     return u if device is None or device.type == "cpu" else u.to(device, non_blocking=True)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
