@@ -7,7 +7,7 @@
 Rows (``ROWS``): a full decomposition of the shipped target on 2 threads; ``reproduce --from-scratch`` end to end;
 one VPD step over one forward+backward of the target at the same batch (``bench_decompose.py``, a ratio inside
 each process); the main job (``python -m vpd_lite.reproduce``): its time and the peak memory of its whole
-process tree (the sum of the resident memory of the job and its worker processes, sampled every 0.1 s); and the
+process tree (the sum of the proportional set sizes of the job and its worker processes, so that pages they share count once; sampled every 0.1 s); and the
 README's test command. Each command runs in a fresh process with its outputs in a temporary folder; ``--repeats``
 processes per row (default 3, 1 for the two long rows), and the median is the row's figure.
 
@@ -70,10 +70,14 @@ ROWS: dict[str, Row] = {r.key: r for r in (
 
 
 def _tree_rss(proc: psutil.Process) -> int:
+    """Memory of ``proc`` and its descendants together, in bytes: the sum of their proportional set sizes (PSS:
+    a page shared by k processes counts 1/k in each), so that forked workers' shared pages count once; RSS where
+    the OS gives no PSS."""
     total = 0
     for p in [proc] + proc.children(recursive=True):
         try:
-            total += p.memory_info().rss
+            info = p.memory_full_info()
+            total += getattr(info, "pss", info.rss)
         except psutil.Error:
             pass
     return total

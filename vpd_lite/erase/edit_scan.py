@@ -234,11 +234,48 @@ def edit_curve(model: nn.Module, direction: Direction, s_values: Sequence[float]
 
 
 # ------------------------------------------------------------------------------------------ prescreen
+def _prescreen_language(shared: tuple[nn.Module, list[Direction], int], lang_ids: tuple[str, Tensor]
+                        ) -> tuple[Tensor, Tensor]:
+    """:func:`prescreen`'s sums for one language: (mean square of V_c . x over its tokens, dCE/ds at s = 1),
+    each (n_directions,) float64 (a ``fork_map`` job)."""
+    model, directions, batch_size = shared
+    lang, ids = lang_ids
+    edit = ScalarEdit(model, directions)
+    groups = edit._groups  # {module: (direction indices, V (d_in, k), U (k, d_out))}
+    modules = dict(model.named_modules())
+    sq = torch.zeros(len(directions), dtype=torch.float64)
+    grad = torch.zeros(len(directions), dtype=torch.float64)
+    n_tok = 0
+    for i in range(0, ids.shape[0], batch_size):
+        x = ids[i : i + batch_size]
+        handles = []
+        for name, (idx, V, _) in groups.items():
+
+            def grab(_m, args, _out, idx=idx, V=V) -> None:
+                a = args[0].detach() @ V.to(args[0].dtype)  # (B, T, k)
+                sq[idx] += a.double().pow(2).reshape(-1, a.shape[-1]).sum(0)
+
+            handles.append(modules[name].register_forward_hook(grab))
+        try:
+            with edit:
+                logits = model(input_ids=x, use_cache=False).logits
+                ce = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                                     x[:, 1:].reshape(-1), reduction="sum")
+                (g,) = torch.autograd.grad(ce, edit.s)
+        finally:
+            for h in handles:
+                h.remove()
+        grad += g.double()
+        n_tok += x.shape[0] * x.shape[1]
+    return sq / n_tok, grad / (ids.shape[0] * (ids.shape[1] - 1))
+
+
 def prescreen(model: nn.Module, directions: Sequence[Direction], blocks: Mapping[str, Tensor],
-              batch_size: int = 8, progress: bool = False) -> pd.DataFrame:
+              batch_size: int = 8, progress: bool = False, workers: int = 1) -> pd.DataFrame:
     """Cheap statistics of every component's scalar edit, per language, on the given (training) blocks.
 
-    One forward and backward pass per language for all ``directions`` together:
+    One forward and backward pass per language for all ``directions`` together (the languages in ``workers``
+    processes side by side, the same numbers):
 
     * ``rms_<lang>``: root mean square of the activation ``V_c . x`` over the language's tokens (the edit adds
       ``(s - 1) (V_c . x) U_c``, so this is how strongly the edit reaches that language's text);
@@ -250,39 +287,11 @@ def prescreen(model: nn.Module, directions: Sequence[Direction], blocks: Mapping
     directions = list(directions)
     if not directions:
         raise ValueError("prescreen needs at least one component")
-    edit = ScalarEdit(model, directions)
-    groups = edit._groups  # {module: (direction indices, V (d_in, k), U (k, d_out))}
-    modules = dict(model.named_modules())
-    sq = {lang: torch.zeros(len(directions), dtype=torch.float64) for lang in blocks}
-    grad = {lang: torch.zeros(len(directions), dtype=torch.float64) for lang in blocks}
     was_training = model.training
     model.eval()
     try:
-        for lang, ids in tqdm(blocks.items(), desc="prescreen", disable=not progress, leave=False):
-            n_tok = 0
-            for i in range(0, ids.shape[0], batch_size):
-                x = ids[i : i + batch_size]
-                handles = []
-                for name, (idx, V, _) in groups.items():
-
-                    def grab(_m, args, _out, idx=idx, V=V, lang=lang) -> None:
-                        a = args[0].detach() @ V.to(args[0].dtype)  # (B, T, k)
-                        sq[lang][idx] += a.double().pow(2).reshape(-1, a.shape[-1]).sum(0)
-
-                    handles.append(modules[name].register_forward_hook(grab))
-                try:
-                    with edit:
-                        logits = model(input_ids=x, use_cache=False).logits
-                        ce = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                                             x[:, 1:].reshape(-1), reduction="sum")
-                        (g,) = torch.autograd.grad(ce, edit.s)
-                finally:
-                    for h in handles:
-                        h.remove()
-                grad[lang] += g.double()
-                n_tok += x.shape[0] * x.shape[1]
-            sq[lang] /= n_tok
-            grad[lang] /= ids.shape[0] * (ids.shape[1] - 1)
+        sums = fork_map(_prescreen_language, list(blocks.items()), (model, directions, batch_size), workers,
+                        torch.get_num_threads(), desc="prescreen", progress=progress)
     finally:
         model.train(was_training)
     rows: dict[str, Any] = {
@@ -291,10 +300,10 @@ def prescreen(model: nn.Module, directions: Sequence[Direction], blocks: Mapping
         "c": [d.c for d in directions],
         "layer": [module_layer(d.module) for d in directions],
     }
-    for lang in blocks:
-        rows[f"rms_{lang}"] = sq[lang].sqrt().tolist()
-    for lang in blocks:
-        rows[f"grad_{lang}"] = grad[lang].tolist()
+    for lang, (sq, _) in zip(blocks, sums):
+        rows[f"rms_{lang}"] = sq.sqrt().tolist()
+    for lang, (_, grad) in zip(blocks, sums):
+        rows[f"grad_{lang}"] = grad.tolist()
     return pd.DataFrame(rows)
 
 
@@ -542,7 +551,7 @@ def run_edit_scan(model: nn.Module, directions: Sequence[Direction], blocks: Map
         raise KeyError(f"target language(s) {missing} have no blocks; blocks hold {langs}")
     by_key = {component_key(d.component): d for d in directions}
     with torch_threads(config.threads):
-        pre = prescreen(model, directions, blocks, progress=progress)
+        pre = prescreen(model, directions, blocks, progress=progress, workers=workers)
         cands = {t: candidates(pre, t, config.n_candidates, [k for k in always.get(t, ()) if k in by_key])
                  for t in config.target_langs}
         unknown = [k for t in always for k in always[t] if k not in by_key]

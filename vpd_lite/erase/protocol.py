@@ -383,35 +383,39 @@ def run_sweep(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> 
     return pd.concat(parts, ignore_index=True)
 
 
-def erase_any_language(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> pd.DataFrame:
-    """Erase each language in turn with the primary protocol (edit-scan rule, its search range, primary
-    objective, claim budget, every seed). One row per (erased language, seed): ``erased``, ``seed``,
-    ``component``, ``s``, ``frac_to_uniform`` of the erased language and ``d_<lang>`` held-out ΔCE for all."""
+def _erase_one_language(shared: tuple[EraseSetup, EraseConfig, Mapping[str, float]], lang: str) -> list[dict[str, Any]]:
+    """:func:`erase_any_language`'s rows for one erased language (a ``fork_map`` job)."""
+    setup, config, before = shared
+    d, _, (lo, hi) = setup.any_language[lang]
     b = CLAIM["budget"]
     fits = []
-    with torch_threads(config.threads):
-        for t, (d, why, (lo, hi)) in tqdm(setup.any_language.items(), desc="erase any language",
-                                          disable=not progress, leave=False):
-            for seed in config.seeds:
-                tokens, mask = select_target_tokens(setup.train[t], b, seed=seed)
-                s, val = fit_single_scalar(setup.model, d, tokens, mask, PRIMARY_OBJECTIVE, lo, hi, config.search)
-                fits.append({"erased": t, "seed": seed, "component": component_key(d.component), "s": s,
-                             "train_objective": val, "direction": d})
-        before = language_ce(setup.model, setup.heldout)
-        groups: dict[str, tuple[Direction, list[float]]] = {}
-        for f in fits:
-            groups.setdefault(f["component"], (f["direction"], []))[1].append(f["s"])
-        after = _scalar_heldout(setup.model, groups, setup.heldout)
+    for seed in config.seeds:
+        tokens, mask = select_target_tokens(setup.train[lang], b, seed=seed)
+        s, val = fit_single_scalar(setup.model, d, tokens, mask, PRIMARY_OBJECTIVE, lo, hi, config.search)
+        fits.append({"erased": lang, "seed": seed, "component": component_key(d.component), "s": s,
+                     "train_objective": val, "direction": d})
+    after = _scalar_heldout(setup.model, {component_key(d.component): (d, [f["s"] for f in fits])}, setup.heldout)
     level = uniform_level(setup.vocab_size)
     rows = []
     for f in fits:
         a = after[(f["component"], float(f["s"]))]
-        t = f["erased"]
         row = {k: v for k, v in f.items() if k != "direction"}
-        row["frac_to_uniform"] = (a[t] - before[t]) / (level - before[t])
-        row.update({f"d_{lang}": a[lang] - before[lang] for lang in setup.heldout})
+        row["frac_to_uniform"] = (a[lang] - before[lang]) / (level - before[lang])
+        row.update({f"d_{other}": a[other] - before[other] for other in setup.heldout})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
+
+
+def erase_any_language(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> pd.DataFrame:
+    """Erase each language in turn with the primary protocol (edit-scan rule, its search range, primary
+    objective, claim budget, every seed). One row per (erased language, seed): ``erased``, ``seed``,
+    ``component``, ``s``, ``frac_to_uniform`` of the erased language and ``d_<lang>`` held-out ΔCE for all.
+    The languages run in ``config.workers`` processes side by side (the same numbers)."""
+    with torch_threads(config.threads):
+        before = language_ce(setup.model, setup.heldout)
+        parts = fork_map(_erase_one_language, list(setup.any_language), (setup, config, before), config.workers,
+                         config.threads or 1, desc="erase any language", progress=progress)
+    return pd.DataFrame([row for rows in parts for row in rows])
 
 
 # ------------------------------------------------------------------------------------------ tables
