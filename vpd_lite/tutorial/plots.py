@@ -469,11 +469,11 @@ def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
     short = [short_matrix_name(n) for n in names]
     ax2.bar(short, [metrics["l0_frac_of_C"][n] for n in names], color="#55a868")
     ten = ax2.axhline(0.1, color="#c44e52", ls="--", lw=1, label="10% of C")
-    ax2.set_ylabel("L0 / C (share of components\nactive per token)", fontsize=FONT)
+    ax2.set_ylabel("L0 / C (share of components\nactive per token; lower = sparser)", fontsize=FONT)
     ax2.set_xlabel("matrix", fontsize=FONT)
     ax2.tick_params(labelsize=FONT)
     ax2.tick_params(axis="x", labelrotation=60)
-    ax2.set_title("Sparsity: share of components active per token (lower = sparser)", fontsize=FONT + 1)
+    ax2.set_title("Sparsity: share of components active per token", fontsize=FONT + 1)
     fig.legend(handles=[line, ten], loc="outside lower center", ncols=2, fontsize=FONT)
     return fig
 
