@@ -12,6 +12,50 @@ def test_mode_banner_says_quick_is_a_smoke_test():
     assert "smoke test" not in str(mode_banner(False))
 
 
+def test_inspect_banner_says_exactly_what_quick_mode_changes_there():
+    """Notebook 02 loads the shipped decomposition and statistics in both modes: its banner must not claim that
+    every number differs, only that the ablation effects use less held-out text (numbers from HarvestPlan)."""
+    from vpd_lite.interpret.harvest import HarvestPlan
+    from vpd_lite.tutorial.notebook import mode_banner
+
+    text = str(mode_banner(True, "02_inspect"))
+    plan = HarvestPlan()
+    assert "every number" not in text
+    assert "ablation" in text and f"{plan.quick_heldout_blocks} held-out blocks" in text
+    assert f"instead of {plan.heldout_blocks}" in text
+    assert "shipped ones in both modes" in text
+    assert text in mode_banner(True, "02_inspect")._repr_html_().replace("&#x27;", "'")
+
+
+def test_decompose_banner_names_the_live_runs_settings():
+    from vpd_lite.tutorial.notebook import DEMO_FULL_STEPS, DEMO_QUICK_C, DEMO_QUICK_STEPS, mode_banner
+
+    text = str(mode_banner(True, "01_decompose"))
+    assert f"{DEMO_QUICK_STEPS} steps with {DEMO_QUICK_C} components" in text and f"{DEMO_FULL_STEPS} steps" in text
+
+
+def test_notebooks_pass_their_own_name_to_the_banner():
+    import nbformat
+
+    from tests.tutorial.test_course_scaffolding import ROOT
+
+    for name in ("01_decompose", "02_inspect"):
+        src = "".join(c.source for c in nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4).cells)
+        assert f'notebook.mode_banner(QUICK, "{name}")' in src
+
+
+def test_shipped_edit_pick_is_notebook_04s_component(tmp_path):
+    from vpd_lite.tutorial.notebook import shipped_edit_pick
+
+    (tmp_path / "edit_scan_best.csv").write_text(
+        "component,module,c,layer,target,s_best,gain,worst_other,worst_other_lang,s_lo,s_hi\n"
+        "m.layers.1.v:61,m.layers.1.v,61,1,de,-7.5,3.4,0.07,es,-7.5,7.0\n"
+        "m.layers.1.o:47,m.layers.1.o,47,1,de,-3.0,0.6,0.06,es,-3.0,6.0\n")
+    cid, why = shipped_edit_pick("de", tmp_path)
+    assert cid == ("m.layers.1.v", 61) and "largest training ΔCE" in why
+    assert shipped_edit_pick("de", tmp_path / "missing") is None
+
+
 # ---- no progress bar is left in a cell's output once the work is done
 
 

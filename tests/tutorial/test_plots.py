@@ -173,7 +173,7 @@ def test_summary_figures():
                "l0_frac_of_C": {"model.layers.0.mlp.up_proj": 0.05, "model.layers.1.self_attn.q_proj": 0.02}}
     ax1, ax2 = plot_faithfulness(metrics).axes
     assert [p.get_height() for p in ax1.patches] == [3.1, 3.4]
-    assert [t.get_text() for t in ax2.get_xticklabels()] == ["L0.up_proj", "L1.q_proj"]
+    assert [t.get_text() for t in ax2.get_xticklabels()] == ["L0 up_proj", "L1 q_proj"]
     cats = ["German", "all languages", "German", "mixed (German, French)", "mixed (English, Italian)"]
     ax = plot_label_categories([SimpleNamespace(category=c) for c in cats]).axes[0]
     assert sorted(p.get_width() for p in ax.patches) == [1, 2, 2]
@@ -227,3 +227,145 @@ def test_shorten_never_cuts_inside_a_number_or_word(width):
     assert all(n in numbers for n in re.findall(r"\d+(?:\.\d+)?%?", out))
     assert shorten("fires on 1.5% of tokens", 80) == "fires on 1.5% of tokens"
     assert shorten("fires on 1.5% of tokens", 12) == "fires on…"
+
+
+# ---- readable figures: fonts, legends outside the data, axes that show the gaps, distinct lines
+
+def _font_sizes(fig) -> list[float]:
+    """Every tick label, axis label, title and legend text of a matplotlib figure (visible, non-empty)."""
+    texts = list(fig.legends and [t for lg in fig.legends for t in lg.get_texts()] or [])
+    for ax in fig.axes:
+        texts += ax.get_xticklabels() + ax.get_yticklabels() + [ax.xaxis.label, ax.yaxis.label, ax.title]
+        if ax.get_legend() is not None:
+            texts += ax.get_legend().get_texts()
+    return [t.get_fontsize() for t in texts if t.get_visible() and t.get_text()]
+
+
+def _legend_outside_axes(fig, legend, ax) -> bool:
+    fig.canvas.draw()
+    box, area = legend.get_window_extent(), ax.get_window_extent()
+    return box.x0 >= area.x1 - 1 or box.y1 <= area.y0 + 1 or box.y0 >= area.y1 - 1
+
+
+METRICS = {
+    "ce": {"target": 4.72, "ci_rounded": 4.86, "ci": 4.86, "stochastic": 4.79, "pgd": 5.09, "all_ones": 4.72},
+    "ce_gap": {"ci_rounded": 0.14, "ci": 0.14, "stochastic": 0.07, "pgd": 0.36, "all_ones": 0.0},
+    "kl": {"ci_rounded": 0.18, "ci": 0.19, "stochastic": 0.10, "pgd": 0.41, "all_ones": 0.0},
+    "l0_frac_of_C": {f"model.layers.{i}.self_attn.q_proj": 0.05 for i in (0, 1)},
+    "l0": {f"model.layers.{i}.self_attn.q_proj": 6.1 for i in (0, 1)},
+    "C": {f"model.layers.{i}.self_attn.q_proj": 128 for i in (0, 1)},
+    "dead": {f"model.layers.{i}.self_attn.q_proj": 54 for i in (0, 1)},
+    "faithfulness_residual": {f"model.layers.{i}.self_attn.q_proj": 3e-7 for i in (0, 1)},
+}
+
+
+def test_faithfulness_figure_is_readable_and_shows_the_gap():
+    from vpd_lite.tutorial.plots import plot_faithfulness
+
+    fig = plot_faithfulness(METRICS)
+    assert min(_font_sizes(fig)) >= 11
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    assert 4.5 < lo < 4.72 and hi > 5.09  # the axis starts near the data: a 0.36-nat gap is a third of it
+    assert (5.09 - 4.72) / (hi - lo) > 0.3
+    labels = [t.get_text() for t in ax.texts]
+    assert "+0.360" in labels and "+0.070" in labels  # each bar says its gap to the target
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    assert _legend_outside_axes(fig, fig.legends[0], fig.axes[0])
+    assert fig.get_figwidth() * 100 <= 1000  # fits JupyterLab's column without being scaled down
+
+
+def test_loss_curve_legend_sits_outside_the_curves():
+    fig = plot_loss_curves([{"step": s, "a": 1.0 / (s + 1), "b": 0.5} for s in range(5)])
+    assert _legend_outside_axes(fig, fig.axes[0].get_legend(), fig.axes[0])
+    assert min(_font_sizes(fig)) >= 11
+
+
+def test_firing_frequency_lines_are_distinct_and_the_legend_is_outside():
+    from vpd_lite.interpret.statistics import ComponentStats  # noqa: F401  (type of make_stats' result)
+
+    modules = [f"model.layers.{i}.{kind}" for i in (0, 1) for kind in
+               ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+                "mlp.up_proj", "mlp.down_proj")]
+    acc = StatsAccumulator({m: 3 for m in modules}, ["en"], threshold=0.1, top_k=1, context_left=1,
+                           context_right=1, n_bins=4)
+    acc.update("en", torch.zeros(1, 4, dtype=torch.long), {m: torch.rand(1, 4, 3) for m in modules})
+    fig = plot_firing_frequency(acc.finalize())
+    ax = fig.axes[0]
+    styles = [(line.get_color(), line.get_linestyle()) for line in ax.get_lines()]
+    assert len(styles) == 14 and len(set(styles)) == 14
+    assert len({c for c, _ in styles}) == 7  # one colour per kind of matrix, the line style gives the layer
+    assert _legend_outside_axes(fig, ax.get_legend(), ax)
+    assert min(_font_sizes(fig)) >= 11
+    assert "L1 v_proj" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_heatmap_menu_sits_below_the_title_and_marks_the_highlighted_row():
+    from vpd_lite.tutorial.plots import HEATMAP_TITLE_PX, heatmap_layout
+
+    stats = make_stats()
+    fig = language_heatmap(stats, components=[("m", 1)], highlight={"m:0": "edited in notebook 04"})
+    lay = fig.layout
+    menu = lay.updatemenus[0]
+    plot_h = lay.height - lay.margin.t - lay.margin.b
+    menu_top_px = lay.margin.t - (menu.y - 1) * plot_h  # pixels from the top of the figure
+    assert menu.yanchor == "top" and menu_top_px >= HEATMAP_TITLE_PX  # under the title's two lines
+    assert menu_top_px + 35 <= lay.margin.t - 40  # and above the language axis labels
+    assert lay.title.yref == "container" and (1 - lay.title.y) * lay.height <= 15
+    assert "m:0" in fig.data[0].y  # the highlighted component is added to the rows ...
+    ticktext = dict(zip(lay.yaxis.tickvals, lay.yaxis.ticktext))
+    assert "edited in notebook 04" in ticktext["m:0"] and ticktext["m:1"] == "m:1"  # ... and marked
+    for n in (1, 40, 200):
+        lay_n = heatmap_layout(n)
+        assert lay_n["height"] >= 18 * n + lay_n["top"]
+
+
+# ---- reports as tables, sentences from the same numbers as the figures
+
+def test_metrics_tables():
+    from vpd_lite.tutorial.plots import faithfulness_table, sparsity_table
+
+    t = faithfulness_table(METRICS)
+    assert list(t.index)[:2] == ["target", "ci_rounded"]
+    assert t.loc["pgd", "CE − target"] == pytest.approx(0.37) and t.loc["pgd", "KL to target"] == 0.41
+    s = sparsity_table(METRICS)
+    assert list(s.index) == ["L0 q_proj", "L1 q_proj"] and s.loc["L0 q_proj", "dead"] == 54
+
+
+def test_training_trends_agree_with_the_curve_in_both_directions():
+    from vpd_lite.tutorial.plots import training_trends, trend_sentence
+
+    rising = [{"step": 1, "m": 0.22, "r": 7e-3}, {"step": 300, "m": 0.87, "r": 5e-4}, {"step": 400, "m": 0.83, "r": 4e-4}]
+    t = training_trends(rising, {"m": "importance minimality", "r": "reconstruction"})
+    assert t.loc["reconstruction", "trend"] == "fell"
+    assert t.loc["importance minimality", "trend"] == "rose"  # 0.87 -> 0.83 is within 5 %
+    text = trend_sentence(t)
+    assert "*importance minimality* rose from 0.22 to 0.83" in text and "*reconstruction* fell" in text
+    peaked = rising + [{"step": 4000, "m": 0.36, "r": 1e-4}]
+    t = training_trends(peaked, {"m": "importance minimality"})
+    assert t.loc["importance minimality", "trend"] == "rose, then fell"
+    assert "rose from 0.22 to 0.87 (step 300), then fell to 0.36" in trend_sentence(t)
+    assert training_trends([{"step": 1, "m": 1.0}, {"step": 2, "m": 1.01}], {"m": "x"}).loc["x", "trend"] == "flat"
+
+
+def test_feature_match_table_has_one_row_per_live_component():
+    from vpd_lite.tutorial.plots import feature_match_table
+
+    report = {"linear1": {"live": 2, "dead": 8, "live_components": [3, 7], "best_feature": [0, 4],
+                          "best_cos": [0.98, 0.99]}}
+    t = feature_match_table(report)
+    assert list(t.index) == [("linear1", "c3"), ("linear1", "c7")]
+    assert t.loc[("linear1", "c7"), "best-matching feature"] == 4 and t["dead in matrix"].iloc[0] == 8
+
+
+def test_fires_vs_removal_table_and_sentence_use_the_measured_numbers():
+    from vpd_lite.tutorial.plots import fires_vs_removal_sentence, fires_vs_removal_table
+
+    stats = make_stats()
+    effects = {("m", 0): {"en": 0.001, "de": 0.036, "fr": -0.002}}
+    t = fires_vs_removal_table(stats, effects, "de")
+    rate = stats.firing_rate("m")[:, 0]
+    assert t.loc["m:0", "share of its firing on German"] == pytest.approx(float(rate[1] / rate.sum()))
+    assert t.loc["m:0", "ΔCE German when removed"] == 0.036 and t.loc["m:0", "largest ΔCE elsewhere"] == 0.001
+    text = fires_vs_removal_sentence(t, "de")
+    assert "+0.036 nats/token" in text and f"{float(rate[1] / rate.sum()):.0%} of its firing on German" in text

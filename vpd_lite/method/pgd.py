@@ -116,6 +116,15 @@ def _recon_kind(cm, kind: str | None) -> str:
     return cm.adapter.default_recon_loss if kind is None else kind
 
 
+def signed_ascent_step(sources: Tensor, grad: Tensor, step_size: float) -> Tensor:
+    """One fresh-PGD ascent step on the sources: s <- clamp(s + step_size * sign(dL/ds), 0, 1).
+
+    sources s (..., C) in [0, 1]; grad dL_recon/ds, same shape; returns the new sources (..., C). Moving along the
+    gradient's *sign* (not the gradient) makes every source move by exactly ``step_size`` (or 0 where the
+    gradient is 0); the clamp projects back onto [0, 1]."""
+    return (sources + step_size * grad.sign()).clamp(0.0, 1.0)
+
+
 def fresh_pgd_sources(
     cm, input_ids: Tensor, ci_lower: Mapping[str, Tensor], target_logits: Tensor, config: PGDConfig = PGDConfig(),
     routing: Mapping[str, Tensor] | None = None, with_delta: bool = False, generator: torch.Generator | None = None,
@@ -142,7 +151,7 @@ def fresh_pgd_sources(
         loss, _ = _masked_recon(cm, input_ids, ci_lower, src, dsrc, routing, kind, target, detach_ci=True)
         grads = torch.autograd.grad(loss, leaves)
         with torch.no_grad():
-            new = [(s + config.step_size * g.sign()).clamp(0.0, 1.0) for s, g in zip(leaves, grads)]
+            new = [signed_ascent_step(s, g, config.step_size) for s, g in zip(leaves, grads)]
         names = list(src)
         src = dict(zip(names, new[: len(names)]))
         if dsrc is not None:

@@ -8,4 +8,5 @@ Reading order:
     edit_widget  the edit explorer (dose-response of one component's scalar)
     edit_plots   figures of the erase experiment
     exercises    the notebooks' exercise checks
+    coding       the notebooks' coding-exercise checks (the student's function beside the library's)
 """

@@ -12,6 +12,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
@@ -25,6 +26,7 @@ from vpd_lite.interpret.statistics import (
 from vpd_lite.method.masks import mask_from_sources
 from vpd_lite.models.corpus import lang_name
 
+FONT = 11  # smallest font of every figure: readable when JupyterLab scales a figure to its ~900 px column
 LANG_COLOURS = {"en": "#4c72b0", "de": "#dd8452", "fr": "#55a868", "es": "#c44e52", "it": "#8172b3"}
 
 
@@ -87,7 +89,7 @@ def plot_loss_curves(history: Sequence[Mapping[str, Any]], keys: Sequence[str] |
     """Training curves of a decomposition: each loss term against the step (log scale).
 
     history: list of dicts with a ``"step"`` entry and numeric terms; ``keys`` defaults to every numeric key
-    except ``step``/``lr``/``time``-like bookkeeping.
+    except ``step``/``lr``/``time``-like bookkeeping. The legend sits outside the axes, right of the curves.
     """
     if not history:
         raise ValueError("history is empty: nothing to plot")
@@ -95,38 +97,111 @@ def plot_loss_curves(history: Sequence[Mapping[str, Any]], keys: Sequence[str] |
     if keys is None:
         keys = [k for k, v in history[-1].items() if k not in skip and isinstance(v, (int, float))]
     steps = [h.get("step", i) for i, h in enumerate(history)]
-    fig = Figure(figsize=(7, 3.4))
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
     ax = fig.subplots()
     for k in keys:
         pts = [(s, float(h[k])) for s, h in zip(steps, history) if k in h and h[k] is not None and float(h[k]) > 0]
         if pts:
             ax.plot(*zip(*pts), label=k)
     ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("loss (log scale; KL terms in nats/token)")
-    ax.set_title("Loss terms of the decomposition per training step (log scale)", fontsize=10)
-    ax.legend(fontsize=7, ncols=2)
+    ax.set_xlabel("training step", fontsize=FONT)
+    ax.set_ylabel("loss (log scale;\nKL terms in nats/token)", fontsize=FONT)
+    ax.tick_params(labelsize=FONT)
+    ax.set_title("Loss terms of the decomposition per training step (log scale)", fontsize=FONT + 1)
+    ax.legend(fontsize=FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
 
+def training_trends(history: Sequence[Mapping[str, Any]], keys: Mapping[str, str]) -> pd.DataFrame:
+    """How each logged curve of a training ``history`` moved: one row per ``keys`` entry ({history key: name
+    shown}) with its value at the first logged step, at its turning point (the highest or lowest value, when that
+    lies between the first and last step) and at the last step, and the trend in words: "fell", "rose", "rose,
+    then fell", "fell, then rose" or "flat" (changes within 5 % count as flat). The same numbers the loss-curve
+    figures draw, so a sentence built from this table agrees with the figure in every mode."""
+    rows = []
+    for key, name in keys.items():
+        pts = [(h["step"], float(h[key])) for h in history if h.get(key) is not None and "step" in h]
+        if not pts:
+            continue
+        (s0, v0), (s1, v1) = pts[0], pts[-1]
+        hi = max(pts, key=lambda p: p[1])
+        lo = min(pts, key=lambda p: p[1])
+
+        def moved(a: float, b: float) -> bool:  # b differs from a by more than 5 %
+            return abs(b - a) > 0.05 * max(abs(a), abs(b), 1e-30)
+
+        turn = None
+        if moved(v0, hi[1]) and moved(v1, hi[1]) and hi[1] > max(v0, v1):
+            turn, trend = hi, "rose, then fell"
+        elif moved(v0, lo[1]) and moved(v1, lo[1]) and lo[1] < min(v0, v1):
+            turn, trend = lo, "fell, then rose"
+        else:
+            trend = "flat" if not moved(v0, v1) else ("fell" if v1 < v0 else "rose")
+        rows.append({"curve": name, "first step": s0, "first value": v0,
+                     "turning step": turn[0] if turn else None, "turning value": turn[1] if turn else None,
+                     "last step": s1, "last value": v1, "trend": trend})
+    return pd.DataFrame(rows).set_index("curve")
+
+
+def trend_sentence(trends: pd.DataFrame) -> str:
+    """One sentence (Markdown) from :func:`training_trends`: "In this run, between step a and step b: *X* fell
+    from .. to ..; *Y* rose from .. to .. (step ..), then fell to ..."."""
+    if trends.empty:
+        return "This run logged no curve to describe."
+
+    def part(name: str, r: Mapping[str, Any]) -> str:
+        if r["trend"] == "flat":
+            return f"*{name}* stayed at about {r['last value']:.3g}"
+        if r["turning step"] is None or pd.isna(r["turning step"]):
+            return f"*{name}* {r['trend']} from {r['first value']:.3g} to {r['last value']:.3g}"
+        first, then = r["trend"].split(", then ")
+        return (f"*{name}* {first} from {r['first value']:.3g} to {r['turning value']:.3g} (step "
+                f"{int(r['turning step'])}), then {then} to {r['last value']:.3g}")
+
+    first, last = int(trends["first step"].min()), int(trends["last step"].max())
+    return (f"**In this run**, between step {first} and step {last}: "
+            + "; ".join(part(n, r) for n, r in trends.iterrows()) + ".")
+
+
 # ------------------------------------------------------------------------------------ component statistics
+MATRIX_COLOURS = {"q_proj": "#4c72b0", "k_proj": "#dd8452", "v_proj": "#55a868", "o_proj": "#c44e52",
+                  "gate_proj": "#8172b3", "up_proj": "#937860", "down_proj": "#222222"}
+LAYER_STYLES = ("-", "--", ":", "-.")
+
+
+def short_matrix_name(module: str) -> str:
+    """"model.layers.1.self_attn.v_proj" -> "L1 v_proj" (names without a layer number come back unchanged)."""
+    parts = module.split(".")
+    layer = next((p for p in parts if p.isdigit()), None)
+    return module if layer is None else f"L{layer} {parts[-1]}"
+
+
 def plot_firing_frequency(stats: ComponentStats, modules: Sequence[str] | None = None) -> Figure:
-    """Per matrix, every component's firing frequency sorted high -> low (log scale); dead ones are not drawn."""
+    """Per matrix, every component's firing frequency sorted high -> low (log scale); dead ones are not drawn.
+
+    Colour = the matrix's kind (q, k, v, o, gate, up, down), line style = its layer, so every line has its own
+    (colour, style) pair; the legend sits outside the axes, right of the lines, with short names ("L1 v_proj")."""
     modules = list(modules or stats.modules)
-    fig = Figure(figsize=(7, 3.4))
+    fig = Figure(figsize=(9, 4.2), layout="constrained")
     ax = fig.subplots()
+    fallback = iter(["#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#9edae5", "#ff9896"] * 4)
     for m in modules:
         f = stats.firing_frequency(m).sort(descending=True).values
         f = f[f > 0]
         if f.numel():
-            ax.plot(range(1, f.numel() + 1), f.numpy(), label=m, lw=1)
+            layer = next((int(p) for p in m.split(".") if p.isdigit()), 0)
+            colour = MATRIX_COLOURS.get(m.split(".")[-1]) or next(fallback)
+            ax.plot(range(1, f.numel() + 1), f.numpy(), label=short_matrix_name(m), lw=1.5, color=colour,
+                    ls=LAYER_STYLES[layer % len(LAYER_STYLES)])
     ax.set_yscale("log")
     ax.set_xscale("log")
-    ax.set_xlabel("component rank within its matrix")
-    ax.set_ylabel("firing frequency (fraction of tokens)")
-    ax.set_title(f"Few components fire often, most fire rarely (CI > {stats.threshold:g})")
-    if len(modules) <= 16:
-        ax.legend(fontsize=6, ncols=2)
+    ax.tick_params(labelsize=FONT)
+    ax.set_xlabel("component rank within its matrix (log scale)", fontsize=FONT)
+    ax.set_ylabel("firing frequency\n(fraction of tokens, log scale)", fontsize=FONT)
+    ax.set_title(f"Few components fire often, most fire rarely (CI > {stats.threshold:g})", fontsize=FONT + 1)
+    ax.legend(fontsize=FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              ncols=2 if len(modules) > 8 else 1, title="matrix (colour: kind,\nline: layer)",
+              title_fontsize=FONT)
     return fig
 
 
@@ -203,11 +278,28 @@ def heatmap_title(key: str) -> str:
            f"<sup>rows sorted: {sort_label(key)}</sup>"
 
 
+HEATMAP_TITLE_PX = 60  # the title's two lines, from the top of the figure
+HEATMAP_MENU_PX = 70  # the sort menu's top edge, from the top of the figure (below the title)
+
+
+def heatmap_layout(n_rows: int) -> dict[str, float]:
+    """Pixel layout of the language heatmap with ``n_rows`` rows: ``height``, ``top`` and ``bottom`` margins (px),
+    ``title_y`` (container fraction of the title's top edge) and ``menu_y`` (paper fraction of the menu's top
+    edge, i.e. measured from the bottom of the rows in units of their height), so that the menu sits
+    ``HEATMAP_MENU_PX`` below the figure's top, under the title and above the language axis."""
+    top, bottom = 170, 30
+    height = max(380, 18 * n_rows + top + bottom)
+    plot_h = height - top - bottom
+    return {"height": height, "top": top, "bottom": bottom, "title_y": 1 - 8 / height,
+            "menu_y": 1 + (top - HEATMAP_MENU_PX) / plot_h}
+
+
 def language_heatmap(
     stats: ComponentStats,
     components: Sequence[ComponentId] | None = None,
     sort_by: str = "de",
     max_components: int = 60,
+    highlight: Mapping[ComponentId | str, str] | None = None,
 ):
     """Interactive plotly heatmap: components (rows) x languages (columns), colour = the language's share of the
     component's firing rate (each row sums to 1; the rate itself is in the hover text).
@@ -215,6 +307,11 @@ def language_heatmap(
     The menu re-sorts the rows by specificity to any language (:func:`~vpd_lite.interpret.statistics.specificity_scores`,
     ties by that language's firing rate) or by overall frequency; the menu's active entry and the title always
     name the order shown. ``components`` defaults to :func:`heatmap_components`. Every row is labelled.
+    ``highlight`` ({component: note}) adds those components to the rows if missing and marks their row labels
+    in bold with the note ("◀ edited in notebook 04").
+
+    Layout, top to bottom: the title, the sort menu (top left, below the title), the language axis, the rows;
+    the menu's position is computed in pixels, so it never covers the title whatever the number of rows.
     """
     import plotly.graph_objects as go
 
@@ -222,6 +319,8 @@ def language_heatmap(
         raise KeyError(f"sort_by {sort_by!r} is not a harvested language {stats.langs} or 'frequency'")
     cids = [parse_component_id(c) for c in (components if components is not None
                                             else heatmap_components(stats, max_components))]
+    marks = {parse_component_id(c): note for c, note in (highlight or {}).items()}
+    cids += [c for c in marks if c not in cids]
     L = len(stats.langs)
     rates = torch.stack([stats.firing_rate(m)[:, c] for m, c in cids]) if cids else torch.zeros(0, L)  # (N, L)
     spec = torch.stack([specificity_scores(stats, m)[:, c] for m, c in cids]) if cids else torch.zeros(0, L)
@@ -251,14 +350,17 @@ def language_heatmap(
     ))
     buttons = [{"label": sort_label(k), "method": "update",
                 "args": [columns(order(k)), {"title.text": heatmap_title(k)}]} for k in keys]
+    ticktext = [f"<b>{n} ◀ {marks[c]}</b>" if c in marks else n for c, n in zip(cids, names)]
+    layout = heatmap_layout(len(names))
     fig.update_layout(
-        title={"text": heatmap_title(sort_by)},
-        xaxis={"title": "language", "side": "top"},
+        title={"text": heatmap_title(sort_by), "x": 0.0, "xanchor": "left", "xref": "container",
+               "y": layout["title_y"], "yanchor": "top", "yref": "container", "pad": {"l": 10}},
+        xaxis={"title": "language", "side": "top", "tickfont": {"size": 12}},
         yaxis={"title": "component (matrix:index)", "autorange": "reversed", "tickmode": "array",
-               "tickvals": names, "ticktext": names, "tickfont": {"size": 10}, "automargin": True},
-        height=max(350, 18 * len(names) + 180), margin={"t": 130},
+               "tickvals": names, "ticktext": ticktext, "tickfont": {"size": 11}, "automargin": True},
+        font={"size": 12}, height=layout["height"], margin={"t": layout["top"], "b": layout["bottom"]},
         updatemenus=[{"buttons": buttons, "active": keys.index(sort_by), "direction": "down",
-                      "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom", "pad": {"b": 40}}],
+                      "x": 0.0, "xanchor": "left", "y": layout["menu_y"], "yanchor": "top", "pad": {"t": 0}}],
     )
     return fig
 
@@ -343,28 +445,103 @@ def plot_target_ce(rows: Sequence[Mapping[str, Any]]) -> Figure:
 
 def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
     """Two panels from ``vpd_lite.method.evaluate.evaluate_decomposition``: CE under each kind of mask vs the target,
-    and L0 / C per matrix."""
-    fig = Figure(figsize=(11, 3.4))
-    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.6]})
+    and L0 / C per matrix.
+
+    The CE axis starts just below the smallest value (not at 0, where a gap of a few tenths of a nat would be
+    invisible) and every bar is labelled with its gap to the target; one shared legend sits under the panels."""
+    fig = Figure(figsize=(10, 4.6), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 1.5])
     kinds = list(metrics["ce_gap"])
-    ax1.bar(kinds, [metrics["ce"][k] for k in kinds], color="#4c72b0")
-    ax1.axhline(metrics["ce"]["target"], color="black", ls="--", lw=1, label=f"target {metrics['ce']['target']:.3f}")
-    ax1.set_ylabel("held-out CE (nats/token)")
-    ax1.set_xlabel("mask")
-    ax1.tick_params(axis="x", labelrotation=30, labelsize=7)
-    ax1.set_title("CE under masks: close to the target = faithful", fontsize=9)
-    ax1.legend(fontsize=7)
+    ce = [metrics["ce"][k] for k in kinds]
+    target = metrics["ce"]["target"]
+    bars = ax1.bar(kinds, ce, color="#4c72b0")
+    line = ax1.axhline(target, color="black", ls="--", lw=1, label=f"target CE {target:.3f} nats/token")
+    ax1.bar_label(bars, [f"{metrics['ce_gap'][k]:+.3f}" for k in kinds], fontsize=FONT, padding=2)
+    lo, hi = min(ce + [target]), max(ce + [target])
+    span = max(hi - lo, 0.05)
+    ax1.set_ylim(lo - 0.25 * span, hi + 0.3 * span)
+    ax1.set_ylabel("held-out CE (nats/token)\n(axis does not start at 0)", fontsize=FONT)
+    ax1.set_xlabel("mask (bar label: CE − target)", fontsize=FONT)
+    ax1.tick_params(labelsize=FONT)
+    ax1.tick_params(axis="x", labelrotation=35)
+    ax1.set_title("CE under masks: close to the target = faithful", fontsize=FONT + 1)
     names = list(metrics["l0_frac_of_C"])
-    short = [n.replace("model.layers.", "L").replace("self_attn.", "").replace("mlp.", "") for n in names]
+    short = [short_matrix_name(n) for n in names]
     ax2.bar(short, [metrics["l0_frac_of_C"][n] for n in names], color="#55a868")
-    ax2.axhline(0.1, color="#c44e52", ls="--", lw=1, label="10% of C")
-    ax2.set_ylabel("L0 / C (fraction of components active per token)")
-    ax2.set_xlabel("matrix")
-    ax2.tick_params(axis="x", labelrotation=60, labelsize=7)
-    ax2.set_title("Sparsity: share of components active per token (lower = sparser)", fontsize=9)
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
+    ten = ax2.axhline(0.1, color="#c44e52", ls="--", lw=1, label="10% of C")
+    ax2.set_ylabel("L0 / C (share of components\nactive per token; lower = sparser)", fontsize=FONT)
+    ax2.set_xlabel("matrix", fontsize=FONT)
+    ax2.tick_params(labelsize=FONT)
+    ax2.tick_params(axis="x", labelrotation=60)
+    ax2.set_title("Sparsity: share of components active per token", fontsize=FONT + 1)
+    fig.legend(handles=[line, ten], loc="outside lower center", ncols=2, fontsize=FONT)
     return fig
+
+
+def faithfulness_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """``evaluate_decomposition``'s CE and KL per kind of mask as a table: one row per mask kind (target first),
+    columns CE (nats/token), CE − target and KL to the target (nats/token; MSE for non-LM models)."""
+    rec = metrics.get("recon_loss", "kl")
+    kinds = ["target"] + [k for k in metrics["ce_gap"] if k != "target"]
+    rows = {k: {"CE (nats/token)": metrics["ce"][k], "CE − target": metrics["ce"][k] - metrics["ce"]["target"],
+                f"{rec.upper()} to target": (metrics[rec].get(k, 0.0) if k != "target" else 0.0)} for k in kinds}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("masks")
+
+
+def sparsity_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """``evaluate_decomposition``'s per-matrix numbers as a table: C, L0 (components with CI above the threshold
+    per token), L0 / C, dead components and the faithfulness residual, one row per matrix (short names)."""
+    rows = {short_matrix_name(n): {"C": metrics["C"][n], "L0": metrics["l0"][n], "L0 / C": metrics["l0_frac_of_C"][n],
+                                   "dead": metrics["dead"][n], "residual": metrics["faithfulness_residual"][n]}
+            for n in metrics["l0"]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("matrix")
+
+
+def feature_match_table(report: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """``vpd_lite.models.toy_models.feature_match`` output as a table: one row per live component (matrix,
+    component index) with its best-matching true feature and the |cos| of its hidden-space direction with it;
+    the count of live and dead components per matrix is in the columns "live in matrix" / "dead in matrix"."""
+    rows = []
+    for name, r in report.items():
+        for c, feat, cos in zip(r["live_components"], r["best_feature"], r["best_cos"]):
+            rows.append({"matrix": name, "component": f"c{c}", "best-matching feature": int(feat),
+                         "|cos|": float(cos), "live in matrix": r["live"], "dead in matrix": r["dead"]})
+    return pd.DataFrame(rows).set_index(["matrix", "component"])
+
+
+def fires_vs_removal_table(stats: ComponentStats, effects: Mapping[ComponentId | str, Mapping[str, float]],
+                           lang: str = "de") -> pd.DataFrame:
+    """Where components fire beside what removing them does, one row per component of ``effects``
+    ({component: {lang: ΔCE when removed}}, from ``vpd_lite.interpret.ablation.ablation_effect``):
+    the share of its firing rate that falls on ``lang`` (as in the heatmap), the fraction of ``lang`` tokens it
+    fires on, the ΔCE of ``lang`` when it is removed (nats/token) and the largest ΔCE of another language."""
+    rows = {}
+    for cid, eff in effects.items():
+        module, c = parse_component_id(cid)
+        rate = stats.firing_rate(module)[:, c]  # (L,) fraction of each language's tokens it fires on
+        li = stats.langs.index(lang)
+        total = float(rate.sum())
+        others = [v for k, v in eff.items() if k != lang]
+        rows[component_key((module, c))] = {
+            f"share of its firing on {lang_name(lang)}": float(rate[li]) / total if total > 0 else 0.0,
+            f"fires on (fraction of {lang_name(lang)} tokens)": float(rate[li]),
+            f"ΔCE {lang_name(lang)} when removed": float(eff[lang]),
+            "largest ΔCE elsewhere": max(others) if others else float("nan")}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("component")
+
+
+def fires_vs_removal_sentence(table: pd.DataFrame, lang: str = "de") -> str:
+    """One Markdown sentence per row of :func:`fires_vs_removal_table`, with its numbers: "**X** puts 98 % of
+    its firing on German and fires on 31 % of German tokens; removing it changes German CE by +0.036
+    nats/token (at most +0.004 elsewhere)."""
+    name = lang_name(lang)
+    out = []
+    for key, r in table.iterrows():
+        out.append(f"**{key}** puts {r[f'share of its firing on {name}']:.0%} of its firing on {name} and fires "
+                   f"on {r[f'fires on (fraction of {name} tokens)']:.0%} of {name} tokens; removing it changes "
+                   f"{name} CE by {r[f'ΔCE {name} when removed']:+.3f} nats/token (at most "
+                   f"{r['largest ΔCE elsewhere']:+.3f} in another language).")
+    return " ".join(out)
 
 
 def plot_label_categories(labels: Sequence[Any]) -> Figure:
