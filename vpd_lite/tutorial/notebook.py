@@ -41,26 +41,32 @@ def mode_text(quick: bool) -> str:
 
 
 class ModeBanner:
-    """Displays :func:`mode_text` as a coloured box in a notebook, as plain text elsewhere."""
+    """Displays :func:`mode_text` (or a notebook's own ``quick_text``) as a coloured box in a notebook, as plain
+    text elsewhere."""
 
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, quick_text: str | None = None) -> None:
         self.quick = bool(quick)
+        self.quick_text = quick_text
 
     def __str__(self) -> str:
+        if self.quick and self.quick_text:
+            return self.quick_text
         return mode_text(self.quick)
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
         colour, border = ("#fff4e5", "#b26a00") if self.quick else ("#eef6ee", "#2e7d32")
+        heading = ("QUICK MODE — smoke test" if not self.quick_text else "Quick mode") if self.quick else "Full mode"
         return (f"<div style='background:{colour};border-left:4px solid {border};padding:6px 10px'>"
-                f"<b>{'QUICK MODE — smoke test' if self.quick else 'Full mode'}</b><br>"
-                f"{html.escape(mode_text(self.quick))}</div>")
+                f"<b>{heading}</b><br>{html.escape(str(self))}</div>")
 
 
-def mode_banner(quick: bool) -> ModeBanner:
-    """The banner a notebook's first cell ends with: in quick mode it says the numbers are a smoke test."""
-    return ModeBanner(quick)
+def mode_banner(quick: bool, quick_text: str | None = None) -> ModeBanner:
+    """The banner a notebook's first cell ends with: in quick mode it says the numbers are a smoke test, or, when
+    a notebook passes ``quick_text``, exactly what quick mode changes in that notebook (for a notebook whose numbers
+    quick mode does not change)."""
+    return ModeBanner(quick, quick_text)
 
 
 
