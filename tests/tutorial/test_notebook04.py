@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from vpd_lite.tutorial import exercises
+from vpd_lite.tutorial import coding, exercises
 
 NB = Path(__file__).resolve().parents[2] / "notebooks" / "04_erase_german.ipynb"
 
@@ -39,9 +39,13 @@ def test_rule_is_stated_before_any_held_out_number():
 def test_exercises_have_collapsed_solutions_and_existing_checks():
     cs = cells()
     solutions = [c for c in cs if c.cell_type == "markdown" and "<details><summary>Solution</summary>" in c.source]
-    checks = re.findall(r"exercises\.(check_\w+)\(my_answer", "\n".join(c.source for c in cs if c.cell_type == "code"))
-    assert 2 <= len(solutions) <= 3 and len(checks) == len(solutions)
+    code = "\n".join(c.source for c in cs if c.cell_type == "code")
+    checks = re.findall(r"exercises\.(check_\w+)\(my_answer", code)
+    coding_checks = re.findall(r"coding\.(check_\w+)\(", code)
+    assert 2 <= len(checks) <= 3 and 2 <= len(coding_checks) <= 3
+    assert len(checks) + len(coding_checks) == len(solutions)
     assert all(callable(getattr(exercises, name)) for name in checks)
+    assert all(callable(getattr(coding, name)) for name in coding_checks)
     assert all("my_answer = None" in c.source for c in cs if c.cell_type == "code" and "my_answer" in c.source)
 
 

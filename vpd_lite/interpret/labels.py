@@ -339,20 +339,32 @@ def llm_label_components(
 
 
 # ------------------------------------------------------------------------------------- tables, provenance, CLI
-def labels_table(labels: Sequence[ComponentLabel], n: int | None = 20):
-    """A pandas DataFrame of the first ``n`` labels (component, category, specificity, frequency, label)."""
+def labels_table(labels: Sequence[ComponentLabel], n: int | None = 20, lang: str | None = None):
+    """A pandas DataFrame of the first ``n`` labels (component, category, specificity, frequency, label). With
+    ``lang`` (a language code) a column "fires on <Language>" after the category: each component's firing rate on
+    that language (fraction of its tokens), the ranking of :func:`search_labels` for a language query."""
     import pandas as pd
 
-    rows = [{"component": lab.component, "category": lab.category, "specificity": round(lab.specificity, 3),
-             "frequency": round(lab.frequency, 4), "label": lab.label} for lab in list(labels)[:n]]
-    return pd.DataFrame(rows, columns=["component", "category", "specificity", "frequency", "label"])
+    head = ["component", "category"] + ([f"fires on {lang_name(lang)}"] if lang else [])
+    cols = head + ["specificity", "frequency", "label"]
+    rows = []
+    for lab in list(labels)[:n]:
+        row = {"component": lab.component, "category": lab.category}
+        if lang:
+            row[f"fires on {lang_name(lang)}"] = round(lab.rates.get(lang, 0.0), 4)
+        row.update({"specificity": round(lab.specificity, 3), "frequency": round(lab.frequency, 4),
+                    "label": lab.label})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
 
 
-def show_labels(labels: Sequence[ComponentLabel], n: int | None = 20):
+def show_labels(labels: Sequence[ComponentLabel], n: int | None = 20, lang: str | None = None):
     """:func:`labels_table` for display in a notebook: the whole label text, wrapped (a plain DataFrame's display
-    cuts long cells at 50 characters, even inside a number), left-aligned, no index column."""
-    return (labels_table(labels, n).style.hide(axis="index")
-            .format({"specificity": "{:.2f}", "frequency": "{:.2%}"})
+    cuts long cells at 50 characters, even inside a number), left-aligned, no index column. ``lang``: as in
+    :func:`labels_table` (pass the language you searched for, to show the column the search ranks by)."""
+    rates = {f"fires on {lang_name(lang)}": "{:.1%}"} if lang else {}
+    return (labels_table(labels, n, lang).style.hide(axis="index")
+            .format({"specificity": "{:.2f}", "frequency": "{:.2%}", **rates})
             .set_properties(subset=["label"], **{"text-align": "left", "white-space": "normal"}))
 
 

@@ -5,30 +5,39 @@ Every coding exercise ends with a cell like::
 
     def stochastic_mask(g, r):
         ...  # your code: return a tensor of the same shape as g
-    coding.check_stochastic_mask(stochastic_mask)
+    exercises.check_stochastic_mask(stochastic_mask)
 
 ``compare_functions`` does the work of every such check: for each small input it calls both functions and
 compares, in this order, what came back (a tensor?), its shape, its values and -- when the inputs are
-differentiable -- the gradient of a fixed random projection of the output with respect to each input. The first
-difference found is the message (with a hint when the answer matches a typical mistake); a function that still returns ``...`` or ``None`` (or raises
-``NotImplementedError``) gets "not written yet". A check never raises on the student's mistakes: an exception
+differentiable -- the gradient of a fixed random projection of the output with respect to each input. A function
+whose result is not a tensor is compared the same way: a ``{name: number}`` dict (ΔCE per language, shares per
+language) key by key, anything else (a category name) by equality. The first difference found is the message
+(with a hint when the answer matches a typical mistake); a function that still returns ``...`` or ``None`` (or
+raises ``NotImplementedError``) gets "not written yet". A check never raises on the student's mistakes: an exception
 inside the student's function is reported as a message, so a notebook always runs top to bottom.
 
-The reference of every check is the library's own code (``vpd_lite.method``), called through at most a thin
+The reference of every check is the library's own code (``vpd_lite.method``, ``interpret``, ``erase``), called through at most a thin
 adapter that fixes the argument order; a check never re-implements what it checks.
 
 Sections, one per notebook: ``# ---- notebook 01`` (the stochastic mask, the rank-1 components' output, the
-leaky hard sigmoid's gradient), ``# ---- notebook 02`` (importance minimality, one PGD ascent step).
+leaky hard sigmoid's gradient), ``# ---- notebook 02`` (importance minimality, one PGD ascent step),
+``# ---- notebook 03`` (language profile, category rule), ``# ---- notebook 04`` (the scalar edit, one edit-scan
+column).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from vpd_lite.erase.edit_scan import scan_curves
+from vpd_lite.erase.edits import Direction, row_scaled_edit_hook
+from vpd_lite.interpret.labels import categorize
+from vpd_lite.interpret.statistics import ComponentStats, language_specificity, live_components
 from vpd_lite.method.causal_importance import lower_leaky_hard_sigmoid
 from vpd_lite.method.components import LinearComponents
 from vpd_lite.method.losses import importance_minimality_loss
@@ -40,6 +49,8 @@ from vpd_lite.tutorial.exercises import Check, correct, not_quite
 def _describe(x: Any) -> str:
     if isinstance(x, Tensor):
         return f"a tensor of shape {tuple(x.shape)}"
+    if isinstance(x, Mapping):
+        return f"a dict with keys {list(x)}"[:80]
     return f"{type(x).__name__} {x!r}"[:80]
 
 
@@ -56,16 +67,42 @@ def _prepare(args: Sequence[Any], grad_args: Sequence[int]) -> list[Any]:
     return out
 
 
-def _first_difference(mine: Tensor, ref: Tensor, atol: float, rtol: float) -> str | None:
-    """None when ``mine`` matches ``ref``; else "largest difference D at index I: yours a, expected b"."""
+def _first_difference(mine: Tensor, ref: Tensor, atol: float, rtol: float,
+                      names: Sequence[str] | None = None) -> str | None:
+    """None when ``mine`` matches ``ref``; else "largest difference D at index I: yours a, expected b" (with
+    ``names``, one per entry of a 1-D ``ref``: "at 'de'" instead of the index)."""
     close = torch.isclose(mine, ref, atol=atol, rtol=rtol, equal_nan=True)
     if bool(close.all()):
         return None
     diff = (mine - ref).abs().nan_to_num(float("inf"))
     flat = int(diff.reshape(-1).argmax())
     index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), mine.shape)) if mine.dim() else ()
-    return (f"largest difference {float(diff.reshape(-1)[flat]):.3g} at index {index}: yours "
+    where = f"{names[flat]!r}" if names is not None else f"index {index}"
+    return (f"largest difference {float(diff.reshape(-1)[flat]):.3g} at {where}: yours "
             f"{float(mine.reshape(-1)[flat]):.4g}, expected {float(ref.reshape(-1)[flat]):.4g}")
+
+
+def _plain_difference(mine: Any, ref: Any, what: str, atol: float, rtol: float) -> str | None:
+    """None when a non-tensor result ``mine`` matches ``ref``; else what differs. ``ref`` a ``{name: number}``
+    mapping: the same keys, then the values (as :func:`_first_difference`, named by key); otherwise equality."""
+    if isinstance(ref, Mapping):
+        if not isinstance(mine, Mapping):
+            return f"your function returned {_describe(mine)}; {what} should be a dict with keys {list(ref)}"
+        if set(mine) != set(ref):
+            missing, extra = [k for k in ref if k not in mine], [k for k in mine if k not in ref]
+            return (f"keys: yours are {list(mine)}, {what} has {list(ref)}"
+                    + (f" (missing {missing})" if missing else "") + (f" (not expected {extra})" if extra else ""))
+        keys = list(ref)
+        try:
+            values = torch.tensor([float(mine[k]) for k in keys], dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            return f"the values of your dict should be numbers; yours are {[_describe(mine[k]) for k in keys]}"
+        diff = _first_difference(values, torch.tensor([float(ref[k]) for k in keys], dtype=torch.float64),
+                                 atol, rtol, names=keys)
+        return None if diff is None else f"value: {diff}"
+    if isinstance(mine, Tensor) or type(mine) is not type(ref):
+        return f"your function returned {_describe(mine)}; {what} should be {_describe(ref)}"
+    return None if mine == ref else f"yours is {mine!r}, expected {ref!r}"
 
 
 def _hint(mine: Tensor, case: Sequence[Any], hints: Sequence[tuple[Callable[..., Tensor], str]],
@@ -79,6 +116,7 @@ def _hint(mine: Tensor, case: Sequence[Any], hints: Sequence[tuple[Callable[...,
     return ""
 
 
+
 def compare_functions(
     student: Callable[..., Any],
     reference: Callable[..., Tensor],
@@ -90,19 +128,23 @@ def compare_functions(
     atol: float = 1e-5,
     rtol: float = 1e-4,
     on_success: str = "",
+    case_names: Sequence[str] | None = None,
     hints: Sequence[tuple[Callable[..., Tensor], str]] = (),
 ) -> Check:
     """Run ``student(*case)`` and ``reference(*case)`` on every case and report the first difference.
 
     Args:
         student: the student's function.
-        reference: the library's function with the same signature, returning a tensor.
+        reference: the library's function with the same signature, returning a tensor, a ``{name: number}``
+            dict or another value compared by equality (a str).
         cases: argument tuples, small tensors (and numbers); each is copied before each call.
         what: what the function computes, for the messages ("the stochastic mask").
         arg_names: the parameter names, for the gradient messages ("g", "r").
         grad_args: positions of the arguments whose gradient is compared (floating tensors only).
         atol, rtol: tolerances of ``torch.isclose`` for values and gradients.
         on_success: a sentence added to the "Correct" message (what to notice next).
+        case_names: one short description per case for the messages ("the German component"); default
+            "test input k of n".
         hints: (typical wrong answer, hint) pairs: when the student's values match a wrong answer's on the case
             that differs, its hint is added to the message (a hint names the mistake, not the solution).
 
@@ -112,7 +154,10 @@ def compare_functions(
         (largest difference, its index, both values), the gradient with respect to which argument.
     """
     for k, case in enumerate(cases):
-        where = "" if len(cases) == 1 else f" (test input {k + 1} of {len(cases)})"
+        if case_names is not None:
+            where = f" (on {case_names[k]})"
+        else:
+            where = "" if len(cases) == 1 else f" (test input {k + 1} of {len(cases)})"
         mine_args = _prepare(case, grad_args)
         try:
             mine = student(*mine_args)
@@ -120,11 +165,18 @@ def compare_functions(
             return not_quite(f"{what} is not written yet: replace the `...` in the cell with your code.")
         except Exception as e:  # the student's bug, shown as a message, never raised
             return not_quite(f"your function raised {type(e).__name__}: {e}{where}.")
-        if mine is None or mine is Ellipsis:
-            return not_quite(f"{what} is not written yet: your function returned {mine!r}; make it return a "
-                             "tensor.")
         ref_args = _prepare(case, grad_args)
         ref = reference(*ref_args)
+        if mine is None or mine is Ellipsis:
+            kind = ("a tensor" if isinstance(ref, Tensor) else "a dict {name: number}" if isinstance(ref, Mapping)
+                    else f"a {type(ref).__name__}")
+            return not_quite(f"{what} is not written yet: your function returned {mine!r}; make it return "
+                             f"{kind}.")
+        if not isinstance(ref, Tensor):
+            diff = _plain_difference(mine, ref, what, atol, rtol)
+            if diff is not None:
+                return not_quite(f"{diff}{where}.")
+            continue
         if not isinstance(mine, Tensor):
             return not_quite(f"your function returned {_describe(mine)}; {what} should be {_describe(ref)}{where}.")
         if tuple(mine.shape) != tuple(ref.shape):
@@ -148,9 +200,12 @@ def compare_functions(
                 if diff is not None:
                     return not_quite(f"the values are right, but the gradient with respect to {arg_names[i]} "
                                      f"differs{where}: {diff}.")
-    checked = "values and gradients" if grad_args else "values"
-    return correct(f"{what} matches the library's on {len(cases)} test input{'s' if len(cases) > 1 else ''} "
-                   f"(shapes, {checked}). {on_success}".strip())
+    inputs = f"{len(cases)} test input{'s' if len(cases) > 1 else ''}"
+    if isinstance(ref, Tensor):
+        checked = "shapes, values and gradients" if grad_args else "shapes, values"
+    else:
+        checked = "keys, values" if isinstance(ref, Mapping) else "values"
+    return correct(f"{what} matches the library's on {inputs} ({checked}). {on_success}".strip())
 
 
 # ---- notebook 01
@@ -296,3 +351,133 @@ def check_pgd_step(fn: Callable[[Tensor, Tensor, float], Any]) -> Check:
                (lambda s, g, a: s + a * g.sign(), "Some sources left [0, 1]: a mask source must stay in [0, 1]."),
                (lambda s, g, a: (s + a * g).clamp(0, 1), "The step should not depend on the gradient's size, "
                 "only on its direction.")])
+
+
+# ---- notebook 03
+def _uneven_text(stats: ComponentStats) -> ComponentStats:
+    """``stats`` as if language k (k = 1, 2, ...) had been harvested with k times as many tokens (the firing
+    counts unchanged): a test input on which firing *counts* and firing *rates* give different shares."""
+    return dataclasses.replace(stats, tokens_per_lang={lang: (k + 1) * max(int(stats.tokens_per_lang[lang]), 1)
+                                                       for k, lang in enumerate(stats.langs)})
+
+
+def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any], stats: ComponentStats) -> Check:
+    """Check ``fn(stats, cid) -> {lang: share}`` against the library's ``ComponentStats.language_profile``: the
+    share of the component's firing *rate* per language, r_l / Σ_l' r_l' with r_l = fires on l / tokens of l
+    (sums to 1; every share 0 for a component that never fires).
+
+    Test inputs from ``stats`` (the notebook's statistics): the most German-specific component, the most
+    frequent one, one that never fires (when there is one), and the most frequent one again with uneven amounts of
+    text per language (:func:`_uneven_text`), where shares of firing counts are not shares of rates."""
+    live = live_components(stats)
+    if not live:
+        raise ValueError("the statistics have no live component to test on")
+    german = language_specificity(stats, "de")[0][0] if "de" in stats.langs else live[0]
+    frequent = max(live, key=lambda cid: (stats.n_fires(cid), cid))
+    cases, names = [(stats, german), (stats, frequent)], [f"{german[0]}:{german[1]}", f"{frequent[0]}:{frequent[1]}"]
+    dead = next((cid for cid in stats.component_ids() if stats.n_fires(cid) == 0), None)
+    if dead is not None:
+        cases.append((stats, dead))
+        names.append(f"{dead[0]}:{dead[1]}, which never fires")
+    cases.append((_uneven_text(stats), frequent))
+    names.append(f"{frequent[0]}:{frequent[1]} with 1, 2, 3 ... times as much text per language "
+                 f"({', '.join(stats.langs)})")
+    return compare_functions(fn, ComponentStats.language_profile, cases, what="the language profile",
+                             arg_names=("stats", "cid"), case_names=names,
+                             on_success="Rates, not counts: a language with more harvested text does not look "
+                                        "more important.")
+
+
+#: Language profiles that reach every rule of ``vpd_lite.interpret.labels.categorize`` (no ties).
+CATEGORY_PROFILES: tuple[dict[str, float], ...] = (
+    {"de": 0.80, "fr": 0.08, "en": 0.06, "es": 0.04, "it": 0.02},  # one language >= 70 %
+    {"en": 0.05, "de": 0.30, "fr": 0.25, "es": 0.22, "it": 0.18},  # English <= 10 %, three others >= 15 %
+    {"en": 0.24, "de": 0.22, "fr": 0.20, "es": 0.18, "it": 0.16},  # everyone >= half a fair share
+    {"de": 0.62, "fr": 0.14, "en": 0.12, "es": 0.07, "it": 0.05},  # one leads, no second at 20 %
+    {"de": 0.55, "fr": 0.25, "en": 0.10, "es": 0.06, "it": 0.04},  # two at >= 20 %: mixed, by share
+    {"en": 0.45, "it": 0.30, "es": 0.21, "de": 0.03, "fr": 0.01},  # three named, largest first
+    {"en": 0.0, "de": 0.0, "fr": 0.0, "es": 0.0, "it": 0.0},  # never fires
+)
+
+
+def check_categorize(fn: Callable[[dict[str, float]], Any]) -> Check:
+    """Check ``fn(profile) -> category`` against the library's ``vpd_lite.interpret.labels.categorize`` (default
+    thresholds, ``LabelConfig``) on :data:`CATEGORY_PROFILES`, one or more per rule; the categories must match
+    exactly ("German", "foreign languages", "all languages", "mostly German", "mixed (German, French)",
+    "never fires")."""
+    names = [", ".join(f"{lang} {share:.0%}" for lang, share in p.items()) for p in CATEGORY_PROFILES]
+    return compare_functions(fn, categorize, [(dict(p),) for p in CATEGORY_PROFILES], what="the category",
+                             arg_names=("profile",), case_names=[f"the profile {n}" for n in names],
+                             on_success="The order of the rules matters: the first one that applies wins.")
+
+
+# ---- notebook 04
+def edited_weight(W: Tensor, u: Tensor, v: Tensor, s: float) -> Tensor:
+    """The weight (d_out, d_in) of the matrix ``W`` (d_out, d_in) under the library's scalar edit of the component
+    ``u`` (d_out,) ``v`` (d_in,) at prefactor ``s``, read off the edit itself: the library never forms the
+    matrix, it adds ``(s − 1)(V_c·x) U_c`` to the layer's output with ``vpd_lite.erase.edits.row_scaled_edit_hook``;
+    fed the d_in unit vectors, the edited layer outputs the columns of W' = W + (s − 1) U_c V_cᵀ."""
+    x = torch.eye(W.shape[1], dtype=W.dtype)  # (d_in, d_in): row j is the unit vector e_j
+    hook = row_scaled_edit_hook(v, u, torch.tensor([float(s) - 1.0], dtype=W.dtype))
+    return hook(None, (x,), x @ W.T).T  # (d_in, d_out) outputs -> (d_out, d_in)
+
+
+def check_scalar_edit(fn: Callable[[Tensor, Tensor, Tensor, float], Any]) -> Check:
+    """Check ``fn(W, u, v, s) -> W'`` (W (d_out, d_in), u (d_out,), v (d_in,), s a number) against the library's
+    edit (:func:`edited_weight`): W' = W + (s − 1) u vᵀ; values and the gradient with respect to W, u and v on
+    three inputs (s = −2: a flipped, amplified component; s = 0: removed; s = 1: the original model)."""
+    gen = torch.Generator().manual_seed(0)
+
+    def case(d_out: int, d_in: int, s: float) -> tuple[Tensor, Tensor, Tensor, float]:
+        return (torch.randn(d_out, d_in, generator=gen), torch.randn(d_out, generator=gen),
+                torch.randn(d_in, generator=gen), s)
+
+    cases = [case(3, 4, -2.0), case(5, 2, 0.0), case(4, 6, 1.0)]
+    return compare_functions(fn, edited_weight, cases, what="the edited weight", arg_names=("W", "u", "v", "s"),
+                             grad_args=(0, 1, 2), case_names=["s = −2", "s = 0", "s = 1"],
+                             on_success="s = 1 leaves W alone, s = 0 removes the component, s < 0 flips it. The "
+                                        "library never forms W': it adds (s − 1)(V_c·x)U_c to the layer's output.")
+
+
+def scan_column(model: torch.nn.Module, direction: Direction, s: float, blocks: Mapping[str, Tensor]) -> dict[str, float]:
+    """One column of the edit scan: {lang: ΔCE} (nats/token), the next-token CE of each language's ``blocks``
+    ({lang: (N, T) token ids}) under the scalar edit of ``direction`` at ``s`` minus the unedited model's (s = 1),
+    as ``vpd_lite.erase.edit_scan.scan_curves`` computes it."""
+    curves = scan_curves(model, [direction], blocks, [float(s)])
+    row = curves[curves["s"] == float(s)].iloc[0]
+    return {lang: float(row[f"d_{lang}"]) for lang in blocks}
+
+
+def _restoring(fn: Callable[..., Any], module: torch.nn.Module) -> Callable[..., Any]:
+    """``fn`` wrapped so that whatever it does to ``module`` is undone afterwards, even when it raises: hooks it
+    left attached are removed and its weight is restored (later cells must see the unedited model)."""
+
+    def wrapped(*args: Any) -> Any:
+        hooks = set(module._forward_hooks)
+        weight = {name: p.detach().clone() for name, p in module.named_parameters()}
+        try:
+            return fn(*args)
+        finally:
+            for key in set(module._forward_hooks) - hooks:
+                del module._forward_hooks[key]
+            with torch.no_grad():
+                for name, p in module.named_parameters():
+                    p.copy_(weight[name])
+
+    return wrapped
+
+
+def check_scan_column(fn: Callable[..., Any], model: torch.nn.Module, direction: Direction,
+                      blocks: Mapping[str, Tensor], s_values: Sequence[float] = (-4.0, 0.0)) -> Check:
+    """Check ``fn(model, direction, s, blocks) -> {lang: ΔCE}`` against the library's edit scan
+    (:func:`scan_column`, i.e. ``scan_curves``): ΔCE = CE at s − CE at s = 1 per language, nats/token, on the
+    notebook's own ``model``, ``direction`` and ``blocks`` at every s of ``s_values``. Whatever the student's
+    function leaves attached to the edited matrix is removed afterwards (:func:`_restoring`)."""
+    module = dict(model.named_modules())[direction.module]
+    student = _restoring(fn, module)
+    cases = [(model, direction, float(s), blocks) for s in s_values]
+    return compare_functions(student, scan_column, cases, what="the edit-scan column",
+                             arg_names=("model", "direction", "s", "blocks"), atol=1e-4, rtol=1e-4,
+                             case_names=[f"s = {float(s):g}" for s in s_values],
+                             on_success="Each point of a dose-response curve is one such column: the same edit "
+                                        "measured on every language's text.")

@@ -307,10 +307,10 @@ def objective_plot(s_values: Any, objectives: Mapping[str, Any], fitted: Mapping
                           annotation_text=f"fitted s = {float(fitted[name]):.2f}")
         fig.update_xaxes(title_text="s", row=1, col=j)
     fig.update_yaxes(title_text="objective on the budgeted tokens", row=1, col=1)
-    fig.update_layout(title=f"The fit of one scalar{' on ' + component if component else ''}: look for the lowest "
-                            "point inside the shaded search range<br><sup>(a global 1-D search finds it wherever it "
-                            "is; ties go to the s closest to 1)</sup>",
-                      height=400, width=820, template="plotly_white", margin={"t": 100})
+    fig.update_layout(title={"text": f"The fit of one scalar{' on ' + component if component else ''}<br>look for the "
+                                     "lowest point inside the shaded search range<br><sup>(a global 1-D search finds "
+                                     "it wherever it is; ties go to the s closest to 1)</sup>", "font": {"size": 15}},
+                      height=430, width=820, template="plotly_white", margin={"t": 120})
     return fig
 
 
@@ -321,41 +321,65 @@ def _curve_langs(curve: pd.DataFrame) -> list[str]:
     return langs
 
 
+#: The zoomed lower panel of :func:`dose_response_plot` shows ΔCE from -ZOOM_BELOW to this (nats/token): the
+#: claim's tolerances (0.05, 0.1) sit in its lower half, so where a curve crosses them can be read.
+ZOOM_MAX = 0.3
+ZOOM_BELOW = 0.05
+
+
 def dose_response_plot(curve: pd.DataFrame, component: str, target: str | None = "de", label: str = "",
                        s_range: tuple[float, float] | None = None, mark_s: float | None = None,
-                       goal: float | None = None) -> go.Figure:
+                       goal: float | None = None, zoom: bool | None = None) -> go.Figure:
     """One component's dose-response: ΔCE per language (nats/token) against s (plotly).
 
     curve: rows of one component sorted by s with columns ``s`` and ``d_<lang>`` (``EditScan.curve(key)``);
     s_range: its admissible range (shaded); mark_s: an s to mark (e.g. the best admissible or the fitted one);
     goal: the ΔCE that brings ``target`` to ln(vocab) (dashed). ``target=None`` names no language (for a
     "which language is this about?" exercise): no curve is drawn bold and the title gives nothing away.
+    zoom: add a lower panel with the same curves on a ΔCE axis from -``ZOOM_BELOW`` to ``ZOOM_MAX`` nats/token
+    (the other languages, flat near 0 on the upper panel's scale, and the 0.1 tolerance they must stay under);
+    default: when ``target`` is given.
     """
     langs = _curve_langs(curve)
-    fig = go.Figure()
-    if s_range is not None:
-        fig.add_vrect(x0=s_range[0], x1=s_range[1], fillcolor="#2ca02c", opacity=0.08, line_width=0,
-                      annotation_text="admissible s", annotation_position="top left")
-    for lang in langs:
-        fig.add_scatter(x=curve["s"], y=curve[f"d_{lang}"], mode="lines+markers", name=LANG_NAMES.get(lang, lang),
-                        line={"color": LANG_COLORS.get(lang, "#555555"), "width": 3 if lang == target else 1.5},
-                        marker={"size": 4},
-                        hovertemplate=f"{lang}: " + "s = %{x:g}: ΔCE %{y:+.3f}<extra></extra>")
+    zoom = (target is not None) if zoom is None else bool(zoom)
+    rows = 2 if zoom else 1
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        row_heights=[0.55, 0.45] if zoom else None,
+                        subplot_titles=["every language, full scale",
+                                        f"zoomed on ΔCE from {-ZOOM_BELOW:g} to {ZOOM_MAX:g}: read the tolerance "
+                                        "crossings here"] if zoom else None)
+    for row in range(1, rows + 1):
+        for lang in langs:
+            fig.add_scatter(x=curve["s"], y=curve[f"d_{lang}"], mode="lines+markers",
+                            name=LANG_NAMES.get(lang, lang), legendgroup=lang, showlegend=row == 1,
+                            line={"color": LANG_COLORS.get(lang, "#555555"), "width": 3 if lang == target else 1.5},
+                            marker={"size": 4}, row=row, col=1,
+                            hovertemplate=f"{lang}: " + "s = %{x:g}: ΔCE %{y:+.3f}<extra></extra>")
+        if s_range is not None:  # after the curves: plotly leaves shapes off a subplot that has no data yet
+            fig.add_vrect(x0=s_range[0], x1=s_range[1], fillcolor="#2ca02c", opacity=0.08, line_width=0, row=row,
+                          col=1, **({"annotation_text": "admissible s", "annotation_position": "top left"}
+                                    if row == 1 else {}))
+        fig.add_hline(y=0.1, line_dash="dot", line_color="#888888", annotation_text="tolerance 0.1",
+                      annotation_position="bottom right", row=row, col=1)
+        if mark_s is not None:
+            fig.add_vline(x=mark_s, line_dash="dot", line_color="black", row=row, col=1,
+                          **({"annotation_text": f"s = {mark_s:g}", "annotation_position": "bottom left"}
+                             if row == rows else {}))
     if goal is not None:
         fig.add_hline(y=goal, line_dash="dash", line_color="black",
                       annotation_text=f"{LANG_NAMES.get(target, target or '')} at ln(vocab)",
-                      annotation_position="top right")
-    fig.add_hline(y=0.1, line_dash="dot", line_color="#888888", annotation_text="tolerance 0.1",
-                  annotation_position="bottom right")
-    if mark_s is not None:
-        fig.add_vline(x=mark_s, line_dash="dot", line_color="black", annotation_text=f"s = {mark_s:g}",
-                      annotation_position="bottom left")
+                      annotation_position="top right", row=1, col=1)
+    if zoom:
+        fig.add_hline(y=0.05, line_dash="dot", line_color="#2c7fb8", annotation_text="English tolerance 0.05",
+                      annotation_position="top right", row=2, col=1)
+        fig.update_yaxes(range=[-ZOOM_BELOW, ZOOM_MAX], title_text="ΔCE (zoomed)", row=2, col=1)
+    fig.update_yaxes(title_text="ΔCE (nats/token, training text)", row=1, col=1)
+    fig.update_xaxes(title_text="s (prefactor; 1 = the original model)", row=rows, col=1)
     lang = LANG_NAMES.get(target, target) if target else "one language's"
     fig.update_layout(
-        title=f"Dose-response of {component}<br>look for {'the ' if target else ''}{lang} curve rising while the "
-              f"others stay near 0<br><sup>{_wrap(label, 110)}</sup>", margin={"t": 110},
-        xaxis_title="s (prefactor; 1 = the original model)", yaxis_title="ΔCE (nats/token, training text)",
-        height=500, width=780, template="plotly_white")
+        title={"text": f"Dose-response of {component}<br>look for {'the ' if target else ''}{lang} curve rising "
+                       f"while the others stay near 0<br><sup>{_wrap(label, 100)}</sup>", "font": {"size": 15}},
+        margin={"t": 120}, height=720 if zoom else 500, width=780, template="plotly_white")
     return fig
 
 

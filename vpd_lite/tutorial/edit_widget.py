@@ -111,7 +111,8 @@ def explorer_figure(component: str, s: float, ce: Mapping[str, float], base_ce: 
                     uniform: float, grid: Sequence[float] | None = None,
                     curve: Mapping[str, Sequence[float]] | None = None) -> go.Figure:
     """The explorer's figure: CE bars per language at ``s`` vs the original model (top) and, when given, the
-    dose-response ``curve`` ({lang: CE per grid point}, nats/token) over ``grid`` with ``s`` marked (bottom)."""
+    dose-response ``curve`` ({lang: CE per grid point}, nats/token) over ``grid`` with ``s`` marked (bottom).
+    Both panels share one CE axis from 0 to above the largest value shown (bars, curve and ln(vocab))."""
     langs = list(ce)
     rows = 2 if curve is not None else 1
     fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.16, row_heights=[0.45, 0.55] if rows == 2 else None,
@@ -140,6 +141,14 @@ def explorer_figure(component: str, s: float, ce: Mapping[str, float], base_ce: 
         fig.add_hline(y=uniform, line_dash="dash", line_color="black", row=2, col=1)
         fig.update_xaxes(title_text="s (prefactor of the component)", row=2, col=1)
         fig.update_yaxes(title_text="CE (nats/token)", row=2, col=1)
+    # one fixed CE axis for both panels, from 0 to above the largest value shown (bars, curve, ln V): a bar past
+    # ln(vocab) stays on screen, and moving the slider does not rescale the axis
+    shown = [uniform, *ce.values(), *base_ce.values()]
+    if curve is not None:
+        shown += [float(v) for lang in langs for v in curve[lang]]
+    top = 1.08 * max(v for v in shown if v == v)
+    for row in range(1, rows + 1):
+        fig.update_yaxes(range=[0.0, top], row=row, col=1)
     fig.update_layout(
         title={"text": f"{FIGURE_TITLE}: {html.escape(component)} at s = {s:.2f}<br><sup>look for: only the "
                        "German bar rising to the dashed line while the others stay at their grey bars</sup>",

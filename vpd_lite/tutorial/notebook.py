@@ -42,7 +42,7 @@ DEMO_FULL_STEPS = 300  # the full-mode live decomposition (default configuration
 
 
 def quick_mode_changes(notebook: str | None) -> str | None:
-    """What quick mode changes in ``notebook`` ("01_decompose", "02_inspect"; a sentence), or None for a
+    """What quick mode changes in ``notebook`` ("01_decompose", "02_inspect", "03_label"; a sentence), or None for a
     notebook without its own description. Numbers come from the same settings the notebooks use
     (:class:`~vpd_lite.interpret.harvest.HarvestPlan`, :func:`demo_decompose_config`)."""
     plan = HarvestPlan()
@@ -70,6 +70,13 @@ def quick_mode_changes(notebook: str | None) -> str | None:
                 f"live from {plan.quick_harvest_blocks} text blocks per language (instead of "
                 f"{plan.harvest_blocks}) and measures ablation effects on {plan.quick_heldout_blocks} held-out "
                 f"blocks (instead of {plan.heldout_blocks}); every number below differs from the full run.")
+    if notebook == "03_label":
+        if shipped and stats_file.is_file():
+            return ("Quick mode changes one thing in this notebook: the labels are saved to a temporary folder "
+                    "instead of runs/. Everything else reads the shipped decomposition and its statistics, so the "
+                    "numbers and figures are the same as in full mode.")
+        return ("Quick mode: the shipped decomposition or its statistics are missing, so this notebook labels a "
+                "short live decomposition instead; every number below differs from the full run.")
     return None
 
 
@@ -97,10 +104,17 @@ class ModeBanner:
 
     __repr__ = __str__
 
+    def heading(self) -> str:
+        """"QUICK MODE — smoke test" where quick mode changes every number, "Quick mode" where this notebook
+        says exactly what it changes, or "Full mode"."""
+        if not self.quick:
+            return "Full mode"
+        return "Quick mode" if quick_mode_changes(self.notebook) else "QUICK MODE — smoke test"
+
     def _repr_html_(self) -> str:
         colour, border = ("#fff4e5", "#b26a00") if self.quick else ("#eef6ee", "#2e7d32")
         return (f"<div style='background:{colour};border-left:4px solid {border};padding:6px 10px'>"
-                f"<b>{'QUICK MODE — smoke test' if self.quick else 'Full mode'}</b><br>"
+                f"<b>{self.heading()}</b><br>"
                 f"{html.escape(mode_text(self.quick, self.notebook))}</div>")
 
 
