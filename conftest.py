@@ -12,3 +12,8 @@ os.environ.setdefault("VPD_LITE_QUICK", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# With pytest-xdist (``-n auto``: one test process per core) each process, and every notebook kernel it starts,
+# computes on one thread: two processes with two threads each on a 2-core machine would slow both down.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"

@@ -65,7 +65,7 @@ ROWS: dict[str, Row] = {r.key: r for r in (
     Row("main_job_memory", "main job peak memory (job and its workers together)", "≤ 1 GB", "GB",
         "(measured with main_job)"),
     Row("test_command", "the README's test command", "≤ 300 s", "s",
-        f"{PY} -m pytest -n auto tests notebooks --nbmake -q -p no:cacheprovider"),
+        f"{PY} -m pytest -n auto tests notebooks --nbmake"),
 )}
 
 

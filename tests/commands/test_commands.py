@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -108,22 +109,65 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("module,args,code,fragment", BAD_INPUTS,
-                         ids=[f"{m} {' '.join(a)}" for m, a, _, _ in BAD_INPUTS])
-def test_bad_input_gets_one_clear_line(module, args, code, fragment, bad_files, tmp_path):
+class CliResult:
+    """What a command line did, as ``subprocess.CompletedProcess`` reports it."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_cli_batch(cases: list[tuple[str, list[str], Path]], cwd: Path) -> list[CliResult]:
+    """Run many command lines in ONE subprocess (``tests/commands/cli_batch.py``: each case through the
+    command's own entry point, with its own working directory), so that Python, torch and transformers start
+    once for all of them."""
+    spec = cwd / "cases.json"
+    spec.write_text(json.dumps([[m, a, str(c)] for m, a, c in cases]))
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("cli_batch.py")), str(spec)], cwd=cwd,
+                          env=_env(), capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [CliResult(r["code"], r["stdout"], r["stderr"]) for r in json.loads(proc.stdout.strip().splitlines()[-1])]
+
+
+@pytest.fixture(scope="module")
+def bad_input_results(bad_files, tmp_path_factory) -> dict[int, tuple[CliResult, Path]]:
+    """Every case of ``BAD_INPUTS``, run in one subprocess, each with an empty working directory of its own;
+    with a sha256 snapshot of data/ and results/ before and after."""
+    base = tmp_path_factory.mktemp("bad_inputs")
+    paths = {name: str(path) for name, path in bad_files.items()} | {"missing": str(base / "no-such-thing")}
+    cases = []
+    for i, (module, args, _, _) in enumerate(BAD_INPUTS):
+        cwd = base / f"cwd{i}"
+        cwd.mkdir()
+        cases.append((module, [a.format(**paths) for a in args], cwd))
     before = _snapshot()
-    paths = {name: str(path) for name, path in bad_files.items()} | {"missing": str(tmp_path / "no-such-thing")}
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    proc = run_cli(module, [a.format(**paths) for a in args], cwd)
+    results = run_cli_batch(cases, base)
+    assert _snapshot() == before, "a shipped file under data/ or results/ changed"
+    return {i: (r, c[2]) for i, (r, c) in enumerate(zip(results, cases))}
+
+
+@pytest.mark.parametrize("case", range(len(BAD_INPUTS)),
+                         ids=[f"{m} {' '.join(a)}" for m, a, _, _ in BAD_INPUTS])
+def test_bad_input_gets_one_clear_line(case, bad_input_results):
+    module, _, code, fragment = BAD_INPUTS[case]
+    proc, cwd = bad_input_results[case]
     err_lines = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr[-2000:]
     assert len(err_lines) == 1, proc.stderr
     assert err_lines[0].startswith(f"python -m vpd_lite.{module}"), err_lines[0]
     assert fragment in err_lines[0], err_lines[0]
-    assert _snapshot() == before, "a shipped file under data/ or results/ changed"
     assert list(cwd.iterdir()) == [], "a failed command left files behind"
+
+
+def test_a_real_process_gives_the_same_one_line(bad_files, tmp_path):
+    """The batch above runs each command's entry point in one process; one case per exit code also runs as a
+    real ``python -m`` process, to show that is the same thing."""
+    for module, args, code, fragment in [("decompose", ["--steps", "0"], 2, "is not a positive integer"),
+                                         ("evaluate", [str(bad_files["truncated"])], 1, "is corrupted")]:
+        proc = run_cli(module, args, tmp_path)
+        err_lines = [line for line in proc.stderr.splitlines() if "error:" in line]
+        assert proc.returncode == code and len(err_lines) == 1 and fragment in err_lines[0], proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr
 
 
 def test_debug_shows_the_traceback(bad_files, tmp_path):
@@ -131,12 +175,15 @@ def test_debug_shows_the_traceback(bad_files, tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "is corrupted" in proc.stderr
 
 
-@pytest.mark.parametrize("module", ["decompose", "evaluate", "labelling", "target", "recipes", "distributed",
-                                    "reproduce"])
-def test_help_names_the_command(module, tmp_path):
-    proc = run_cli(module, ["--help"], tmp_path)
-    assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python -m vpd_lite.{module}"), proc.stdout[:300]
-    assert "issue" not in proc.stdout.lower()
+HELP_MODULES = ["decompose", "evaluate", "labelling", "target", "recipes", "distributed", "reproduce"]
+
+
+def test_help_names_the_command(tmp_path):
+    results = run_cli_batch([(m, ["--help"], tmp_path) for m in HELP_MODULES], tmp_path)
+    for module, proc in zip(HELP_MODULES, results):
+        assert proc.returncode == 0 and proc.stdout.startswith(f"usage: python -m vpd_lite.{module}"), (
+            module, proc.stdout[:300])
+        assert "issue" not in proc.stdout.lower()
 
 
 class _Parsing(Exception):
