@@ -19,13 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def solution(notebook: str, name: str):
-    """The function ``name`` defined by the ```python block of a Solution cell of ``notebook``."""
+    """The function ``name`` defined by the ```python block of a Solution cell of ``notebook`` (exec'd with
+    ``torch`` in scope, as in the notebook)."""
     nb = nbformat.read(ROOT / "notebooks" / notebook, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "markdown" and "<summary>Solution</summary>" in cell.source:
             for block in re.findall(r"```python\n(.*?)```", cell.source, flags=re.S):
                 if f"def {name}(" in block:
-                    namespace: dict = {}
+                    namespace: dict = {"torch": torch}
                     exec(block, namespace)
                     return namespace[name]
     raise AssertionError(f"no Solution block of {notebook} defines {name}")

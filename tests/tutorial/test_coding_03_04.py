@@ -12,29 +12,12 @@ import pytest
 import torch
 
 from tests.erase.tiny_models import random_direction, tiny_llama
+from tests.tutorial.test_coding import solution, stub
 from vpd_lite.interpret.labels import categorize
 from vpd_lite.interpret.statistics import ComponentStats, StatsAccumulator
 from vpd_lite.tutorial import coding
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-
-
-def solution(notebook: str, name: str):
-    """The function ``name`` defined in a ```python block of a Solution cell of ``notebook``, exec'd."""
-    cells = json.loads((NOTEBOOKS / notebook).read_text(encoding="utf-8"))["cells"]
-    for cell in cells:
-        text = "".join(cell["source"])
-        if cell["cell_type"] == "markdown" and "<summary>Solution</summary>" in text:
-            for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
-                if f"def {name}(" in block:
-                    scope = {"torch": torch}
-                    exec(block, scope)
-                    return scope[name]
-    raise AssertionError(f"no Solution block of {notebook} defines {name}")
-
-
-def stub(*args):
-    ...
 
 
 def raises(*args):

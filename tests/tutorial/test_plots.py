@@ -269,10 +269,36 @@ def test_faithfulness_figure_is_readable_and_shows_the_gap():
     assert 4.5 < lo < 4.72 and hi > 5.09  # the axis starts near the data: a 0.36-nat gap is a third of it
     assert (5.09 - 4.72) / (hi - lo) > 0.3
     labels = [t.get_text() for t in ax.texts]
-    assert "+0.360" in labels and "+0.070" in labels  # each bar says its gap to the target
+    assert "+0.36" in labels and "+0.07" in labels  # each bar says its gap to the target
     assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
     assert _legend_outside_axes(fig, fig.legends[0], fig.axes[0])
     assert fig.get_figwidth() * 100 <= 1000  # fits JupyterLab's column without being scaled down
+
+
+def test_faithfulness_bar_labels_do_not_run_into_each_other():
+    """Six masks (the notebook's: all_ones_delta too) with near-equal gaps side by side: each label stays apart."""
+    from vpd_lite.tutorial.plots import plot_faithfulness
+
+    metrics = {**METRICS, "ce": {**METRICS["ce"], "all_ones_delta": 4.72},
+               "ce_gap": {"ci_rounded": 0.1343, "ci": 0.1356, "stochastic": 0.0692, "pgd": 0.3634,
+                          "all_ones": 0.0001, "all_ones_delta": 0.0}}
+    fig = plot_faithfulness(metrics)
+    fig.canvas.draw()
+    boxes = sorted((t.get_window_extent() for t in fig.axes[0].texts), key=lambda b: b.x0)
+    assert len(boxes) == 6
+    assert all(a.x1 + 2 <= b.x0 for a, b in zip(boxes, boxes[1:])), [(b.x0, b.x1) for b in boxes]
+
+
+def test_target_ce_legend_sits_beside_the_bars():
+    from vpd_lite.tutorial.plots import plot_target_ce
+
+    rows = [{"lang": lang, "model_ce": 4.7, "unigram_ce": 6.5, "uniform_ce": 8.3} for lang in
+            ("en", "de", "fr", "es", "it")]
+    fig = plot_target_ce(rows)
+    ax = fig.axes[0]
+    assert _legend_outside_axes(fig, ax.get_legend(), ax)  # not over the last language's bars
+    assert min(t.get_fontsize() for t in ax.get_legend().get_texts()) >= 10
+    assert fig.get_figwidth() * 100 <= 850  # JupyterLab's column beside the file browser: drawn unscaled
 
 
 def test_loss_curve_legend_sits_outside_the_curves():
