@@ -52,6 +52,7 @@ def erase_german(arte: Artefacts, config: EraseConfig, out_dir: Path, command: s
     """Load the artefacts, choose (training text), fit, evaluate (held-out text), print and save the tables
     (and figures). Returns what it made."""
 
+    clock = {"start": time.perf_counter()}
     arte.check()
     model, tokenizer = load_target(arte.target)
     cm = load_decomposition(arte.decomposition, model)
@@ -61,16 +62,20 @@ def erase_german(arte: Artefacts, config: EraseConfig, out_dir: Path, command: s
     labels = None
     if labels_file.is_file() and "harvested live" not in how:  # the shipped labels belong to the shipped stats
         labels = load_labels(labels_file)
+    clock["load and statistics"] = time.perf_counter()
     setup = build_setup(cm, tokenizer, corpus, stats, config, labels=labels, progress=progress)
+    clock["edit scan and choices"] = time.perf_counter()
     print(f"Component statistics: {how}", flush=True)
     for m in RULE_METHODS:
         print(f"{RULE_METHODS[m]}: {setup.why[m]}; search range of s {setup.ranges[m]}", flush=True)
     print(f"Edit scan: {len(setup.scan.prescreen)} live components prescreened, "
           f"{setup.scan.curves['component'].nunique()} scanned in {setup.scan.seconds:.0f} s", flush=True)
     runs = run_sweep(setup, config, progress=progress)
+    clock["fits and held-out CE"] = time.perf_counter()
     summary = summarise(runs)
     claim = claim_report(runs, summary)
     any_runs = erase_any_language(setup, config, progress) if config.any_language else None
+    clock["any language"] = time.perf_counter()
     print(format_table(summary))
     print(claim["text"])
     if any_runs is not None:
@@ -85,6 +90,10 @@ def erase_german(arte: Artefacts, config: EraseConfig, out_dir: Path, command: s
         written += save_scan_figures(setup.scan.best, setup.scan.curves,
                                      any_language_table(any_runs) if any_runs is not None else None, out_dir,
                                      uniform=uniform_level(setup.vocab_size))
+    clock["tables and figures"] = time.perf_counter()
+    marks = list(clock.items())
+    print("Time: " + ", ".join(f"{name} {t - marks[i][1]:.0f} s" for i, (name, t) in enumerate(marks[1:]))
+          + f" ({config.workers} worker process{'es' if config.workers > 1 else ''})", flush=True)
     return {"setup": setup, "runs": runs, "summary": summary, "claim": claim, "any_language": any_runs,
             "written": written}
 
