@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def test_mode_banner_says_quick_is_a_smoke_test():
     from vpd_lite.tutorial.notebook import mode_banner
@@ -104,3 +106,13 @@ def test_quiet_model_loading_hides_the_loading_weights_bar(capsys):
         assert "Loading weights" not in err and leftover_bars(err) == []
     finally:
         hf_logging.enable_progress_bar()
+
+
+def test_notebook_02_shows_notebook_04s_pick_as_markdown():
+    """The pick's one long line ("... +3.472 nats/token at s = -7.5 ...") as printed text wrapped inside a number
+    at JupyterLab's width; as Markdown it wraps between words."""
+    import json
+
+    cells = json.loads((Path(__file__).resolve().parents[2] / "notebooks" / "02_inspect.ipynb").read_text())["cells"]
+    source = next("".join(c["source"]) for c in cells if "shipped_edit_pick(" in "".join(c["source"]))
+    assert "display(Markdown(" in source and "print(" not in source

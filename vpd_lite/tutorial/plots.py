@@ -279,6 +279,8 @@ def heatmap_title(key: str) -> str:
 
 
 HEATMAP_TITLE_PX = 60  # the title's two lines, from the top of the figure
+HEATMAP_TITLE_TOP_PX = 18  # the title's anchor below the figure's top edge: plotly draws a two-line title's
+# first line ~10 px above its anchor, so an anchor at 8 px cut the tops of its letters off
 HEATMAP_MENU_PX = 70  # the sort menu's top edge, from the top of the figure (below the title)
 
 
@@ -290,7 +292,7 @@ def heatmap_layout(n_rows: int) -> dict[str, float]:
     top, bottom = 170, 30
     height = max(380, 18 * n_rows + top + bottom)
     plot_h = height - top - bottom
-    return {"height": height, "top": top, "bottom": bottom, "title_y": 1 - 8 / height,
+    return {"height": height, "top": top, "bottom": bottom, "title_y": 1 - HEATMAP_TITLE_TOP_PX / height,
             "menu_y": 1 + (top - HEATMAP_MENU_PX) / plot_h}
 
 
@@ -430,7 +432,7 @@ def plot_target_ce(rows: Sequence[Mapping[str, Any]]) -> Figure:
     rows: ``vpd_lite.models.target.evaluate_target`` output (``lang``, ``model_ce``, ``unigram_ce``, ``uniform_ce``)."""
     langs = [r["lang"] for r in rows]
     x = torch.arange(len(langs)).double().numpy()
-    fig = Figure(figsize=(6, 3))
+    fig = Figure(figsize=(7.6, 3), layout="constrained")
     ax = fig.subplots()
     ax.bar(x - 0.2, [r["model_ce"] for r in rows], 0.4, label="target model", color="#4c72b0")
     ax.bar(x + 0.2, [r["unigram_ce"] for r in rows], 0.4, label="unigram baseline", color="#bbbbbb")
@@ -439,7 +441,7 @@ def plot_target_ce(rows: Sequence[Mapping[str, Any]]) -> Figure:
     ax.set_xlabel("language (held-out text)")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_title("The target beats a unigram model in every language")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the bars, never over the last language's
     return fig
 
 
@@ -450,13 +452,13 @@ def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
     The CE axis starts just below the smallest value (not at 0, where a gap of a few tenths of a nat would be
     invisible) and every bar is labelled with its gap to the target; one shared legend sits under the panels."""
     fig = Figure(figsize=(10, 4.6), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1, 1.5])
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1.4, 1.5])  # the left panel's bar labels side by side, apart
     kinds = list(metrics["ce_gap"])
     ce = [metrics["ce"][k] for k in kinds]
     target = metrics["ce"]["target"]
     bars = ax1.bar(kinds, ce, color="#4c72b0")
     line = ax1.axhline(target, color="black", ls="--", lw=1, label=f"target CE {target:.3f} nats/token")
-    ax1.bar_label(bars, [f"{metrics['ce_gap'][k]:+.3f}" for k in kinds], fontsize=FONT, padding=2)
+    ax1.bar_label(bars, [f"{metrics['ce_gap'][k]:+.2f}" for k in kinds], fontsize=FONT, padding=2)
     lo, hi = min(ce + [target]), max(ce + [target])
     span = max(hi - lo, 0.05)
     ax1.set_ylim(lo - 0.25 * span, hi + 0.3 * span)
