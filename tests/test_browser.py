@@ -3,19 +3,24 @@
 The test starts JupyterLab itself on 127.0.0.1 (a free port, a random token, quick mode, this checkout first on
 PYTHONPATH) over a temporary copy of ``notebooks/`` (so nothing it runs or autosaves touches the repository),
 drives Debian's ``chromium`` with the ``playwright`` Python package (``executable_path`` points at the system
-browser: playwright's own browser download needs the internet), and for notebooks 02 and 04:
+browser: playwright's own browser download needs the internet) in a 1280 x 900 window (JupyterLab's default
+notebook width, what a student on a laptop sees), and for every notebook (00-04):
 
 * Run All, wait until every code cell has run and the kernel is idle;
-* no cell has an error output (read from the saved notebook), no "Error displaying widget", every plotly
-  figure is drawn (an SVG with a plot area), every widget is drawn;
+* no cell has an error output (read from the saved notebook), no "Error displaying widget", no progress bar left
+  in an output, every plotly figure is drawn (an SVG with a plot area) with its title inside the figure, no menu
+  over the title and every bar inside its axis range, every widget is drawn;
 * 02: the language heatmap's sort menu re-sorts the rows and retitles the figure; the component browser's
   "component" dropdown changes the browser's figure;
 * 04: the edit explorer's slider (an ipywidgets ``FloatSlider`` described ``s``) moved to a strongly negative
-  ``s`` changes the explorer's figure.
+  ``s`` changes the explorer's figure, whose CE axis still holds every bar and ln V.
 
-Screenshots are saved to ``$VPD_LITE_SCREENSHOTS`` (or the test's temporary folder; the path is printed):
-``02_component_browser.png`` (the German component), ``02_heatmap_sorted.png`` (and ``..._resorted.png``),
-``04_explorer_negative_s.png`` and a full-page ``*_page.png`` per notebook.
+Screenshots are saved to ``$VPD_LITE_SCREENSHOTS`` (or the test's temporary folder; the path is printed): per
+notebook a full-length ``NN_page.png`` (the notebook scrolled through and stitched) with its screen-sized pieces
+in ``NN_page/``, and the outputs a teacher checks by eye: every coding-exercise check
+(``NN_coding_<function>.png``), 01's loss curves and faithfulness figure, 02's firing-frequency figure,
+language heatmap (``02_heatmap_sorted.png``, ``..._resorted.png``) and component browser, 04's fit figure,
+dose-response with its zoomed panel and the explorer at a strongly negative s (``04_explorer_negative_s.png``).
 
 Install what it needs: ``apt-get install -y chromium`` and ``pip install playwright``. Without either the test is
 skipped, saying which is missing.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -38,6 +44,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = 900  # per notebook: quick mode takes 1-3 minutes on 2 busy cores; a stuck kernel fails, not hangs
+VIEWPORT = {"width": 1280, "height": 900}  # a laptop screen: JupyterLab's default layout and notebook width
+NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
 
 def _chromium() -> str | None:
@@ -121,16 +129,30 @@ def browser(lab):
         b.close()
 
 
+@pytest.fixture(autouse=True)
+def shut_down_kernels(lab):
+    """After each notebook, its kernel goes: five kernels alive at once would crowd a small machine."""
+    yield
+    base, token, _ = lab
+    headers = {"Authorization": f"token {token}"}
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/api/kernels", headers=headers), timeout=30) as r:
+        kernels = json.load(r)
+    for kernel in kernels:
+        request = urllib.request.Request(f"{base}/api/kernels/{kernel['id']}", headers=headers, method="DELETE")
+        urllib.request.urlopen(request, timeout=60).close()
+
+
 # --------------------------------------------------------------------------------------------------- helpers
 def open_and_run_all(browser, lab, name: str):
     """Open notebook ``name`` in JupyterLab, Run All, wait until every code cell ran and the kernel is idle, save.
 
     Returns (page, saved notebook as a dict, seconds the run took)."""
     base, token, nbdir = lab
-    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(60_000)
-    page.goto(f"{base}/lab/tree/{name}?token={token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+    # a workspace of its own: the default one would reopen the notebooks earlier tests opened, as tabs
+    page.goto(f"{base}/lab/workspaces/{Path(name).stem}/tree/{name}?token={token}")
+    page.wait_for_selector(f"{NOTEBOOK} .jp-Cell", timeout=120_000)
     wait_kernel_idle(page, 120)
     page.wait_for_timeout(3000)  # let the notebook finish setting up before the menu is used
     t0 = time.monotonic()
@@ -194,13 +216,131 @@ def assert_clean_run(page, saved: dict, name: str) -> None:
         ".jp-NotebookPanel:not(.lm-mod-hidden) .js-plotly-plot",
         "els => els.filter(e => e.querySelector('svg.main-svg .cartesianlayer, svg.main-svg .heatmaplayer')).length")
     assert drawn >= n_plotly, f"{name}: {n_plotly} plotly figures in the outputs, {drawn} drawn"
-    n_widgets = sum(
+    n_widgets = sum(  # less the progress bars that closed themselves when done (tqdm's leave=False)
         1 for cell in saved["cells"] if cell["cell_type"] == "code"
         for o in cell.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+        and not PROGRESS_BAR.search(str(o["data"].get("text/plain", "")))
     )
     views = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output .widget-vbox, "
                          ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output .jupyter-widgets").count()
     assert views >= n_widgets, f"{name}: {n_widgets} widget outputs, {views} drawn"
+    outputs = page.locator(f"{NOTEBOOK} .jp-OutputArea-output").all_inner_texts()
+    bars = [t[:120] for t in outputs if PROGRESS_BAR.search(t)]
+    assert not bars and not page.locator(f"{NOTEBOOK} .jp-OutputArea-output .widget-progress").count(), \
+        f"{name}: a progress bar is left in an output: {bars}"
+    problems = plotly_layout_problems(page)
+    assert not problems, f"{name}: plotly figures drawn wrong: {problems}"
+    shrunk = page.eval_on_selector_all(
+        f"{NOTEBOOK} .jp-RenderedImage img",
+        "els => els.filter(e => e.naturalWidth > e.clientWidth + 1).map(e => [e.naturalWidth, e.clientWidth])")
+    if shrunk:  # a figure wider than the output area is scaled down, and its text with it
+        print(f"{name}: images scaled down to fit (natural width, drawn width): {shrunk}")
+
+
+PROGRESS_BAR = re.compile(r"\d+%\|.*\||\d+(\.\d+)?\s?(it/s|s/it)")
+
+
+def plotly_layout_problems(page, root: str = NOTEBOOK) -> list[str]:
+    """Each drawn plotly figure under ``root``: its title and annotations inside the figure, no menu over the
+    title, every bar inside its y axis range (a bar past the top of the axis is cut off)."""
+    return page.eval_on_selector_all(f"{root} .js-plotly-plot", r"""els => els.flatMap(el => {
+        const svg = el.querySelector('svg.main-svg');
+        if (!svg) return [];
+        const f = svg.getBoundingClientRect(), out = [];
+        const inside = r => r.left >= f.left - 1 && r.right <= f.right + 1 && r.top >= f.top - 1 && r.bottom <= f.bottom + 1;
+        const title = el.querySelector('.gtitle');
+        const t = title && title.getBoundingClientRect();
+        if (t && t.width && !inside(t)) out.push(`title outside its figure: ${title.textContent}`);
+        for (const a of el.querySelectorAll('.infolayer .annotation')) {
+            const r = a.getBoundingClientRect();
+            if (r.width && !inside(r)) out.push(`annotation outside its figure: ${a.textContent}`);
+        }
+        const menu = el.querySelector('.updatemenu-header-group');
+        if (menu && t && t.width) {
+            const m = menu.getBoundingClientRect();
+            if (m.left < t.right && t.left < m.right && m.top < t.bottom && t.top < m.bottom)
+                out.push(`menu over the title: ${title.textContent}`);
+        }
+        const layout = el._fullLayout || {};
+        for (const tr of el._fullData || []) {
+            if (tr.type !== 'bar' || !tr.y || !tr.y.length) continue;
+            const ax = layout[(tr.yaxis || 'y').replace('y', 'yaxis')];
+            if (!ax || !ax.range) continue;
+            const top = Math.max(...ax.range.map(Number)), high = Math.max(...Array.from(tr.y, Number));
+            if (high > top) out.push(`bar ${tr.name} reaches ${high.toFixed(2)} above its axis (top ${top.toFixed(2)})`);
+        }
+        return out;
+    })""")
+
+
+def cell(page, saved: dict, contains: str):
+    """The first cell whose source contains ``contains`` (the DOM holds every cell: windowing is off)."""
+    index = next((i for i, c in enumerate(saved["cells"]) if contains in "".join(c["source"])), None)
+    assert index is not None, f"no cell contains {contains!r}"
+    return page.locator(f"{NOTEBOOK} .jp-Cell").nth(index)
+
+
+def shoot_output(page, saved: dict, contains: str, path: Path, whole_cell: bool = False):
+    """Screenshot the output (or, with ``whole_cell``, code and output) of the cell containing ``contains``."""
+    target = cell(page, saved, contains)
+    if not whole_cell:
+        target = target.locator(".jp-Cell-outputWrapper").first
+    target.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    target.screenshot(path=str(path))
+    return target
+
+
+def shoot_coding_checks(page, saved: dict, shots: Path, stem: str) -> list[str]:
+    """A screenshot of every coding-exercise cell (the stub and its check's message): ``{stem}_coding_<name>.png``."""
+    names = []
+    for c in saved["cells"]:
+        found = re.search(r"coding\.check_(\w+)\(", "".join(c["source"]))
+        if c["cell_type"] == "code" and found:
+            shoot_output(page, saved, found.group(0), shots / f"{stem}_coding_{found.group(1)}.png", whole_cell=True)
+            names.append(found.group(1))
+    return names
+
+
+def shoot_page(page, shots: Path, stem: str) -> None:
+    """The whole notebook, top to bottom: screen-sized pieces (``{stem}_page/NN.png``) scrolled through the
+    notebook's scroll area, and the same stitched into one tall ``{stem}_page.png``."""
+    import io
+
+    from PIL import Image
+
+    outer = page.locator(f"{NOTEBOOK} .jp-WindowedPanel-outer").first
+    box = outer.bounding_box()
+    total, step = outer.evaluate("e => [e.scrollHeight, e.clientHeight]")
+    pieces = shots / f"{stem}_page"
+    pieces.mkdir(exist_ok=True)
+    for old in pieces.glob("*.png"):
+        old.unlink()
+    canvas = Image.new("RGB", (round(box["width"]), round(total)), "white")
+    k, top = 0, 0
+    while True:
+        y = outer.evaluate(f"e => {{ e.scrollTop = {top}; return e.scrollTop; }}")
+        page.wait_for_timeout(400)
+        png = page.screenshot(clip=box)
+        (pieces / f"{k:02d}.png").write_bytes(png)
+        canvas.paste(Image.open(io.BytesIO(png)), (0, round(y)))
+        k, top = k + 1, top + step
+        if y + step >= total or k >= 200:
+            break
+    canvas.save(shots / f"{stem}_page.png")
+    outer.evaluate("e => { e.scrollTop = 0; }")
+
+
+def run_and_check(browser, lab, shots: Path, name: str):
+    """Run All ``name``, save the page screenshots, check it ran clean, shoot its coding exercises."""
+    stem = name[:2]
+    page, saved, seconds = open_and_run_all(browser, lab, name)
+    print(f"{name}: Run All took {seconds:.1f} s")
+    shoot_page(page, shots, stem)
+    assert_clean_run(page, saved, name)
+    coding = shoot_coding_checks(page, saved, shots, stem)
+    print(f"{name}: coding exercises shot: {coding}")
+    return page, saved
 
 
 def rows_top_to_bottom(heat) -> list[str]:
@@ -222,14 +362,27 @@ def wait_for_change(locator, before: bytes, timeout_s: float = 120) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------------ tests
+def test_notebook_00_in_the_browser(lab, browser, shots):
+    page, saved = run_and_check(browser, lab, shots, "00_toy_superposition.ipynb")
+    shoot_output(page, saved, "exercises.check_pentagon_angle(", shots / "00_check_pentagon_angle.png", whole_cell=True)
+    shoot_output(page, saved, "plots.training_trends(", shots / "00_training.png")
+    page.close()
+
+
+def test_notebook_01_in_the_browser(lab, browser, shots):
+    page, saved = run_and_check(browser, lab, shots, "01_decompose.ipynb")
+    shoot_output(page, saved, "plots.plot_loss_curves(", shots / "01_loss_curves.png")
+    shoot_output(page, saved, "plots.plot_faithfulness(", shots / "01_faithfulness.png")
+    shoot_output(page, saved, "exercises.check_uniform_ce(", shots / "01_check_uniform_ce.png", whole_cell=True)
+    page.close()
+
+
 def test_notebook_02_in_the_browser(lab, browser, shots):
-    page, saved, seconds = open_and_run_all(browser, lab, "02_inspect.ipynb")
-    print(f"02_inspect.ipynb: Run All took {seconds:.1f} s")
-    page.screenshot(path=str(shots / "02_page.png"), full_page=True)
-    assert_clean_run(page, saved, "02_inspect.ipynb")
+    page, saved = run_and_check(browser, lab, shots, "02_inspect.ipynb")
+    shoot_output(page, saved, "plots.plot_firing_frequency(", shots / "02_firing_frequency.png")
 
     # the language heatmap: title names the order; the menu re-sorts and retitles
-    heat = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .js-plotly-plot").first
+    heat = page.locator(f"{NOTEBOOK} .js-plotly-plot").first
     heat.scroll_into_view_if_needed()
     heat.screenshot(path=str(shots / "02_heatmap_sorted.png"))
     title = heat.locator(".gtitle").text_content()
@@ -246,9 +399,10 @@ def test_notebook_02_in_the_browser(lab, browser, shots):
     rows_after = rows_top_to_bottom(heat)
     assert rows_after != rows_before and sorted(rows_after) == sorted(rows_before)
     heat.screenshot(path=str(shots / "02_heatmap_resorted.png"))
+    assert not plotly_layout_problems(page), plotly_layout_problems(page)  # the new title fits too, menu closed
 
     # the component browser: shows the German component; another component changes the figure
-    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-vbox:has(.widget-dropdown)").last
+    panel = page.locator(f"{NOTEBOOK} .widget-vbox:has(.widget-dropdown)").last
     panel.scroll_into_view_if_needed()
     panel.screenshot(path=str(shots / "02_component_browser.png"))
     print(f"component browser: {panel.locator('.widget-html').first.inner_text()[:200]!r}")
@@ -265,16 +419,23 @@ def test_notebook_02_in_the_browser(lab, browser, shots):
     page.close()
 
 
+def test_notebook_03_in_the_browser(lab, browser, shots):
+    page, saved = run_and_check(browser, lab, shots, "03_label.ipynb")
+    shoot_output(page, saved, "plots.plot_label_categories(", shots / "03_label_categories.png")
+    shoot_output(page, saved, 'search_labels(labels, "German"), n=8', shots / "03_search_german.png")
+    page.close()
+
+
 def test_notebook_04_in_the_browser(lab, browser, shots):
-    page, saved, seconds = open_and_run_all(browser, lab, "04_erase_german.ipynb")
-    print(f"04_erase_german.ipynb: Run All took {seconds:.1f} s")
-    page.screenshot(path=str(shots / "04_page.png"), full_page=True)
-    assert_clean_run(page, saved, "04_erase_german.ipynb")
+    page, saved = run_and_check(browser, lab, shots, "04_erase_german.ipynb")
+    shoot_output(page, saved, "edit_plots.objective_plot(", shots / "04_fit_figure.png")
+    shoot_output(page, saved, "edit_plots.dose_response_plot(pick_curve", shots / "04_dose_response_zoomed.png")
+    shoot_output(page, saved, "edit_reports.claim_tables(runs", shots / "04_claim_tables.png")
 
     # the explorer: the FloatSlider described "s"; moving it to a strongly negative s changes the figure
-    slider = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-slider:has(label:text-is('s'))").first
+    slider = page.locator(f"{NOTEBOOK} .widget-slider:has(label:text-is('s'))").first
     slider.scroll_into_view_if_needed()
-    explorer = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-vbox:has(.widget-slider)").last
+    explorer = page.locator(f"{NOTEBOOK} .widget-vbox:has(.widget-slider)").last
     # the explorer's picture: a plotly figure, an image widget, or whatever an Output widget shows
     kind = next((k for k in (".js-plotly-plot", ".widget-image", ".widget-output") if explorer.locator(k).count()), None)
     assert kind is not None, "the explorer shows no figure (no plotly figure, image or output area)"
@@ -284,7 +445,17 @@ def test_notebook_04_in_the_browser(lab, browser, shots):
     handle.focus()
     page.keyboard.press("Home")  # the slider's minimum: the most negative s it offers
     readout = slider.locator(".widget-readout").inner_text()
-    assert float(readout.replace("−", "-")) < 0, f"slider readout {readout!r} is not negative"
+    assert float(readout.replace("\u2212", "-")) < 0, f"slider readout {readout!r} is not negative"
     wait_for_change(view, before)
     explorer.screenshot(path=str(shots / "04_explorer_negative_s.png"))
+    # its CE axis holds every bar, the German one above ln V included, and the dashed ln V line
+    plot = explorer.locator(".js-plotly-plot").first
+    if plot.count():
+        bars, top, ln_v = plot.evaluate("""el => [
+            el._fullData.filter(t => t.type === 'bar').flatMap(t => Array.from(t.y, Number)),
+            Math.max(...el._fullLayout.yaxis.range.map(Number)),
+            Math.max(...(el._fullLayout.shapes || []).map(s => Number(s.y0)))]""")
+        print(f"explorer at s = {readout}: CE bars up to {max(bars):.2f}, ln V {ln_v:.2f}, axis top {top:.2f}")
+        assert max(bars) <= top and ln_v <= top, (bars, ln_v, top)
+        assert not plotly_layout_problems(page), plotly_layout_problems(page)
     page.close()
