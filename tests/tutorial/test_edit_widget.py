@@ -189,3 +189,10 @@ def test_continuations_follow_the_edit():
     assert changed
     ex.show(0, 1.0)
     assert ex.continuations == plain
+
+
+def test_explorer_title_second_line_is_readable():
+    """The "look for" line under the explorer's title is drawn at 12 px, not as a <sup> (about 10 px)."""
+    fig = explorer_figure("m:0", -2.0, {"de": 5.0, "en": 3.0}, {"de": 4.0, "en": 3.0}, 8.3)
+    title = fig.layout.title.text
+    assert "<sup>" not in title and "font-size:12px" in title and "look for" in title

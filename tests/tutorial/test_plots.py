@@ -7,6 +7,7 @@ import torch
 
 from vpd_lite.interpret.statistics import StatsAccumulator
 from vpd_lite.tutorial.plots import (
+    NOTEBOOK_WIDTH_IN,
     component_card,
     contexts_html,
     figure_png,
@@ -207,6 +208,26 @@ def test_component_card_titles_and_labels_do_not_collide():
             assert not _overlap(titles[i], titles[j]), (axes[i].get_title(), axes[j].get_title())
             assert not _overlap(boxes[i], boxes[j]), (i, j)
     assert f"{module}:47" in fig.get_suptitle() and all(module not in ax.get_title() for ax in axes)
+    # JupyterLab's column beside the file browser (~840 px) shows it unscaled, so its fonts keep their size
+    assert fig.get_figwidth() <= NOTEBOOK_WIDTH_IN
+
+
+def test_the_toy_models_figures_fit_the_notebook_column():
+    """Notebook 00's figures: no wider than the notebook column, and the training figure's legend is under the
+    panels, not on a curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vpd_lite.models.toy_models import plot_training
+
+    history = [{"step": s, "stochastic_recon": 1 / s, "adversarial_recon": 2 / s, "minimality": 0.5, "l0_mean": 3.0}
+               for s in range(1, 50)]
+    fig = plot_training(history)
+    assert fig.get_figwidth() <= NOTEBOOK_WIDTH_IN
+    assert fig.legends and all(ax.get_legend() is None for ax in fig.axes)
+    fig.canvas.draw()
+    legend_box = fig.legends[0].get_window_extent()
+    assert all(legend_box.y1 <= ax.get_window_extent().y0 for ax in fig.axes)  # below every panel
 
 
 @pytest.mark.parametrize("width", [20, 37, 40, 41, 60, 80, 90])

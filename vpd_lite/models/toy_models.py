@@ -385,16 +385,18 @@ def plot_training(history: list[dict[str, float]]):
     """Reconstruction MSE (stochastic and adversarial masks), importance minimality and mean L0 per step."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    rows, steps = plot_recon_curves(axes[0], history, {"stochastic_recon": "stochastic masks",
-                                                       "adversarial_recon": "adversarial masks"})
-    axes[0].set(title="Reconstruction MSE to the target", xlabel="step", yscale="log")
-    axes[0].legend()
+    # 8.4 inches: JupyterLab's notebook column (about 840 px) shows it unscaled, so the fonts keep their size
+    fig, axes = plt.subplots(1, 3, figsize=(8.4, 3.4))
+    rows, steps = plot_recon_curves(axes[0], history, {"stochastic_recon": "stochastic",
+                                                       "adversarial_recon": "adversarial"})
+    axes[0].set(title="Reconstruction MSE", xlabel="step", yscale="log")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False,
+               title="masks")  # under the panels, never on a curve
     axes[1].plot(steps, [r["minimality"] for r in rows])
     axes[1].set(title="Importance minimality", xlabel="step")
     axes[2].plot(steps, [r["l0_mean"] for r in rows])
-    axes[2].set(title="Mean L0 per matrix (components with CI > 0)", xlabel="step")
-    fig.tight_layout()
+    axes[2].set(title="Mean L0 (CI > 0)", xlabel="step")
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
 
 
@@ -406,7 +408,8 @@ def plot_feature_cosines(cm, model: TMSModel, report: dict[str, Any]):
 
     cos = component_rank1_cosines(cm, model)
     order = component_order(cm, model, report)
-    fig, axes = plt.subplots(1, len(cm.module_names), figsize=(4.2 * len(cm.module_names), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(cm.module_names), figsize=(min(8.4, 4.2 * len(cm.module_names)), 4.4),
+                             squeeze=False)
     for ax, name in zip(axes[0], cm.module_names):
         rows = order[name]
         live = set(report[name]["live_components"])
@@ -428,7 +431,8 @@ def plot_ci_one_feature(cm, model: TMSModel, report: dict[str, Any], value: floa
 
     ci = component_ci_on_data(cm, one_feature_inputs(model.n_features, value))
     order = component_order(cm, model, report)
-    fig, axes = plt.subplots(1, len(cm.module_names), figsize=(4.6 * len(cm.module_names), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(cm.module_names), figsize=(min(8.4, 4.6 * len(cm.module_names)), 3.4),
+                             squeeze=False)
     for ax, name in zip(axes[0], cm.module_names):
         cols = order[name]
         im = ax.imshow(ci[name][:, cols].numpy(), vmin=0, vmax=1, cmap="magma", aspect="auto")

@@ -150,8 +150,9 @@ def explorer_figure(component: str, s: float, ce: Mapping[str, float], base_ce: 
     for row in range(1, rows + 1):
         fig.update_yaxes(range=[0.0, top], row=row, col=1)
     fig.update_layout(
-        title={"text": f"{FIGURE_TITLE}: {html.escape(component)} at s = {s:.2f}<br><sup>look for: only the "
-                       "German bar rising to the dashed line while the others stay at their grey bars</sup>",
+        title={"text": f"{FIGURE_TITLE}: {html.escape(component)} at s = {s:.2f}<br><span style='font-size:12px'>"
+                       "look for: only the German bar rising to the dashed line while the others stay at their "
+                       "grey bars</span>",
                "font": {"size": 14}},
         barmode="group", height=620 if rows == 2 else 360, width=780, margin={"t": 90, "b": 50},
         legend={"orientation": "h", "y": -0.12}, template="plotly_white",

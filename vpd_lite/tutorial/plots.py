@@ -30,6 +30,12 @@ FONT = 11  # smallest font of every figure: readable when JupyterLab scales a fi
 LANG_COLOURS = {"en": "#4c72b0", "de": "#dd8452", "fr": "#55a868", "es": "#c44e52", "it": "#8172b3"}
 
 
+#: Widest matplotlib figure (inches) the notebooks show: JupyterLab's notebook column beside the file browser is
+#: about 840 px, and a figure shown at ``figure_png``'s 90 dpi or the inline backend's 100 dpi fits it unscaled,
+#: so its fonts keep their size.
+NOTEBOOK_WIDTH_IN = 8.4
+
+
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:
     """PNG bytes of a matplotlib figure (for ipywidgets.Image and headless use)."""
     buf = io.BytesIO()
@@ -399,13 +405,14 @@ def component_card(stats: ComponentStats, cid: ComponentId, effects: Mapping[str
     each other, and constrained layout keeps each y-label clear of the panel to its left."""
     module, c = parse_component_id(cid)
     n = 3 if effects is not None else 2
-    fig = Figure(figsize=(4.0 * n, 3.4), layout="constrained")
+    # at most NOTEBOOK_WIDTH_IN wide: JupyterLab's column (about 840 px beside the file browser) shows it unscaled
+    fig = Figure(figsize=(min(NOTEBOOK_WIDTH_IN, 4.0 * n), 3.4), layout="constrained")
     axes = fig.subplots(1, n)
     plot_language_rates(stats, cid, ax=axes[0], title="Firing rate per language")
     plot_ci_histogram(stats, cid, ax=axes[1], title="CI over all tokens")
     if effects is not None:
-        plot_ablation_effect(effects, ax=axes[2], title="Held-out CE change when removed")
-    fig.suptitle(f"Component {component_key((module, c))}", fontsize=10)
+        plot_ablation_effect(effects, ax=axes[2], title="ΔCE when removed")
+    fig.suptitle(f"Component {component_key((module, c))}", fontsize=12)
     return fig
 
 
