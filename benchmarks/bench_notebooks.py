@@ -78,7 +78,7 @@ def run_nbmake(paths: list[str], quick: bool) -> int:
                    PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
         junit = Path(tmp) / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", "--nbmake", *paths, "-q", "-p", "no:cacheprovider",
-               f"--junitxml={junit}"]
+               f"--junitxml={junit}"] + ([] if quick else ["--nbmake-timeout=3600"])  # full-mode cells run minutes
         print("running:", " ".join(cmd[1:]), flush=True)
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
