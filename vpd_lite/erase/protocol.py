@@ -58,13 +58,13 @@ from vpd_lite.erase.edits import (
     train_scalar_edit_restarts,
     uniform_level,
 )
-from vpd_lite.erase.workers import can_fork, fork_map
 from vpd_lite.erase.selection import (
     pick_by_edit,
     pick_by_firing,
     pick_by_label,
     search_range,
 )
+from vpd_lite.erase.workers import can_fork, fork_map
 from vpd_lite.interpret.harvest import HarvestPlan
 from vpd_lite.interpret.ids import ComponentId, component_key
 from vpd_lite.interpret.statistics import (
@@ -371,9 +371,9 @@ def run_sweep(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> 
     With ``config.workers > 1`` on Linux, the items run in that many forked processes at once (each on
     ``config.threads`` threads) and the rows are put back in plan order: the same numbers, since every fit is
     seeded on its own and evaluated alone."""
-    plan = sweep_plan(config)
     if config.workers <= 1 or not can_fork():
         return evaluate_fits(setup, fit_all(setup, config, progress), config, progress)
+    plan = sweep_plan(config)
     with torch_threads(config.threads):
         before = language_ce(setup.model, setup.heldout)
     # Longest items first (LoRA, larger budgets), so that no long item starts last.
@@ -383,7 +383,8 @@ def run_sweep(setup: EraseSetup, config: EraseConfig, progress: bool = True) -> 
     return pd.concat(parts, ignore_index=True)
 
 
-def _erase_one_language(shared: tuple[EraseSetup, EraseConfig, Mapping[str, float]], lang: str) -> list[dict[str, Any]]:
+def _erase_one_language(shared: tuple[EraseSetup, EraseConfig, Mapping[str, float]],
+                        lang: str) -> list[dict[str, Any]]:
     """:func:`erase_any_language`'s rows for one erased language (a ``fork_map`` job)."""
     setup, config, before = shared
     d, _, (lo, hi) = setup.any_language[lang]

@@ -16,8 +16,8 @@ language) key by key, anything else (a category name) by equality. The first dif
 raises ``NotImplementedError``) gets "not written yet". A check never raises on the student's mistakes: an exception
 inside the student's function is reported as a message, so a notebook always runs top to bottom.
 
-The reference of every check is the library's own code (``vpd_lite.method``, ``interpret``, ``erase``), called through at most a thin
-adapter that fixes the argument order; a check never re-implements what it checks.
+The reference of every check is the library's own code (``vpd_lite.method``, ``interpret``, ``erase``), called
+through at most a thin adapter that fixes the argument order; a check never re-implements what it checks.
 
 Sections, one per notebook: ``# ---- notebook 01`` (the stochastic mask, the rank-1 components' output, the
 leaky hard sigmoid's gradient), ``# ---- notebook 02`` (importance minimality, one PGD ascent step),
