@@ -37,6 +37,9 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without `pip install -e .`
+
+from vpd_lite.method.config import DecomposeConfig  # noqa: E402
 MEASURED = ROOT / "benchmarks" / "measured.json"
 README = ROOT / "README.md"
 START, END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
@@ -55,7 +58,7 @@ class Row:
 
 
 PY = "python"
-DecomposeSteps = 5400  # DecomposeConfig().steps, the shipped recipe
+DECOMPOSE_STEPS = DecomposeConfig().steps  # the shipped recipe's training steps
 ROWS: dict[str, Row] = {r.key: r for r in (
     Row("decompose", "full decomposition of the shipped target, 2 threads (5,400 steps × the median VPD step)",
         "≤ 10 min", "min", "(measured with step_ratio)"),
@@ -134,7 +137,7 @@ def measure(key: str, repeats: int | None) -> dict:
             # and the training steps of the default recipe at this step time (the faithfulness warm-up,
             # checkpoints and the final held-out evaluation add about a minute)
             runs.append(ratio)
-            steps_min.append(DecomposeSteps * ms_per_step / 60_000)
+            steps_min.append(DECOMPOSE_STEPS * ms_per_step / 60_000)
         else:
             runs.append(wall / 60 if row.unit == "min" else wall)
             mems.append(mem)

@@ -234,12 +234,10 @@ def edit_curve(model: nn.Module, direction: Direction, s_values: Sequence[float]
 
 
 # ------------------------------------------------------------------------------------------ prescreen
-def _prescreen_language(shared: tuple[nn.Module, list[Direction], int], lang_ids: tuple[str, Tensor]
-                        ) -> tuple[Tensor, Tensor]:
+def _prescreen_language(shared: tuple[nn.Module, list[Direction], int], ids: Tensor) -> tuple[Tensor, Tensor]:
     """:func:`prescreen`'s sums for one language: (mean square of V_c . x over its tokens, dCE/ds at s = 1),
     each (n_directions,) float64 (a ``fork_map`` job)."""
     model, directions, batch_size = shared
-    lang, ids = lang_ids
     edit = ScalarEdit(model, directions)
     groups = edit._groups  # {module: (direction indices, V (d_in, k), U (k, d_out))}
     modules = dict(model.named_modules())
@@ -290,7 +288,7 @@ def prescreen(model: nn.Module, directions: Sequence[Direction], blocks: Mapping
     was_training = model.training
     model.eval()
     try:
-        sums = fork_map(_prescreen_language, list(blocks.items()), (model, directions, batch_size), workers,
+        sums = fork_map(_prescreen_language, list(blocks.values()), (model, directions, batch_size), workers,
                         torch.get_num_threads(), desc="prescreen", progress=progress)
     finally:
         model.train(was_training)
