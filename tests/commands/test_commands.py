@@ -102,6 +102,9 @@ BAD_INPUTS = [
     ("reproduce", ["--seeds", "-3"], 2, "--seeds"),
     ("reproduce", ["--threads", "0"], 2, "--threads"),
     ("reproduce", ["--work", "{missing}"], 2, "--work applies only with --from-scratch"),
+    ("across_decompositions", ["{missing}"], 2, "is not a folder"),
+    ("across_decompositions", ["data", "--threads", "0"], 2, "argument --threads: '0' is not a positive integer"),
+    ("across_decompositions", [], 2, "the following arguments are required"),
     # --out names a folder: a file there is refused before any work
     ("reproduce", ["--out", "{truncated}/components.safetensors"], 2, "is a file; --out names a folder"),
     ("decompose", ["--out", "{truncated}/components.safetensors"], 2, "is a file; --out names a folder"),
@@ -175,7 +178,7 @@ def test_debug_shows_the_traceback(bad_files, tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "is corrupted" in proc.stderr
 
 
-HELP_MODULES = ["decompose", "evaluate", "labelling", "target", "recipes", "distributed", "reproduce"]
+HELP_MODULES = ["across_decompositions", "decompose", "evaluate", "labelling", "target", "recipes", "distributed", "reproduce"]
 
 
 def test_help_names_the_command(tmp_path):
@@ -200,7 +203,7 @@ def _options(parser: argparse.ArgumentParser):
             yield action
 
 
-@pytest.mark.parametrize("module", ["distributed", "edit_scan", "evaluate", "labelling", "recipes", "reproduce",
+@pytest.mark.parametrize("module", ["across_decompositions", "distributed", "edit_scan", "evaluate", "labelling", "recipes", "reproduce",
                                     "target"])
 def test_help_gives_every_default(module, monkeypatch):
     """``--help`` says what every option that takes a value does when it is left out (flags are off)."""

@@ -1,0 +1,162 @@
+"""The study across decompositions: the similarity maths on hand-made components, the counting, and the command
+end to end on two tiny decompositions of one random-init target."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from vpd_lite.commands.across_decompositions import main
+from vpd_lite.erase.across import (
+    AcrossRun,
+    component_similarity,
+    mean_max_cosine,
+    seed_table,
+    summary_line,
+)
+from vpd_lite.erase.edits import Direction
+from vpd_lite.method.checkpoint import load_decomposition, save_decomposition
+from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.decompose import decompose
+from vpd_lite.models.target import load_target
+from tests.erase.test_protocol import make_tiny_data
+
+
+def test_component_similarity_hand_values():
+    u, v = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 2.0])
+    same = component_similarity(Direction("m", 0, u, v), Direction("m", 3, 5 * u, v))
+    assert same == {"same_matrix": True, "matrix": pytest.approx(1.0), "read": pytest.approx(1.0),
+                    "write": pytest.approx(1.0)}
+    # both factors negated: the same rank-1 matrix
+    assert component_similarity(Direction("m", 0, u, v), Direction("m", 1, -u, -v))["matrix"] == pytest.approx(1.0)
+    # one factor negated: the negated matrix, while each direction on its own is the same line
+    flipped = component_similarity(Direction("m", 0, u, v), Direction("m", 1, -u, v))
+    assert flipped["matrix"] == pytest.approx(-1.0) and flipped["read"] == flipped["write"] == pytest.approx(1.0)
+    # a 45-degree write direction: cos = 1/sqrt(2) for the write side and for the matrix
+    tilted = component_similarity(Direction("m", 0, u, v), Direction("m", 1, torch.tensor([1.0, 1.0, 0.0]), v))
+    assert tilted["write"] == pytest.approx(2 ** -0.5) and tilted["matrix"] == pytest.approx(2 ** -0.5)
+    other = component_similarity(Direction("m", 0, u, v), Direction("n", 0, u, v))
+    assert other == {"same_matrix": False, "matrix": 0.0, "read": 0.0, "write": 0.0}
+
+
+class _Layer:
+    def __init__(self, V, U):
+        self.V, self.U = V, U
+
+
+class _CM:
+    def __init__(self, layers):
+        self.components = layers
+
+
+def test_mean_max_cosine_is_one_for_a_permuted_copy_and_lower_for_random_components():
+    g = torch.Generator().manual_seed(0)
+    V, U = torch.randn(6, 5, generator=g), torch.randn(5, 4, generator=g)
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    a = _CM({"m": _Layer(V, U)})
+    b = _CM({"m": _Layer(-V[:, perm] * 2, U[perm] * 0.5)})  # reordered, rescaled, sign moved: same components
+    live = {"m": torch.arange(5)}
+    row = mean_max_cosine(a, b, live, live).iloc[0]
+    assert row["read"] == pytest.approx(1.0) and row["write"] == pytest.approx(1.0)
+    assert row["matrix"] == pytest.approx(1.0) and row["live_a"] == row["live_b"] == 5
+    c = _CM({"m": _Layer(torch.randn(6, 5, generator=g), torch.randn(5, 4, generator=g))})
+    other = mean_max_cosine(a, c, live, live).iloc[0]
+    assert other["matrix"] < 0.9 and other["read"] < 1.0
+    # dead components are left out: only live ones count
+    only_two = mean_max_cosine(a, c, {"m": torch.tensor([0, 1])}, live).iloc[0]
+    assert only_two["live_a"] == 2
+
+
+def _run(name, target, meets, mean_ok):
+    per_seed = pd.DataFrame({"seed": [0, 1, 2], "s": [-5.0, -6.0, -7.0], "s_free": [-5.0, -6.0, -9.0],
+                             "frac_to_uniform": [0.9, 0.85, 0.7], "d_en": [0.01] * 3, "d_worst_other": [0.05] * 3,
+                             "meets_goal": meets})
+    d = Direction("m", 0, torch.ones(2), torch.ones(2))
+    return AcrossRun(name, target, 1, d, per_seed, {"scalar_meets_goal": mean_ok, "fraction": 0.82, "d_en": 0.01,
+                                                     "d_other_max": 0.05}, {}, pd.DataFrame(), {})
+
+
+def test_summary_line_counts_every_snippet_and_the_mean_separately():
+    runs = [_run("a", "shipped", [True, True, True], True), _run("b", "shipped", [True, False, True], True),
+            _run("c", "shipped", [False, False, False], False)]
+    assert summary_line(runs) == "1 of 3 decompositions meet the claim on every snippet; 2 of 3 on the mean"
+    table = seed_table(runs)
+    assert len(table) == 9 and {"run", "target", "component", "seed", "way", "d_en", "d_worst_other"} <= set(table)
+    assert table["way"].between(0, 1).all()  # a fraction, not a percentage
+
+
+def _second_decomposition(data: Path, root: Path, seed: int) -> Path:
+    """A copy of the tiny data folder whose decomposition is redone with another seed."""
+    other = root / f"seed{seed}"
+    shutil.copytree(data / "target", other / "target")
+    (other / "corpus").symlink_to(data / "corpus")
+    model, _ = load_target(other / "target")
+    dconfig = DecomposeConfig.quick(steps=5, faithfulness_warmup_steps=5, batch_size=2, seq_len=32, seed=seed,
+                                    targets={"*.q_proj": 8, "*.up_proj": 8, "*.down_proj": 8})
+    blocks = torch.randint(0, model.config.vocab_size, (4, 32), generator=torch.Generator().manual_seed(seed))
+    cm, _ = decompose(model, [blocks[:2], blocks[2:]], dconfig, progress=False)
+    save_decomposition(cm, other / "decomposition", dconfig)
+    return other
+
+
+def test_command_end_to_end_on_two_tiny_decompositions(tmp_path, capsys):
+    data = make_tiny_data(tmp_path / "data")
+    other = _second_decomposition(data, tmp_path, seed=1)
+    before = {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()}
+    out = tmp_path / "out"
+    assert main(["--quick", f"ref={data}", str(other), "--out", str(out), "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 decompositions meet the claim on every snippet" in printed
+    seeds = pd.read_csv(out / "across_decompositions.csv")
+    assert list(seeds["run"]) == ["ref", "seed1"]  # quick mode: one snippet seed per run
+    assert {"run", "target", "component", "seed", "way", "d_en", "d_worst_other", "meets_claim"} <= set(seeds)
+    runs = pd.read_csv(out / "across_decompositions_runs.csv")
+    assert runs.loc[0, "vs_reference_matrix"] == pytest.approx(1.0)  # the reference against itself
+    sim = pd.read_csv(out / "across_decompositions_similarity.csv")
+    assert set(sim["run_a"]) == {"ref", "seed1"} and len(sim) == 4
+    mm = pd.read_csv(out / "across_decompositions_mean_max.csv")
+    assert set(mm["run_a"]) == {"ref"} and set(mm["run_b"]) == {"seed1"}  # one pair, same target
+    assert mm[["read", "write"]].le(1.0 + 1e-9).all().all()
+    md = (out / "across_decompositions.md").read_text()
+    assert "## Per snippet" in md and "## The rule, written before the held-out numbers" in md
+    for name in ("across_decompositions_curves.png", "across_decompositions_similarity.png"):
+        assert (out / name).stat().st_size > 1000
+    # the inputs were only read (no statistics or anything else written into them)
+    assert before == {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("args, says", [
+    (["{missing}"], "is not a folder"),
+    (["a={data}", "a={data}"], "share a name"),
+    (["{empty}"], "lacks"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, args, says):
+    data = make_tiny_data(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    fill = {"missing": tmp_path / "nope", "data": data, "empty": tmp_path / "empty"}
+    argv = [a.format(**fill) for a in args] + ["--quick", "--out", str(tmp_path / "out")]
+    with pytest.raises((SystemExit, Exception)) as err:
+        code = main(argv)
+        raise SystemExit(code)
+    message = capsys.readouterr().err + str(err.value)
+    assert says in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_second_call_reuses_saved_runs_and_only_runs_new_folders(tmp_path, capsys):
+    data = make_tiny_data(tmp_path / "data")
+    other = _second_decomposition(data, tmp_path, seed=1)
+    out = tmp_path / "out"
+    assert main(["--quick", str(data), "--out", str(out), "--workers", "1", "--no-figures"]) == 0
+    first = (out / "across_decompositions.csv").read_bytes()
+    capsys.readouterr()
+    assert main(["--quick", str(data), str(other), "--out", str(out), "--workers", "1", "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    assert f"reused from {out / 'runs' / 'data'}" in printed and f"[seed1] {other}" in printed
+    again = (out / "across_decompositions.csv").read_bytes()
+    assert again.startswith(first.split(b"\n", 1)[0]) and first.split(b"\n", 1)[1] in again
+    # other settings: nothing is reused
+    assert main(["--quick", str(data), "--out", str(out), "--workers", "1", "--no-figures", "--threads", "2"]) == 0
+    assert "reused" not in capsys.readouterr().out

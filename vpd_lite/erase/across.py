@@ -1,0 +1,291 @@
+"""The German edit across decompositions: is the single-component erasure a property of the model, or the luck of
+one decomposition?
+
+The same protocol (:mod:`vpd_lite.erase.protocol`, unchanged: the edit-scan rule and search range on training
+text, the primary objective, the claim's budget and snippet seeds, held-out measurement, the thresholds in
+``CLAIM``) runs on several decompositions, each in a folder laid out like ``data/``:
+
+1. :func:`erase_with` runs the protocol's single-scalar part on one folder and returns an :class:`AcrossRun`
+   (the component picked, the per-seed rows, the verdicts, the component's training-text dose-response curve
+   and how far each snippet's own fit would go).
+2. :func:`component_similarity` compares two picked components (their rank-1 matrices and, separately, their
+   read and write directions); :func:`mean_max_cosine` compares two whole decompositions of one target as the
+   VPD paper does (mean, over live components, of the best cosine in the other decomposition).
+3. :func:`seed_table`, :func:`run_table` and :func:`summary_line` turn the runs into the tables of
+   ``results/across_decompositions.*`` (written by ``python -m vpd_lite.across_decompositions``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from vpd_lite.erase.edits import Direction, fit_single_scalar, select_target_tokens
+from vpd_lite.erase.protocol import (
+    CLAIM,
+    PRIMARY_OBJECTIVE,
+    EraseConfig,
+    EraseSetup,
+    check_claim,
+    claim_per_seed,
+    run_sweep,
+    summarise,
+)
+from vpd_lite.interpret.ids import component_key
+from vpd_lite.method.checkpoint import atomic_write_json
+from vpd_lite.interpret.statistics import ComponentStats, live_components
+from vpd_lite.method.devices import torch_threads
+
+#: The method whose component and verdict the study follows: the single scalar picked by the edit-scan rule.
+METHOD = "scalar_edit"
+
+
+def study_config(base: EraseConfig | None = None) -> EraseConfig:
+    """``base`` (default: the full protocol's ``EraseConfig()``) cut to what the study measures: the edit-scan
+    rule's single scalar, the primary objective, the claim's budget, every snippet seed; no LoRA, no other
+    language. Choices, fits and measurement are otherwise the protocol's own."""
+    base = EraseConfig() if base is None else base
+    return replace(base, methods=(METHOD,), objectives=(PRIMARY_OBJECTIVE,), budgets=(CLAIM["budget"],),
+                   every_budget_objectives=(), any_language=False)
+
+
+@dataclass
+class AcrossRun:
+    """What the protocol gave on one decomposition.
+
+    ``name``: the run's label; ``target`` / ``decomposition_seed``: the target model (``"shipped"`` or
+    ``"seed k"``) and the decomposition's seed; ``direction``: the component the rule picked; ``per_seed``: one
+    row per snippet seed (``seed, s, frac_to_uniform, d_en, d_worst_other, meets_goal`` plus ``s_free``, the s
+    the snippet's own fit reaches over the scan's whole grid); ``claim``: :func:`check_claim` on the seed means;
+    ``edge``: the component's row of the scan's best-admissible table (German training ΔCE ``gain`` at
+    ``s_best``, admissible range ``s_lo``..``s_hi``); ``curve``: its training-text dose-response rows;
+    ``quality``: the decomposition's held-out ``metrics.json`` figures; ``seconds``: the protocol's wall-clock time."""
+
+    name: str
+    target: str
+    decomposition_seed: int | None
+    direction: Direction
+    per_seed: pd.DataFrame
+    claim: dict[str, Any]
+    edge: dict[str, float]
+    curve: pd.DataFrame
+    quality: dict[str, float]
+    seconds: float = float("nan")  # how long the protocol took on this run (wall clock)
+
+    @property
+    def component(self) -> str:
+        return component_key(self.direction.component)
+
+    def save(self, folder: str | Path, key: str, live: Mapping[str, Tensor]) -> None:
+        """Write the run (and ``live``, its live components per matrix) into ``folder`` under ``key``, a string
+        naming the decomposition and the protocol settings it was run with (see :meth:`load`)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.per_seed.to_csv(folder / "per_seed.csv", index=False)
+        self.curve.to_csv(folder / "curve.csv", index=False)
+        tensors = {"u": self.direction.u.contiguous(), "v": self.direction.v.contiguous(),
+                   **{f"live/{m}": t.contiguous() for m, t in live.items()}}
+        save_file(tensors, str(folder / "tensors.safetensors"))
+        claim = {k: v for k, v in self.claim.items() if isinstance(v, (bool, int, float, str))}
+        record = {"key": key, "name": self.name, "target": self.target, "decomposition_seed": self.decomposition_seed,
+                  "module": self.direction.module, "c": self.direction.c, "claim": claim, "edge": self.edge,
+                  "quality": self.quality, "seconds": self.seconds}
+        atomic_write_json(folder / "run.json", record)  # last: its presence says the folder is complete
+
+    @classmethod
+    def load(cls, folder: str | Path, key: str) -> tuple["AcrossRun", dict[str, Tensor]] | None:
+        """(run, live) saved by :meth:`save` with the same ``key``, or None (nothing saved, another key, or an
+        unreadable file: the caller then runs the protocol again)."""
+        folder = Path(folder)
+        try:
+            record = json.loads((folder / "run.json").read_text())
+            if record.get("key") != key:
+                return None
+            tensors = load_file(str(folder / "tensors.safetensors"))
+            per_seed = pd.read_csv(folder / "per_seed.csv")
+            curve = pd.read_csv(folder / "curve.csv")
+        except (OSError, ValueError, KeyError):
+            return None
+        live = {k.removeprefix("live/"): t for k, t in tensors.items() if k.startswith("live/")}
+        d = Direction(record["module"], int(record["c"]), tensors["u"], tensors["v"])
+        run = cls(record["name"], record["target"], record["decomposition_seed"], d, per_seed, record["claim"],
+                  record["edge"], curve, record["quality"], float(record.get("seconds", float("nan"))))
+        return run, live
+
+
+def target_label(target_dir: str | Path, shipped_dir: str | Path | None = None) -> str:
+    """``"shipped"`` when ``target_dir`` holds the same weights as ``shipped_dir``, else ``"seed k"`` from its
+    ``training_config.json`` (``"unknown"`` without one)."""
+    target_dir = Path(target_dir)
+    if shipped_dir is not None:
+        a, b = target_dir / "model.safetensors", Path(shipped_dir) / "model.safetensors"
+        if a.is_file() and b.is_file() and _sha(a) == _sha(b):
+            return "shipped"
+    try:
+        return f"seed {json.loads((target_dir / 'training_config.json').read_text())['seed']}"
+    except (OSError, ValueError, KeyError):
+        return "unknown"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def decomposition_quality(folder: str | Path) -> dict[str, float]:
+    """The held-out quality figures of a decomposition folder's ``metrics.json`` (empty when it has none):
+    ``ce_gap_ci_rounded`` and ``ce_gap_pgd`` (nats/token above the target), ``l0_mean`` (components per token
+    per matrix), ``dead_frac`` (fraction of components that never fire) and ``steps``."""
+    path = Path(folder) / "metrics.json"
+    if not path.is_file():
+        return {}
+    m = json.loads(path.read_text())
+    return {"ce_gap_ci_rounded": float(m["ce_gap"]["ci_rounded"]), "ce_gap_pgd": float(m["ce_gap"]["pgd"]),
+            "l0_mean": float(m["l0_mean"]), "dead_frac": float(m["dead_frac"]),
+            "steps": float(m.get("training", {}).get("steps", float("nan")))}
+
+
+def erase_with(setup: EraseSetup, config: EraseConfig, name: str, target: str, decomposition_seed: int | None,
+               quality: Mapping[str, float] | None = None, progress: bool = True) -> AcrossRun:
+    """Run the study's part of the protocol on one decomposition's ``setup`` (made by
+    ``vpd_lite.erase.rebuild.build_setup`` from training text) and collect what the study reports.
+
+    ``config`` should come from :func:`study_config`. The fits and held-out CE are the protocol's
+    (:func:`vpd_lite.erase.protocol.run_sweep`); ``s_free`` is an extra fit of each snippet over the scan's whole
+    grid of s (-30..10 by default), to show how far the snippet would push were the search range not limited
+    by the other languages. Nothing here reads held-out text except the protocol's own measurement."""
+    runs = run_sweep(setup, config, progress=progress)
+    per_seed = claim_per_seed(runs, METHOD, PRIMARY_OBJECTIVE)
+    claim = check_claim(summarise(runs), method=METHOD, objective=PRIMARY_OBJECTIVE)
+    d = setup.rules[METHOD]
+    lo, hi = min(config.scan.s_grid), max(config.scan.s_grid)
+    free = []
+    with torch_threads(config.threads):
+        for seed in per_seed["seed"]:
+            tokens, mask = select_target_tokens(setup.train["de"], CLAIM["budget"], seed=int(seed))
+            free.append(fit_single_scalar(setup.model, d, tokens, mask, PRIMARY_OBJECTIVE, lo, hi, config.search)[0])
+    per_seed["s_free"] = free
+    best = setup.scan.best_for("de")
+    row = best[best["component"] == component_key(d.component)].iloc[0]
+    edge = {k: float(row[k]) for k in ("gain", "s_best", "s_lo", "s_hi", "d_en", "worst_other")}
+    return AcrossRun(name=name, target=target, decomposition_seed=decomposition_seed, direction=d,
+                     per_seed=per_seed, claim=claim, edge=edge, curve=setup.scan.curve(d.component),
+                     quality=dict(quality or {}))
+
+
+# ------------------------------------------------------------------------------------------ similarity
+def _unit(x: Tensor) -> Tensor:
+    return x.double() / x.double().norm(dim=0, keepdim=True).clamp_min(1e-30)
+
+
+def component_similarity(a: Direction, b: Direction) -> dict[str, float]:
+    """How alike two components are: ``matrix``, the cosine similarity of their rank-1 matrices ``U_c V_cᵀ``
+    (flattened; it equals cos(u_a, u_b)·cos(v_a, v_b), so it is signed: -1 is the same matrix negated), and the
+    absolute cosines of the ``read`` (V_c, d_in) and ``write`` (U_c, d_out) directions on their own (a
+    component's sign can move between its two factors). 0 for all three when they belong to different
+    matrices (the cosine is undefined across shapes; ``same_matrix`` says so)."""
+    if a.module != b.module:
+        return {"same_matrix": False, "matrix": 0.0, "read": 0.0, "write": 0.0}
+    cu = float(_unit(a.u) @ _unit(b.u))
+    cv = float(_unit(a.v) @ _unit(b.v))
+    return {"same_matrix": True, "matrix": cu * cv, "read": abs(cv), "write": abs(cu)}
+
+
+def live_by_module(stats: ComponentStats) -> dict[str, Tensor]:
+    """{module: indices (long) of its components that fire on at least one harvested token}."""
+    out: dict[str, list[int]] = {m: [] for m in stats.modules}
+    for m, c in live_components(stats):
+        out[m].append(c)
+    return {m: torch.tensor(cs, dtype=torch.long) for m, cs in out.items()}
+
+
+def mean_max_cosine(cm_a: nn.Module, cm_b: nn.Module, live_a: Mapping[str, Tensor],
+                    live_b: Mapping[str, Tensor]) -> pd.DataFrame:
+    """The VPD paper's cross-seed similarity, per decomposed matrix: for each live component of one
+    decomposition, the largest absolute cosine with any live component of the other (read directions V,
+    write directions U, and the rank-1 matrices U_c V_cᵀ), averaged over live components and over both
+    directions of comparison (a→b and b→a). One row per matrix: ``module, live_a, live_b, read, write,
+    matrix``. Both decompositions must be of the same target (same matrices and shapes).
+
+    Source: the VPD paper's "mean max cosine similarity" between decompositions from different seeds."""
+    rows = []
+    for module in cm_a.components:
+        la, lb = live_a[module], live_b[module]
+        A, B = cm_a.components[module], cm_b.components[module]
+        if len(la) == 0 or len(lb) == 0:
+            rows.append({"module": module, "live_a": len(la), "live_b": len(lb), "read": float("nan"),
+                         "write": float("nan"), "matrix": float("nan")})
+            continue
+        cv = (_unit(A.V.detach()[:, la]).T @ _unit(B.V.detach()[:, lb])).abs()  # (live_a, live_b)
+        cu = (_unit(A.U.detach()[la].T).T @ _unit(B.U.detach()[lb].T)).abs()  # U is (C, d_out)
+        cm = cv * cu  # |cos| of the rank-1 matrices
+
+        def both(c: Tensor) -> float:
+            return 0.5 * (float(c.max(1).values.mean()) + float(c.max(0).values.mean()))
+
+        rows.append({"module": module, "live_a": len(la), "live_b": len(lb), "read": both(cv), "write": both(cu),
+                     "matrix": both(cm)})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------ tables
+def seed_table(runs: Sequence[AcrossRun]) -> pd.DataFrame:
+    """One row per run × snippet seed: ``run, target, decomposition_seed, component, seed, s, s_free, way``
+    (fraction of the way from base German CE to ln V, held-out), ``d_en``, ``d_worst_other`` (held-out ΔCE,
+    nats/token) and ``meets_claim``."""
+    rows = []
+    for r in runs:
+        for _, p in r.per_seed.iterrows():
+            rows.append({"run": r.name, "target": r.target, "decomposition_seed": r.decomposition_seed,
+                         "component": r.component, "seed": int(p["seed"]), "s": float(p["s"]),
+                         "s_free": float(p["s_free"]), "way": float(p["frac_to_uniform"]), "d_en": float(p["d_en"]),
+                         "d_worst_other": float(p["d_worst_other"]), "meets_claim": bool(p["meets_goal"])})
+    return pd.DataFrame(rows)
+
+
+def run_table(runs: Sequence[AcrossRun], reference: Direction | None = None) -> pd.DataFrame:
+    """One row per run: the component and its matrix, the verdict on the seed means and on every seed, the
+    training-text edge of the component (German ΔCE ``edge_d_de`` at ``edge_s``, admissible ``s_lo``..``s_hi``),
+    the decomposition's quality and, with ``reference``, the component's similarity to it."""
+    rows = []
+    for r in runs:
+        c = r.claim
+        row = {"run": r.name, "target": r.target, "decomposition_seed": r.decomposition_seed,
+               "component": r.component, "matrix": r.direction.module,
+               "way_mean": c["fraction"], "d_en_mean": c["d_en"], "d_worst_other_mean": c["d_other_max"],
+               "meets_on_mean": bool(c["scalar_meets_goal"]), "seeds_meeting": int(r.per_seed["meets_goal"].sum()),
+               "n_seeds": len(r.per_seed), "edge_d_de": r.edge["gain"], "edge_s": r.edge["s_best"],
+               "s_lo": r.edge["s_lo"], "s_hi": r.edge["s_hi"], **r.quality}
+        if reference is not None:
+            sim = component_similarity(r.direction, reference)
+            row.update({f"vs_reference_{k}": v for k, v in sim.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def similarity_matrix(runs: Sequence[AcrossRun], kind: str = "matrix") -> pd.DataFrame:
+    """Runs × runs table of :func:`component_similarity`'s ``kind`` (``matrix``, ``read`` or ``write``) between
+    the picked components. Runs on different targets get NaN (their weights share no basis)."""
+    names = [r.name for r in runs]
+    out = pd.DataFrame(index=names, columns=names, dtype=float)
+    for a in runs:
+        for b in runs:
+            out.loc[a.name, b.name] = (component_similarity(a.direction, b.direction)[kind]
+                                       if a.target == b.target else float("nan"))
+    return out
+
+
+def summary_line(runs: Sequence[AcrossRun], which: str = "decompositions") -> str:
+    """'k of n <which> meet the claim on every snippet; j of n on the mean'."""
+    n = len(runs)
+    k = sum(bool(r.per_seed["meets_goal"].all()) for r in runs)
+    j = sum(bool(r.claim["scalar_meets_goal"]) for r in runs)
+    return f"{k} of {n} {which} meet the claim on every snippet; {j} of {n} on the mean"
