@@ -49,6 +49,10 @@ FILES = ("across_decompositions.md", "across_decompositions.csv", "across_decomp
          "across_decompositions_similarity.png")
 
 
+#: Raised when what a saved run holds changes, so that older saved runs are measured again instead of reused.
+SAVED_RUN_VERSION = 1
+
+
 def _parser():
     ap = cli.make_parser("across_decompositions",
                          "Run the German erasure protocol (unchanged: rule, search range, objective, snippet seeds, "
@@ -89,7 +93,7 @@ def _run_key(decomposition: Path, config: EraseConfig) -> str:
     """What a saved run must match to be reused: the decomposition's tensors and target, and the settings."""
     meta = read_metadata(decomposition)
     settings = replace(config, workers=1)  # the worker count does not change the numbers
-    return f"{meta['tensors_sha256']}|{meta['target_fingerprint']}|{settings!r}"
+    return f"v{SAVED_RUN_VERSION}|{meta['tensors_sha256']}|{meta['target_fingerprint']}|{settings!r}"
 
 
 def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, progress: bool = True
@@ -222,8 +226,8 @@ def save(runs: list[AcrossRun], mean_max: pd.DataFrame, out: Path, command: str,
     out.mkdir(parents=True, exist_ok=True)
     sim = pd.concat([similarity_matrix(runs, k).stack(future_stack=True).rename(k) for k in ("matrix", "read", "write")],
                     axis=1).rename_axis(["run_a", "run_b"]).reset_index()
-    curves = pd.concat([r.curve.assign(run=r.name, target=r.target, s_lo=r.edge["s_lo"], s_hi=r.edge["s_hi"])
-                        for r in runs], ignore_index=True)
+    curves = pd.concat([r.curve.assign(run=r.name, target=r.target, s_lo=r.edge["s_lo"], s_hi=r.edge["s_hi"],
+                                       ln_v=r.edge.get("ln_v", float("nan"))) for r in runs], ignore_index=True)
     files = {
         "across_decompositions.md": report(runs, mean_max, command, seconds).encode("utf-8"),
         "across_decompositions.csv": _csv(seed_table(runs)),

@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from vpd_lite.erase.edits import Direction, fit_single_scalar, select_target_tokens
+from vpd_lite.erase.edits import Direction, fit_single_scalar, select_target_tokens, uniform_level
 from vpd_lite.erase.protocol import (
     CLAIM,
     PRIMARY_OBJECTIVE,
@@ -67,7 +67,7 @@ class AcrossRun:
     row per snippet seed (``seed, s, frac_to_uniform, d_en, d_worst_other, meets_goal`` plus ``s_free``, the s
     the snippet's own fit reaches over the scan's whole grid); ``claim``: :func:`check_claim` on the seed means;
     ``edge``: the component's row of the scan's best-admissible table (German training ΔCE ``gain`` at
-    ``s_best``, admissible range ``s_lo``..``s_hi``); ``curve``: its training-text dose-response rows;
+    ``s_best``, admissible range ``s_lo``..``s_hi``, and ``ln_v``, ln of the vocabulary size); ``curve``: its training-text dose-response rows;
     ``quality``: the decomposition's held-out ``metrics.json`` figures; ``seconds``: the protocol's wall-clock time."""
 
     name: str
@@ -176,6 +176,7 @@ def erase_with(setup: EraseSetup, config: EraseConfig, name: str, target: str, d
     best = setup.scan.best_for("de")
     row = best[best["component"] == component_key(d.component)].iloc[0]
     edge = {k: float(row[k]) for k in ("gain", "s_best", "s_lo", "s_hi", "d_en", "worst_other")}
+    edge["ln_v"] = uniform_level(setup.vocab_size)
     return AcrossRun(name=name, target=target, decomposition_seed=decomposition_seed, direction=d,
                      per_seed=per_seed, claim=claim, edge=edge, curve=setup.scan.curve(d.component),
                      quality=dict(quality or {}))

@@ -8,6 +8,8 @@ answer without recomputing any decomposition. ΔCE is in nats/token on training 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -17,14 +19,14 @@ from vpd_lite.tutorial.edit_widget import LANG_COLORS
 from vpd_lite.tutorial.plots import NOTEBOOK_WIDTH_IN
 
 
-def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, cols: int = 3, goal: float | None = None) -> Figure:
+def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, cols: int = 3) -> Figure:
     """Small multiples, one panel per run: its German component's training-text ΔCE per language against s, the
-    admissible range shaded, the German curve bold.
+    admissible range shaded, the German curve bold, and (with ``ln_v`` and ``ce_de`` columns) the German ΔCE
+    that would reach ln V dashed.
 
     curves: rows ``run, s, d_<lang>, s_lo, s_hi`` (``across_decompositions_curves.csv``); runs: rows ``run,
-    component, way_mean, seeds_meeting, n_seeds`` (``across_decompositions_runs.csv``) for the panel titles;
-    goal: the German ΔCE that reaches ln V (dashed), if known. Raises ``KeyError`` when a run of ``runs`` has
-    no curve."""
+    component, way_mean, seeds_meeting, n_seeds`` (``across_decompositions_runs.csv``) for the panel titles.
+    Raises ``KeyError`` when a run of ``runs`` has no curve."""
     names = list(runs["run"])
     rows = math.ceil(len(names) / cols)
     fig = Figure(figsize=(NOTEBOOK_WIDTH_IN, 2.5 * rows + 0.9))
@@ -43,8 +45,10 @@ def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, cols: int = 3, goal:
         for lang in langs:
             ax.plot(c["s"], c[f"d_{lang}"], lw=2.4 if lang == "de" else 1.0, color=LANG_COLORS.get(lang, "#555555"),
                     label=LANG_NAMES.get(lang, lang))
-        if goal is not None:
-            ax.axhline(goal, ls="--", color="black", lw=0.8)
+        if {"ln_v", "ce_de"} <= set(c.columns) and c["ln_v"].notna().all():
+            base = float(c.loc[(c["s"] - 1).abs().idxmin(), "ce_de"]) - float(c.loc[(c["s"] - 1).abs().idxmin(), "d_de"])
+            ax.axhline(float(c["ln_v"].iloc[0]) - base, ls="--", color="black", lw=0.8,
+                       label="German at ln V" if i == 0 else None)
         ax.axhline(0.1, ls=":", color="#888888", lw=0.8)
         short = str(r["component"]).replace("model.layers.", "L").replace("self_attn.", "").replace("mlp.", "")
         ax.set_title(f"{name}: {short}\n{r['way_mean']:.0%} of the way, {int(r['seeds_meeting'])}/"
@@ -56,8 +60,8 @@ def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, cols: int = 3, goal:
         if i >= len(names) - cols:
             ax.set_xlabel("s", fontsize=8)
     axes.flat[0].legend(fontsize=6, loc="upper right")
-    fig.suptitle("Each run's German component: look for a German curve rising inside the green admissible range "
-                 "while the others stay flat", fontsize=9)
+    fig.suptitle("Each run's German component on training text: look for a German curve rising inside the green\n"
+                 "admissible range (towards the dashed ln V line) while the other languages stay flat", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -87,3 +91,33 @@ def similarity_figure(similarity: pd.DataFrame, kind: str = "matrix") -> Figure:
                  "another matrix; blank = another target", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+#: The study's tables in ``results/`` (written by ``python -m vpd_lite.across_decompositions --out results``).
+STUDY_FILES = {"seeds": "across_decompositions.csv", "runs": "across_decompositions_runs.csv",
+               "curves": "across_decompositions_curves.csv", "similarity": "across_decompositions_similarity.csv",
+               "mean_max": "across_decompositions_mean_max.csv"}
+
+
+def load_study(folder: str | os.PathLike) -> dict[str, pd.DataFrame] | None:
+    """The study's tables in ``folder`` as ``{"seeds", "runs", "curves", "similarity", "mean_max": DataFrame}``,
+    or None when one of them is missing (e.g. a plain install without ``results/``)."""
+    folder = Path(folder)
+    if not all((folder / name).is_file() for name in STUDY_FILES.values()):
+        return None
+    return {key: pd.read_csv(folder / name) for key, name in STUDY_FILES.items()}
+
+
+def verdict_table(seeds: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (``across_decompositions.csv`` rows grouped): its component, the way to ln V per snippet
+    seed as whole percent, English and worst fr/es/it ΔCE (seed means, nats/token), and how many snippets meet
+    the claim — the table the notebook shows."""
+    rows = []
+    for run, g in seeds.groupby("run", sort=False):
+        g = g.sort_values("seed")
+        rows.append({"run": run, "target": g["target"].iloc[0], "component": g["component"].iloc[0],
+                     "way per snippet": " / ".join(f"{w:.0%}" for w in g["way"]),
+                     "way (mean)": f"{g['way'].mean():.0%}", "English ΔCE": f"{g['d_en'].mean():+.3f}",
+                     "worst fr/es/it ΔCE": f"{g['d_worst_other'].mean():+.3f}",
+                     "snippets meeting the claim": f"{int(g['meets_claim'].sum())} of {len(g)}"})
+    return pd.DataFrame(rows)
