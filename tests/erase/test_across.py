@@ -17,7 +17,7 @@ from vpd_lite.erase.across import (
     summary_line,
 )
 from vpd_lite.erase.edits import Direction
-from vpd_lite.method.checkpoint import load_decomposition, save_decomposition
+from vpd_lite.method.checkpoint import save_decomposition
 from vpd_lite.method.config import DecomposeConfig
 from vpd_lite.method.decompose import decompose
 from vpd_lite.models.target import load_target

@@ -27,12 +27,13 @@ from vpd_lite.erase.across import (
     seed_table,
     similarity_matrix,
     study_config,
+    study_markdown,
     summary_line,
     target_label,
 )
-from vpd_lite.erase.protocol import CLAIM, QUICK_NOTICE, EraseConfig
+from vpd_lite.erase.protocol import QUICK_NOTICE, EraseConfig
 from vpd_lite.erase.rebuild import Artefacts, build_setup, load_stats_or_harvest
-from vpd_lite.erase.selection import EDIT_RULE
+from vpd_lite.erase.report import csv_bytes
 from vpd_lite.method.checkpoint import atomic_write_bytes, load_decomposition, read_metadata
 from vpd_lite.method.devices import available_cores, torch_threads
 from vpd_lite.models import paths
@@ -41,13 +42,6 @@ from vpd_lite.models.hub import quiet_model_loading
 from vpd_lite.models.target import load_target
 from vpd_lite.tutorial.across_plots import curves_figure, similarity_figure
 from vpd_lite.tutorial.edit_plots import save_png
-
-#: The files the command writes (``results/`` holds the shipped ones).
-FILES = ("across_decompositions.md", "across_decompositions.csv", "across_decompositions_runs.csv",
-         "across_decompositions_similarity.csv", "across_decompositions_mean_max.csv",
-         "across_decompositions_curves.csv", "across_decompositions_curves.png",
-         "across_decompositions_similarity.png")
-
 
 #: Raised when what a saved run holds changes, so that older saved runs are measured again instead of reused.
 SAVED_RUN_VERSION = 1
@@ -97,15 +91,14 @@ def _run_key(decomposition: Path, config: EraseConfig) -> str:
 
 
 def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, progress: bool = True
-              ) -> tuple[list[AcrossRun], pd.DataFrame, dict[str, float]]:
+              ) -> tuple[list[AcrossRun], pd.DataFrame]:
     """The protocol on every folder, then the similarity of the decompositions of one target. Each run is saved
     under ``out/runs/<name>/`` and reused by a later call with the same decomposition and settings, so adding a
     folder to the study only runs the protocol on that one. Returns the runs, the per-matrix mean-max table
-    (one row per pair of runs on one target × matrix) and the seconds each run took."""
+    (one row per pair of runs on one target × matrix)."""
     shipped_target = paths.data_dir() / "target"
     runs: list[AcrossRun] = []
     loaded: dict[str, Any] = {}
-    seconds: dict[str, float] = {}
     for name, folder in specs:
         t0 = time.perf_counter()
         arte = Artefacts.in_folder(folder)
@@ -131,10 +124,9 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
             how = f"statistics: {how}"
         runs.append(run)
         loaded[name] = (cm, live, run.target)
-        seconds[name] = run.seconds
         met = int(run.per_seed["meets_goal"].sum())
         print(f"[{name}] {run.component}: {run.claim['fraction']:.0%} of the way on the mean, {met} of "
-              f"{len(run.per_seed)} snippets meet the claim ({seconds[name]:.0f} s; {how})", flush=True)
+              f"{len(run.per_seed)} snippets meet the claim ({run.seconds:.0f} s; {how})", flush=True)
     pairs = []
     names = list(loaded)
     for i, a in enumerate(names):
@@ -145,83 +137,10 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
             pairs.append(mm.assign(run_a=a, run_b=b))
     mean_max = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(
         columns=["module", "live_a", "live_b", "read", "write", "matrix", "run_a", "run_b"])
-    return runs, mean_max, seconds
+    return runs, mean_max
 
 
-def _csv(df: pd.DataFrame, digits: int = 3) -> bytes:
-    return df.to_csv(index=False, float_format=f"%.{digits}f").encode("utf-8")
-
-
-def report(runs: list[AcrossRun], mean_max: pd.DataFrame, command: str, seconds: dict[str, float]) -> str:
-    """The markdown report: summary lines, per-run and per-snippet tables, similarity, what limits a run."""
-    by_run = run_table(runs, reference=runs[0].direction)
-    seeds = seed_table(runs)
-    same = [r for r in runs if r.target == runs[0].target]
-    others = [r for r in runs if r.target != runs[0].target]
-    lines = [
-        "# The German edit across decompositions and targets",
-        "",
-        f"Command: `{command}`  ",
-        f"Reference (first run): {runs[0].name}, component {runs[0].component}. Protocol unchanged: the edit-scan "
-        f"rule and its search range on training text, objective target_ce, {CLAIM['budget']} German tokens per "
-        f"snippet, snippet seeds {sorted(set(seeds['seed']))}, held-out measurement, the claim's thresholds "
-        f"(>= {CLAIM['min_fraction']:.0%} of the way to ln V, English ΔCE <= {CLAIM['max_d_en']}, every other "
-        f"language <= {CLAIM['max_d_other']} nats/token).",
-        "",
-        "## Answer",
-        "",
-        f"- Decompositions of the {runs[0].target} target: {summary_line(same)}.",
-    ]
-    if others:
-        lines.append(f"- Other targets (each decomposed once): {summary_line(others, 'targets')}.")
-    lines += ["", "## Per run", "", _md(by_run, ["run", "target", "decomposition_seed", "component", "way_mean",
-                                                  "d_en_mean", "d_worst_other_mean", "meets_on_mean",
-                                                  "seeds_meeting", "edge_d_de", "edge_s", "s_lo", "s_hi",
-                                                  "vs_reference_matrix", "vs_reference_read",
-                                                  "vs_reference_write"]),
-              "", "`way_*`: fraction of the way from the base German CE to ln V (held-out); `d_*`: held-out ΔCE in "
-              "nats/token; `edge_d_de`: the component's largest German ΔCE on training text inside its admissible "
-              "range (at `edge_s`; admissible s from `s_lo` to `s_hi`), how selective it is; `vs_reference_*`: "
-              "cosine of the rank-1 matrices (signed) and |cosine| of read and write directions with the "
-              "reference's component (0 when in another matrix).",
-              "", "## Per snippet", "", _md(seeds, list(seeds.columns)),
-              "", "`s_free`: where the snippet's own fit would put s on the scan's whole grid (-30..10) if the other "
-              "languages did not limit the search range; when it lies outside [s_lo, s_hi], the fit stopped at "
-              "the range's edge.", ""]
-    quality = [c for c in ("ce_gap_ci_rounded", "ce_gap_pgd", "l0_mean", "dead_frac", "steps") if c in by_run]
-    if quality:
-        lines += ["## Quality of each decomposition (held-out, from its metrics.json)", "",
-                  _md(by_run, ["run"] + quality), ""]
-    if len(mean_max):
-        per_pair = mean_max.groupby(["run_a", "run_b"], sort=False)[["read", "write", "matrix"]].mean().reset_index()
-        lines += ["## Whole decompositions of one target: mean max cosine similarity", "",
-                  "For each live component, the best |cosine| in the other decomposition, averaged over live "
-                  "components, both directions and the matrices (the VPD paper reports 0.52 for read and 0.48 "
-                  "for write directions between two seeds).", "", _md(per_pair, list(per_pair.columns)), ""]
-    lines += ["## Run times", "", ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()), "",
-              "## The rule, written before the held-out numbers", "",
-              "Written before any held-out number of the protocol was computed; nothing here reads held-out text "
-              "except the measurement.", "", EDIT_RULE, ""]
-    return "\n".join(lines)
-
-
-def _md(df: pd.DataFrame, cols: list[str]) -> str:
-    cols = [c for c in cols if c in df.columns]
-
-    def cell(v: Any) -> str:
-        if isinstance(v, bool):
-            return "yes" if v else "no"
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.3f}"
-        return str(v)
-
-    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    rows += ["| " + " | ".join(cell(r[c]) for c in cols) + " |" for _, r in df.iterrows()]
-    return "\n".join(rows)
-
-
-def save(runs: list[AcrossRun], mean_max: pd.DataFrame, out: Path, command: str, seconds: dict[str, float],
-         figures: bool = True) -> list[Path]:
+def save(runs: list[AcrossRun], mean_max: pd.DataFrame, out: Path, command: str, figures: bool = True) -> list[Path]:
     """Write the report, the CSVs and (``figures``) the two PNGs into ``out`` (atomically). Returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     sim = pd.concat([similarity_matrix(runs, k).stack(future_stack=True).rename(k) for k in ("matrix", "read", "write")],
@@ -229,12 +148,12 @@ def save(runs: list[AcrossRun], mean_max: pd.DataFrame, out: Path, command: str,
     curves = pd.concat([r.curve.assign(run=r.name, target=r.target, s_lo=r.edge["s_lo"], s_hi=r.edge["s_hi"],
                                        ln_v=r.edge.get("ln_v", float("nan"))) for r in runs], ignore_index=True)
     files = {
-        "across_decompositions.md": report(runs, mean_max, command, seconds).encode("utf-8"),
-        "across_decompositions.csv": _csv(seed_table(runs)),
-        "across_decompositions_runs.csv": _csv(run_table(runs, reference=runs[0].direction)),
-        "across_decompositions_similarity.csv": _csv(sim),
-        "across_decompositions_mean_max.csv": _csv(mean_max),
-        "across_decompositions_curves.csv": _csv(curves),
+        "across_decompositions.md": study_markdown(runs, mean_max, command).encode("utf-8"),
+        "across_decompositions.csv": csv_bytes(seed_table(runs)),
+        "across_decompositions_runs.csv": csv_bytes(run_table(runs, reference=runs[0].direction)),
+        "across_decompositions_similarity.csv": csv_bytes(sim),
+        "across_decompositions_mean_max.csv": csv_bytes(mean_max),
+        "across_decompositions_curves.csv": csv_bytes(curves),
     }
     written = []
     for name, data in files.items():
@@ -269,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     quiet_model_loading()
     with torch_threads(args.threads):
-        runs, mean_max, seconds = run_study(specs, config, out)
-    save(runs, mean_max, out, command.strip(), seconds, figures=not args.no_figures)
+        runs, mean_max = run_study(specs, config, out)
+    save(runs, mean_max, out, command.strip(), figures=not args.no_figures)
     same = [r for r in runs if r.target == runs[0].target]
     print(summary_line(same) + f" (target: {runs[0].target})")
     if len(same) < len(runs):

@@ -11,8 +11,9 @@ text, the primary objective, the claim's budget and snippet seeds, held-out meas
 2. :func:`component_similarity` compares two picked components (their rank-1 matrices and, separately, their
    read and write directions); :func:`mean_max_cosine` compares two whole decompositions of one target as the
    VPD paper does (mean, over live components, of the best cosine in the other decomposition).
-3. :func:`seed_table`, :func:`run_table` and :func:`summary_line` turn the runs into the tables of
-   ``results/across_decompositions.*`` (written by ``python -m vpd_lite.across_decompositions``).
+3. :func:`seed_table`, :func:`run_table`, :func:`similarity_matrix`, :func:`summary_line` and
+   :func:`study_markdown` turn the runs into the tables and report of ``results/across_decompositions.*``
+   (written by ``python -m vpd_lite.across_decompositions``).
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from vpd_lite.erase.protocol import (
     run_sweep,
     summarise,
 )
+from vpd_lite.erase.selection import EDIT_RULE
 from vpd_lite.interpret.ids import component_key
-from vpd_lite.method.checkpoint import atomic_write_json
 from vpd_lite.interpret.statistics import ComponentStats, live_components
+from vpd_lite.method.checkpoint import atomic_write_json
 from vpd_lite.method.devices import torch_threads
 
 #: The method whose component and verdict the study follows: the single scalar picked by the edit-scan rule.
@@ -290,3 +292,76 @@ def summary_line(runs: Sequence[AcrossRun], which: str = "decompositions") -> st
     k = sum(bool(r.per_seed["meets_goal"].all()) for r in runs)
     j = sum(bool(r.claim["scalar_meets_goal"]) for r in runs)
     return f"{k} of {n} {which} meet the claim on every snippet; {j} of {n} on the mean"
+
+
+def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: str) -> str:
+    """The study's markdown report: the answer (:func:`summary_line` per target), the per-run and per-snippet
+    tables, the quality of each decomposition, the whole-decomposition similarity (``mean_max`` from
+    :func:`mean_max_cosine`, one row per pair × matrix), each run's protocol time and the rule. ``runs[0]`` is
+    the reference."""
+    by_run = run_table(runs, reference=runs[0].direction)
+    seeds = seed_table(runs)
+    same = [r for r in runs if r.target == runs[0].target]
+    others = [r for r in runs if r.target != runs[0].target]
+    lines = [
+        "# The German edit across decompositions and targets",
+        "",
+        f"Command: `{command}`  ",
+        f"Reference (first run): {runs[0].name}, component {runs[0].component}. Protocol unchanged: the edit-scan "
+        f"rule and its search range on training text, objective target_ce, {CLAIM['budget']} German tokens per "
+        f"snippet, snippet seeds {sorted(set(seeds['seed']))}, held-out measurement, the claim's thresholds "
+        f"(>= {CLAIM['min_fraction']:.0%} of the way to ln V, English ΔCE <= {CLAIM['max_d_en']}, every other "
+        f"language <= {CLAIM['max_d_other']} nats/token).",
+        "",
+        "## Answer",
+        "",
+        f"- Decompositions of the {runs[0].target} target: {summary_line(same)}.",
+    ]
+    if others:
+        lines.append(f"- Other targets (each decomposed once): {summary_line(others, 'targets')}.")
+    lines += ["", "## Per run", "", markdown_table(by_run, ["run", "target", "decomposition_seed", "component", "way_mean",
+                                                  "d_en_mean", "d_worst_other_mean", "meets_on_mean",
+                                                  "seeds_meeting", "edge_d_de", "edge_s", "s_lo", "s_hi",
+                                                  "vs_reference_matrix", "vs_reference_read",
+                                                  "vs_reference_write"]),
+              "", "`way_*`: fraction of the way from the base German CE to ln V (held-out); `d_*`: held-out ΔCE in "
+              "nats/token; `edge_d_de`: the component's largest German ΔCE on training text inside its admissible "
+              "range (at `edge_s`; admissible s from `s_lo` to `s_hi`), how selective it is; `vs_reference_*`: "
+              "cosine of the rank-1 matrices (signed) and |cosine| of read and write directions with the "
+              "reference's component (0 when in another matrix).",
+              "", "## Per snippet", "", markdown_table(seeds, list(seeds.columns)),
+              "", "`s_free`: where the snippet's own fit would put s on the scan's whole grid (-30..10) if the other "
+              "languages did not limit the search range; when it lies outside [s_lo, s_hi], the fit stopped at "
+              "the range's edge.", ""]
+    quality = [c for c in ("ce_gap_ci_rounded", "ce_gap_pgd", "l0_mean", "dead_frac", "steps") if c in by_run]
+    if quality:
+        lines += ["## Quality of each decomposition (held-out, from its metrics.json)", "",
+                  markdown_table(by_run, ["run"] + quality), ""]
+    if len(mean_max):
+        per_pair = mean_max.groupby(["run_a", "run_b"], sort=False)[["read", "write", "matrix"]].mean().reset_index()
+        lines += ["## Whole decompositions of one target: mean max cosine similarity", "",
+                  "For each live component, the best |cosine| in the other decomposition, averaged over live "
+                  "components, both directions and the matrices (the VPD paper reports 0.52 for read and 0.48 "
+                  "for write directions between two seeds).", "", markdown_table(per_pair, list(per_pair.columns)), ""]
+    lines += ["## Run times (the protocol on each run, wall clock)", "",
+              ", ".join(f"{r.name} {r.seconds:.0f} s" for r in runs), "",
+              "## The rule, written before the held-out numbers", "",
+              "Written before any held-out number of the protocol was computed; nothing here reads held-out text "
+              "except the measurement.", "", EDIT_RULE, ""]
+    return "\n".join(lines)
+
+
+def markdown_table(df: pd.DataFrame, cols: Sequence[str]) -> str:
+    """The ``cols`` of ``df`` that it has, as a markdown table (floats to 3 decimals, NaN blank, yes/no)."""
+    cols = [c for c in cols if c in df.columns]
+
+    def cell(v: Any) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return "" if v != v else f"{v:.3f}"
+        return str(v)
+
+    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    rows += ["| " + " | ".join(cell(r[c]) for c in cols) + " |" for _, r in df.iterrows()]
+    return "\n".join(rows)

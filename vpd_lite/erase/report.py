@@ -128,7 +128,7 @@ def format_any_language(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _csv(df: pd.DataFrame, digits: int = 3) -> bytes:
+def csv_bytes(df: pd.DataFrame, digits: int = 3) -> bytes:
     """A CSV rounded to ``digits`` decimals (the printed precision), so reruns give the same bytes."""
     return df.to_csv(index=False, float_format=f"%.{digits}f").encode("utf-8")
 
@@ -159,12 +159,12 @@ def save_results(runs: pd.DataFrame, summary: pd.DataFrame, claim: Mapping[str, 
     and (when given) the erase-any-language table, rounded to the printed precision (atomically)."""
     out_dir = Path(out_dir)
     runs_out = runs.drop(columns=[c for c in ("direction", "edit", "lora") if c in runs.columns])
-    written = {"erase_german_runs.csv": _csv(runs_out), "erase_german.csv": _csv(summary)}
+    written = {"erase_german_runs.csv": csv_bytes(runs_out), "erase_german.csv": csv_bytes(summary)}
     scan = setup.scan
-    written["edit_scan_best.csv"] = _csv(scan.best)
-    written["edit_scan_curves.csv"] = _csv(scan.curves)
+    written["edit_scan_best.csv"] = csv_bytes(scan.best)
+    written["edit_scan_curves.csv"] = csv_bytes(scan.curves)
     pre = scan.prescreen.copy()
-    written["edit_scan_prescreen.csv"] = _csv(pre, 4)
+    written["edit_scan_prescreen.csv"] = csv_bytes(pre, 4)
     written["selection_rule.md"] = selection_rule_text().encode("utf-8")
     ranges = "; ".join(f"{m}: [{lo:g}, {hi:g}]" for m, (lo, hi) in setup.ranges.items())
     lr_rows = summary[summary["method"].isin(list(LORA_METHODS))]
@@ -204,8 +204,8 @@ def save_results(runs: pd.DataFrame, summary: pd.DataFrame, claim: Mapping[str, 
     ]
     if any_runs is not None and len(any_runs):
         table = any_language_table(any_runs)
-        written["erase_any_language_runs.csv"] = _csv(any_runs)
-        written["erase_any_language.csv"] = _csv(table)
+        written["erase_any_language_runs.csv"] = csv_bytes(any_runs)
+        written["erase_any_language.csv"] = csv_bytes(table)
         any_md = ["# Erase any language with one scalar", "",
                   f"Command: `{command}`  ",
                   f"Each row: the language erased, the component the edit-scan rule picks for it, the single scalar "
