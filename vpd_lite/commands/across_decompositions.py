@@ -109,6 +109,7 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
         cached = AcrossRun.load(saved, key)
         if cached is not None:
             run, live = cached
+            run.name = name  # the label given now (the folder under runs/ may have been copied or renamed)
             how = f"reused from {saved}"
         else:
             print(f"[{name}] {folder}", flush=True)
