@@ -14,6 +14,7 @@ from vpd_lite.erase.across import (
     component_similarity,
     mean_max_cosine,
     seed_table,
+    similarity_matrix,
     summary_line,
 )
 from vpd_lite.erase.edits import Direction
@@ -127,36 +128,42 @@ def test_command_end_to_end_on_two_tiny_decompositions(tmp_path, capsys):
     assert before == {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()}
 
 
-@pytest.mark.parametrize("args, says", [
-    (["{missing}"], "is not a folder"),
-    (["a={data}", "a={data}"], "share a name"),
-    (["{empty}"], "lacks"),
+@pytest.mark.parametrize("args, says, code", [
+    (["{missing}"], "is not a folder", 2),
+    (["a={data}", "a={data}"], "share a name", 2),
+    (["../x={data}"], "must be a plain name", 2),
+    (["{empty}"], "lacks", 1),
 ])
-def test_bad_input_is_one_line(tmp_path, capsys, args, says):
+def test_bad_input_is_one_line(tmp_path, capsys, args, says, code):
+    from vpd_lite.commands import cli
+
     data = make_tiny_data(tmp_path / "data")
     (tmp_path / "empty").mkdir()
     fill = {"missing": tmp_path / "nope", "data": data, "empty": tmp_path / "empty"}
     argv = [a.format(**fill) for a in args] + ["--quick", "--out", str(tmp_path / "out")]
-    with pytest.raises((SystemExit, Exception)) as err:
-        code = main(argv)
-        raise SystemExit(code)
-    message = capsys.readouterr().err + str(err.value)
-    assert says in message
+    try:
+        got = cli.run_main(main, "across_decompositions", argv)
+    except SystemExit as exit_:
+        got = exit_.code
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert got == code and len(err) == 1 and says in err[0], err
+    assert err[0].startswith("python -m vpd_lite.across_decompositions")
     assert not (tmp_path / "out").exists()
 
 
-def test_a_second_call_reuses_saved_runs_and_only_runs_new_folders(tmp_path, capsys):
+def test_runs_on_other_target_weights_are_not_compared():
+    a, b, c = _run("a", "seed 0", [True] * 3, True), _run("b", "seed 0", [True] * 3, True), _run("c", "x", [True] * 3, True)
+    a.target_fingerprint = b.target_fingerprint = "same weights"
+    c.target_fingerprint = "other weights"
+    table = similarity_matrix([a, b, c])
+    assert table.loc["a", "b"] == pytest.approx(1.0) and table.isna().loc["a", "c"] and table.isna().loc["c", "b"]
+
+
+def test_a_corrupt_saved_run_is_measured_again(tmp_path, capsys):
     data = make_tiny_data(tmp_path / "data")
-    other = _second_decomposition(data, tmp_path, seed=1)
     out = tmp_path / "out"
     assert main(["--quick", str(data), "--out", str(out), "--workers", "1", "--no-figures"]) == 0
-    first = (out / "across_decompositions.csv").read_bytes()
+    (out / "runs" / "data" / "tensors.safetensors").write_bytes(b"not a safetensors file")
     capsys.readouterr()
-    assert main(["--quick", str(data), str(other), "--out", str(out), "--workers", "1", "--no-figures"]) == 0
-    printed = capsys.readouterr().out
-    assert f"reused from {out / 'runs' / 'data'}" in printed and f"[seed1] {other}" in printed
-    again = (out / "across_decompositions.csv").read_bytes()
-    assert again.startswith(first.split(b"\n", 1)[0]) and first.split(b"\n", 1)[1] in again
-    # other settings: nothing is reused
-    assert main(["--quick", str(data), "--out", str(out), "--workers", "1", "--no-figures", "--threads", "2"]) == 0
+    assert main(["--quick", str(data), "--out", str(out), "--workers", "1", "--no-figures"]) == 0
     assert "reused" not in capsys.readouterr().out

@@ -5,6 +5,7 @@ their German components are. Writes ``across_decompositions.{md,csv}`` and compa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -32,7 +33,7 @@ from vpd_lite.erase.across import (
     target_label,
 )
 from vpd_lite.erase.protocol import QUICK_NOTICE, EraseConfig
-from vpd_lite.erase.rebuild import Artefacts, build_setup, load_stats_or_harvest
+from vpd_lite.erase.rebuild import Artefacts, build_setup, load_stats_or_harvest, shipped_labels
 from vpd_lite.erase.report import csv_bytes
 from vpd_lite.method.checkpoint import atomic_write_bytes, load_decomposition, read_metadata
 from vpd_lite.method.devices import available_cores, torch_threads
@@ -57,7 +58,9 @@ def _parser():
                          "the folder's name, 'shipped' for the shipped data)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="where the tables and figures go (default: a new folder under ./runs/; name results/ "
-                         "explicitly to refresh the shipped study)")
+                         "explicitly to refresh the shipped study). Each run's protocol results are kept in "
+                         "<out>/runs/<NAME>/, so calling again with the same --out and one more folder only runs "
+                         "the protocol on the new one")
     ap.add_argument("--quick", action="store_true", help="little text, one snippet seed (also VPD_LITE_QUICK=1)")
     ap.add_argument("--threads", type=positive_int, default=1, help="torch threads per process (default 1)")
     ap.add_argument("--workers", type=positive_int, default=None,
@@ -67,12 +70,15 @@ def _parser():
 
 
 def _named(spec: str) -> tuple[str, Path]:
+    """(label, folder) of a ``[NAME=]FOLDER`` argument; ``ValueError`` for a label that is not a plain name."""
     name, sep, folder = spec.partition("=")
     if not sep:
         folder, name = spec, ""
     path = Path(folder)
     if not name:
-        name = "shipped" if path.resolve() == paths.data_dir().resolve() else path.name
+        name = "shipped" if path.resolve() == paths.data_dir().resolve() else path.resolve().name
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"{spec!r}: a run's NAME must be a plain name (no slashes)")
     return name, path
 
 
@@ -83,11 +89,17 @@ def _decomposition_seed(folder: Path) -> int | None:
         return None
 
 
-def _run_key(decomposition: Path, config: EraseConfig) -> str:
-    """What a saved run must match to be reused: the decomposition's tensors and target, and the settings."""
-    meta = read_metadata(decomposition)
+def _run_key(arte: Artefacts, config: EraseConfig) -> str:
+    """What a saved run must match to be reused: this code's version, the decomposition's tensors and target,
+    the corpus, the statistics and labels files beside it (when there) and the settings."""
+    meta = read_metadata(arte.decomposition)
+    digest = hashlib.sha256()
+    files = sorted(p for p in Path(arte.corpus).rglob("*") if p.is_file())
+    for path in files + [p for p in (arte.stats, arte.stats.parent / "labels.json") if p.is_file()]:
+        digest.update(path.name.encode() + path.read_bytes())
     settings = replace(config, workers=1)  # the worker count does not change the numbers
-    return f"v{SAVED_RUN_VERSION}|{meta['tensors_sha256']}|{meta['target_fingerprint']}|{settings!r}"
+    return (f"v{SAVED_RUN_VERSION}|{vpd_lite.__version__}|{meta['tensors_sha256']}|{meta['target_fingerprint']}|"
+            f"{digest.hexdigest()}|{settings!r}")
 
 
 def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, progress: bool = True
@@ -105,7 +117,7 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
         arte.check()
         model, tokenizer = load_target(arte.target)
         cm = load_decomposition(arte.decomposition, model)
-        key, saved = _run_key(arte.decomposition, config), out / "runs" / name
+        key, saved = _run_key(arte, config), out / "runs" / name
         cached = AcrossRun.load(saved, key)
         if cached is not None:
             run, live = cached
@@ -115,16 +127,17 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
             print(f"[{name}] {folder}", flush=True)
             corpus = load_corpus(arte.corpus)
             stats, how = load_stats_or_harvest(cm, tokenizer, corpus, arte.stats, config, progress)
-            setup = build_setup(cm, tokenizer, corpus, stats, config, progress=progress)
+            setup = build_setup(cm, tokenizer, corpus, stats, config, labels=shipped_labels(arte, how),
+                                progress=progress)
             run = erase_with(setup, config, name, target_label(arte.target, shipped_target),
                              _decomposition_seed(arte.decomposition), decomposition_quality(arte.decomposition),
-                             progress=progress)
+                             read_metadata(arte.decomposition)["target_fingerprint"], progress=progress)
             live = live_by_module(stats)
             run.seconds = time.perf_counter() - t0
             run.save(saved, key, live)
             how = f"statistics: {how}"
         runs.append(run)
-        loaded[name] = (cm, live, run.target)
+        loaded[name] = (cm, live, run.target_fingerprint)
         met = int(run.per_seed["meets_goal"].sum())
         print(f"[{name}] {run.component}: {run.claim['fraction']:.0%} of the way on the mean, {met} of "
               f"{len(run.per_seed)} snippets meet the claim ({run.seconds:.0f} s; {how})", flush=True)
@@ -133,7 +146,7 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             if loaded[a][2] != loaded[b][2]:
-                continue  # different targets: no shared basis
+                continue  # different target weights: no shared basis
             mm = mean_max_cosine(loaded[a][0], loaded[b][0], loaded[a][1], loaded[b][1])
             pairs.append(mm.assign(run_a=a, run_b=b))
     mean_max = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(
@@ -170,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: the protocol on each folder, the similarity study, the tables and figures in ``--out``."""
     ap = _parser()
     args = ap.parse_args(argv)
-    specs = [_named(s) for s in args.folders]
+    try:
+        specs = [_named(s) for s in args.folders]
+    except ValueError as err:
+        ap.error(str(err))
     names = [n for n, _ in specs]
     if len(set(names)) < len(names):
         ap.error(f"two runs share a name ({', '.join(sorted({n for n in names if names.count(n) > 1}))}); "
@@ -191,10 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     with torch_threads(args.threads):
         runs, mean_max = run_study(specs, config, out)
     save(runs, mean_max, out, command.strip(), figures=not args.no_figures)
-    same = [r for r in runs if r.target == runs[0].target]
+    same = [r for r in runs if r.target_fingerprint == runs[0].target_fingerprint]
     print(summary_line(same) + f" (target: {runs[0].target})")
     if len(same) < len(runs):
-        print(summary_line([r for r in runs if r.target != runs[0].target], "targets"))
+        print(summary_line([r for r in runs if r.target_fingerprint != runs[0].target_fingerprint], "targets"))
     if quick:
         print(QUICK_NOTICE)
     print(f"done in {time.time() - t0:.0f} s; results in {out.resolve()}")

@@ -29,6 +29,7 @@ from vpd_lite.erase.rebuild import (
     build_setup,
     load_stats_or_harvest,
     rebuild_artefacts,
+    shipped_labels,
 )
 from vpd_lite.erase.report import (
     any_language_table,
@@ -37,7 +38,6 @@ from vpd_lite.erase.report import (
     format_table,
     save_results,
 )
-from vpd_lite.interpret.labels import load_labels
 from vpd_lite.method.checkpoint import load_decomposition
 from vpd_lite.method.devices import available_cores, torch_threads
 from vpd_lite.models import paths
@@ -58,10 +58,7 @@ def erase_german(arte: Artefacts, config: EraseConfig, out_dir: Path, command: s
     cm = load_decomposition(arte.decomposition, model)
     corpus = load_corpus(arte.corpus)
     stats, how = load_stats_or_harvest(cm, tokenizer, corpus, arte.stats, config, progress)
-    labels_file = arte.stats.parent / "labels.json"
-    labels = None
-    if labels_file.is_file() and "harvested live" not in how:  # the shipped labels belong to the shipped stats
-        labels = load_labels(labels_file)
+    labels = shipped_labels(arte, how)  # the shipped labels belong to the shipped stats
     clock["load and statistics"] = time.perf_counter()
     setup = build_setup(cm, tokenizer, corpus, stats, config, labels=labels, progress=progress)
     clock["edit scan and choices"] = time.perf_counter()

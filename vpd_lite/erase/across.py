@@ -52,12 +52,14 @@ METHOD = "scalar_edit"
 
 
 def study_config(base: EraseConfig | None = None) -> EraseConfig:
-    """``base`` (default: the full protocol's ``EraseConfig()``) cut to what the study measures: the edit-scan
-    rule's single scalar, the primary objective, the claim's budget, every snippet seed; no LoRA, no other
-    language. Choices, fits and measurement are otherwise the protocol's own."""
+    """``base`` (default: the full protocol's ``EraseConfig()``) cut to what the study fits: the edit-scan rule's
+    single scalar, the primary objective, the claim's budget, every snippet seed; no LoRA. The edit scan and
+    the choices stay the protocol's own (``any_language`` is kept, since it also sets which languages the scan
+    ranks, and that can move the German pick's refined range); the study just never erases the other
+    languages."""
     base = EraseConfig() if base is None else base
     return replace(base, methods=(METHOD,), objectives=(PRIMARY_OBJECTIVE,), budgets=(CLAIM["budget"],),
-                   every_budget_objectives=(), any_language=False)
+                   every_budget_objectives=())
 
 
 @dataclass
@@ -66,11 +68,12 @@ class AcrossRun:
 
     ``name``: the run's label; ``target`` / ``decomposition_seed``: the target model (``"shipped"`` or
     ``"seed k"``) and the decomposition's seed; ``direction``: the component the rule picked; ``per_seed``: one
-    row per snippet seed (``seed, s, frac_to_uniform, d_en, d_worst_other, meets_goal`` plus ``s_free``, the s
-    the snippet's own fit reaches over the scan's whole grid); ``claim``: :func:`check_claim` on the seed means;
+    row per snippet seed (``seed, s, frac_to_uniform, d_en, d_worst_other, meets_goal``, the held-out ΔCE
+    ``d_de, d_fr, d_es, d_it``, and ``s_free``, the s the snippet's own fit reaches over the scan's whole grid); ``claim``: :func:`check_claim` on the seed means;
     ``edge``: the component's row of the scan's best-admissible table (German training ΔCE ``gain`` at
     ``s_best``, admissible range ``s_lo``..``s_hi``, and ``ln_v``, ln of the vocabulary size); ``curve``: its training-text dose-response rows;
-    ``quality``: the decomposition's held-out ``metrics.json`` figures; ``seconds``: the protocol's wall-clock time."""
+    ``quality``: the decomposition's held-out ``metrics.json`` figures; ``seconds``: the protocol's wall-clock time; ``target_fingerprint``: the decomposition's record of
+    its target (runs with equal fingerprints share a basis and their components can be compared)."""
 
     name: str
     target: str
@@ -82,6 +85,7 @@ class AcrossRun:
     curve: pd.DataFrame
     quality: dict[str, float]
     seconds: float = float("nan")  # how long the protocol took on this run (wall clock)
+    target_fingerprint: str = ""  # which target weights were decomposed: runs compare components only when equal
 
     @property
     def component(self) -> str:
@@ -92,6 +96,7 @@ class AcrossRun:
         naming the decomposition and the protocol settings it was run with (see :meth:`load`)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / "run.json").unlink(missing_ok=True)  # until rewritten last, the folder holds no reusable run
         self.per_seed.to_csv(folder / "per_seed.csv", index=False)
         self.curve.to_csv(folder / "curve.csv", index=False)
         tensors = {"u": self.direction.u.contiguous(), "v": self.direction.v.contiguous(),
@@ -100,7 +105,7 @@ class AcrossRun:
         claim = {k: v for k, v in self.claim.items() if isinstance(v, (bool, int, float, str))}
         record = {"key": key, "name": self.name, "target": self.target, "decomposition_seed": self.decomposition_seed,
                   "module": self.direction.module, "c": self.direction.c, "claim": claim, "edge": self.edge,
-                  "quality": self.quality, "seconds": self.seconds}
+                  "quality": self.quality, "seconds": self.seconds, "target_fingerprint": self.target_fingerprint}
         atomic_write_json(folder / "run.json", record)  # last: its presence says the folder is complete
 
     @classmethod
@@ -113,14 +118,14 @@ class AcrossRun:
             if record.get("key") != key:
                 return None
             tensors = load_file(str(folder / "tensors.safetensors"))
-            per_seed = pd.read_csv(folder / "per_seed.csv")
-            curve = pd.read_csv(folder / "curve.csv")
-        except (OSError, ValueError, KeyError):
+            live = {k.removeprefix("live/"): t for k, t in tensors.items() if k.startswith("live/")}
+            d = Direction(record["module"], int(record["c"]), tensors["u"], tensors["v"])
+            run = cls(record["name"], record["target"], record["decomposition_seed"], d,
+                      pd.read_csv(folder / "per_seed.csv"), record["claim"], record["edge"],
+                      pd.read_csv(folder / "curve.csv"), record["quality"], float(record["seconds"]),
+                      record["target_fingerprint"])
+        except Exception:  # noqa: BLE001 - any unreadable part (also a corrupt tensors file): measure again
             return None
-        live = {k.removeprefix("live/"): t for k, t in tensors.items() if k.startswith("live/")}
-        d = Direction(record["module"], int(record["c"]), tensors["u"], tensors["v"])
-        run = cls(record["name"], record["target"], record["decomposition_seed"], d, per_seed, record["claim"],
-                  record["edge"], curve, record["quality"], float(record.get("seconds", float("nan"))))
         return run, live
 
 
@@ -156,7 +161,8 @@ def decomposition_quality(folder: str | Path) -> dict[str, float]:
 
 
 def erase_with(setup: EraseSetup, config: EraseConfig, name: str, target: str, decomposition_seed: int | None,
-               quality: Mapping[str, float] | None = None, progress: bool = True) -> AcrossRun:
+               quality: Mapping[str, float] | None = None, target_fingerprint: str = "",
+               progress: bool = True) -> AcrossRun:
     """Run the study's part of the protocol on one decomposition's ``setup`` (made by
     ``vpd_lite.erase.rebuild.build_setup`` from training text) and collect what the study reports.
 
@@ -175,13 +181,18 @@ def erase_with(setup: EraseSetup, config: EraseConfig, name: str, target: str, d
             tokens, mask = select_target_tokens(setup.train["de"], CLAIM["budget"], seed=int(seed))
             free.append(fit_single_scalar(setup.model, d, tokens, mask, PRIMARY_OBJECTIVE, lo, hi, config.search)[0])
     per_seed["s_free"] = free
+    fits = runs[(runs["method"] == METHOD) & (runs["budget"] == CLAIM["budget"])].set_index("seed")
+    for lang in ("de", "fr", "es", "it"):
+        if f"ce_after_{lang}" in fits:
+            per_seed[f"d_{lang}"] = [float(fits.loc[s, f"ce_after_{lang}"] - fits.loc[s, f"ce_before_{lang}"])
+                                     for s in per_seed["seed"]]
     best = setup.scan.best_for("de")
     row = best[best["component"] == component_key(d.component)].iloc[0]
     edge = {k: float(row[k]) for k in ("gain", "s_best", "s_lo", "s_hi", "d_en", "worst_other")}
     edge["ln_v"] = uniform_level(setup.vocab_size)
     return AcrossRun(name=name, target=target, decomposition_seed=decomposition_seed, direction=d,
                      per_seed=per_seed, claim=claim, edge=edge, curve=setup.scan.curve(d.component),
-                     quality=dict(quality or {}))
+                     quality=dict(quality or {}), target_fingerprint=target_fingerprint)
 
 
 # ------------------------------------------------------------------------------------------ similarity
@@ -220,7 +231,7 @@ def mean_max_cosine(cm_a: nn.Module, cm_b: nn.Module, live_a: Mapping[str, Tenso
 
     Source: the VPD paper's "mean max cosine similarity" between decompositions from different seeds."""
     rows = []
-    for module in cm_a.components:
+    for module in [m for m in cm_a.components if m in cm_b.components]:
         la, lb = live_a[module], live_b[module]
         A, B = cm_a.components[module], cm_b.components[module]
         if len(la) == 0 or len(lb) == 0:
@@ -243,14 +254,15 @@ def mean_max_cosine(cm_a: nn.Module, cm_b: nn.Module, live_a: Mapping[str, Tenso
 def seed_table(runs: Sequence[AcrossRun]) -> pd.DataFrame:
     """One row per run × snippet seed: ``run, target, decomposition_seed, component, seed, s, s_free, way``
     (fraction of the way from base German CE to ln V, held-out), ``d_en``, ``d_worst_other`` (held-out ΔCE,
-    nats/token) and ``meets_claim``."""
+    nats/token), ``meets_claim`` and, when measured, ``d_de, d_fr, d_es, d_it``."""
     rows = []
     for r in runs:
         for _, p in r.per_seed.iterrows():
             rows.append({"run": r.name, "target": r.target, "decomposition_seed": r.decomposition_seed,
                          "component": r.component, "seed": int(p["seed"]), "s": float(p["s"]),
                          "s_free": float(p["s_free"]), "way": float(p["frac_to_uniform"]), "d_en": float(p["d_en"]),
-                         "d_worst_other": float(p["d_worst_other"]), "meets_claim": bool(p["meets_goal"])})
+                         "d_worst_other": float(p["d_worst_other"]), "meets_claim": bool(p["meets_goal"]),
+                         **{c: float(p[c]) for c in ("d_de", "d_fr", "d_es", "d_it") if c in p}})
     return pd.DataFrame(rows)
 
 
@@ -276,13 +288,13 @@ def run_table(runs: Sequence[AcrossRun], reference: Direction | None = None) -> 
 
 def similarity_matrix(runs: Sequence[AcrossRun], kind: str = "matrix") -> pd.DataFrame:
     """Runs × runs table of :func:`component_similarity`'s ``kind`` (``matrix``, ``read`` or ``write``) between
-    the picked components. Runs on different targets get NaN (their weights share no basis)."""
+    the picked components. Runs on different targets (``target_fingerprint``) get NaN: no shared basis."""
     names = [r.name for r in runs]
     out = pd.DataFrame(index=names, columns=names, dtype=float)
     for a in runs:
         for b in runs:
             out.loc[a.name, b.name] = (component_similarity(a.direction, b.direction)[kind]
-                                       if a.target == b.target else float("nan"))
+                                       if a.target_fingerprint == b.target_fingerprint else float("nan"))
     return out
 
 
@@ -301,8 +313,8 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
     the reference."""
     by_run = run_table(runs, reference=runs[0].direction)
     seeds = seed_table(runs)
-    same = [r for r in runs if r.target == runs[0].target]
-    others = [r for r in runs if r.target != runs[0].target]
+    same = [r for r in runs if r.target_fingerprint == runs[0].target_fingerprint]
+    others = [r for r in runs if r.target_fingerprint != runs[0].target_fingerprint]
     lines = [
         "# The German edit across decompositions and targets",
         "",
@@ -327,11 +339,11 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
               "", "`way_*`: fraction of the way from the base German CE to ln V (held-out); `d_*`: held-out ΔCE in "
               "nats/token; `edge_d_de`: the component's largest German ΔCE on training text inside its admissible "
               "range (at `edge_s`; admissible s from `s_lo` to `s_hi`), how selective it is; `vs_reference_*`: "
-              "cosine of the rank-1 matrices (signed) and |cosine| of read and write directions with the "
-              "reference's component (0 when in another matrix).",
+              "cosine of the rank-1 matrices (signed: -1 is the same matrix negated) and |cosine| of the read and "
+              "write directions with the reference's component (0 when in another matrix).",
               "", "## Per snippet", "", markdown_table(seeds, list(seeds.columns)),
-              "", "`s_free`: where the snippet's own fit would put s on the scan's whole grid (-30..10) if the other "
-              "languages did not limit the search range; when it lies outside [s_lo, s_hi], the fit stopped at "
+              "", "`s_free`: where the snippet's own fit would put s on the edit scan's whole grid of s if the "
+              "other languages did not limit the search range; when it lies outside [s_lo, s_hi], the fit stopped at "
               "the range's edge.", ""]
     quality = [c for c in ("ce_gap_ci_rounded", "ce_gap_pgd", "l0_mean", "dead_frac", "steps") if c in by_run]
     if quality:
@@ -341,8 +353,8 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
         per_pair = mean_max.groupby(["run_a", "run_b"], sort=False)[["read", "write", "matrix"]].mean().reset_index()
         lines += ["## Whole decompositions of one target: mean max cosine similarity", "",
                   "For each live component, the best |cosine| in the other decomposition, averaged over live "
-                  "components, both directions and the matrices (the VPD paper reports 0.52 for read and 0.48 "
-                  "for write directions between two seeds).", "", markdown_table(per_pair, list(per_pair.columns)), ""]
+                  "components, both directions and the matrices (the VPD paper, in the README's References, reports "
+                  "about 0.52 for read and 0.48 for write directions between two seeds).", "", markdown_table(per_pair, list(per_pair.columns)), ""]
     lines += ["## Run times (the protocol on each run, wall clock)", "",
               ", ".join(f"{r.name} {r.seconds:.0f} s" for r in runs), "",
               "## The rule, written before the held-out numbers", "",
@@ -351,17 +363,24 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
     return "\n".join(lines)
 
 
+#: Columns that hold counts or seeds: printed without decimals.
+INTEGER_COLUMNS = frozenset({"decomposition_seed", "seed", "steps", "seeds_meeting", "n_seeds", "live_a", "live_b"})
+
+
 def markdown_table(df: pd.DataFrame, cols: Sequence[str]) -> str:
-    """The ``cols`` of ``df`` that it has, as a markdown table (floats to 3 decimals, NaN blank, yes/no)."""
+    """The ``cols`` of ``df`` that it has, as a markdown table (floats to 3 decimals, counts and seeds whole,
+    NaN blank, booleans yes/no)."""
     cols = [c for c in cols if c in df.columns]
 
-    def cell(v: Any) -> str:
+    def cell(col: str, v: Any) -> str:
         if isinstance(v, bool):
             return "yes" if v else "no"
-        if isinstance(v, float):
-            return "" if v != v else f"{v:.3f}"
-        return str(v)
+        if isinstance(v, float) and v != v:
+            return ""
+        if col in INTEGER_COLUMNS:
+            return str(int(v))
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
 
     rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    rows += ["| " + " | ".join(cell(r[c]) for c in cols) + " |" for _, r in df.iterrows()]
+    rows += ["| " + " | ".join(cell(c, df[c].iloc[i]) for c in cols) + " |" for i in range(len(df))]
     return "\n".join(rows)

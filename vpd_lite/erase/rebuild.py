@@ -27,7 +27,7 @@ from vpd_lite.interpret.harvest import (
     load_or_harvest,
     model_seq_len,
 )
-from vpd_lite.interpret.labels import label_components, save_labels
+from vpd_lite.interpret.labels import label_components, load_labels, save_labels
 from vpd_lite.interpret.statistics import ComponentStats
 from vpd_lite.method.checkpoint import read_metadata, save_decomposition
 from vpd_lite.method.config import DecomposeConfig
@@ -100,6 +100,16 @@ def load_stats_or_harvest(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, An
     seq_len = model_seq_len(cm.model, config.seq_len)
     blocks = corpus_mod.lang_token_blocks(tokenizer, corpus, "train", seq_len, config.harvest_blocks_per_lang)
     return load_or_harvest(cm, blocks, path=path, progress=progress)
+
+
+def shipped_labels(arte: Artefacts, stats_how: str) -> list[Any] | None:
+    """The labeller's labels saved beside the statistics file (``labels.json``), when the statistics were loaded
+    from that file (``stats_how`` from :func:`load_stats_or_harvest`) and not harvested live: labels belong to
+    the statistics they were made from. None otherwise (the protocol then labels from the statistics)."""
+    labels_file = arte.stats.parent / "labels.json"
+    if labels_file.is_file() and "harvested live" not in stats_how:
+        return load_labels(labels_file)
+    return None
 
 
 def build_setup(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], stats: ComponentStats,
