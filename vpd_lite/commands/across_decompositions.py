@@ -20,6 +20,7 @@ from vpd_lite.commands import cli
 from vpd_lite.commands.cli import default_run_dir, out_folder, positive_int
 from vpd_lite.erase.across import (
     AcrossRun,
+    best_match,
     decomposition_quality,
     erase_with,
     live_by_module,
@@ -103,11 +104,12 @@ def _run_key(arte: Artefacts, config: EraseConfig) -> str:
 
 
 def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, progress: bool = True
-              ) -> tuple[list[AcrossRun], pd.DataFrame]:
+              ) -> tuple[list[AcrossRun], pd.DataFrame, dict[str, dict[str, Any]]]:
     """The protocol on every folder, then the similarity of the decompositions of one target. Each run is saved
     under ``out/runs/<name>/`` and reused by a later call with the same decomposition and settings, so adding a
     folder to the study only runs the protocol on that one. Returns the runs, the per-matrix mean-max table
-    (one row per pair of runs on one target × matrix)."""
+    (one row per pair of runs on one target × matrix) and, per run on the reference's target, its component
+    most alike the reference's (:func:`~vpd_lite.erase.across.best_match`)."""
     shipped_target = paths.data_dir() / "target"
     runs: list[AcrossRun] = []
     loaded: dict[str, Any] = {}
@@ -151,10 +153,14 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
             pairs.append(mm.assign(run_a=a, run_b=b))
     mean_max = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(
         columns=["module", "live_a", "live_b", "read", "write", "matrix", "run_a", "run_b"])
-    return runs, mean_max
+    ref = runs[0]
+    matches = {r.name: best_match(ref.direction, loaded[r.name][0], loaded[r.name][1]) for r in runs
+               if r.target_fingerprint == ref.target_fingerprint}
+    return runs, mean_max, matches
 
 
-def save(runs: list[AcrossRun], mean_max: pd.DataFrame, out: Path, command: str, figures: bool = True) -> list[Path]:
+def save(runs: list[AcrossRun], mean_max: pd.DataFrame, out: Path, command: str,
+         matches: dict[str, dict[str, Any]] | None = None, figures: bool = True) -> list[Path]:
     """Write the report, the CSVs and (``figures``) the two PNGs into ``out`` (atomically). Returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     sim = pd.concat([similarity_matrix(runs, k).stack(future_stack=True).rename(k) for k in ("matrix", "read", "write")],
@@ -162,9 +168,9 @@ def save(runs: list[AcrossRun], mean_max: pd.DataFrame, out: Path, command: str,
     curves = pd.concat([r.curve.assign(run=r.name, target=r.target, s_lo=r.edge["s_lo"], s_hi=r.edge["s_hi"],
                                        ln_v=r.edge.get("ln_v", float("nan"))) for r in runs], ignore_index=True)
     files = {
-        "across_decompositions.md": study_markdown(runs, mean_max, command).encode("utf-8"),
+        "across_decompositions.md": study_markdown(runs, mean_max, command, matches).encode("utf-8"),
         "across_decompositions.csv": csv_bytes(seed_table(runs)),
-        "across_decompositions_runs.csv": csv_bytes(run_table(runs, reference=runs[0].direction)),
+        "across_decompositions_runs.csv": csv_bytes(run_table(runs, reference=runs[0].direction, matches=matches)),
         "across_decompositions_similarity.csv": csv_bytes(sim),
         "across_decompositions_mean_max.csv": csv_bytes(mean_max),
         "across_decompositions_curves.csv": csv_bytes(curves),
@@ -205,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     quiet_model_loading()
     with torch_threads(args.threads):
-        runs, mean_max = run_study(specs, config, out)
-    save(runs, mean_max, out, command.strip(), figures=not args.no_figures)
+        runs, mean_max, matches = run_study(specs, config, out)
+    save(runs, mean_max, out, command.strip(), matches, figures=not args.no_figures)
     same = [r for r in runs if r.target_fingerprint == runs[0].target_fingerprint]
     print(summary_line(same) + f" (target: {runs[0].target})")
     if len(same) < len(runs):

@@ -213,6 +213,22 @@ def component_similarity(a: Direction, b: Direction) -> dict[str, float]:
     return {"same_matrix": True, "matrix": cu * cv, "read": abs(cv), "write": abs(cu)}
 
 
+def best_match(direction: Direction, cm: nn.Module, live: Mapping[str, Tensor]) -> dict[str, Any]:
+    """The live component of ``cm`` in ``direction``'s matrix whose rank-1 matrix is most alike (largest
+    |cosine|): ``{"component": key, "matrix": |cos| of the rank-1 matrices, "read": |cos|, "write": |cos|}``.
+    ``cm`` must decompose the same target weights as the decomposition ``direction`` comes from; an empty
+    dict when the matrix has no live component."""
+    idx = live.get(direction.module, torch.zeros(0, dtype=torch.long))
+    if direction.module not in cm.components or len(idx) == 0:
+        return {}
+    layer = cm.components[direction.module]
+    cv = (_unit(layer.V.detach()[:, idx]).T @ _unit(direction.v.reshape(-1, 1))).abs().flatten()
+    cu = (_unit(layer.U.detach()[idx].T).T @ _unit(direction.u.reshape(-1, 1))).abs().flatten()
+    j = int((cv * cu).argmax())
+    return {"component": component_key((direction.module, int(idx[j]))), "matrix": float(cv[j] * cu[j]),
+            "read": float(cv[j]), "write": float(cu[j])}
+
+
 def live_by_module(stats: ComponentStats) -> dict[str, Tensor]:
     """{module: indices (long) of its components that fire on at least one harvested token}."""
     out: dict[str, list[int]] = {m: [] for m in stats.modules}
@@ -266,10 +282,13 @@ def seed_table(runs: Sequence[AcrossRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_table(runs: Sequence[AcrossRun], reference: Direction | None = None) -> pd.DataFrame:
+def run_table(runs: Sequence[AcrossRun], reference: Direction | None = None,
+              matches: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
     """One row per run: the component and its matrix, the verdict on the seed means and on every seed, the
     training-text edge of the component (German ΔCE ``edge_d_de`` at ``edge_s``, admissible ``s_lo``..``s_hi``),
-    the decomposition's quality and, with ``reference``, the component's similarity to it."""
+    the decomposition's quality, with ``reference`` the component's similarity to it, and with ``matches``
+    ({run: :func:`best_match` of the reference's component in that run}) the run's closest component to the
+    reference's (``ref_match``, ``ref_match_matrix``, ``ref_match_read``, ``ref_match_write``)."""
     rows = []
     for r in runs:
         c = r.claim
@@ -282,6 +301,10 @@ def run_table(runs: Sequence[AcrossRun], reference: Direction | None = None) -> 
         if reference is not None:
             sim = component_similarity(r.direction, reference)
             row.update({f"vs_reference_{k}": v for k, v in sim.items()})
+        m = (matches or {}).get(r.name)
+        if m:
+            row.update({"ref_match": m["component"], "ref_match_matrix": m["matrix"], "ref_match_read": m["read"],
+                        "ref_match_write": m["write"]})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -306,12 +329,13 @@ def summary_line(runs: Sequence[AcrossRun], which: str = "decompositions") -> st
     return f"{k} of {n} {which} meet the claim on every snippet; {j} of {n} on the mean"
 
 
-def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: str) -> str:
+def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: str,
+                   matches: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The study's markdown report: the answer (:func:`summary_line` per target), the per-run and per-snippet
     tables, the quality of each decomposition, the whole-decomposition similarity (``mean_max`` from
     :func:`mean_max_cosine`, one row per pair × matrix), each run's protocol time and the rule. ``runs[0]`` is
     the reference."""
-    by_run = run_table(runs, reference=runs[0].direction)
+    by_run = run_table(runs, reference=runs[0].direction, matches=matches)
     seeds = seed_table(runs)
     same = [r for r in runs if r.target_fingerprint == runs[0].target_fingerprint]
     others = [r for r in runs if r.target_fingerprint != runs[0].target_fingerprint]
@@ -333,14 +357,18 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
         lines.append(f"- Other targets (each decomposed once): {summary_line(others, 'targets')}.")
     lines += ["", "## Per run", "", markdown_table(by_run, ["run", "target", "decomposition_seed", "component", "way_mean",
                                                   "d_en_mean", "d_worst_other_mean", "meets_on_mean",
-                                                  "seeds_meeting", "edge_d_de", "edge_s", "s_lo", "s_hi",
-                                                  "vs_reference_matrix", "vs_reference_read",
-                                                  "vs_reference_write"]),
+                                                  "seeds_meeting", "edge_d_de", "edge_s", "s_lo", "s_hi"]),
               "", "`way_*`: fraction of the way from the base German CE to ln V (held-out); `d_*`: held-out ΔCE in "
               "nats/token; `edge_d_de`: the component's largest German ΔCE on training text inside its admissible "
-              "range (at `edge_s`; admissible s from `s_lo` to `s_hi`), how selective it is; `vs_reference_*`: "
-              "cosine of the rank-1 matrices (signed: -1 is the same matrix negated) and |cosine| of the read and "
-              "write directions with the reference's component (0 when in another matrix).",
+              "range (at `edge_s`; admissible s from `s_lo` to `s_hi`), how selective it is.",
+              "", "## Each run's component against the reference's", "",
+              markdown_table(by_run, ["run", "component", "vs_reference_matrix", "vs_reference_read",
+                                      "vs_reference_write", "ref_match", "ref_match_matrix", "ref_match_read",
+                                      "ref_match_write"]),
+              "", "`vs_reference_*`: cosine of the rank-1 matrices (signed: -1 is the same matrix negated) and "
+              "|cosine| of the read and write directions between this run's component and the reference's (0 when "
+              "in another matrix); `ref_match`: this run's live component most alike the reference's (same "
+              "matrix; only for decompositions of the same target), with its |cosines|.",
               "", "## Per snippet", "", markdown_table(seeds, list(seeds.columns)),
               "", "`s_free`: where the snippet's own fit would put s on the edit scan's whole grid of s if the "
               "other languages did not limit the search range; when it lies outside [s_lo, s_hi], the fit stopped at "
