@@ -152,7 +152,8 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
             mm = mean_max_cosine(loaded[a][0], loaded[b][0], loaded[a][1], loaded[b][1])
             pairs.append(mm.assign(run_a=a, run_b=b))
     mean_max = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(
-        columns=["module", "live_a", "live_b", "read", "write", "matrix", "run_a", "run_b"])
+        columns=["module", "live_a", "live_b", "read", "write", "matrix", "read_random", "write_random",
+                 "matrix_random", "run_a", "run_b"])
     ref = runs[0]
     matches = {r.name: best_match(ref.direction, loaded[r.name][0], loaded[r.name][1]) for r in runs
                if r.target_fingerprint == ref.target_fingerprint}

@@ -237,36 +237,57 @@ def live_by_module(stats: ComponentStats) -> dict[str, Tensor]:
     return {m: torch.tensor(cs, dtype=torch.long) for m, cs in out.items()}
 
 
+def _mean_max(Va: Tensor, Ua: Tensor, Vb: Tensor, Ub: Tensor) -> dict[str, float]:
+    """Mean max |cosine| between the columns of (Va, Ua) and of (Vb, Ub) — read (d_in, n) and write (d_out, n)
+    directions — and of their rank-1 matrices, averaged over both directions of comparison."""
+    cv = (_unit(Va).T @ _unit(Vb)).abs()  # (n_a, n_b)
+    cu = (_unit(Ua).T @ _unit(Ub)).abs()
+
+    def both(c: Tensor) -> float:
+        return 0.5 * (float(c.max(1).values.mean()) + float(c.max(0).values.mean()))
+
+    return {"read": both(cv), "write": both(cu), "matrix": both(cv * cu)}
+
+
 def mean_max_cosine(cm_a: nn.Module, cm_b: nn.Module, live_a: Mapping[str, Tensor],
-                    live_b: Mapping[str, Tensor]) -> pd.DataFrame:
+                    live_b: Mapping[str, Tensor], seed: int = 0) -> pd.DataFrame:
     """The VPD paper's cross-seed similarity, per decomposed matrix: for each live component of one
     decomposition, the largest absolute cosine with any live component of the other (read directions V,
     write directions U, and the rank-1 matrices U_c V_cᵀ), averaged over live components and over both
-    directions of comparison (a→b and b→a). One row per matrix: ``module, live_a, live_b, read, write,
-    matrix``. Both decompositions must be of the same target (same matrices and shapes).
+    directions of comparison (a→b and b→a). One row per matrix both decompose: ``module, live_a, live_b, read,
+    write, matrix`` and the chance level ``read_random, write_random, matrix_random`` (the same numbers with
+    b's live components replaced by as many random Gaussian directions, drawn from ``seed``). Both
+    decompositions must be of the same target (same weights; see ``AcrossRun.target_fingerprint``).
 
     Source: the VPD paper's "mean max cosine similarity" between decompositions from different seeds."""
+    g = torch.Generator().manual_seed(seed)
     rows = []
     for module in [m for m in cm_a.components if m in cm_b.components]:
         la, lb = live_a[module], live_b[module]
         A, B = cm_a.components[module], cm_b.components[module]
+        row: dict[str, Any] = {"module": module, "live_a": len(la), "live_b": len(lb)}
         if len(la) == 0 or len(lb) == 0:
-            rows.append({"module": module, "live_a": len(la), "live_b": len(lb), "read": float("nan"),
-                         "write": float("nan"), "matrix": float("nan")})
+            rows.append(row | {k: float("nan") for k in ("read", "write", "matrix", "read_random", "write_random",
+                                                         "matrix_random")})
             continue
-        cv = (_unit(A.V.detach()[:, la]).T @ _unit(B.V.detach()[:, lb])).abs()  # (live_a, live_b)
-        cu = (_unit(A.U.detach()[la].T).T @ _unit(B.U.detach()[lb].T)).abs()  # U is (C, d_out)
-        cm = cv * cu  # |cos| of the rank-1 matrices
-
-        def both(c: Tensor) -> float:
-            return 0.5 * (float(c.max(1).values.mean()) + float(c.max(0).values.mean()))
-
-        rows.append({"module": module, "live_a": len(la), "live_b": len(lb), "read": both(cv), "write": both(cu),
-                     "matrix": both(cm)})
+        Va, Ua = A.V.detach()[:, la].double(), A.U.detach()[la].T.double()  # (d_in, n_a), (d_out, n_a)
+        Vb, Ub = B.V.detach()[:, lb].double(), B.U.detach()[lb].T.double()
+        row |= _mean_max(Va, Ua, Vb, Ub)
+        rand = _mean_max(Va, Ua, torch.randn(Vb.shape, generator=g, dtype=torch.float64),
+                         torch.randn(Ub.shape, generator=g, dtype=torch.float64))
+        row |= {f"{k}_random": v for k, v in rand.items()}
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------------ tables
+def per_pair_mean_max(mean_max: pd.DataFrame) -> pd.DataFrame:
+    """:func:`mean_max_cosine`'s rows (one per pair × matrix, with ``run_a``, ``run_b``) averaged over the
+    matrices: one row per pair of decompositions (read, write, matrix and their chance levels)."""
+    cols = [c for c in ("read", "write", "matrix", "read_random", "write_random", "matrix_random") if c in mean_max]
+    return mean_max.groupby(["run_a", "run_b"], sort=False)[cols].mean().reset_index()
+
+
 def seed_table(runs: Sequence[AcrossRun]) -> pd.DataFrame:
     """One row per run × snippet seed: ``run, target, decomposition_seed, component, seed, s, s_free, way``
     (fraction of the way from base German CE to ln V, held-out), ``d_en``, ``d_worst_other`` (held-out ΔCE,
@@ -378,11 +399,13 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
         lines += ["## Quality of each decomposition (held-out, from its metrics.json)", "",
                   markdown_table(by_run, ["run"] + quality), ""]
     if len(mean_max):
-        per_pair = mean_max.groupby(["run_a", "run_b"], sort=False)[["read", "write", "matrix"]].mean().reset_index()
+        per_pair = per_pair_mean_max(mean_max)
         lines += ["## Whole decompositions of one target: mean max cosine similarity", "",
                   "For each live component, the best |cosine| in the other decomposition, averaged over live "
                   "components, both directions and the matrices (the VPD paper, in the README's References, reports "
-                  "about 0.52 for read and 0.48 for write directions between two seeds).", "", markdown_table(per_pair, list(per_pair.columns)), ""]
+                  "about 0.52 for read and 0.48 for write directions between two seeds). `*_random`: the same with "
+                  "the second decomposition's live components replaced by as many random directions (chance level).",
+                  "", markdown_table(per_pair, list(per_pair.columns)), ""]
     lines += ["## Run times (the protocol on each run, wall clock)", "",
               ", ".join(f"{r.name} {r.seconds:.0f} s" for r in runs), "",
               "## The rule, written before the held-out numbers", "",
