@@ -62,6 +62,7 @@ def test_mean_max_cosine_is_one_for_a_permuted_copy_and_lower_for_random_compone
     row = mean_max_cosine(a, b, live, live).iloc[0]
     assert row["read"] == pytest.approx(1.0) and row["write"] == pytest.approx(1.0)
     assert row["matrix"] == pytest.approx(1.0) and row["live_a"] == row["live_b"] == 5
+    assert row["read_random"] < 1.0 and row["matrix_random"] < row["matrix"]  # chance level: random directions
     c = _CM({"m": _Layer(torch.randn(6, 5, generator=g), torch.randn(5, 4, generator=g))})
     other = mean_max_cosine(a, c, live, live).iloc[0]
     assert other["matrix"] < 0.9 and other["read"] < 1.0

@@ -29,7 +29,7 @@ def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, cols: int = 3) -> Fi
     Raises ``KeyError`` when a run of ``runs`` has no curve."""
     names = list(runs["run"])
     rows = math.ceil(len(names) / cols)
-    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN, 2.5 * rows + 0.9))
+    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN, 2.5 * rows + 1.3))
     axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
     langs = [c.removeprefix("d_") for c in curves.columns if c.startswith("d_")]
     for i, ax in enumerate(axes.flat):
@@ -61,10 +61,11 @@ def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, cols: int = 3) -> Fi
             ax.set_ylabel("ΔCE (nats/token)", fontsize=8)
         if i >= len(names) - cols:
             ax.set_xlabel("s", fontsize=8)
-    axes.flat[0].legend(fontsize=6, loc="upper right")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
     fig.suptitle("Each run's German component on training text: look for a German curve rising inside the green\n"
                  "admissible range (towards the dashed ln V line) while the other languages stay flat", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.55 / fig.get_size_inches()[1], 1, 1))  # room for the legend below the panels
     return fig
 
 
