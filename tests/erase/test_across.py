@@ -103,9 +103,16 @@ def _second_decomposition(data: Path, root: Path, seed: int) -> Path:
     return other
 
 
-def test_command_end_to_end_on_two_tiny_decompositions(tmp_path, capsys):
-    data = make_tiny_data(tmp_path / "data")
-    other = _second_decomposition(data, tmp_path, seed=1)
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny data folder and a second decomposition of its target (seed 1); tests only read them."""
+    root = tmp_path_factory.mktemp("across")
+    data = make_tiny_data(root / "data")
+    return data, _second_decomposition(data, root, seed=1)
+
+
+def test_command_end_to_end_on_two_tiny_decompositions(tiny, tmp_path, capsys):
+    data, other = tiny
     before = {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()}
     out = tmp_path / "out"
     assert main(["--quick", f"ref={data}", str(other), "--out", str(out), "--workers", "1"]) == 0
@@ -135,10 +142,10 @@ def test_command_end_to_end_on_two_tiny_decompositions(tmp_path, capsys):
     (["../x={data}"], "must be a plain name", 2),
     (["{empty}"], "lacks", 1),
 ])
-def test_bad_input_is_one_line(tmp_path, capsys, args, says, code):
+def test_bad_input_is_one_line(tiny, tmp_path, capsys, args, says, code):
     from vpd_lite.commands import cli
 
-    data = make_tiny_data(tmp_path / "data")
+    data = tiny[0]
     (tmp_path / "empty").mkdir()
     fill = {"missing": tmp_path / "nope", "data": data, "empty": tmp_path / "empty"}
     argv = [a.format(**fill) for a in args] + ["--quick", "--out", str(tmp_path / "out")]
@@ -160,8 +167,8 @@ def test_runs_on_other_target_weights_are_not_compared():
     assert table.loc["a", "b"] == pytest.approx(1.0) and table.isna().loc["a", "c"] and table.isna().loc["c", "b"]
 
 
-def test_a_corrupt_saved_run_is_measured_again(tmp_path, capsys):
-    data = make_tiny_data(tmp_path / "data")
+def test_a_corrupt_saved_run_is_measured_again(tiny, tmp_path, capsys):
+    data = tiny[0]
     out = tmp_path / "out"
     assert main(["--quick", str(data), "--out", str(out), "--workers", "1", "--no-figures"]) == 0
     (out / "runs" / "data" / "tensors.safetensors").write_bytes(b"not a safetensors file")
