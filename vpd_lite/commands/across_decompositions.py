@@ -6,7 +6,6 @@ their German components are. Writes ``across_decompositions.{md,csv}`` and compa
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import time
 from dataclasses import replace
@@ -83,17 +82,10 @@ def _named(spec: str) -> tuple[str, Path]:
     return name, path
 
 
-def _decomposition_seed(folder: Path) -> int | None:
-    try:
-        return int(json.loads((folder / "decomposition.json").read_text())["config"]["seed"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _run_key(arte: Artefacts, config: EraseConfig) -> str:
-    """What a saved run must match to be reused: this code's version, the decomposition's tensors and target,
-    the corpus, the statistics and labels files beside it (when there) and the settings."""
-    meta = read_metadata(arte.decomposition)
+def _run_key(arte: Artefacts, meta: dict[str, Any], config: EraseConfig) -> str:
+    """What a saved run must match to be reused: this code's version, the decomposition's tensors and target
+    (``meta``: its ``read_metadata``), the corpus, the statistics and labels files beside it (when there) and
+    the settings."""
     digest = hashlib.sha256()
     files = sorted(p for p in Path(arte.corpus).rglob("*") if p.is_file())
     for path in files + [p for p in (arte.stats, arte.stats.parent / "labels.json") if p.is_file()]:
@@ -119,7 +111,8 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
         arte.check()
         model, tokenizer = load_target(arte.target)
         cm = load_decomposition(arte.decomposition, model)
-        key, saved = _run_key(arte, config), out / "runs" / name
+        meta = read_metadata(arte.decomposition)
+        key, saved = _run_key(arte, meta, config), out / "runs" / name
         cached = AcrossRun.load(saved, key)
         if cached is not None:
             run, live = cached
@@ -132,8 +125,8 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
             setup = build_setup(cm, tokenizer, corpus, stats, config, labels=shipped_labels(arte, how),
                                 progress=progress)
             run = erase_with(setup, config, name, target_label(arte.target, shipped_target),
-                             _decomposition_seed(arte.decomposition), decomposition_quality(arte.decomposition),
-                             read_metadata(arte.decomposition)["target_fingerprint"], progress=progress)
+                             meta.get("config", {}).get("seed"), decomposition_quality(arte.decomposition),
+                             meta["target_fingerprint"], progress=progress)
             live = live_by_module(stats)
             run.seconds = time.perf_counter() - t0
             run.save(saved, key, live)
