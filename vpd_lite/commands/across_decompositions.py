@@ -27,6 +27,7 @@ from vpd_lite.erase.across import (
     run_table,
     seed_table,
     similarity_matrix,
+    split_by_target,
     study_config,
     study_markdown,
     summary_line,
@@ -207,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     with torch_threads(args.threads):
         runs, mean_max, matches = run_study(specs, config, out)
     save(runs, mean_max, out, command.strip(), matches, figures=not args.no_figures)
-    same = [r for r in runs if r.target_fingerprint == runs[0].target_fingerprint]
+    same, others = split_by_target(runs)
     print(summary_line(same) + f" (target: {runs[0].target})")
-    if len(same) < len(runs):
-        print(summary_line([r for r in runs if r.target_fingerprint != runs[0].target_fingerprint], "targets"))
+    if others:
+        print(summary_line(others, "targets"))
     if quick:
         print(QUICK_NOTICE)
     print(f"done in {time.time() - t0:.0f} s; results in {out.resolve()}")

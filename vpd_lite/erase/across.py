@@ -342,6 +342,12 @@ def similarity_matrix(runs: Sequence[AcrossRun], kind: str = "matrix") -> pd.Dat
     return out
 
 
+def split_by_target(runs: Sequence[AcrossRun]) -> tuple[list[AcrossRun], list[AcrossRun]]:
+    """(runs on the first run's target weights, runs on other targets), each in the given order."""
+    same = [r for r in runs if r.target_fingerprint == runs[0].target_fingerprint]
+    return same, [r for r in runs if r.target_fingerprint != runs[0].target_fingerprint]
+
+
 def summary_line(runs: Sequence[AcrossRun], which: str = "decompositions") -> str:
     """'k of n <which> meet the claim on every snippet; j of n on the mean'."""
     n = len(runs)
@@ -358,8 +364,7 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
     the reference."""
     by_run = run_table(runs, reference=runs[0].direction, matches=matches)
     seeds = seed_table(runs)
-    same = [r for r in runs if r.target_fingerprint == runs[0].target_fingerprint]
-    others = [r for r in runs if r.target_fingerprint != runs[0].target_fingerprint]
+    same, others = split_by_target(runs)
     lines = [
         "# The German edit across decompositions and targets",
         "",
