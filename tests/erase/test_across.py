@@ -13,9 +13,12 @@ from vpd_lite.erase.across import (
     AcrossRun,
     component_similarity,
     mean_max_cosine,
+    recipe_of,
     seed_table,
     similarity_matrix,
+    split_runs,
     summary_line,
+    variant_line,
 )
 from vpd_lite.erase.edits import Direction
 from vpd_lite.method.checkpoint import save_decomposition
@@ -89,14 +92,42 @@ def test_summary_line_counts_every_snippet_and_the_mean_separately():
     assert table["way"].between(0, 1).all()  # a fraction, not a percentage
 
 
-def _second_decomposition(data: Path, root: Path, seed: int) -> Path:
-    """A copy of the tiny data folder whose decomposition is redone with another seed."""
-    other = root / f"seed{seed}"
+def test_recipe_of_names_what_differs_from_the_shipped_recipe():
+    import dataclasses
+    import json
+
+    shipped = json.loads(json.dumps(dataclasses.asdict(DecomposeConfig())))
+    assert recipe_of(shipped) == "shipped"
+    # the seed, where it ran and how often it saved do not make another recipe; a field the record lacks is the default
+    moved = shipped | {"seed": 7, "device": "cuda", "checkpoint_every": 0, "log_every": 1}
+    assert recipe_of(moved) == "shipped"
+    assert recipe_of({k: v for k, v in shipped.items() if k != "use_delta"}) == "shipped"
+    faster = shipped | {"use_delta": False, "ci_hidden": 32, "adversarial_routing": "subset"}
+    assert recipe_of(faster) == "adversarial_routing=subset, ci_hidden=32, use_delta=False"
+
+
+def test_recipe_variants_are_reported_apart_and_not_counted_with_the_decompositions():
+    a, b, t = _run("a", "shipped", [True] * 3, True), _run("b", "shipped", [False] * 3, False), _run("t", "seed 1", [True] * 3, True)
+    v = _run("v", "shipped", [True, True, False], True)
+    a.target_fingerprint = b.target_fingerprint = v.target_fingerprint = "shipped weights"
+    t.target_fingerprint = "other weights"
+    v.recipe = "ci_hidden=32"
+    same, others, variants = split_runs([a, v, b, t])
+    assert [r.name for r in same] == ["a", "b"] and [r.name for r in others] == ["t"] and variants == [v]
+    assert summary_line(same) == "1 of 2 decompositions meet the claim on every snippet; 1 of 2 on the mean"
+    assert variant_line(v) == ("v (ci_hidden=32): 82% of the way on the mean, 2 of 3 snippets meet the claim, "
+                               "the mean meets it")
+
+
+def _second_decomposition(data: Path, root: Path, seed: int, name: str | None = None, **recipe) -> Path:
+    """A copy of the tiny data folder whose decomposition is redone with another seed (and ``recipe``'s
+    settings)."""
+    other = root / (name or f"seed{seed}")
     shutil.copytree(data / "target", other / "target")
     (other / "corpus").symlink_to(data / "corpus")
     model, _ = load_target(other / "target")
     dconfig = DecomposeConfig.quick(steps=5, faithfulness_warmup_steps=5, batch_size=2, seq_len=32, seed=seed,
-                                    targets={"*.q_proj": 8, "*.up_proj": 8, "*.down_proj": 8})
+                                    targets={"*.q_proj": 8, "*.up_proj": 8, "*.down_proj": 8}, **recipe)
     blocks = torch.randint(0, model.config.vocab_size, (4, 32), generator=torch.Generator().manual_seed(seed))
     cm, _ = decompose(model, [blocks[:2], blocks[2:]], dconfig, progress=False)
     save_decomposition(cm, other / "decomposition", dconfig)
@@ -105,28 +136,33 @@ def _second_decomposition(data: Path, root: Path, seed: int) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A tiny data folder and a second decomposition of its target (seed 1); tests only read them."""
+    """A tiny data folder, a second decomposition of its target (seed 1) and one made with another recipe (a
+    smaller CI function); tests only read them."""
     root = tmp_path_factory.mktemp("across")
     data = make_tiny_data(root / "data")
-    return data, _second_decomposition(data, root, seed=1)
+    return data, _second_decomposition(data, root, seed=1), _second_decomposition(data, root, 2, "small-ci", ci_hidden=4)
 
 
 def test_command_end_to_end_on_two_tiny_decompositions(tiny, tmp_path, capsys):
-    data, other = tiny
+    data, other, variant = tiny
     before = {p: p.stat().st_mtime_ns for p in data.rglob("*") if p.is_file()}
     out = tmp_path / "out"
-    assert main(["--quick", f"ref={data}", str(other), "--out", str(out), "--workers", "1"]) == 0
+    assert main(["--quick", f"ref={data}", str(other), str(variant), "--out", str(out), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "2 decompositions meet the claim on every snippet" in printed
+    assert "2 decompositions meet the claim on every snippet" in printed  # the variant is not counted with them
+    line = next(x for x in printed.splitlines() if x.startswith("recipe variant small-ci ("))
+    assert "ci_hidden=4" in line and "of the way on the mean" in line
     seeds = pd.read_csv(out / "across_decompositions.csv")
-    assert list(seeds["run"]) == ["ref", "seed1"]  # quick mode: one snippet seed per run
+    assert list(seeds["run"]) == ["ref", "seed1", "small-ci"]  # quick mode: one snippet seed per run
     assert {"run", "target", "component", "seed", "way", "d_en", "d_worst_other", "meets_claim"} <= set(seeds)
     runs = pd.read_csv(out / "across_decompositions_runs.csv")
     assert runs.loc[0, "vs_reference_matrix"] == pytest.approx(1.0)  # the reference against itself
+    recipes = list(runs["recipe"])  # the tiny runs' own settings, against the shipped recipe
+    assert recipes[0] == recipes[1] != "shipped" and "ci_hidden=4" in recipes[2] and "ci_hidden" not in recipes[0]
     sim = pd.read_csv(out / "across_decompositions_similarity.csv")
-    assert set(sim["run_a"]) == {"ref", "seed1"} and len(sim) == 4
+    assert set(sim["run_a"]) == {"ref", "seed1", "small-ci"} and len(sim) == 9
     mm = pd.read_csv(out / "across_decompositions_mean_max.csv")
-    assert set(mm["run_a"]) == {"ref"} and set(mm["run_b"]) == {"seed1"}  # one pair, same target
+    assert set(zip(mm["run_a"], mm["run_b"])) == {("ref", "seed1"), ("ref", "small-ci"), ("seed1", "small-ci")}
     assert mm[["read", "write"]].le(1.0 + 1e-9).all().all()
     md = (out / "across_decompositions.md").read_text()
     assert "## Per snippet" in md and "## The rule, written before the held-out numbers" in md

@@ -296,6 +296,25 @@ def test_lm_cross_entropy_matches_manual():
     assert lm_cross_entropy(model, blocks, batch_size=2) == pytest.approx(manual, rel=1e-5)
 
 
+def test_lm_cross_entropy_holds_at_most_logit_positions_per_pass(monkeypatch):
+    """By default each forward pass sees at most LOGIT_POSITIONS token positions (bounded logits memory),
+    whatever the number of blocks, and the mean is the same as in one pass."""
+    import vpd_lite.method.cross_entropy as ce_mod
+
+    monkeypatch.setattr(ce_mod, "LOGIT_POSITIONS", 16)
+    model = tiny_llama()
+    blocks = torch.randint(0, 32, (7, 5), generator=torch.Generator().manual_seed(3))
+    seen = []
+    handle = model.register_forward_pre_hook(lambda m, a, k: seen.append(k["input_ids"].numel()), with_kwargs=True)
+    try:
+        value = lm_cross_entropy(model, blocks)
+    finally:
+        handle.remove()
+    assert seen == [15, 15, 5]  # 3 blocks of 5 positions per pass, then the last one
+    assert value == pytest.approx(lm_cross_entropy(model, blocks, batch_size=7), rel=1e-6)
+    assert lm_cross_entropy(model, blocks[:, :2].repeat(1, 20)) > 0  # one block longer than the bound still runs
+
+
 def test_ablation_effect_equals_manual_edit():
     model = tiny_llama()
     module = "model.layers.0.self_attn.v_proj"

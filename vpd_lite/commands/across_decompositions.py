@@ -24,14 +24,16 @@ from vpd_lite.erase.across import (
     erase_with,
     live_by_module,
     mean_max_cosine,
+    recipe_of,
     run_table,
     seed_table,
     similarity_matrix,
-    split_by_target,
+    split_runs,
     study_config,
     study_markdown,
     summary_line,
     target_label,
+    variant_line,
 )
 from vpd_lite.erase.protocol import QUICK_NOTICE, EraseConfig
 from vpd_lite.erase.rebuild import Artefacts, build_setup, load_stats_or_harvest, shipped_labels
@@ -132,6 +134,7 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
             run.seconds = time.perf_counter() - t0
             run.save(saved, key, live)
             how = f"statistics: {how}"
+        run.recipe = recipe_of(meta.get("config", {}))
         runs.append(run)
         loaded[name] = (cm, live, run.target_fingerprint)
         met = int(run.per_seed["meets_goal"].sum())
@@ -208,10 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     with torch_threads(args.threads):
         runs, mean_max, matches = run_study(specs, config, out)
     save(runs, mean_max, out, command.strip(), matches, figures=not args.no_figures)
-    same, others = split_by_target(runs)
-    print(summary_line(same) + f" (target: {runs[0].target})")
+    same, others, variants = split_runs(runs)
+    print(summary_line(same) + f" (target: {runs[0].target}, recipe: {runs[0].recipe})")
     if others:
         print(summary_line(others, "targets"))
+    for r in variants:
+        print("recipe variant " + variant_line(r))
     if quick:
         print(QUICK_NOTICE)
     print(f"done in {time.time() - t0:.0f} s; results in {out.resolve()}")

@@ -18,6 +18,7 @@ text, the primary objective, the claim's budget and snippet seeds, held-out meas
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,7 @@ from vpd_lite.erase.selection import EDIT_RULE
 from vpd_lite.interpret.ids import component_key
 from vpd_lite.interpret.statistics import ComponentStats, live_components
 from vpd_lite.method.checkpoint import atomic_write_json
+from vpd_lite.method.config import DecomposeConfig
 from vpd_lite.method.devices import torch_threads
 
 #: The method whose component and verdict the study follows: the single scalar picked by the edit-scan rule.
@@ -73,7 +75,8 @@ class AcrossRun:
     ``edge``: the component's row of the scan's best-admissible table (German training ΔCE ``gain`` at
     ``s_best``, admissible range ``s_lo``..``s_hi``, and ``ln_v``, ln of the vocabulary size); ``curve``: its training-text dose-response rows;
     ``quality``: the decomposition's held-out ``metrics.json`` figures; ``seconds``: the protocol's wall-clock time; ``target_fingerprint``: the decomposition's record of
-    its target (runs with equal fingerprints share a basis and their components can be compared)."""
+    its target (runs with equal fingerprints share a basis and their components can be compared); ``recipe``:
+    how the decomposition's training settings differ from the shipped recipe (:func:`recipe_of`)."""
 
     name: str
     target: str
@@ -86,6 +89,7 @@ class AcrossRun:
     quality: dict[str, float]
     seconds: float = float("nan")  # how long the protocol took on this run (wall clock)
     target_fingerprint: str = ""  # which target weights were decomposed: runs compare components only when equal
+    recipe: str = "shipped"  # the decomposition's settings against the shipped recipe (recipe_of)
 
     @property
     def component(self) -> str:
@@ -141,6 +145,23 @@ def target_label(target_dir: str | Path, shipped_dir: str | Path | None = None) 
         return f"seed {json.loads((target_dir / 'training_config.json').read_text())['seed']}"
     except (OSError, ValueError, KeyError):
         return "unknown"
+
+
+#: Settings of a decomposition run that do not change what it learns (where it runs, how often it saves or logs)
+#: or that the study varies on purpose (the seed): left out of :func:`recipe_of`.
+_NOT_RECIPE = frozenset({"seed", "device", "bf16_autocast", "time_budget_minutes", "checkpoint_every",
+                         "checkpoint_dir", "log_every"})
+
+
+def recipe_of(config: Mapping[str, Any]) -> str:
+    """How a decomposition's recorded config (``decomposition.json``'s ``config``) differs from the shipped recipe,
+    ``DecomposeConfig()``: ``"shipped"`` when it does not, else ``"field=value, ..."`` sorted by field. A field the
+    record lacks (written before the field existed) counts as the default; the seed and where or how often the
+    run saved or logged do not count."""
+    default = json.loads(json.dumps(dataclasses.asdict(DecomposeConfig())))
+    diff = [f"{k}={config[k]}" for k in sorted(default)
+            if k not in _NOT_RECIPE and k in config and config[k] != default[k]]
+    return ", ".join(diff) if diff else "shipped"
 
 
 def _sha(path: Path) -> str:
@@ -305,7 +326,7 @@ def seed_table(runs: Sequence[AcrossRun]) -> pd.DataFrame:
 
 def run_table(runs: Sequence[AcrossRun], reference: Direction | None = None,
               matches: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
-    """One row per run: the component and its matrix, the verdict on the seed means and on every seed, the
+    """One row per run: its recipe (:func:`recipe_of`), the component and its matrix, the verdict on the seed means and on every seed, the
     training-text edge of the component (German ΔCE ``edge_d_de`` at ``edge_s``, admissible ``s_lo``..``s_hi``),
     the decomposition's quality, with ``reference`` the component's similarity to it, and with ``matches``
     ({run: :func:`best_match` of the reference's component in that run}) the run's closest component to the
@@ -313,7 +334,7 @@ def run_table(runs: Sequence[AcrossRun], reference: Direction | None = None,
     rows = []
     for r in runs:
         c = r.claim
-        row = {"run": r.name, "target": r.target, "decomposition_seed": r.decomposition_seed,
+        row = {"run": r.name, "target": r.target, "decomposition_seed": r.decomposition_seed, "recipe": r.recipe,
                "component": r.component, "matrix": r.direction.module,
                "way_mean": c["fraction"], "d_en_mean": c["d_en"], "d_worst_other_mean": c["d_other_max"],
                "meets_on_mean": bool(c["scalar_meets_goal"]), "seeds_meeting": int(r.per_seed["meets_goal"].sum()),
@@ -342,10 +363,15 @@ def similarity_matrix(runs: Sequence[AcrossRun], kind: str = "matrix") -> pd.Dat
     return out
 
 
-def split_by_target(runs: Sequence[AcrossRun]) -> tuple[list[AcrossRun], list[AcrossRun]]:
-    """(runs on the first run's target weights, runs on other targets), each in the given order."""
-    same = [r for r in runs if r.target_fingerprint == runs[0].target_fingerprint]
-    return same, [r for r in runs if r.target_fingerprint != runs[0].target_fingerprint]
+def split_runs(runs: Sequence[AcrossRun]) -> tuple[list[AcrossRun], list[AcrossRun], list[AcrossRun]]:
+    """The runs in three groups, each in the given order: (decompositions of the first run's target weights with
+    its recipe, decompositions of other targets with its recipe, recipe variants: any run whose ``recipe``
+    differs from the first run's). Only runs of one recipe are counted together in :func:`summary_line`."""
+    ref = runs[0]
+    variants = [r for r in runs if r.recipe != ref.recipe]
+    kept = [r for r in runs if r.recipe == ref.recipe]
+    return ([r for r in kept if r.target_fingerprint == ref.target_fingerprint],
+            [r for r in kept if r.target_fingerprint != ref.target_fingerprint], variants)
 
 
 def summary_line(runs: Sequence[AcrossRun], which: str = "decompositions") -> str:
@@ -356,6 +382,13 @@ def summary_line(runs: Sequence[AcrossRun], which: str = "decompositions") -> st
     return f"{k} of {n} {which} meet the claim on every snippet; {j} of {n} on the mean"
 
 
+def variant_line(run: AcrossRun) -> str:
+    """One line on a run of another recipe: its name, what its recipe changes, and its verdict."""
+    met = int(run.per_seed["meets_goal"].sum())
+    return (f"{run.name} ({run.recipe}): {run.claim['fraction']:.0%} of the way on the mean, {met} of "
+            f"{len(run.per_seed)} snippets meet the claim, the mean {'meets' if run.claim['scalar_meets_goal'] else 'misses'} it")
+
+
 def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: str,
                    matches: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The study's markdown report: the answer (:func:`summary_line` per target), the per-run and per-snippet
@@ -364,7 +397,7 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
     the reference."""
     by_run = run_table(runs, reference=runs[0].direction, matches=matches)
     seeds = seed_table(runs)
-    same, others = split_by_target(runs)
+    same, others, variants = split_runs(runs)
     lines = [
         "# The German edit across decompositions and targets",
         "",
@@ -381,6 +414,8 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
     ]
     if others:
         lines.append(f"- Other targets (each decomposed once): {summary_line(others, 'targets')}.")
+    for r in variants:
+        lines.append(f"- Recipe variant {variant_line(r)}.")
     lines += ["", "## Per run", "", markdown_table(by_run, ["run", "target", "decomposition_seed", "component", "way_mean",
                                                   "d_en_mean", "d_worst_other_mean", "meets_on_mean",
                                                   "seeds_meeting", "edge_d_de", "edge_s", "s_lo", "s_hi"]),

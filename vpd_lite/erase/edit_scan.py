@@ -42,12 +42,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from vpd_lite.erase.edits import LOGIT_POSITIONS, Direction, ScalarEdit, row_scaled_edit_hook, row_slices
+from vpd_lite.erase.edits import Direction, ScalarEdit, row_scaled_edit_hook, row_slices
 from vpd_lite.erase.workers import fork_map
 from vpd_lite.interpret.ids import ComponentId, component_key
 from vpd_lite.method.checkpoint import atomic_write_bytes, atomic_write_json
+from vpd_lite.method.cross_entropy import LOGIT_POSITIONS
 from vpd_lite.method.devices import torch_threads
 from vpd_lite.models.corpus import LANGS, lang_token_blocks
 
@@ -71,7 +71,7 @@ class ScanConfig:
     its own ("target" here is the erased language, not the target model; the field keeps the name recorded in
     ``edit_scan.json``); ``rows_per_batch``: sequences (several s values of one component, stacked) whose CE
     is summed in one group; the model runs on a group in forward passes of at most
-    ``vpd_lite.erase.edits.LOGIT_POSITIONS`` positions (see :func:`edit_curve`).
+    ``vpd_lite.method.cross_entropy.LOGIT_POSITIONS`` positions (see :func:`edit_curve`).
     """
 
     s_grid: tuple[float, ...] = DEFAULT_S_GRID

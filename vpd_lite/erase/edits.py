@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from vpd_lite.interpret.ids import ComponentId
 from vpd_lite.method.components import linear_weight
+from vpd_lite.method.cross_entropy import LOGIT_POSITIONS
 
 
 @dataclass(frozen=True)
@@ -401,11 +402,6 @@ def grid_search_1d(f: Callable[[Tensor], Tensor], lo: float, hi: float,
     return x, y
 
 
-#: The batched evaluations (:func:`scalar_objective_curve`, ``vpd_lite.erase.edit_scan.edit_curve``) run the
-#: model on at most this many token positions per forward pass, so at most this many positions of logits
-#: (``vocab_size`` floats each; 1024 x 4096 floats = 16 MiB for the shipped model) and of their log-softmax
-#: exist at once, however many rows a batch stacks.
-LOGIT_POSITIONS = 1024
 
 
 def row_slices(n_rows: int, seq_len: int, max_positions: int = LOGIT_POSITIONS) -> list[slice]:

@@ -69,7 +69,7 @@ def ablation_effects(
     cm,
     components: Sequence[ComponentId],
     lang_blocks: Mapping[str, torch.Tensor],
-    batch_size: int = 16,
+    batch_size: int | None = None,
     progress: bool = False,
     base_ce: Mapping[str, float] | None = None,
 ) -> dict[ComponentId, dict[str, float]]:
@@ -84,14 +84,14 @@ def ablation_effects(
     return out
 
 
-def target_ce(cm, lang_blocks: Mapping[str, torch.Tensor], batch_size: int = 16) -> dict[str, float]:
+def target_ce(cm, lang_blocks: Mapping[str, torch.Tensor], batch_size: int | None = None) -> dict[str, float]:
     """{lang: CE (nats/token)} of the unedited target model on each language's (N, T) blocks."""
     model = _target_model(cm)
     return {lang: lm_cross_entropy(model, blocks, batch_size) for lang, blocks in lang_blocks.items()}
 
 
 def ablation_effect(
-    cm, component: ComponentId, lang_blocks: Mapping[str, torch.Tensor], batch_size: int = 16
+    cm, component: ComponentId, lang_blocks: Mapping[str, torch.Tensor], batch_size: int | None = None
 ) -> dict[str, float]:
     """Change in held-out CE (nats/token) per language when this one component is removed from the target.
 

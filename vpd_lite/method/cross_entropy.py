@@ -8,6 +8,11 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+#: Every CE helper of the package runs the model on at most this many token positions per forward pass, so at
+#: most this many positions of logits (``vocab_size`` floats each; 1024 x 4096 floats = 16 MiB for the shipped
+#: model) and of their log-softmax exist at once, whatever the number of blocks.
+LOGIT_POSITIONS = 1024
+
 
 def next_token_ce(logits: Tensor, input_ids: Tensor) -> Tensor:
     """Mean next-token cross-entropy (nats): logits (B, T, V) predict input_ids[:, 1:] (B, T-1). Differentiable.
@@ -22,11 +27,16 @@ def next_token_ce(logits: Tensor, input_ids: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def lm_cross_entropy(model: nn.Module, blocks: Tensor, batch_size: int = 16) -> float:
+def lm_cross_entropy(model: nn.Module, blocks: Tensor, batch_size: int | None = None) -> float:
     """Mean next-token CE (nats/token) of a causal LM over token blocks (N, T), T >= 2, in eval mode
-    (the model's train/eval mode is restored afterwards). Runs on the model's device."""
+    (the model's train/eval mode is restored afterwards). Runs on the model's device, ``batch_size`` blocks
+    per forward pass (default: as many as fit in :data:`LOGIT_POSITIONS` positions, at least one).
+
+    Raises ValueError for blocks that are not (N, T) with T >= 2."""
     if blocks.dim() != 2 or blocks.shape[1] < 2:
         raise ValueError(f"blocks must be (N, T) with T >= 2, got shape {tuple(blocks.shape)}")
+    if batch_size is None:
+        batch_size = max(1, LOGIT_POSITIONS // blocks.shape[1])
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -43,6 +53,7 @@ def lm_cross_entropy(model: nn.Module, blocks: Tensor, batch_size: int = 16) -> 
     return total / count
 
 
-def language_ce(model: nn.Module, blocks: Mapping[str, Tensor], batch_size: int = 16) -> dict[str, float]:
-    """Held-out next-token CE (nats/token) per language. ``blocks[lang]``: LongTensor (N, T)."""
+def language_ce(model: nn.Module, blocks: Mapping[str, Tensor], batch_size: int | None = None) -> dict[str, float]:
+    """Held-out next-token CE (nats/token) per language. ``blocks[lang]``: LongTensor (N, T); ``batch_size`` as
+    in :func:`lm_cross_entropy`."""
     return {lang: lm_cross_entropy(model, toks, batch_size) for lang, toks in blocks.items()}

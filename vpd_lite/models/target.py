@@ -258,7 +258,7 @@ def _train(config: TargetConfig, corpus, seed: int, tokenizer, progress: bool):
         opt.step()
         sched.step()
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            row["heldout_ce"] = sum(lm_cross_entropy(model, b, 32) for b in eval_blocks.values()) / len(eval_blocks)
+            row["heldout_ce"] = sum(lm_cross_entropy(model, b) for b in eval_blocks.values()) / len(eval_blocks)
             model.train()
             bar.set_postfix(loss=f"{row['loss']:.3f}", heldout=f"{row['heldout_ce']:.3f}")
         history.append(row)
