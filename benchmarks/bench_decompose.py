@@ -17,7 +17,10 @@ Configs:
                     reconstruction with subset routing, minimality and faithfulness.
 
 Usage: ``flock /tmp/vpd-heavy.lock python benchmarks/bench_decompose.py [--config default|comparison|both]
-[--steps N] [--threads N] [--mmap]``
+[--steps N] [--threads N] [--mmap] [--set FIELD=VALUE ...]``
+
+``--set`` changes a field of the ``default`` config, as ``python -m vpd_lite.decompose --set`` does, to time
+another recipe (e.g. ``--set ci_hidden=32 --set adversarial_routing=subset``).
 
 ``--compare-with DIR`` times the VPD step of this checkout against another checkout of vpd-lite in ``DIR``
 (e.g. ``git worktree add /tmp/before main``), side by side: ``--rounds`` rounds, each running one child
@@ -40,7 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.config import DecomposeConfig, override_config
 from vpd_lite.method.decompose import build_component_model, keep_freed_memory, train_step
 from vpd_lite.method.pgd import PersistentPGD
 
@@ -64,7 +67,7 @@ def _pythia70m_shape():
     return GPTNeoXForCausalLM(cfg)
 
 
-def _setup(name: str):
+def _setup(name: str, overrides: list[str] | None = None):
     if name == "pythia70m-shape":
         from vpd_lite.models.architectures import default_targets
         from vpd_lite.models.recipes import RECIPES
@@ -80,7 +83,7 @@ def _setup(name: str):
             adversarial_routing="subset",
         )
         return _llama(), config, "random-init 2-layer Llama (d 128, MLP 512, vocab 4096, 4 heads)"
-    config = DecomposeConfig()
+    config = override_config(DecomposeConfig(), overrides or [])
     try:
         from vpd_lite.models.target import load_target
 
@@ -102,11 +105,12 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def run_one(name: str, steps: int, part: str) -> dict:
+def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None) -> dict:
     """Time ``steps`` steps (after one warm-up) of one part in this process: ``"vpd"`` (a full VPD training
     step: train_step, gradient clipping, AdamW, PGD ascent) or ``"target"`` (one forward+backward of the target
-    with every parameter trainable, LM loss). Each part runs in its own process so that its peak RSS is its own."""
-    model, config, desc = _setup(name)
+    with every parameter trainable, LM loss). Each part runs in its own process so that its peak RSS is its own.
+    ``overrides``: ``FIELD=VALUE`` changes to the ``default`` config."""
+    model, config, desc = _setup(name, overrides)
     B, T = config.batch_size, config.seq_len
     vocab = model.config.vocab_size
     gen = torch.Generator().manual_seed(0)
@@ -147,6 +151,8 @@ def _child(name: str, part: str, args: argparse.Namespace) -> dict:
         cmd += ["--threads", str(args.threads)]
     if args.mmap:
         cmd += ["--mmap"]
+    for change in args.set:
+        cmd += ["--set", change]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -188,13 +194,17 @@ def main() -> None:
                     help="time the VPD step against the vpd-lite checkout in DIR, alternating (see above)")
     ap.add_argument("--rounds", type=int, default=6,
                     help="with --compare-with: runs per checkout (default: %(default)s)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="change a field of the default config (another recipe), e.g. --set ci_hidden=32")
     ap.add_argument("--child", choices=["vpd", "target"], default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.set and args.config != "default":
+        ap.error("--set changes the default config only: use it with --config default")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child:
         heap = False if args.mmap else keep_freed_memory()
-        print(json.dumps(run_one(args.config, args.steps, args.child) | {"heap_allocator": heap}))
+        print(json.dumps(run_one(args.config, args.steps, args.child, args.set) | {"heap_allocator": heap}))
         return
     if args.compare_with:
         _compare(args)

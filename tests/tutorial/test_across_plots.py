@@ -21,6 +21,13 @@ def test_verdict_table_reports_every_snippet_and_the_mean():
     assert a["snippets meeting the claim"] == "2 of 3" and a["English ΔCE"] == "+0.016"
 
 
+def test_recipe_notes_name_only_the_runs_of_another_recipe():
+    runs = pd.DataFrame({"run": ["a", "b", "fast"], "recipe": ["shipped", "shipped", "ci_hidden=32"]})
+    note = across_plots.recipe_notes(runs)
+    assert "**fast**: ci_hidden=32" in note and "**b**" not in note
+    assert across_plots.recipe_notes(runs.iloc[:2]) == "" and across_plots.recipe_notes(runs[["run"]]) == ""
+
+
 def test_load_study_needs_every_table(tmp_path):
     assert across_plots.load_study(tmp_path) is None
     for name in across_plots.STUDY_FILES.values():

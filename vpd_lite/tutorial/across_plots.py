@@ -132,3 +132,19 @@ def verdict_table(seeds: pd.DataFrame) -> pd.DataFrame:
                      "worst fr/es/it ΔCE": f"{_worst_of_means(g):+.3f}",
                      "snippets meeting the claim": f"{int(g['meets_claim'].sum())} of {len(g)}"})
     return pd.DataFrame(rows)
+
+
+def recipe_notes(runs: pd.DataFrame) -> str:
+    """Markdown naming the runs made with another recipe than the first run's, and what each changes (the
+    ``recipe`` column of ``across_decompositions_runs.csv``); empty when every run used one recipe or the
+    table has no such column."""
+    if "recipe" not in runs or runs.empty:
+        return ""
+    ref = runs["recipe"].iloc[0]
+    other = runs[runs["recipe"] != ref]
+    if other.empty:
+        return ""
+    items = "; ".join(f"**{r['run']}**: {r['recipe']}" for _, r in other.iterrows())
+    return (f"Made with another recipe than the first row's ({ref}), so not counted with the decompositions "
+            f"above: {items}.")
+
