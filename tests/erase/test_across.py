@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from vpd_lite.commands.across_decompositions import main
+from vpd_lite.commands.across_decompositions import KEPT, main
 from vpd_lite.erase.across import (
     AcrossRun,
     component_similarity,
     mean_max_cosine,
     recipe_of,
+    run_table,
     seed_table,
     similarity_matrix,
     split_runs,
@@ -80,7 +81,8 @@ def _run(name, target, meets, mean_ok):
                              "meets_goal": meets})
     d = Direction("m", 0, torch.ones(2), torch.ones(2))
     return AcrossRun(name, target, 1, d, per_seed, {"scalar_meets_goal": mean_ok, "fraction": 0.82, "d_en": 0.01,
-                                                     "d_other_max": 0.05}, {}, pd.DataFrame(), {})
+                                                     "d_other_max": 0.05},
+                     {"gain": 3.0, "s_best": -5.0, "s_lo": -5.0, "s_hi": 5.0}, pd.DataFrame(), {})
 
 
 def test_summary_line_counts_every_snippet_and_the_mean_separately():
@@ -177,13 +179,16 @@ def test_command_end_to_end_on_two_tiny_decompositions(tiny, tmp_path, capsys):
     (["a={data}", "a={data}"], "share a name", 2),
     (["../x={data}"], "must be a plain name", 2),
     (["{empty}"], "lacks", 1),
+    (["{bad_kept}"], "kept measurements cannot be read", 1),
 ])
 def test_bad_input_is_one_line(tiny, tmp_path, capsys, args, says, code):
     from vpd_lite.commands import cli
 
     data = tiny[0]
     (tmp_path / "empty").mkdir()
-    fill = {"missing": tmp_path / "nope", "data": data, "empty": tmp_path / "empty"}
+    (tmp_path / "bad_kept").mkdir()
+    (tmp_path / "bad_kept" / "run.json").write_text("{not json")
+    fill = {"missing": tmp_path / "nope", "data": data, "empty": tmp_path / "empty", "bad_kept": tmp_path / "bad_kept"}
     argv = [a.format(**fill) for a in args] + ["--quick", "--out", str(tmp_path / "out")]
     try:
         got = cli.run_main(main, "across_decompositions", argv)
@@ -201,13 +206,41 @@ def test_runs_on_other_target_weights_are_not_compared():
     c.target_fingerprint = "other weights"
     table = similarity_matrix([a, b, c])
     assert table.loc["a", "b"] == pytest.approx(1.0) and table.isna().loc["a", "c"] and table.isna().loc["c", "b"]
+    by_run = run_table([a, b, c], reference=a).set_index("run")  # against the reference too: blank, not a number
+    assert by_run.loc["b", "vs_reference_matrix"] == pytest.approx(1.0)
+    assert by_run.loc[["c"], ["vs_reference_matrix", "vs_reference_read", "vs_reference_write"]].isna().all().all()
+
+
+def test_kept_measurements_join_a_later_study_without_their_decomposition(tiny, tmp_path, capsys):
+    data, other, _ = tiny
+    first, later = tmp_path / "first", tmp_path / "later"
+    assert main(["--quick", str(data), str(other), "--out", str(first), "--workers", "1", "--no-figures"]) == 0
+    kept = first / KEPT / other.name
+    assert (kept / "run.json").is_file()
+    capsys.readouterr()
+    # the decomposition folder is gone (another machine): its kept measurements stand in for it
+    assert main(["--quick", str(data), f"earlier={kept}", "--out", str(later), "--workers", "1",
+                 "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    assert "[earlier]" in printed and "kept measurements" in printed
+    a = pd.read_csv(first / "across_decompositions.csv").set_index("run").loc[[other.name]].reset_index(drop=True)
+    b = pd.read_csv(later / "across_decompositions.csv").set_index("run").loc[["earlier"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)  # the same protocol numbers, reused
+    runs = pd.read_csv(later / "across_decompositions_runs.csv").set_index("run")
+    first_runs = pd.read_csv(first / "across_decompositions_runs.csv").set_index("run")
+    assert runs.loc["earlier", "vs_reference_matrix"] == pytest.approx(first_runs.loc[other.name, "vs_reference_matrix"])
+    assert runs.loc["earlier", "recipe"] == first_runs.loc[other.name, "recipe"]
+    assert pd.isna(runs.loc["earlier", "ref_match"])  # not searched: its decomposition is not at hand
+    assert len(pd.read_csv(later / "across_decompositions_mean_max.csv")) == 0  # nor compared whole
+    assert "## Kept measurements" in (later / "across_decompositions.md").read_text()
+    assert (later / KEPT / "earlier" / "run.json").is_file()  # the later study keeps it too
 
 
 def test_a_corrupt_saved_run_is_measured_again(tiny, tmp_path, capsys):
     data = tiny[0]
     out = tmp_path / "out"
     assert main(["--quick", str(data), "--out", str(out), "--workers", "1", "--no-figures"]) == 0
-    (out / "runs" / "data" / "tensors.safetensors").write_bytes(b"not a safetensors file")
+    (out / KEPT / "data" / "tensors.safetensors").write_bytes(b"not a safetensors file")
     capsys.readouterr()
     assert main(["--quick", str(data), "--out", str(out), "--workers", "1", "--no-figures"]) == 0
     assert "reused" not in capsys.readouterr().out

@@ -6,6 +6,7 @@ their German components are. Writes ``across_decompositions.{md,csv}`` and compa
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 import time
 from dataclasses import replace
@@ -50,19 +51,24 @@ from vpd_lite.tutorial.edit_plots import save_png
 #: Raised when what a saved run holds changes, so that older saved runs are measured again instead of reused.
 SAVED_RUN_VERSION = 1
 
+#: The folder inside ``--out`` where each run's measurements are kept (one sub-folder per run name).
+KEPT = "across_decompositions_kept"
+
 
 def _parser():
     ap = cli.make_parser("across_decompositions",
                          "Run the German erasure protocol (unchanged: rule, search range, objective, snippet seeds, "
                          "thresholds) on several decompositions and compare their German components.")
     ap.add_argument("folders", nargs="+", metavar="[NAME=]FOLDER",
-                    help="data folders laid out like data/ (corpus/, target/, decomposition/); the first is the "
-                         "reference the others' components are compared with. NAME labels the run (default: "
-                         "the folder's name, 'shipped' for the shipped data)")
+                    help="data folders laid out like data/ (corpus/, target/, decomposition/), or a run's kept "
+                         f"measurements from an earlier study (<out>/{KEPT}/<NAME>/, reused as they are when its "
+                         "decomposition is not at hand); the first is the reference the others' components are "
+                         "compared with. NAME labels the run (default: the folder's name, 'shipped' for the "
+                         "shipped data)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="where the tables and figures go (default: a new folder under ./runs/; name results/ "
                          "explicitly to refresh the shipped study). Each run's protocol results are kept in "
-                         "<out>/runs/<NAME>/, so calling again with the same --out and one more folder only runs "
+                         f"<out>/{KEPT}/<NAME>/, so calling again with the same --out and one more folder only runs "
                          "the protocol on the new one")
     ap.add_argument("--quick", action="store_true", help="little text, one snippet seed (also VPD_LITE_QUICK=1)")
     ap.add_argument("--threads", type=positive_int, default=1, help="torch threads per process (default 1)")
@@ -85,6 +91,23 @@ def _named(spec: str) -> tuple[str, Path]:
     return name, path
 
 
+def is_kept_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run's kept measurements (``run.json`` from an earlier study) rather than a data
+    folder (which has a ``decomposition/``)."""
+    return (folder / "run.json").is_file() and not (folder / "decomposition").exists()
+
+
+def load_kept(folder: Path) -> AcrossRun:
+    """The run kept in ``folder`` (:func:`is_kept_run`), marked ``kept``. ``ValueError`` when it cannot be read."""
+    cached = AcrossRun.load(folder, None)
+    if cached is None:
+        raise ValueError(f"{folder}: its kept measurements cannot be read (run.json, per_seed.csv, curve.csv, "
+                         "tensors.safetensors); run the study on its data folder instead")
+    run = cached[0]
+    run.kept = True
+    return run
+
+
 def _run_key(arte: Artefacts, meta: dict[str, Any], config: EraseConfig) -> str:
     """What a saved run must match to be reused: this code's version, the decomposition's tensors and target
     (``meta``: its ``read_metadata``), the corpus, the statistics and labels files beside it (when there) and
@@ -100,26 +123,41 @@ def _run_key(arte: Artefacts, meta: dict[str, Any], config: EraseConfig) -> str:
 
 def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, progress: bool = True
               ) -> tuple[list[AcrossRun], pd.DataFrame, dict[str, dict[str, Any]]]:
-    """The protocol on every folder, then the similarity of the decompositions of one target. Each run is saved
-    under ``out/runs/<name>/`` and reused by a later call with the same decomposition and settings, so adding a
-    folder to the study only runs the protocol on that one. Returns the runs, the per-matrix mean-max table
-    (one row per pair of runs on one target × matrix) and, per run on the reference's target, its component
-    most alike the reference's (:func:`~vpd_lite.erase.across.best_match`)."""
+    """The protocol on every folder, then the similarity of the decompositions of one target. Each run is kept
+    under ``out/<KEPT>/<name>/`` and reused by a later call with the same decomposition and settings, so adding a
+    folder to the study only runs the protocol on that one. A folder of kept measurements
+    (:func:`is_kept_run`) is reused as it is and copied there; having no decomposition at hand, it is left out
+    of the whole-decomposition comparison and the search for the reference's closest component. Returns the
+    runs, the per-matrix mean-max table (one row per pair of runs on one target × matrix, both decompositions at
+    hand) and, per run on the reference's target with its decomposition at hand, its component most alike the
+    reference's (:func:`~vpd_lite.erase.across.best_match`). ``ValueError`` for kept measurements that cannot
+    be read."""
     shipped_target = paths.data_dir() / "target"
     runs: list[AcrossRun] = []
     loaded: dict[str, Any] = {}
     for name, folder in specs:
+        saved = out / KEPT / name
+        if is_kept_run(folder):
+            run = load_kept(folder)
+            run.name = name
+            if saved.resolve() != folder.resolve():
+                shutil.copytree(folder, saved, dirs_exist_ok=True)
+            runs.append(run)
+            loaded[name] = (None, None, run.target_fingerprint)
+            print(f"[{name}] {run.component}: {run.claim['fraction']:.0%} of the way on the mean (kept "
+                  f"measurements from {folder}; its decomposition is not at hand)", flush=True)
+            continue
         t0 = time.perf_counter()
         arte = Artefacts.in_folder(folder)
         arte.check()
         model, tokenizer = load_target(arte.target)
         cm = load_decomposition(arte.decomposition, model)
         meta = read_metadata(arte.decomposition)
-        key, saved = _run_key(arte, meta, config), out / "runs" / name
+        key, recipe = _run_key(arte, meta, config), recipe_of(meta.get("config", {}))
         cached = AcrossRun.load(saved, key)
         if cached is not None:
             run, live = cached
-            run.name = name  # the label given now (the folder under runs/ may have been copied or renamed)
+            run.name = name  # the label given now (the kept folder may have been copied or renamed)
             how = f"reused from {saved}"
         else:
             print(f"[{name}] {folder}", flush=True)
@@ -131,10 +169,10 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
                              meta.get("config", {}).get("seed"), decomposition_quality(arte.decomposition),
                              meta["target_fingerprint"], progress=progress)
             live = live_by_module(stats)
-            run.seconds = time.perf_counter() - t0
+            run.seconds, run.recipe = time.perf_counter() - t0, recipe
             run.save(saved, key, live)
             how = f"statistics: {how}"
-        run.recipe = recipe_of(meta.get("config", {}))
+        run.recipe = recipe
         runs.append(run)
         loaded[name] = (cm, live, run.target_fingerprint)
         met = int(run.per_seed["meets_goal"].sum())
@@ -144,8 +182,8 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
     names = list(loaded)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            if loaded[a][2] != loaded[b][2]:
-                continue  # different target weights: no shared basis
+            if loaded[a][2] != loaded[b][2] or loaded[a][0] is None or loaded[b][0] is None:
+                continue  # different target weights (no shared basis), or a decomposition not at hand
             mm = mean_max_cosine(loaded[a][0], loaded[b][0], loaded[a][1], loaded[b][1])
             pairs.append(mm.assign(run_a=a, run_b=b))
     mean_max = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(
@@ -153,7 +191,7 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
                  "matrix_random", "run_a", "run_b"])
     ref = runs[0]
     matches = {r.name: best_match(ref.direction, loaded[r.name][0], loaded[r.name][1]) for r in runs
-               if r.target_fingerprint == ref.target_fingerprint}
+               if r.target_fingerprint == ref.target_fingerprint and loaded[r.name][0] is not None}
     return runs, mean_max, matches
 
 
@@ -168,7 +206,7 @@ def save(runs: list[AcrossRun], mean_max: pd.DataFrame, out: Path, command: str,
     files = {
         "across_decompositions.md": study_markdown(runs, mean_max, command, matches).encode("utf-8"),
         "across_decompositions.csv": csv_bytes(seed_table(runs)),
-        "across_decompositions_runs.csv": csv_bytes(run_table(runs, reference=runs[0].direction, matches=matches)),
+        "across_decompositions_runs.csv": csv_bytes(run_table(runs, reference=runs[0], matches=matches)),
         "across_decompositions_similarity.csv": csv_bytes(sim),
         "across_decompositions_mean_max.csv": csv_bytes(mean_max),
         "across_decompositions_curves.csv": csv_bytes(curves),
@@ -198,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     for _, folder in specs:
         if not folder.is_dir():
             ap.error(f"{folder} is not a folder")
-        Artefacts.in_folder(folder).check()  # before any work: says what is missing and how to fill it
+        if is_kept_run(folder):
+            load_kept(folder)
+        else:
+            Artefacts.in_folder(folder).check()  # before any work: says what is missing and how to fill it
     quick = args.quick or vpd_lite.quick_mode()
     if quick:
         print(QUICK_NOTICE)

@@ -76,7 +76,9 @@ class AcrossRun:
     ``s_best``, admissible range ``s_lo``..``s_hi``, and ``ln_v``, ln of the vocabulary size); ``curve``: its training-text dose-response rows;
     ``quality``: the decomposition's held-out ``metrics.json`` figures; ``seconds``: the protocol's wall-clock time; ``target_fingerprint``: the decomposition's record of
     its target (runs with equal fingerprints share a basis and their components can be compared); ``recipe``:
-    how the decomposition's training settings differ from the shipped recipe (:func:`recipe_of`)."""
+    how the decomposition's training settings differ from the shipped recipe (:func:`recipe_of`); ``kept``: the
+    run was read from kept measurements (:meth:`load`) without its decomposition at hand, so it takes no part
+    in comparisons that need the whole decomposition."""
 
     name: str
     target: str
@@ -90,6 +92,7 @@ class AcrossRun:
     seconds: float = float("nan")  # how long the protocol took on this run (wall clock)
     target_fingerprint: str = ""  # which target weights were decomposed: runs compare components only when equal
     recipe: str = "shipped"  # the decomposition's settings against the shipped recipe (recipe_of)
+    kept: bool = False  # reused from kept measurements without its decomposition (not saved: set by the caller)
 
     @property
     def component(self) -> str:
@@ -109,17 +112,19 @@ class AcrossRun:
         claim = {k: v for k, v in self.claim.items() if isinstance(v, (bool, int, float, str))}
         record = {"key": key, "name": self.name, "target": self.target, "decomposition_seed": self.decomposition_seed,
                   "module": self.direction.module, "c": self.direction.c, "claim": claim, "edge": self.edge,
-                  "quality": self.quality, "seconds": self.seconds, "target_fingerprint": self.target_fingerprint}
+                  "quality": self.quality, "seconds": self.seconds, "target_fingerprint": self.target_fingerprint,
+                  "recipe": self.recipe}
         atomic_write_json(folder / "run.json", record)  # last: its presence says the folder is complete
 
     @classmethod
-    def load(cls, folder: str | Path, key: str) -> tuple["AcrossRun", dict[str, Tensor]] | None:
-        """(run, live) saved by :meth:`save` with the same ``key``, or None (nothing saved, another key, or an
+    def load(cls, folder: str | Path, key: str | None) -> tuple["AcrossRun", dict[str, Tensor]] | None:
+        """(run, live) saved by :meth:`save` with the same ``key`` (``None``: whatever key it was saved with, for
+        kept measurements whose decomposition is not at hand), or None (nothing saved, another key, or an
         unreadable file: the caller then runs the protocol again)."""
         folder = Path(folder)
         try:
             record = json.loads((folder / "run.json").read_text())
-            if record.get("key") != key:
+            if key is not None and record.get("key") != key:
                 return None
             tensors = load_file(str(folder / "tensors.safetensors"))
             live = {k.removeprefix("live/"): t for k, t in tensors.items() if k.startswith("live/")}
@@ -127,7 +132,7 @@ class AcrossRun:
             run = cls(record["name"], record["target"], record["decomposition_seed"], d,
                       pd.read_csv(folder / "per_seed.csv"), record["claim"], record["edge"],
                       pd.read_csv(folder / "curve.csv"), record["quality"], float(record["seconds"]),
-                      record["target_fingerprint"])
+                      record["target_fingerprint"], record.get("recipe", "shipped"))
         except Exception:  # noqa: BLE001 - any unreadable part (also a corrupt tensors file): measure again
             return None
         return run, live
@@ -324,11 +329,12 @@ def seed_table(runs: Sequence[AcrossRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_table(runs: Sequence[AcrossRun], reference: Direction | None = None,
+def run_table(runs: Sequence[AcrossRun], reference: AcrossRun | None = None,
               matches: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
     """One row per run: its recipe (:func:`recipe_of`), the component and its matrix, the verdict on the seed means and on every seed, the
     training-text edge of the component (German ΔCE ``edge_d_de`` at ``edge_s``, admissible ``s_lo``..``s_hi``),
-    the decomposition's quality, with ``reference`` the component's similarity to it, and with ``matches``
+    the decomposition's quality, with ``reference`` the component's similarity to the reference run's component
+    (:func:`component_similarity`; NaN for a run on other target weights, which shares no basis), and with ``matches``
     ({run: :func:`best_match` of the reference's component in that run}) the run's closest component to the
     reference's (``ref_match``, ``ref_match_matrix``, ``ref_match_read``, ``ref_match_write``)."""
     rows = []
@@ -341,7 +347,10 @@ def run_table(runs: Sequence[AcrossRun], reference: Direction | None = None,
                "n_seeds": len(r.per_seed), "edge_d_de": r.edge["gain"], "edge_s": r.edge["s_best"],
                "s_lo": r.edge["s_lo"], "s_hi": r.edge["s_hi"], **r.quality}
         if reference is not None:
-            sim = component_similarity(r.direction, reference)
+            sim = (component_similarity(r.direction, reference.direction)
+                   if r.target_fingerprint == reference.target_fingerprint else
+                   {"same_matrix": r.direction.module == reference.direction.module} | dict.fromkeys(
+                       ("matrix", "read", "write"), float("nan")))
             row.update({f"vs_reference_{k}": v for k, v in sim.items()})
         m = (matches or {}).get(r.name)
         if m:
@@ -395,7 +404,7 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
     tables, the quality of each decomposition, the whole-decomposition similarity (``mean_max`` from
     :func:`mean_max_cosine`, one row per pair × matrix), each run's protocol time and the rule. ``runs[0]`` is
     the reference."""
-    by_run = run_table(runs, reference=runs[0].direction, matches=matches)
+    by_run = run_table(runs, reference=runs[0], matches=matches)
     seeds = seed_table(runs)
     same, others, variants = split_runs(runs)
     lines = [
@@ -428,7 +437,7 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
                                       "ref_match_write"]),
               "", "`vs_reference_*`: cosine of the rank-1 matrices (signed: -1 is the same matrix negated) and "
               "|cosine| of the read and write directions between this run's component and the reference's (0 when "
-              "in another matrix); `ref_match`: this run's live component most alike the reference's (same "
+              "in another matrix, blank for a decomposition of other target weights: no shared basis); `ref_match`: this run's live component most alike the reference's (same "
               "matrix; only for decompositions of the same target), with its |cosines|.",
               "", "## Per snippet", "", markdown_table(seeds, list(seeds.columns)),
               "", "`s_free`: where the snippet's own fit would put s on the edit scan's whole grid of s if the "
@@ -446,6 +455,13 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
                   "about 0.52 for read and 0.48 for write directions between two seeds). `*_random`: the same with "
                   "the second decomposition's live components replaced by as many random directions (chance level).",
                   "", markdown_table(per_pair, list(per_pair.columns)), ""]
+    kept = [r.name for r in runs if r.kept]
+    if kept:
+        lines += ["## Kept measurements", "",
+                  f"Reused from an earlier run of the study, without their decompositions at hand: {', '.join(kept)}. "
+                  "Their protocol results are as measured then; they take no part in the "
+                  "whole-decomposition comparison, and their closest component to the reference's is not searched.",
+                  ""]
     lines += ["## Run times (the protocol on each run, wall clock)", "",
               ", ".join(f"{r.name} {r.seconds:.0f} s" for r in runs), "",
               "## The rule, written before the held-out numbers", "",
