@@ -206,6 +206,8 @@ def test_runs_on_other_target_weights_are_not_compared():
     c.target_fingerprint = "other weights"
     table = similarity_matrix([a, b, c])
     assert table.loc["a", "b"] == pytest.approx(1.0) and table.isna().loc["a", "c"] and table.isna().loc["c", "b"]
+    c.direction = Direction("m", 0, torch.full((2,), float("nan")), torch.full((2,), float("nan")))  # not kept
+    assert similarity_matrix([a, b, c]).loc["c", "c"] == 1.0  # a run against itself, whatever it kept
     by_run = run_table([a, b, c], reference=a).set_index("run")  # against the reference too: blank, not a number
     assert by_run.loc["b", "vs_reference_matrix"] == pytest.approx(1.0)
     assert by_run.loc[["c"], ["vs_reference_matrix", "vs_reference_read", "vs_reference_write"]].isna().all().all()

@@ -362,12 +362,13 @@ def run_table(runs: Sequence[AcrossRun], reference: AcrossRun | None = None,
 
 def similarity_matrix(runs: Sequence[AcrossRun], kind: str = "matrix") -> pd.DataFrame:
     """Runs × runs table of :func:`component_similarity`'s ``kind`` (``matrix``, ``read`` or ``write``) between
-    the picked components. Runs on different targets (``target_fingerprint``) get NaN: no shared basis."""
+    the picked components. Runs on different targets (``target_fingerprint``) get NaN: no shared basis. A run
+    against itself is 1 (also for kept measurements whose directions were not kept)."""
     names = [r.name for r in runs]
     out = pd.DataFrame(index=names, columns=names, dtype=float)
     for a in runs:
         for b in runs:
-            out.loc[a.name, b.name] = (component_similarity(a.direction, b.direction)[kind]
+            out.loc[a.name, b.name] = (1.0 if a is b else component_similarity(a.direction, b.direction)[kind]
                                        if a.target_fingerprint == b.target_fingerprint else float("nan"))
     return out
 
