@@ -200,6 +200,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.set and args.config != "default":
         ap.error("--set changes the default config only: use it with --config default")
+    if args.set and args.compare_with:
+        ap.error("--set cannot be combined with --compare-with (the other checkout times its own default)")
+    try:
+        override_config(DecomposeConfig(), args.set)  # a bad field or value: one line now, not in a child
+    except ValueError as err:
+        ap.error(str(err))
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child:
@@ -217,7 +223,8 @@ def main() -> None:
         print(f"{name:<12}{vpd['ms']:>12.1f}{tgt['ms']:>15.1f}{vpd['ms'] / tgt['ms']:>8.2f}"
               f"{vpd['peak_rss_mb']:>17.0f}{tgt['peak_rss_mb']:>20.0f}  {vpd['model']}, batch {vpd['batch']}, "
               f"{vpd['matrices']} matrices, C total {vpd['C_total']}, delta {vpd['use_delta']}, "
-              f"{vpd['threads']} threads, heap allocator {vpd['heap_allocator']}")
+              f"{vpd['threads']} threads, heap allocator {vpd['heap_allocator']}"
+              + (f", changed: {', '.join(args.set)}" if args.set else ""))
 
 
 if __name__ == "__main__":

@@ -234,8 +234,29 @@ def test_kept_measurements_join_a_later_study_without_their_decomposition(tiny, 
     assert runs.loc["earlier", "recipe"] == first_runs.loc[other.name, "recipe"]
     assert pd.isna(runs.loc["earlier", "ref_match"])  # not searched: its decomposition is not at hand
     assert len(pd.read_csv(later / "across_decompositions_mean_max.csv")) == 0  # nor compared whole
-    assert "## Kept measurements" in (later / "across_decompositions.md").read_text()
+    assert "## Measurements reused without their decomposition" in (later / "across_decompositions.md").read_text()
     assert (later / KEPT / "earlier" / "run.json").is_file()  # the later study keeps it too
+
+
+def test_kept_measurements_measured_otherwise_or_in_the_way_are_refused(tiny, tmp_path, capsys, monkeypatch):
+    from vpd_lite.commands import cli
+
+    data, other, _ = tiny
+    first = tmp_path / "first"
+    assert main(["--quick", str(other), "--out", str(first), "--workers", "1", "--no-figures"]) == 0
+    kept = first / KEPT / other.name
+    monkeypatch.delenv("VPD_LITE_QUICK", raising=False)
+    cases = [  # (arguments, what the one line says)
+        ([f"earlier={kept}", "--out", str(tmp_path / "full")], "other protocol settings"),  # quick run, full study
+        (["--quick", f"renamed={kept}", "--out", str(first)], f"give it that name ({other.name}="),
+        (["--quick", f"earlier={kept}", "--out", str(kept / "inside")], "must not lie inside"),
+    ]
+    for argv, says in cases:
+        capsys.readouterr()
+        assert cli.run_main(main, "across_decompositions", argv) == 1
+        err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+        assert len(err) == 1 and says in err[0], err
+    assert not (tmp_path / "full").exists() and not (kept / "inside").exists()
 
 
 def test_a_corrupt_saved_run_is_measured_again(tiny, tmp_path, capsys):

@@ -1,6 +1,8 @@
 """``python -m vpd_lite.across_decompositions FOLDER [FOLDER ...]``: the German erasure protocol, unchanged, on
 several decompositions (each folder laid out like ``data/``: corpus/, target/, decomposition/), and how alike
-their German components are. Writes ``across_decompositions.{md,csv}`` and companions to ``--out``.
+their German components are. Writes ``across_decompositions.{md,csv}`` and companions to ``--out``, and keeps
+each run's measurements in ``--out``/across_decompositions_kept/<NAME>/, which a later study (on another
+machine, say) can take as a run without the decomposition.
 """
 
 from __future__ import annotations
@@ -97,15 +99,43 @@ def is_kept_run(folder: Path) -> bool:
     return (folder / "run.json").is_file() and not (folder / "decomposition").exists()
 
 
-def load_kept(folder: Path) -> AcrossRun:
-    """The run kept in ``folder`` (:func:`is_kept_run`), marked ``kept``. ``ValueError`` when it cannot be read."""
+def settings_string(config: EraseConfig) -> str:
+    """The protocol settings as recorded with each kept run (the worker count left out: it does not change the
+    numbers)."""
+    return repr(replace(config, workers=1))
+
+
+def load_kept(folder: Path, config: EraseConfig) -> AcrossRun:
+    """The run kept in ``folder`` (:func:`is_kept_run`), marked ``without_decomposition``. ``ValueError`` when it
+    cannot be read or was measured with other protocol settings than ``config`` (quick mode against the full
+    protocol, say), which would make its verdict another test than the others'."""
     cached = AcrossRun.load(folder, None)
     if cached is None:
         raise ValueError(f"{folder}: its kept measurements cannot be read (run.json, per_seed.csv, curve.csv, "
                          "tensors.safetensors); run the study on its data folder instead")
+    if AcrossRun.settings_of(folder) != settings_string(config):
+        raise ValueError(f"{folder}: measured with other protocol settings than this study (quick mode against "
+                         "the full protocol, or another version of it); run the study on its data folder instead")
     run = cached[0]
-    run.kept = True
+    run.without_decomposition = True
     return run
+
+
+def _check_kept_place(name: str, folder: Path, out: Path) -> None:
+    """``ValueError`` for a kept folder the study would overwrite or nest into: ``--out`` inside it, or a folder
+    of ``out``'s own kept runs given under another name."""
+    src, dest = folder.resolve(), (out / KEPT).resolve()
+    if out.resolve().is_relative_to(src):
+        raise ValueError(f"{folder}: --out must not lie inside a kept run's folder")
+    if src.parent == dest and src.name != name:
+        raise ValueError(f"{folder} is kept under {dest} as {src.name!r}: give it that name ({src.name}={folder})")
+
+
+def _copy_kept(folder: Path, dest: Path) -> None:
+    """Copy kept measurements into ``dest``, run.json last (its presence says the folder is complete)."""
+    (dest / "run.json").unlink(missing_ok=True)
+    shutil.copytree(folder, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("run.json"))
+    shutil.copy2(folder / "run.json", dest / "run.json")
 
 
 def _run_key(arte: Artefacts, meta: dict[str, Any], config: EraseConfig) -> str:
@@ -116,9 +146,8 @@ def _run_key(arte: Artefacts, meta: dict[str, Any], config: EraseConfig) -> str:
     files = sorted(p for p in Path(arte.corpus).rglob("*") if p.is_file())
     for path in files + [p for p in (arte.stats, arte.stats.parent / "labels.json") if p.is_file()]:
         digest.update(path.name.encode() + path.read_bytes())
-    settings = replace(config, workers=1)  # the worker count does not change the numbers
     return (f"v{SAVED_RUN_VERSION}|{vpd_lite.__version__}|{meta['tensors_sha256']}|{meta['target_fingerprint']}|"
-            f"{digest.hexdigest()}|{settings!r}")
+            f"{digest.hexdigest()}|{settings_string(config)}")
 
 
 def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, progress: bool = True
@@ -131,17 +160,18 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
     runs, the per-matrix mean-max table (one row per pair of runs on one target × matrix, both decompositions at
     hand) and, per run on the reference's target with its decomposition at hand, its component most alike the
     reference's (:func:`~vpd_lite.erase.across.best_match`). ``ValueError`` for kept measurements that cannot
-    be read."""
+    be read, were measured with other settings or lie where the study would overwrite them."""
     shipped_target = paths.data_dir() / "target"
     runs: list[AcrossRun] = []
     loaded: dict[str, Any] = {}
     for name, folder in specs:
         saved = out / KEPT / name
         if is_kept_run(folder):
-            run = load_kept(folder)
+            _check_kept_place(name, folder, out)
+            run = load_kept(folder, config)
             run.name = name
             if saved.resolve() != folder.resolve():
-                shutil.copytree(folder, saved, dirs_exist_ok=True)
+                _copy_kept(folder, saved)
             runs.append(run)
             loaded[name] = (None, None, run.target_fingerprint)
             print(f"[{name}] {run.component}: {run.claim['fraction']:.0%} of the way on the mean (kept "
@@ -153,7 +183,7 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
         model, tokenizer = load_target(arte.target)
         cm = load_decomposition(arte.decomposition, model)
         meta = read_metadata(arte.decomposition)
-        key, recipe = _run_key(arte, meta, config), recipe_of(meta.get("config", {}))
+        key, recipe = _run_key(arte, meta, config), recipe_of(meta.get("config") or {})
         cached = AcrossRun.load(saved, key)
         if cached is not None:
             run, live = cached
@@ -170,7 +200,7 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
                              meta["target_fingerprint"], progress=progress)
             live = live_by_module(stats)
             run.seconds, run.recipe = time.perf_counter() - t0, recipe
-            run.save(saved, key, live)
+            run.save(saved, key, live, settings_string(config))
             how = f"statistics: {how}"
         run.recipe = recipe
         runs.append(run)
@@ -233,18 +263,20 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(names)) < len(names):
         ap.error(f"two runs share a name ({', '.join(sorted({n for n in names if names.count(n) > 1}))}); "
                  "label them NAME=FOLDER")
-    for _, folder in specs:
+    quick = args.quick or vpd_lite.quick_mode()
+    config = study_config(EraseConfig.quick() if quick else EraseConfig())
+    config = replace(config, threads=args.threads, workers=args.workers or min(8, available_cores()))
+    for name, folder in specs:  # before any work: each says what is wrong and how to mend it
         if not folder.is_dir():
             ap.error(f"{folder} is not a folder")
         if is_kept_run(folder):
-            load_kept(folder)
+            if args.out:
+                _check_kept_place(name, folder, Path(args.out))
+            load_kept(folder, config)
         else:
-            Artefacts.in_folder(folder).check()  # before any work: says what is missing and how to fill it
-    quick = args.quick or vpd_lite.quick_mode()
+            Artefacts.in_folder(folder).check()
     if quick:
         print(QUICK_NOTICE)
-    config = study_config(EraseConfig.quick() if quick else EraseConfig())
-    config = replace(config, threads=args.threads, workers=args.workers or min(8, available_cores()))
     out = Path(args.out) if args.out else default_run_dir("across_decompositions")
     command = "python -m vpd_lite.across_decompositions " + " ".join(sys.argv[1:] if argv is None else argv)
     t0 = time.time()

@@ -76,9 +76,9 @@ class AcrossRun:
     ``s_best``, admissible range ``s_lo``..``s_hi``, and ``ln_v``, ln of the vocabulary size); ``curve``: its training-text dose-response rows;
     ``quality``: the decomposition's held-out ``metrics.json`` figures; ``seconds``: the protocol's wall-clock time; ``target_fingerprint``: the decomposition's record of
     its target (runs with equal fingerprints share a basis and their components can be compared); ``recipe``:
-    how the decomposition's training settings differ from the shipped recipe (:func:`recipe_of`); ``kept``: the
-    run was read from kept measurements (:meth:`load`) without its decomposition at hand, so it takes no part
-    in comparisons that need the whole decomposition."""
+    how the decomposition's training settings differ from the shipped recipe (:func:`recipe_of`);
+    ``without_decomposition``: the run was reused from kept measurements without its decomposition at hand (the
+    study command sets it), so it takes no part in comparisons that need the whole decomposition."""
 
     name: str
     target: str
@@ -92,15 +92,17 @@ class AcrossRun:
     seconds: float = float("nan")  # how long the protocol took on this run (wall clock)
     target_fingerprint: str = ""  # which target weights were decomposed: runs compare components only when equal
     recipe: str = "shipped"  # the decomposition's settings against the shipped recipe (recipe_of)
-    kept: bool = False  # reused from kept measurements without its decomposition (not saved: set by the caller)
+    without_decomposition: bool = False  # reused from kept measurements, its decomposition not at hand (not saved)
 
     @property
     def component(self) -> str:
         return component_key(self.direction.component)
 
-    def save(self, folder: str | Path, key: str, live: Mapping[str, Tensor]) -> None:
+    def save(self, folder: str | Path, key: str, live: Mapping[str, Tensor], settings: str = "") -> None:
         """Write the run (and ``live``, its live components per matrix) into ``folder`` under ``key``, a string
-        naming the decomposition and the protocol settings it was run with (see :meth:`load`)."""
+        naming the decomposition and the protocol settings it was run with (see :meth:`load`); ``settings``:
+        the protocol settings alone, recorded so that a study reusing the run without its decomposition can
+        check it was measured the same way."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "run.json").unlink(missing_ok=True)  # until rewritten last, the folder holds no reusable run
@@ -113,14 +115,24 @@ class AcrossRun:
         record = {"key": key, "name": self.name, "target": self.target, "decomposition_seed": self.decomposition_seed,
                   "module": self.direction.module, "c": self.direction.c, "claim": claim, "edge": self.edge,
                   "quality": self.quality, "seconds": self.seconds, "target_fingerprint": self.target_fingerprint,
-                  "recipe": self.recipe}
+                  "recipe": self.recipe, "settings": settings}
         atomic_write_json(folder / "run.json", record)  # last: its presence says the folder is complete
+
+    @staticmethod
+    def settings_of(folder: str | Path) -> str:
+        """The protocol settings a run kept in ``folder`` was measured with (``""`` when not recorded or
+        unreadable)."""
+        try:
+            return str(json.loads((Path(folder) / "run.json").read_text()).get("settings", ""))
+        except (OSError, ValueError, AttributeError):
+            return ""
 
     @classmethod
     def load(cls, folder: str | Path, key: str | None) -> tuple["AcrossRun", dict[str, Tensor]] | None:
         """(run, live) saved by :meth:`save` with the same ``key`` (``None``: whatever key it was saved with, for
-        kept measurements whose decomposition is not at hand), or None (nothing saved, another key, or an
-        unreadable file: the caller then runs the protocol again)."""
+        kept measurements whose decomposition is not at hand; the caller then checks :meth:`settings_of`), or
+        None (nothing saved, another key, or an unreadable file: the caller then runs the protocol again). A
+        record without a recipe reads as ``"unknown"``."""
         folder = Path(folder)
         try:
             record = json.loads((folder / "run.json").read_text())
@@ -132,7 +144,7 @@ class AcrossRun:
             run = cls(record["name"], record["target"], record["decomposition_seed"], d,
                       pd.read_csv(folder / "per_seed.csv"), record["claim"], record["edge"],
                       pd.read_csv(folder / "curve.csv"), record["quality"], float(record["seconds"]),
-                      record["target_fingerprint"], record.get("recipe", "shipped"))
+                      record["target_fingerprint"], record.get("recipe", "unknown"))
         except Exception:  # noqa: BLE001 - any unreadable part (also a corrupt tensors file): measure again
             return None
         return run, live
@@ -154,15 +166,14 @@ def target_label(target_dir: str | Path, shipped_dir: str | Path | None = None) 
 
 #: Settings of a decomposition run that do not change what it learns (where it runs, how often it saves or logs)
 #: or that the study varies on purpose (the seed): left out of :func:`recipe_of`.
-_NOT_RECIPE = frozenset({"seed", "device", "bf16_autocast", "time_budget_minutes", "checkpoint_every",
-                         "checkpoint_dir", "log_every"})
+_NOT_RECIPE = frozenset({"seed", "device", "checkpoint_every", "checkpoint_dir", "log_every"})
 
 
 def recipe_of(config: Mapping[str, Any]) -> str:
     """How a decomposition's recorded config (``decomposition.json``'s ``config``) differs from the shipped recipe,
     ``DecomposeConfig()``: ``"shipped"`` when it does not, else ``"field=value, ..."`` sorted by field. A field the
-    record lacks (written before the field existed) counts as the default; the seed and where or how often the
-    run saved or logged do not count."""
+    record lacks (written before the field existed) counts as the default; the seed, the device and how often
+    or where the run saved or logged do not count (a time budget or bf16 does: they change what is learned)."""
     default = json.loads(json.dumps(dataclasses.asdict(DecomposeConfig())))
     diff = [f"{k}={config[k]}" for k in sorted(default)
             if k not in _NOT_RECIPE and k in config and config[k] != default[k]]
@@ -329,6 +340,17 @@ def seed_table(runs: Sequence[AcrossRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _vs(a: AcrossRun, b: AcrossRun) -> dict[str, Any]:
+    """:func:`component_similarity` of two runs' picked components; NaN cosines for runs on different target
+    weights (no shared basis), 1 for a run against itself."""
+    if a is b:
+        return {"same_matrix": True, "matrix": 1.0, "read": 1.0, "write": 1.0}
+    if a.target_fingerprint != b.target_fingerprint:
+        return {"same_matrix": a.direction.module == b.direction.module} | dict.fromkeys(
+            ("matrix", "read", "write"), float("nan"))
+    return component_similarity(a.direction, b.direction)
+
+
 def run_table(runs: Sequence[AcrossRun], reference: AcrossRun | None = None,
               matches: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
     """One row per run: its recipe (:func:`recipe_of`), the component and its matrix, the verdict on the seed means and on every seed, the
@@ -347,10 +369,7 @@ def run_table(runs: Sequence[AcrossRun], reference: AcrossRun | None = None,
                "n_seeds": len(r.per_seed), "edge_d_de": r.edge["gain"], "edge_s": r.edge["s_best"],
                "s_lo": r.edge["s_lo"], "s_hi": r.edge["s_hi"], **r.quality}
         if reference is not None:
-            sim = (component_similarity(r.direction, reference.direction)
-                   if r.target_fingerprint == reference.target_fingerprint else
-                   {"same_matrix": r.direction.module == reference.direction.module} | dict.fromkeys(
-                       ("matrix", "read", "write"), float("nan")))
+            sim = _vs(r, reference)
             row.update({f"vs_reference_{k}": v for k, v in sim.items()})
         m = (matches or {}).get(r.name)
         if m:
@@ -362,14 +381,13 @@ def run_table(runs: Sequence[AcrossRun], reference: AcrossRun | None = None,
 
 def similarity_matrix(runs: Sequence[AcrossRun], kind: str = "matrix") -> pd.DataFrame:
     """Runs × runs table of :func:`component_similarity`'s ``kind`` (``matrix``, ``read`` or ``write``) between
-    the picked components. Runs on different targets (``target_fingerprint``) get NaN: no shared basis. A run
-    against itself is 1 (also for kept measurements whose directions were not kept)."""
+    the picked components. Runs on different targets (``target_fingerprint``) get NaN: no shared basis; a run
+    against itself is 1."""
     names = [r.name for r in runs]
     out = pd.DataFrame(index=names, columns=names, dtype=float)
     for a in runs:
         for b in runs:
-            out.loc[a.name, b.name] = (1.0 if a is b else component_similarity(a.direction, b.direction)[kind]
-                                       if a.target_fingerprint == b.target_fingerprint else float("nan"))
+            out.loc[a.name, b.name] = _vs(a, b)[kind]
     return out
 
 
@@ -379,9 +397,9 @@ def split_runs(runs: Sequence[AcrossRun]) -> tuple[list[AcrossRun], list[AcrossR
     differs from the first run's). Only runs of one recipe are counted together in :func:`summary_line`."""
     ref = runs[0]
     variants = [r for r in runs if r.recipe != ref.recipe]
-    kept = [r for r in runs if r.recipe == ref.recipe]
-    return ([r for r in kept if r.target_fingerprint == ref.target_fingerprint],
-            [r for r in kept if r.target_fingerprint != ref.target_fingerprint], variants)
+    same_recipe = [r for r in runs if r.recipe == ref.recipe]
+    return ([r for r in same_recipe if r.target_fingerprint == ref.target_fingerprint],
+            [r for r in same_recipe if r.target_fingerprint != ref.target_fingerprint], variants)
 
 
 def summary_line(runs: Sequence[AcrossRun], which: str = "decompositions") -> str:
@@ -401,10 +419,10 @@ def variant_line(run: AcrossRun) -> str:
 
 def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: str,
                    matches: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """The study's markdown report: the answer (:func:`summary_line` per target), the per-run and per-snippet
-    tables, the quality of each decomposition, the whole-decomposition similarity (``mean_max`` from
-    :func:`mean_max_cosine`, one row per pair × matrix), each run's protocol time and the rule. ``runs[0]`` is
-    the reference."""
+    """The study's markdown report: the answer (:func:`summary_line` per target, a line per recipe variant), the
+    per-run and per-snippet tables, the quality of each decomposition, the whole-decomposition similarity
+    (``mean_max`` from :func:`mean_max_cosine`, one row per pair × matrix), the runs reused without their
+    decomposition, each run's protocol time and the rule. ``runs[0]`` is the reference."""
     by_run = run_table(runs, reference=runs[0], matches=matches)
     seeds = seed_table(runs)
     same, others, variants = split_runs(runs)
@@ -426,7 +444,7 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
         lines.append(f"- Other targets (each decomposed once): {summary_line(others, 'targets')}.")
     for r in variants:
         lines.append(f"- Recipe variant {variant_line(r)}.")
-    lines += ["", "## Per run", "", markdown_table(by_run, ["run", "target", "decomposition_seed", "component", "way_mean",
+    lines += ["", "## Per run", "", markdown_table(by_run, ["run", "target", "decomposition_seed", "recipe", "component", "way_mean",
                                                   "d_en_mean", "d_worst_other_mean", "meets_on_mean",
                                                   "seeds_meeting", "edge_d_de", "edge_s", "s_lo", "s_hi"]),
               "", "`way_*`: fraction of the way from the base German CE to ln V (held-out); `d_*`: held-out ΔCE in "
@@ -456,10 +474,10 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
                   "about 0.52 for read and 0.48 for write directions between two seeds). `*_random`: the same with "
                   "the second decomposition's live components replaced by as many random directions (chance level).",
                   "", markdown_table(per_pair, list(per_pair.columns)), ""]
-    kept = [r.name for r in runs if r.kept]
-    if kept:
-        lines += ["## Kept measurements", "",
-                  f"Reused from an earlier run of the study, without their decompositions at hand: {', '.join(kept)}. "
+    reused = [r.name for r in runs if r.without_decomposition]
+    if reused:
+        lines += ["## Measurements reused without their decomposition", "",
+                  f"Reused from an earlier run of the study, without their decompositions at hand: {', '.join(reused)}. "
                   "Their protocol results are as measured then; they take no part in the "
                   "whole-decomposition comparison, and their closest component to the reference's is not searched.",
                   ""]

@@ -402,8 +402,6 @@ def grid_search_1d(f: Callable[[Tensor], Tensor], lo: float, hi: float,
     return x, y
 
 
-
-
 def row_slices(n_rows: int, seq_len: int, max_positions: int = LOGIT_POSITIONS) -> list[slice]:
     """Consecutive slices covering ``n_rows`` rows of ``seq_len`` positions, each holding at most
     ``max_positions`` positions (but at least one row): the forward passes of a batch too large for one.

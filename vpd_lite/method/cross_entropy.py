@@ -8,8 +8,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-#: Every CE helper of the package runs the model on at most this many token positions per forward pass, so at
-#: most this many positions of logits (``vocab_size`` floats each; 1024 x 4096 floats = 16 MiB for the shipped
+#: By default every CE helper of the package runs the model on at most this many token positions per forward
+#: pass (one block when a block is longer; an explicit ``batch_size`` overrides it), so at most this many
+#: positions of logits (``vocab_size`` floats each; 1024 x 4096 floats = 16 MiB for the shipped
 #: model) and of their log-softmax exist at once, whatever the number of blocks.
 LOGIT_POSITIONS = 1024
 

@@ -145,6 +145,5 @@ def recipe_notes(runs: pd.DataFrame) -> str:
     if other.empty:
         return ""
     items = "; ".join(f"**{r['run']}**: {r['recipe']}" for _, r in other.iterrows())
-    return (f"Made with another recipe than the first row's ({ref}), so not counted with the decompositions "
-            f"above: {items}.")
-
+    return (f"Made with another recipe than the first row's ({ref}): {items}. Their rows are shown above but "
+            "not counted in the study's answer (the k-of-n lines), which compares decompositions of one recipe.")
