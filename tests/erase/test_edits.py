@@ -15,7 +15,7 @@ from vpd_lite.erase.edits import (
     uniform_ce,
     uniform_level,
 )
-from vpd_lite.method.cross_entropy import language_ce
+from vpd_lite.method.cross_entropy import language_ce, row_slices
 
 from .tiny_models import VOCAB, random_direction, tiny_llama
 
@@ -192,7 +192,6 @@ from vpd_lite.erase.edits import (
     masked_next_token_ce,
     objective_on_all,
     objective_value,
-    row_slices,
     scalar_objective_curve,
     target_ce_loss,
     train_scalar_edit_restarts,

@@ -43,11 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vpd_lite.erase.edits import Direction, ScalarEdit, row_scaled_edit_hook, row_slices
+from vpd_lite.erase.edits import Direction, ScalarEdit, row_scaled_edit_hook
 from vpd_lite.erase.workers import fork_map
 from vpd_lite.interpret.ids import ComponentId, component_key
 from vpd_lite.method.checkpoint import atomic_write_bytes, atomic_write_json
-from vpd_lite.method.cross_entropy import LOGIT_POSITIONS
+from vpd_lite.method.cross_entropy import LOGIT_POSITIONS, row_slices
 from vpd_lite.method.devices import torch_threads
 from vpd_lite.models.corpus import LANGS, lang_token_blocks
 
@@ -178,7 +178,7 @@ def _from_layer(model: nn.Module, layer: int) -> Iterator[None]:
 def _ce_per_position(model: nn.Module, inputs: Tensor, targets: Tensor, layer: int) -> Tensor:
     """Next-token CE at each position: inputs (R, T) ids (layer 0) or (R, T, d) residual; targets (R, T) ids
     whose positions 1..T-1 are the next tokens to predict. Returns (R, T-1). One forward pass: callers keep
-    R x T small (:func:`vpd_lite.erase.edits.row_slices`), since it holds R x T positions of logits."""
+    R x T small (:func:`vpd_lite.method.cross_entropy.row_slices`), since it holds R x T positions of logits."""
     with _from_layer(model, layer):
         if inputs.dtype == torch.long:
             logits = model(input_ids=inputs, use_cache=False).logits
@@ -199,7 +199,7 @@ def edit_curve(model: nn.Module, direction: Direction, s_values: Sequence[float]
     from :func:`residual_cache` (computed here when None). The rows of several s values
     (``rows_per_batch // N`` of them, stacked along the batch) form one group whose per-position CE is summed
     together; the model runs on a group's rows in forward passes of at most ``max_positions`` positions
-    (:func:`vpd_lite.erase.edits.row_slices`), so at most that many positions of logits are held at once.
+    (:func:`vpd_lite.method.cross_entropy.row_slices`), so at most that many positions of logits are held at once.
     Returns one row per s: columns ``s`` and ``ce_<lang>``. Same numbers as running the whole model with
     ``ScalarEdit`` at that s, up to float rounding.
     """

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from vpd_lite.interpret.ids import ComponentId
 from vpd_lite.method.components import linear_weight
-from vpd_lite.method.cross_entropy import LOGIT_POSITIONS
+from vpd_lite.method.cross_entropy import LOGIT_POSITIONS, row_slices
 
 
 @dataclass(frozen=True)
@@ -400,16 +400,6 @@ def grid_search_1d(f: Callable[[Tensor], Tensor], lo: float, hi: float,
         x, y = evaluate(torch.linspace(max(lo, x - step), min(hi, x + step), config.n_refine, dtype=torch.float64))
         step = 2 * step / max(config.n_refine - 1, 1)
     return x, y
-
-
-def row_slices(n_rows: int, seq_len: int, max_positions: int = LOGIT_POSITIONS) -> list[slice]:
-    """Consecutive slices covering ``n_rows`` rows of ``seq_len`` positions, each holding at most
-    ``max_positions`` positions (but at least one row): the forward passes of a batch too large for one.
-
-    Splitting rows is exact: each row's logits, log-softmax and per-position numbers do not depend on which
-    other rows share its pass (``tests/erase/test_edits.py`` checks it bit for bit)."""
-    per = max(1, max_positions // max(seq_len, 1))
-    return [slice(i, min(i + per, n_rows)) for i in range(0, n_rows, per)]
 
 
 @torch.no_grad()

@@ -27,6 +27,16 @@ def next_token_ce(logits: Tensor, input_ids: Tensor) -> Tensor:
     )
 
 
+def row_slices(n_rows: int, seq_len: int, max_positions: int = LOGIT_POSITIONS) -> list[slice]:
+    """Consecutive slices covering ``n_rows`` rows of ``seq_len`` positions, each holding at most
+    ``max_positions`` positions (but at least one row): the forward passes of a batch too large for one.
+
+    Splitting rows is exact: each row's logits, log-softmax and per-position numbers do not depend on which
+    other rows share its pass (``tests/erase/test_edits.py`` checks it bit for bit)."""
+    per = max(1, max_positions // max(seq_len, 1))
+    return [slice(i, min(i + per, n_rows)) for i in range(0, n_rows, per)]
+
+
 @torch.no_grad()
 def lm_cross_entropy(model: nn.Module, blocks: Tensor, batch_size: int | None = None) -> float:
     """Mean next-token CE (nats/token) of a causal LM over token blocks (N, T), T >= 2, in eval mode
@@ -36,15 +46,14 @@ def lm_cross_entropy(model: nn.Module, blocks: Tensor, batch_size: int | None = 
     Raises ValueError for blocks that are not (N, T) with T >= 2."""
     if blocks.dim() != 2 or blocks.shape[1] < 2:
         raise ValueError(f"blocks must be (N, T) with T >= 2, got shape {tuple(blocks.shape)}")
-    if batch_size is None:
-        batch_size = max(1, LOGIT_POSITIONS // blocks.shape[1])
+    n, t = blocks.shape
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     try:
-        for i in range(0, blocks.shape[0], batch_size):
-            x = blocks[i : i + batch_size].to(device)
+        for rows in row_slices(n, t, LOGIT_POSITIONS if batch_size is None else batch_size * t):
+            x = blocks[rows].to(device)
             logits = model(input_ids=x).logits[:, :-1]  # (b, T-1, V)
             total += float(torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1), reduction="sum"))
