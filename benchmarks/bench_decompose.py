@@ -17,7 +17,12 @@ Configs:
                     reconstruction with subset routing, minimality and faithfulness.
 
 Usage: ``flock /tmp/vpd-heavy.lock python benchmarks/bench_decompose.py [--config default|comparison|both]
-[--steps N] [--threads N] [--mmap] [--set FIELD=VALUE ...]``
+[--steps N] [--threads N] [--mmap] [--profile] [--set FIELD=VALUE ...]``
+
+``--profile`` also prints where a VPD step's time goes, by part: the target pass, the causal importances, the
+forward and the backward of each masked pass, minimality + faithfulness + the CI functions' backward, clipping and
+AdamW, the PGD ascent, and the rest (drawing masks). The parts are the ranges that ``vpd_lite.method.decompose``
+labels with ``torch.profiler.record_function``.
 
 ``--set`` changes a field of the ``default`` config, as ``python -m vpd_lite.decompose --set`` does, to time
 another recipe (e.g. ``--set ci_hidden=32 --set adversarial_routing=subset``).
@@ -44,7 +49,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vpd_lite.method.config import DecomposeConfig, override_config
-from vpd_lite.method.decompose import build_component_model, keep_freed_memory, train_step
+from vpd_lite.method.decompose import build_component_model, keep_freed_memory, train_step, update
 from vpd_lite.method.pgd import PersistentPGD
 
 
@@ -105,7 +110,25 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None) -> dict:
+def _profile_parts(step, steps: int) -> dict[str, float]:
+    """Run ``step`` ``steps`` more times under ``torch.profiler`` and return the mean wall ms per step of each
+    part that ``vpd_lite.method.decompose`` labels ("vpd: ..."), plus "whole step" (the profiler adds a little
+    overhead, so these are for proportions; the ``ms`` column is the clean timing)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        whole = (time.perf_counter() - t) / steps * 1000
+    parts: dict[str, float] = {}
+    for event in prof.events():
+        if event.name.startswith("vpd: "):  # wall time of the labelled range (includes its child ops)
+            parts[event.name[5:]] = parts.get(event.name[5:], 0.0) + event.time_range.elapsed_us() / 1000 / steps
+    return {"whole step": whole, **parts}
+
+
+def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None, profile: bool = False) -> dict:
     """Time ``steps`` steps (after one warm-up) of one part in this process: ``"vpd"`` (a full VPD training
     step: train_step, gradient clipping, AdamW, PGD ascent) or ``"target"`` (one forward+backward of the target
     with every parameter trainable, LM loss). Each part runs in its own process so that its peak RSS is its own.
@@ -130,18 +153,18 @@ def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None
         def step() -> None:
             opt.zero_grad(set_to_none=True)
             train_step(cm, ids, config, 1.0, ppgd, gen)
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            opt.step()
-            if ppgd is not None:
-                ppgd.ascent_step()
+            update(params, opt, ppgd, config.grad_clip)
 
     step()  # warm-up
     ms = _median_ms([_timed(step) for _ in range(steps)])
+    parts = _profile_parts(step, steps) if profile and part == "vpd" else None
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     res = {"config": name, "part": part, "model": desc, "batch": f"{B} x {T}", "ms": ms, "peak_rss_mb": rss_mb,
            "threads": torch.get_num_threads(), "use_delta": config.use_delta}
     if part == "vpd":  # what was decomposed (the target part decomposes nothing)
         res |= {"matrices": len(cm.module_names), "C_total": sum(cm.C_per_module.values())}
+    if parts is not None:
+        res["parts_ms"] = parts
     return res
 
 
@@ -153,6 +176,8 @@ def _child(name: str, part: str, args: argparse.Namespace) -> dict:
         cmd += ["--mmap"]
     for change in args.set:
         cmd += ["--set", change]
+    if args.profile and part == "vpd":
+        cmd += ["--profile"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -196,6 +221,9 @@ def main() -> None:
                     help="with --compare-with: runs per checkout (default: %(default)s)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="change a field of the default config (another recipe), e.g. --set ci_hidden=32")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print where a VPD step's time goes, by part (target pass, CI, each masked pass, "
+                         "minimality and faithfulness, optimiser, PGD ascent)")
     ap.add_argument("--child", choices=["vpd", "target"], default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.set and args.config != "default":
@@ -210,7 +238,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.child:
         heap = False if args.mmap else keep_freed_memory()
-        print(json.dumps(run_one(args.config, args.steps, args.child, args.set) | {"heap_allocator": heap}))
+        print(json.dumps(run_one(args.config, args.steps, args.child, args.set, args.profile) | {"heap_allocator": heap}))
         return
     if args.compare_with:
         _compare(args)
@@ -225,6 +253,18 @@ def main() -> None:
               f"{vpd['matrices']} matrices, C total {vpd['C_total']}, delta {vpd['use_delta']}, "
               f"{vpd['threads']} threads, heap allocator {vpd['heap_allocator']}"
               + (f", changed: {', '.join(args.set)}" if args.set else ""))
+        if "parts_ms" in vpd:
+            _print_parts(vpd["parts_ms"], tgt["ms"])
+
+
+def _print_parts(parts: dict[str, float], target_ms: float) -> None:
+    """A table of ms per step by part, as a share of the whole step and in target forward+backward passes."""
+    whole = parts.pop("whole step")
+    rest = whole - sum(parts.values())
+    print(f"  {'part of a VPD step (profiled)':<52}{'ms':>8}{'share':>8}{'x target f+b':>14}")
+    for label, ms in sorted(parts.items(), key=lambda kv: -kv[1]) + [("other (masks, PGD masks, logging)", rest)]:
+        print(f"  {label:<52}{ms:>8.1f}{ms / whole:>8.0%}{ms / target_ms:>14.2f}")
+    print(f"  {'whole step under the profiler':<52}{whole:>8.1f}{1:>8.0%}{whole / target_ms:>14.2f}")
 
 
 if __name__ == "__main__":

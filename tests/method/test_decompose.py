@@ -188,3 +188,27 @@ def test_cli_quick_run_writes_a_loadable_decomposition(tmp_path, monkeypatch):
     assert not (out / "training_state.pt").exists()
     model, _ = load_target()
     assert load_decomposition(out, model).module_names == meta["module_names"]
+
+
+def test_a_step_is_labelled_by_part_for_the_profiler():
+    """``bench_decompose.py --profile`` reads these labels: every part of a step shows up once per step."""
+    from torch.profiler import profile
+
+    from vpd_lite.method.decompose import train_step, update
+    from vpd_lite.method.pgd import PersistentPGD
+
+    config = cfg(coeff_ci_masked=1.0)
+    cm = build_component_model(tiny(), config)
+    params = cm.trainable_parameters()
+    opt = torch.optim.AdamW(params, lr=config.lr)
+    gen = torch.Generator().manual_seed(0)
+    ppgd = PersistentPGD(cm.C_per_module, config.pgd_n_sets, cm.use_delta, config.pgd_lr, config.pgd_betas,
+                         generator=gen)
+    with profile() as prof:
+        train_step(cm, batches(1)[0], config, 1.0, ppgd, gen)
+        update(params, opt, ppgd, config.grad_clip)
+    labels = [e.name for e in prof.events() if e.name.startswith("vpd: ")]
+    expected = ["target pass", "causal importance", "minimality, faithfulness and CI backward", "clip and AdamW",
+                "PGD ascent"] + [f"{kind} pass, {way}" for kind in ("stochastic", "CI-masked", "adversarial")
+                                 for way in ("forward", "backward")]
+    assert sorted(labels) == sorted(f"vpd: {e}" for e in expected)

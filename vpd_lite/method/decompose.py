@@ -40,6 +40,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from vpd_lite.method.checkpoint import (
@@ -164,7 +165,7 @@ def train_step(
     shard: Shard = Shard(),
 ) -> dict[str, float]:
     """Forward + backward of one VPD step (gradients are left in the parameters and PGD sources; the caller
-    steps the optimisers). input_ids: the batch (B, T) token ids for a language model; any batch the model's
+    steps the optimisers with ``update``). input_ids: the batch (B, T) token ids for a language model; any batch the model's
     adapter takes otherwise. Returns the loss terms and the mean L0 as floats.
 
     In a data-parallel run (``shard.world > 1``) ``input_ids`` are this rank's B rows of a global batch of
@@ -176,7 +177,7 @@ def train_step(
     amp = autocast(device, config.bf16_autocast)
     kind = config.recon_kind(cm)
 
-    with amp:
+    with amp, record_function("vpd: target pass"):
         target_out, inputs = cm.target_output_and_inputs(input_ids)
     inputs = {n: x.float() if x.dtype in (torch.bfloat16, torch.float16) else x for n, x in inputs.items()}
     positions = tuple(next(iter(inputs.values())).shape[:-1])  # (B, T) for a language model, (B,) for a vector
@@ -187,40 +188,43 @@ def train_step(
     def local(draws: dict[str, Tensor]) -> dict[str, Tensor]:
         return draws if not shard.active else {n: t[rows] for n, t in draws.items()}
 
-    ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
+    with record_function("vpd: causal importance"):
+        ci_lower, ci_upper = cm.causal_importance(inputs, config.ci_alpha)
     ci_leaf = {n: g.detach().requires_grad_(True) for n, g in ci_lower.items()}
     target = recon_target(kind, target_out)
     del target_out  # p (in ``target``) is all the KLs need
     head = cm.output_head() if kind == "kl" else None  # None: full outputs (not a plain LM head, or MSE)
     out: dict[str, float] = {}
 
-    def recon(masks, dmasks, coeff: float, subset: bool) -> float:
+    def recon(label: str, masks, dmasks, coeff: float, subset: bool) -> float:
         routing = local(uniform_k_subset_routing(names, gP, generator, device)) if subset else None
-        with amp:
+        with amp, record_function(f"vpd: {label} pass, forward"):
             if head is not None:  # the (B, T, V) logits are made and consumed a block of rows at a time
                 loss = head_reconstruction_kl(cm.final_hidden_with_masks(input_ids, masks, routing, dmasks),
                                               head, target)
             else:
                 loss = recon_loss(kind, cm.forward_with_masks(input_ids, masks, routing, dmasks), target)
-        (coeff * loss).backward()  # frees this pass's graph right away
+        with record_function(f"vpd: {label} pass, backward"):
+            (coeff * loss).backward()  # frees this pass's graph right away
         return float(loss.detach())
 
     dmasks = local(delta_stochastic_masks(names, gP, generator, device)) if cm.use_delta else None
     stoch = stochastic_masks(ci_leaf, generator, global_rows=gB, rows=rows)
-    out["stochastic_recon"] = recon(stoch, dmasks, config.coeff_stochastic, config.subset_routing)
+    out["stochastic_recon"] = recon("stochastic", stoch, dmasks, config.coeff_stochastic, config.subset_routing)
     if config.coeff_ci_masked > 0:
-        out["ci_masked_recon"] = recon(ci_leaf, None, config.coeff_ci_masked, False)
+        out["ci_masked_recon"] = recon("CI-masked", ci_leaf, None, config.coeff_ci_masked, False)
     if ppgd is not None:
         adv_masks, adv_dmasks = ppgd.masks(ci_leaf, row_offset=rows.start)
-        out["adversarial_recon"] = recon(adv_masks, adv_dmasks, config.coeff_adversarial,
+        out["adversarial_recon"] = recon("adversarial", adv_masks, adv_dmasks, config.coeff_adversarial,
                                           config.subset_routing and config.adversarial_routing == "subset")
-    reduce = (lambda t: sum_across_ranks(t, shard)) if shard.active else None
-    l_min = importance_minimality_loss(ci_upper, p, config.beta, config.eps, reduce=reduce)
-    l_faith = faithfulness_loss(cm.components.values(), config.faithfulness_reduction)
-    ci_list = [ci_lower[n] for n in names if ci_leaf[n].grad is not None]
-    grads = [ci_leaf[n].grad for n in names if ci_leaf[n].grad is not None]
-    rest = config.coeff_minimality * l_min + config.coeff_faithfulness * l_faith
-    torch.autograd.backward([rest] + ci_list, [torch.ones_like(rest)] + grads)
+    with record_function("vpd: minimality, faithfulness and CI backward"):
+        reduce = (lambda t: sum_across_ranks(t, shard)) if shard.active else None
+        l_min = importance_minimality_loss(ci_upper, p, config.beta, config.eps, reduce=reduce)
+        l_faith = faithfulness_loss(cm.components.values(), config.faithfulness_reduction)
+        ci_list = [ci_lower[n] for n in names if ci_leaf[n].grad is not None]
+        grads = [ci_leaf[n].grad for n in names if ci_leaf[n].grad is not None]
+        rest = config.coeff_minimality * l_min + config.coeff_faithfulness * l_faith
+        torch.autograd.backward([rest] + ci_list, [torch.ones_like(rest)] + grads)
     out["minimality"] = float(l_min.detach())
     out["faithfulness"] = float(l_faith.detach())
     with torch.no_grad():
@@ -228,6 +232,20 @@ def train_step(
     out["l0_mean"] = sum(l0) / len(l0)
     out["l0_total"] = sum(l0)
     return out
+
+
+def update(params: list[nn.Parameter], opt: torch.optim.Optimizer, ppgd: PersistentPGD | None,
+           grad_clip: float) -> float:
+    """The end of a training step, after ``train_step`` (and any averaging across ranks): clip the gradients
+    of ``params`` to norm ``grad_clip``, step ``opt``, and take the PGD sources' ascent step. Returns the
+    gradient norm before clipping."""
+    with record_function("vpd: clip and AdamW"):
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, grad_clip))
+        opt.step()
+    if ppgd is not None:
+        with record_function("vpd: PGD ascent"):
+            ppgd.ascent_step()
+    return grad_norm
 
 
 def _mean_over_ranks(terms: dict[str, float], shard: Shard) -> dict[str, float]:
@@ -361,10 +379,7 @@ def decompose(
         if shard.active:
             average_gradients(params + ([] if ppgd is None else ppgd.leaves()), shard)
             terms = _mean_over_ranks(terms, shard)
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))
-        opt.step()
-        if ppgd is not None:
-            ppgd.ascent_step()
+        grad_norm = update(params, opt, ppgd, config.grad_clip)
         step += 1
         last = step >= config.steps or (bool(budget_s) and frac_done(step) >= 1.0)
         if step % config.log_every == 0 or last or step == start_step + 1:
