@@ -124,7 +124,8 @@ def _profile_parts(step, steps: int) -> dict[str, float]:
     parts: dict[str, float] = {}
     for event in prof.events():
         if event.name.startswith("vpd: "):  # wall time of the labelled range (includes its child ops)
-            parts[event.name[5:]] = parts.get(event.name[5:], 0.0) + event.time_range.elapsed_us() / 1000 / steps
+            label = event.name[5:]
+            parts[label] = parts.get(label, 0.0) + event.time_range.elapsed_us() / 1000 / steps
     return {"whole step": whole, **parts}
 
 

@@ -165,8 +165,8 @@ def train_step(
     shard: Shard = Shard(),
 ) -> dict[str, float]:
     """Forward + backward of one VPD step (gradients are left in the parameters and PGD sources; the caller
-    steps the optimisers with ``update``). input_ids: the batch (B, T) token ids for a language model; any batch the model's
-    adapter takes otherwise. Returns the loss terms and the mean L0 as floats.
+    steps the optimisers with ``update``). input_ids: the batch (B, T) token ids for a language model; any
+    batch the model's adapter takes otherwise. Returns the loss terms and the mean L0 as floats.
 
     In a data-parallel run (``shard.world > 1``) ``input_ids`` are this rank's B rows of a global batch of
     ``world * B``: random draws are made for the global batch and sliced, and the minimality loss uses the
