@@ -31,3 +31,13 @@ def test_render_shows_every_run_and_the_goal():
     line = next(line for line in table.splitlines() if line.startswith("| main job ("))
     assert "**200 s**" in line and "190 s, 200 s, 260 s" in line and "≤ 180 s" in line
     assert "not measured yet" in table and "Some CPU, 2 cores, 2026-12-04" in table
+
+
+def test_the_test_command_is_timed_before_anything_is_recorded(monkeypatch):
+    """The timed test suite checks the README's table against the recorded figures, so it must run before this
+    call records any figure (each row is recorded as soon as it is measured)."""
+    bench = _bench()
+    order: list[str] = []
+    monkeypatch.setattr(bench, "measure", lambda key, repeats: order.append(key) or {})
+    bench.main(["--rows", "step_ratio", "main_job", "test_command"])
+    assert order == ["test_command", "step_ratio", "main_job"]
