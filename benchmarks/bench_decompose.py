@@ -21,8 +21,9 @@ Usage: ``flock /tmp/vpd-heavy.lock python benchmarks/bench_decompose.py [--confi
 
 ``--profile`` also prints where a VPD step's time goes, by part: the target pass, the causal importances, the
 forward and the backward of each masked pass, minimality + faithfulness + the CI functions' backward, clipping and
-AdamW, the PGD ascent, and the rest (drawing masks). The parts are the ranges that ``vpd_lite.method.decompose``
-labels with ``torch.profiler.record_function``.
+AdamW, the PGD ascent, and the rest (zero_grad, the target's softmax, drawing masks, the L0 sums, the profiler's
+own cost). The parts are the ranges that ``vpd_lite.method.decompose`` labels with
+``torch.profiler.record_function``.
 
 ``--set`` changes a field of the ``default`` config, as ``python -m vpd_lite.decompose --set`` does, to time
 another recipe (e.g. ``--set ci_hidden=32 --set adversarial_routing=subset``).
@@ -36,6 +37,7 @@ shared machine the alternation and the medians keep the comparison fair when the
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import json
 import resource
 import subprocess
@@ -110,10 +112,13 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def _profile_parts(step, steps: int) -> dict[str, float]:
+REST = "the rest (zero_grad, target softmax, mask draws, L0, profiler)"
+
+
+def _profile_parts(step: Callable[[], None], steps: int) -> dict[str, float]:
     """Run ``step`` ``steps`` more times under ``torch.profiler`` and return the mean wall ms per step of each
-    part that ``vpd_lite.method.decompose`` labels ("vpd: ..."), plus "whole step" (the profiler adds a little
-    overhead, so these are for proportions; the ``ms`` column is the clean timing)."""
+    part that ``vpd_lite.method.decompose`` labels ("vpd: ..."), plus "whole step". The profiler adds a little
+    overhead, so these are for proportions; the main table's ms/VPD step is the clean timing."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -158,8 +163,8 @@ def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None
 
     step()  # warm-up
     ms = _median_ms([_timed(step) for _ in range(steps)])
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; before the profiler's own
     parts = _profile_parts(step, steps) if profile and part == "vpd" else None
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     res = {"config": name, "part": part, "model": desc, "batch": f"{B} x {T}", "ms": ms, "peak_rss_mb": rss_mb,
            "threads": torch.get_num_threads(), "use_delta": config.use_delta}
     if part == "vpd":  # what was decomposed (the target part decomposes nothing)
@@ -231,6 +236,8 @@ def main() -> None:
         ap.error("--set changes the default config only: use it with --config default")
     if args.set and args.compare_with:
         ap.error("--set cannot be combined with --compare-with (the other checkout times its own default)")
+    if args.profile and args.compare_with:
+        ap.error("--profile cannot be combined with --compare-with: profile each checkout on its own")
     try:
         override_config(DecomposeConfig(), args.set)  # a bad field or value: one line now, not in a child
     except ValueError as err:
@@ -239,7 +246,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.child:
         heap = False if args.mmap else keep_freed_memory()
-        print(json.dumps(run_one(args.config, args.steps, args.child, args.set, args.profile) | {"heap_allocator": heap}))
+        res = run_one(args.config, args.steps, args.child, args.set, args.profile)
+        print(json.dumps(res | {"heap_allocator": heap}))
         return
     if args.compare_with:
         _compare(args)
@@ -259,13 +267,14 @@ def main() -> None:
 
 
 def _print_parts(parts: dict[str, float], target_ms: float) -> None:
-    """A table of ms per step by part, as a share of the whole step and in target forward+backward passes."""
+    """A table of ms per step by part, as a share of the whole step and in target forward+backward passes (the
+    parts are timed under the profiler, the target pass without it, so the last column reads a little high)."""
     whole = parts.pop("whole step")
     rest = whole - sum(parts.values())
-    print(f"  {'part of a VPD step (profiled)':<52}{'ms':>8}{'share':>8}{'x target f+b':>14}")
-    for label, ms in sorted(parts.items(), key=lambda kv: -kv[1]) + [("other (masks, PGD masks, logging)", rest)]:
-        print(f"  {label:<52}{ms:>8.1f}{ms / whole:>8.0%}{ms / target_ms:>14.2f}")
-    print(f"  {'whole step under the profiler':<52}{whole:>8.1f}{1:>8.0%}{whole / target_ms:>14.2f}")
+    print(f"  {'part of a VPD step (profiled)':<64}{'ms':>8}{'share':>8}{'x target f+b':>14}")
+    for label, ms in sorted(parts.items(), key=lambda kv: -kv[1]) + [(REST, rest)]:
+        print(f"  {label:<64}{ms:>8.1f}{ms / whole:>8.0%}{ms / target_ms:>14.2f}")
+    print(f"  {'whole step under the profiler':<64}{whole:>8.1f}{1:>8.0%}{whole / target_ms:>14.2f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ a ratio inside each process) and, from the same runs, a full decomposition of th
 (its 5,400 steps at the median step time: a real run takes 20-40 minutes, too long to repeat); ``reproduce
 --from-scratch`` end to end (one run); the main job (``python -m vpd_lite.reproduce``): its time and the peak
 memory of its whole process tree (the sum of the proportional set sizes of the job and its worker processes,
-so that pages they share count once; sampled every 0.1 s); and the README's test command (one run). Each
+so that pages they share count once; sampled every 0.5 s); and the README's test command (one run). Each
 command runs in a fresh process with its outputs in a temporary folder; ``--repeats`` processes per row
 (default 3, 1 for the two long rows), and the median is the row's figure.
 
