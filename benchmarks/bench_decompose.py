@@ -37,12 +37,12 @@ shared machine the alternation and the medians keep the comparison fair when the
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 import json
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -129,7 +129,7 @@ def _profile_parts(step: Callable[[], None], steps: int) -> dict[str, float]:
     parts: dict[str, float] = {}
     for event in prof.events():
         if event.name.startswith("vpd: "):  # wall time of the labelled range (includes its child ops)
-            label = event.name[5:]
+            label = event.name.removeprefix("vpd: ")
             parts[label] = parts.get(label, 0.0) + event.time_range.elapsed_us() / 1000 / steps
     return {"whole step": whole, **parts}
 
@@ -163,7 +163,7 @@ def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None
 
     step()  # warm-up
     ms = _median_ms([_timed(step) for _ in range(steps)])
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; before the profiler's own
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; before profiling
     parts = _profile_parts(step, steps) if profile and part == "vpd" else None
     res = {"config": name, "part": part, "model": desc, "batch": f"{B} x {T}", "ms": ms, "peak_rss_mb": rss_mb,
            "threads": torch.get_num_threads(), "use_delta": config.use_delta}
@@ -269,10 +269,11 @@ def main() -> None:
 def _print_parts(parts: dict[str, float], target_ms: float) -> None:
     """A table of ms per step by part, as a share of the whole step and in target forward+backward passes (the
     parts are timed under the profiler, the target pass without it, so the last column reads a little high)."""
-    whole = parts.pop("whole step")
-    rest = whole - sum(parts.values())
+    whole = parts["whole step"]
+    labelled = sorted(((k, v) for k, v in parts.items() if k != "whole step"), key=lambda kv: -kv[1])
+    rest = whole - sum(ms for _, ms in labelled)
     print(f"  {'part of a VPD step (profiled)':<64}{'ms':>8}{'share':>8}{'x target f+b':>14}")
-    for label, ms in sorted(parts.items(), key=lambda kv: -kv[1]) + [(REST, rest)]:
+    for label, ms in labelled + [(REST, rest)]:
         print(f"  {label:<64}{ms:>8.1f}{ms / whole:>8.0%}{ms / target_ms:>14.2f}")
     print(f"  {'whole step under the profiler':<64}{whole:>8.1f}{1:>8.0%}{whole / target_ms:>14.2f}")
 
