@@ -262,3 +262,28 @@ def test_main_job_leaves_a_clone_clean(tmp_path):
                           env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert git_status(repo) == ""
+
+
+def test_a_decomposition_of_the_shipped_target_is_shown_beside_the_shipped_one(tmp_path):
+    """After training, ``python -m vpd_lite.decompose`` sets the run's held-out quality beside the shipped
+    decomposition's, only where the comparison is fair: same target weights, same held-out tokens, another
+    folder."""
+    from vpd_lite.commands.decompose import beside_shipped
+    from vpd_lite.models.paths import decomposition_dir
+
+    shipped = decomposition_dir()
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(shipped / "decomposition.json", run)
+    metrics = json.loads((shipped / "metrics.json").read_text())
+    metrics["ce_gap"]["ci_rounded"], metrics["ce_gap"]["pgd"], metrics["l0_mean"] = 0.25, 0.75, 12.5
+    table = beside_shipped(metrics, run).splitlines()
+    assert table[0].startswith("beside the shipped decomposition, on the same held-out text")
+    assert table[2].split()[-2:] == ["0.250", "0.130"] and table[3].split()[-2:] == ["0.750", "0.398"]
+    assert table[4].split()[-2:] == ["12.500", "9.834"]
+    assert beside_shipped(metrics, shipped) is None  # the shipped folder itself
+    assert beside_shipped({**metrics, "n_tokens": 640}, run) is None  # a quick run's smaller evaluation
+    meta = json.loads((run / "decomposition.json").read_text())
+    (run / "decomposition.json").write_text(json.dumps({**meta, "target_fingerprint": "another target"}))
+    assert beside_shipped(metrics, run) is None
+    assert beside_shipped(metrics, tmp_path / "nowhere") is None

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from vpd_lite.commands.across_decompositions import KEPT, main
+from vpd_lite.commands.across_decompositions import KEPT, _named, main
 from vpd_lite.erase.across import (
     AcrossRun,
     component_similarity,
@@ -267,3 +267,22 @@ def test_a_corrupt_saved_run_is_measured_again(tiny, tmp_path, capsys):
     capsys.readouterr()
     assert main(["--quick", str(data), "--out", str(out), "--workers", "1", "--no-figures"]) == 0
     assert "reused" not in capsys.readouterr().out
+
+
+def test_a_decomposition_folder_is_paired_with_the_shipped_target_and_corpus(tiny, tmp_path, capsys, monkeypatch):
+    """A folder that is itself a decomposition (as ``python -m vpd_lite.decompose --out`` writes) needs no data
+    folder around it: it runs on the shipped target and corpus (here the tiny data stands in for the shipped
+    data) and gives the same protocol numbers as the data folder that holds it."""
+    from vpd_lite.erase.rebuild import Artefacts
+
+    data, other, _ = tiny
+    monkeypatch.setenv("VPD_LITE_DATA", str(data))
+    arte = Artefacts.in_folder(other / "decomposition")
+    assert (arte.target, arte.corpus, arte.decomposition) == (data / "target", data / "corpus", other / "decomposition")
+    as_data, bare = tmp_path / "as-data", tmp_path / "bare"
+    assert main(["--quick", str(other), "--out", str(as_data), "--workers", "1", "--no-figures"]) == 0
+    assert main(["--quick", str(other / "decomposition"), "--out", str(bare), "--workers", "1", "--no-figures"]) == 0
+    cols = ["run", "component", "seed", "way", "d_en", "d_worst_other", "meets_claim"]  # run: named after its folder
+    pd.testing.assert_frame_equal(pd.read_csv(as_data / "across_decompositions.csv")[cols],
+                                  pd.read_csv(bare / "across_decompositions.csv")[cols])
+    assert _named(str(data / "decomposition")) == ("shipped", data / "decomposition")

@@ -306,3 +306,14 @@ def test_shipped_report_says_which_numbers_depend_on_the_machine():
     shipped = (root / "results" / "erase_german.md").read_text()
     assert f"## Which numbers depend on the machine\n\n{MACHINE_NOTE}\n" in shipped
     assert "142 %" in MACHINE_NOTE and "130 %" in MACHINE_NOTE
+
+
+def test_from_scratch_refuses_a_decomposition_folder_as_data(tmp_path, capsys):
+    """``--from-scratch`` makes its own decomposition: a decomposition folder as ``--data`` is refused in one line
+    before any work."""
+    (tmp_path / "decomposition.json").write_text("{}")
+    with pytest.raises(SystemExit) as exc:
+        main(["--quick", "--from-scratch", "--data", str(tmp_path), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "is a decomposition folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decomposition.json"]

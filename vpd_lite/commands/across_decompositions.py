@@ -62,11 +62,13 @@ def _parser():
                          "Run the German erasure protocol (unchanged: rule, search range, objective, snippet seeds, "
                          "thresholds) on several decompositions and compare their German components.")
     ap.add_argument("folders", nargs="+", metavar="[NAME=]FOLDER",
-                    help="data folders laid out like data/ (corpus/, target/, decomposition/), or a run's kept "
+                    help="data folders laid out like data/ (corpus/, target/, decomposition/), decomposition "
+                         "folders of the shipped target (as python -m vpd_lite.decompose --out writes), or a run's "
+                         "kept "
                          f"measurements from an earlier study (<out>/{KEPT}/<NAME>/, reused as they are when its "
                          "decomposition is not at hand); the first is the reference the others' components are "
-                         "compared with. NAME labels the run (default: the folder's name, 'shipped' for the "
-                         "shipped data)")
+                         "compared with. NAME labels the run (default: the folder's name, or its parent's for a "
+                         "folder named decomposition; 'shipped' for the shipped data)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="where the tables and figures go (default: a new folder under ./runs/; name results/ "
                          "explicitly to refresh the shipped study). Each run's protocol results are kept in "
@@ -87,7 +89,10 @@ def _named(spec: str) -> tuple[str, Path]:
         folder, name = spec, ""
     path = Path(folder)
     if not name:
-        name = "shipped" if path.resolve() == paths.data_dir().resolve() else path.resolve().name
+        where = path.resolve()
+        if where.name == "decomposition" and (where / "decomposition.json").is_file():
+            where = where.parent  # <run>/decomposition is named after <run>
+        name = "shipped" if where == paths.data_dir().resolve() else where.name
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise ValueError(f"{spec!r}: a run's NAME must be a plain name (no slashes)")
     return name, path

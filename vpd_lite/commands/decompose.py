@@ -4,9 +4,12 @@ decomposition, its held-out metrics and loss curves to a run folder.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -19,7 +22,7 @@ from vpd_lite.commands.cli import (
     positive_float,
     positive_int,
 )
-from vpd_lite.method.checkpoint import save_decomposition
+from vpd_lite.method.checkpoint import METRICS_FILE, read_metadata, save_decomposition
 from vpd_lite.method.config import DecomposeConfig, override_config
 from vpd_lite.method.decompose import decompose, keep_freed_memory
 from vpd_lite.method.evaluate import (
@@ -30,7 +33,7 @@ from vpd_lite.method.evaluate import (
 from vpd_lite.models import corpus
 from vpd_lite.models.corpus import heldout_batches
 from vpd_lite.models.hub import quiet_model_loading
-from vpd_lite.models.paths import require_data
+from vpd_lite.models.paths import decomposition_dir, require_data
 from vpd_lite.models.target import load_target
 
 
@@ -69,6 +72,31 @@ def _checked(config: DecomposeConfig, **given: object) -> DecomposeConfig:
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be positive, got {value}")
     return config
+
+
+def beside_shipped(metrics: Mapping[str, Any], out: Path, shipped: Path | None = None) -> str | None:
+    """A small table of this run's held-out quality (rounded-CI and PGD CE gaps in nats/token, mean L0 in
+    components per matrix and token) beside the shipped decomposition's, or None when there is nothing fair to
+    compare: ``shipped`` (default: the shipped ``decomposition/``) is missing or is ``out`` itself, was made from
+    other target weights, or was evaluated on another number of held-out tokens (e.g. a quick run)."""
+    shipped = decomposition_dir() if shipped is None else Path(shipped)
+    try:
+        if shipped.resolve() == Path(out).resolve():
+            return None
+        if read_metadata(shipped)["target_fingerprint"] != read_metadata(out)["target_fingerprint"]:
+            return None
+        ref = json.loads((shipped / METRICS_FILE).read_text())
+        if ref["n_tokens"] != metrics["n_tokens"]:
+            return None
+        rows = [("rounded-CI gap (nats/token)", metrics["ce_gap"]["ci_rounded"], ref["ce_gap"]["ci_rounded"]),
+                ("PGD gap (nats/token)", metrics["ce_gap"]["pgd"], ref["ce_gap"]["pgd"]),
+                ("mean L0 (per matrix)", metrics["l0_mean"], ref["l0_mean"])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    lines = [f"beside the shipped decomposition, on the same held-out text ({shipped}):",
+             f"{'':<30}{'this run':>10}{'shipped':>10}"]
+    lines += [f"{name:<30}{mine:>10.3f}{theirs:>10.3f}" for name, mine, theirs in rows]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:  # matplotlib missing: the numbers are still saved
         pass
     print(format_metrics(metrics))
+    comparison = beside_shipped(metrics, out)
+    if comparison:
+        print("\n" + comparison)
     print(f"decomposition written to {out}")
     return 0
 

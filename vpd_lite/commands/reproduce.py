@@ -104,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer budgets, one seed (also VPD_LITE_QUICK=1)")
     ap.add_argument("--from-scratch", action="store_true",
                     help="first rebuild target, decomposition, stats and labels into --work")
-    ap.add_argument("--data", default=None, help="folder with target/, decomposition/, corpus/ (default: data/)")
+    ap.add_argument("--data", default=None,
+                    help="folder with target/, decomposition/, corpus/, or a decomposition folder of the shipped "
+                         "target, as python -m vpd_lite.decompose --out writes (default: data/)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="where tables and figures go (default: a new folder under ./runs/; name results/ "
                          "explicitly to refresh the shipped results)")
@@ -120,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.work is not None and not args.from_scratch:
         ap.error("--work applies only with --from-scratch")
+    if args.from_scratch and args.data and (Path(args.data) / "decomposition.json").is_file():
+        ap.error(f"{args.data} is a decomposition folder; --from-scratch makes its own decomposition and needs a "
+                 "data folder with corpus/ (or leave out --data)")
 
     quick = args.quick or vpd_lite.quick_mode()
     if quick:

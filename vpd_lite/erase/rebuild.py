@@ -52,7 +52,14 @@ class Artefacts:
 
     @classmethod
     def in_folder(cls, data: str | os.PathLike) -> "Artefacts":
+        """The artefacts of a data folder laid out like ``data/`` (corpus/, target/, decomposition/). A folder
+        that is itself a decomposition (it holds ``decomposition.json``, as ``python -m vpd_lite.decompose --out``
+        writes) is paired with the shipped target and corpus; its statistics are harvested from training text
+        unless it is the shipped decomposition. Loading it refuses a decomposition of another target."""
         data = Path(data)
+        if (data / "decomposition.json").is_file():
+            shipped = paths.data_dir()
+            return cls(shipped / "target", data, shipped / "corpus", shipped / STATS_FILE)
         return cls(data / "target", data / "decomposition", data / "corpus", data / STATS_FILE)
 
     def missing(self, parts: Sequence[str] = ("corpus", "target", "decomposition")) -> dict[str, Path]:
