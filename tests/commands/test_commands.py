@@ -266,8 +266,8 @@ def test_main_job_leaves_a_clone_clean(tmp_path):
 
 def test_a_decomposition_of_the_shipped_target_is_shown_beside_the_shipped_one(tmp_path):
     """After training, ``python -m vpd_lite.decompose`` sets the run's held-out quality beside the shipped
-    decomposition's, only where the comparison is fair: same target weights, same held-out tokens, another
-    folder."""
+    decomposition's where the comparison is fair (same target weights, same held-out tokens, another folder) and
+    says why not elsewhere."""
     from vpd_lite.commands.decompose import beside_shipped
     from vpd_lite.models.paths import decomposition_dir
 
@@ -282,8 +282,9 @@ def test_a_decomposition_of_the_shipped_target_is_shown_beside_the_shipped_one(t
     assert table[2].split()[-2:] == ["0.250", "0.130"] and table[3].split()[-2:] == ["0.750", "0.398"]
     assert table[4].split()[-2:] == ["12.500", "9.834"]
     assert beside_shipped(metrics, shipped) is None  # the shipped folder itself
-    assert beside_shipped({**metrics, "n_tokens": 640}, run) is None  # a quick run's smaller evaluation
+    quick = beside_shipped({**metrics, "n_tokens": 640}, run)  # a quick run's smaller evaluation: said, not shown
+    assert quick.startswith("not set beside the shipped decomposition: this evaluation used 640 held-out tokens")
     meta = json.loads((run / "decomposition.json").read_text())
     (run / "decomposition.json").write_text(json.dumps({**meta, "target_fingerprint": "another target"}))
-    assert beside_shipped(metrics, run) is None
+    assert beside_shipped(metrics, run).endswith("made from other target weights")
     assert beside_shipped(metrics, tmp_path / "nowhere") is None

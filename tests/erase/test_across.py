@@ -271,18 +271,52 @@ def test_a_corrupt_saved_run_is_measured_again(tiny, tmp_path, capsys):
 
 def test_a_decomposition_folder_is_paired_with_the_shipped_target_and_corpus(tiny, tmp_path, capsys, monkeypatch):
     """A folder that is itself a decomposition (as ``python -m vpd_lite.decompose --out`` writes) needs no data
-    folder around it: it runs on the shipped target and corpus (here the tiny data stands in for the shipped
-    data) and gives the same protocol numbers as the data folder that holds it."""
+    folder around it: alone, it runs on the shipped target and corpus (here the tiny data stands in for the
+    shipped data) and gives the same protocol numbers as a data folder that holds it."""
     from vpd_lite.erase.rebuild import Artefacts
 
     data, other, _ = tiny
     monkeypatch.setenv("VPD_LITE_DATA", str(data))
-    arte = Artefacts.in_folder(other / "decomposition")
-    assert (arte.target, arte.corpus, arte.decomposition) == (data / "target", data / "corpus", other / "decomposition")
+    alone = tmp_path / other.name / "decomposition"  # a run folder that holds only its decomposition
+    shutil.copytree(other / "decomposition", alone)
+    arte = Artefacts.in_folder(alone)
+    assert (arte.target, arte.corpus, arte.decomposition) == (data / "target", data / "corpus", alone)
+    assert Artefacts.in_folder(other / "decomposition").target == other / "target"  # in a data folder: its own
     as_data, bare = tmp_path / "as-data", tmp_path / "bare"
     assert main(["--quick", str(other), "--out", str(as_data), "--workers", "1", "--no-figures"]) == 0
-    assert main(["--quick", str(other / "decomposition"), "--out", str(bare), "--workers", "1", "--no-figures"]) == 0
+    assert main(["--quick", str(alone), "--out", str(bare), "--workers", "1", "--no-figures"]) == 0
     cols = ["run", "component", "seed", "way", "d_en", "d_worst_other", "meets_claim"]  # run: named after its folder
     pd.testing.assert_frame_equal(pd.read_csv(as_data / "across_decompositions.csv")[cols],
                                   pd.read_csv(bare / "across_decompositions.csv")[cols])
     assert _named(str(data / "decomposition")) == ("shipped", data / "decomposition")
+
+
+def test_a_decomposition_of_other_weights_or_given_twice_is_refused_before_any_work(tiny, tmp_path, capsys):
+    """Each folder is checked before the first protocol runs: a decomposition paired with other target weights
+    (a data folder's ``decomposition/`` takes the target beside it), one decomposition given twice, and a run
+    folder that holds only ``decomposition/`` (the fix: give that folder itself) each get one line."""
+    from vpd_lite.commands import cli
+
+    data, other, _ = tiny
+    moved = tmp_path / "moved"
+    shutil.copytree(other, moved, symlinks=True)
+    model, _ = load_target(moved / "target")
+    with torch.no_grad():
+        model.model.layers[0].self_attn.q_proj.weight.add_(0.01)
+    model.save_pretrained(moved / "target")
+    shutil.copytree(other / "decomposition", tmp_path / "only" / "decomposition")
+    cases = [([str(data), str(moved)], "was made from other weights than the target"),
+             ([str(moved / "decomposition")], "was made from other weights than the target"),
+             ([str(data), f"again={data / 'decomposition'}"], "are the same decomposition"),
+             ([str(tmp_path / "only")], f"give {tmp_path / 'only' / 'decomposition'} itself")]
+    for argv, says in cases:
+        capsys.readouterr()
+        try:
+            code = cli.run_main(main, "across_decompositions", argv + ["--quick", "--out", str(tmp_path / "out")])
+        except SystemExit as exit_:
+            code = exit_.code
+        captured = capsys.readouterr()
+        err = [line for line in captured.err.splitlines() if "error:" in line]
+        assert code in (1, 2) and len(err) == 1 and says in err[0], err
+        assert "[data]" not in captured.out  # no protocol ran, not even on the first folder
+    assert not (tmp_path / "out").exists()

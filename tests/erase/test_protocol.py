@@ -1,6 +1,7 @@
 """Headless reproduction: the table maths, the claim check, and ``reproduce --quick`` end to end on a tiny setup."""
 
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -285,9 +286,9 @@ def test_reproduce_quick_end_to_end(tmp_path, capsys, monkeypatch):
         assert (again / f"{name}.png").stat().st_size > 1000, name
     # the decomposition folder alone runs on the shipped target and corpus (here the tiny data stands in for them)
     monkeypatch.setenv("VPD_LITE_DATA", str(data))
-    bare = tmp_path / "bare"
-    assert main(["--quick", "--data", str(data / "decomposition"), "--out", str(bare), "--workers", "1",
-                 "--no-figures"]) == 0
+    bare, alone = tmp_path / "bare", tmp_path / "alone" / "decomposition"
+    shutil.copytree(data / "decomposition", alone)
+    assert main(["--quick", "--data", str(alone), "--out", str(bare), "--workers", "1", "--no-figures"]) == 0
     for name in ("erase_german.csv", "erase_german_runs.csv"):
         assert (bare / name).read_bytes() == (out / name).read_bytes(), name
 

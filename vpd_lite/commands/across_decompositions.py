@@ -1,13 +1,15 @@
 """``python -m vpd_lite.across_decompositions FOLDER [FOLDER ...]``: the German erasure protocol, unchanged, on
-several decompositions (each folder laid out like ``data/``: corpus/, target/, decomposition/), and how alike
-their German components are. Writes ``across_decompositions.{md,csv}`` and companions to ``--out``, and keeps
-each run's measurements in ``--out``/across_decompositions_kept/<NAME>/, which a later study (on another
-machine, say) can take as a run without the decomposition.
+several decompositions (each folder laid out like ``data/``: corpus/, target/, decomposition/, or a decomposition
+folder, which runs on the shipped target and corpus), and how alike their German components are. Writes
+``across_decompositions.{md,csv}`` and companions to ``--out``, and keeps each run's measurements in
+``--out``/across_decompositions_kept/<NAME>/, which a later study (on another machine, say) can take as a run
+without the decomposition.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sys
 import time
@@ -89,10 +91,10 @@ def _named(spec: str) -> tuple[str, Path]:
         folder, name = spec, ""
     path = Path(folder)
     if not name:
-        where = path.resolve()
+        where = Path(os.path.abspath(path))  # the path as given (links not followed), without "." or ".."
         if where.name == "decomposition" and (where / "decomposition.json").is_file():
             where = where.parent  # <run>/decomposition is named after <run>
-        name = "shipped" if where == paths.data_dir().resolve() else where.name
+        name = "shipped" if where.resolve() == paths.data_dir().resolve() else where.name
     if not name or name in (".", "..") or "/" in name or "\\" in name:
         raise ValueError(f"{spec!r}: a run's NAME must be a plain name (no slashes)")
     return name, path
@@ -271,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick or vpd_lite.quick_mode()
     config = study_config(EraseConfig.quick() if quick else EraseConfig())
     config = replace(config, threads=args.threads, workers=args.workers or min(8, available_cores()))
+    decompositions: dict[Path, str] = {}
     for name, folder in specs:  # before any work: each says what is wrong and how to mend it
         if not folder.is_dir():
             ap.error(f"{folder} is not a folder")
@@ -279,7 +282,12 @@ def main(argv: list[str] | None = None) -> int:
                 _check_kept_place(name, folder, Path(args.out))
             load_kept(folder, config)
         else:
-            Artefacts.in_folder(folder).check()
+            arte = Artefacts.in_folder(folder)
+            arte.check()
+            arte.check_target()
+            same = decompositions.setdefault(arte.decomposition.resolve(), name)
+            if same != name:
+                ap.error(f"{same} and {name} are the same decomposition ({arte.decomposition.resolve()}): give it once")
     if quick:
         print(QUICK_NOTICE)
     out = Path(args.out) if args.out else default_run_dir("across_decompositions")

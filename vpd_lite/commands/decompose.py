@@ -41,7 +41,8 @@ def _decompose_parser():
     """The argument parser of ``python -m vpd_lite.decompose``."""
 
     ap = cli.make_parser("decompose", "Decompose the shipped target model with VPD and write the decomposition, its "
-                                  "held-out metrics and loss curves to a run folder.")
+                                  "held-out metrics and loss curves to a run folder; the metrics are printed beside "
+                                  "the shipped decomposition's.")
     ap.add_argument("--quick", action="store_true", help="a few dozen steps (also when VPD_LITE_QUICK=1)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="output folder (default: a new runs/decompose-<time> folder; name data/decomposition to "
@@ -76,18 +77,20 @@ def _checked(config: DecomposeConfig, **given: object) -> DecomposeConfig:
 
 def beside_shipped(metrics: Mapping[str, Any], out: Path, shipped: Path | None = None) -> str | None:
     """A small table of this run's held-out quality (rounded-CI and PGD CE gaps in nats/token, mean L0 in
-    components per matrix and token) beside the shipped decomposition's, or None when there is nothing fair to
-    compare: ``shipped`` (default: the shipped ``decomposition/``) is missing or is ``out`` itself, was made from
-    other target weights, or was evaluated on another number of held-out tokens (e.g. a quick run)."""
+    components per matrix and token) beside the shipped decomposition's (``shipped``, default the shipped
+    ``decomposition/``). When that comparison would not be fair, one line saying why: the run was made from other
+    target weights, or evaluated on another number of held-out tokens (a quick run). None when there is no
+    shipped decomposition to compare with, or ``out`` is that decomposition."""
     shipped = decomposition_dir() if shipped is None else Path(shipped)
     try:
         if shipped.resolve() == Path(out).resolve():
             return None
-        if read_metadata(shipped)["target_fingerprint"] != read_metadata(out)["target_fingerprint"]:
-            return None
         ref = json.loads((shipped / METRICS_FILE).read_text())
+        if read_metadata(shipped)["target_fingerprint"] != read_metadata(out)["target_fingerprint"]:
+            return "not set beside the shipped decomposition: this one was made from other target weights"
         if ref["n_tokens"] != metrics["n_tokens"]:
-            return None
+            return (f"not set beside the shipped decomposition: this evaluation used {metrics['n_tokens']} held-out "
+                    f"tokens, the shipped one {ref['n_tokens']} (a quick run evaluates fewer)")
         rows = [("rounded-CI gap (nats/token)", metrics["ce_gap"]["ci_rounded"], ref["ce_gap"]["ci_rounded"]),
                 ("PGD gap (nats/token)", metrics["ce_gap"]["pgd"], ref["ce_gap"]["pgd"]),
                 ("mean L0 (per matrix)", metrics["l0_mean"], ref["l0_mean"])]

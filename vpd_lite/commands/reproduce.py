@@ -139,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths.require_data(needs)  # no shipped data: says where it was looked for and what to set
     else:
         Artefacts.in_folder(data).check(needs, quick=quick)  # before any work: says how to fill that folder
+        if not args.from_scratch:
+            Artefacts.in_folder(data).check_target()  # a decomposition of other weights: refused before any work
     out = Path(args.out) if args.out else default_run_dir("reproduce")
     command = "python -m vpd_lite.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
     t0 = time.time()

@@ -52,15 +52,37 @@ class Artefacts:
 
     @classmethod
     def in_folder(cls, data: str | os.PathLike) -> "Artefacts":
-        """The artefacts of a data folder laid out like ``data/`` (corpus/, target/, decomposition/). A folder
-        that is itself a decomposition (it holds ``decomposition.json``, as ``python -m vpd_lite.decompose --out``
-        writes) is paired with the shipped target and corpus; its statistics are harvested from training text
-        unless it is the shipped decomposition. Loading it refuses a decomposition of another target."""
+        """The artefacts of a data folder laid out like ``data/`` (corpus/, target/, decomposition/).
+
+        A folder that is itself a decomposition (it holds ``decomposition.json``, as ``python -m vpd_lite.decompose
+        --out`` writes) takes the target and corpus beside it when it is the ``decomposition/`` of a data folder,
+        else the shipped ones; its statistics are harvested from training text unless they ship with it.
+        :meth:`check_target` refuses a decomposition of other target weights."""
         data = Path(data)
         if (data / "decomposition.json").is_file():
+            beside = data.parent
+            if data.name == "decomposition" and (beside / "target" / "config.json").is_file() \
+                    and (beside / "corpus").is_dir():
+                return cls.in_folder(beside)
             shipped = paths.data_dir()
             return cls(shipped / "target", data, shipped / "corpus", shipped / STATS_FILE)
         return cls(data / "target", data / "decomposition", data / "corpus", data / STATS_FILE)
+
+    def check_target(self) -> None:
+        """Raise ``ValueError`` (one sentence) when the decomposition was made from other weights than the target
+        it is paired with. Cheap (it loads the small target once), so that a command can refuse before any work."""
+        from vpd_lite.method.checkpoint import target_fingerprint
+
+        meta = read_metadata(self.decomposition)
+        model, _ = target_mod.load_target(self.target)
+        try:
+            same = target_fingerprint(model, list(meta["module_names"])) == meta["target_fingerprint"]
+        except (KeyError, AttributeError, ValueError):  # a decomposed matrix the target does not have
+            same = False
+        if not same:
+            raise ValueError(f"the decomposition in {self.decomposition} was made from other weights than the target "
+                             f"{self.target}; give the data folder that holds its own target (laid out like data/: "
+                             "corpus/, target/, decomposition/)")
 
     def missing(self, parts: Sequence[str] = ("corpus", "target", "decomposition")) -> dict[str, Path]:
         """{part: the path that is not there} for each of ``parts`` that is missing."""
@@ -88,6 +110,10 @@ class Artefacts:
         steps = []
         if "corpus" in missing:
             steps.append(f"copy the shipped corpus into it (`cp -r {shlex.quote(str(shipped / 'corpus'))} {here}/`)")
+        if "target" in missing and "decomposition" not in missing and "decomposition" in parts:
+            raise paths.DataNotFoundError(
+                f"{folder} lacks {lacks} but holds a decomposition: give {shlex.quote(str(self.decomposition))} "
+                "itself, and it runs on the shipped target and corpus")
         if "target" in missing:
             steps.append("rebuild the target model and its decomposition into it (`python -m vpd_lite.reproduce "
                          f"{'--quick ' if quick else ''}--from-scratch --data {here} --work {here}`)")
