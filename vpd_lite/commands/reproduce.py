@@ -134,13 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, seeds=tuple(range(args.seeds)))
     config = replace(config, threads=args.threads, workers=args.workers or min(8, available_cores()))
     data = Path(args.data) if args.data else paths.data_dir()
+    given = Artefacts.in_folder(data)
     needs = ("corpus",) if args.from_scratch else ("corpus", "target", "decomposition")
     if args.data is None:
         paths.require_data(needs)  # no shipped data: says where it was looked for and what to set
     else:
-        Artefacts.in_folder(data).check(needs, quick=quick)  # before any work: says how to fill that folder
+        given.check(needs, quick=quick)  # before any work: says how to fill that folder
         if not args.from_scratch:
-            Artefacts.in_folder(data).check_target()  # a decomposition of other weights: refused before any work
+            given.check_target()  # a decomposition of other weights: refused before any work
     out = Path(args.out) if args.out else default_run_dir("reproduce")
     command = "python -m vpd_lite.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
     t0 = time.time()
@@ -149,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="vpd-lite-scratch-"))
             arte = rebuild_artefacts(work, quick, data / "corpus")
         else:
-            arte = Artefacts.in_folder(data)
+            arte = given
         erase_german(arte, config, out, command.strip(), figures=not args.no_figures)
     if quick:
         print(QUICK_NOTICE)
