@@ -325,3 +325,22 @@ def test_from_scratch_refuses_a_decomposition_folder_as_data(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "is a decomposition folder" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decomposition.json"]
+
+
+def test_edit_scan_command_gives_the_same_tables_with_workers(tmp_path, monkeypatch, capsys):
+    """``python -m vpd_lite.edit_scan`` scans in worker processes (``--workers``) with the same numbers as in one
+    process, and takes a decomposition folder alone (paired with the shipped target and corpus; here the tiny
+    data stands in for them)."""
+    from vpd_lite.commands.edit_scan import main as edit_scan
+
+    data = make_tiny_data(tmp_path / "data", n_chars=4000)
+    one, two, alone = tmp_path / "one", tmp_path / "two", tmp_path / "alone"
+    assert edit_scan(["--quick", "--data", str(data), "--out", str(one), "--workers", "1"]) == 0
+    assert edit_scan(["--quick", "--data", str(data), "--out", str(two), "--workers", "2"]) == 0
+    monkeypatch.setenv("VPD_LITE_DATA", str(data))
+    shutil.copytree(data / "decomposition", tmp_path / "run" / "decomposition")
+    assert edit_scan(["--quick", "--data", str(tmp_path / "run" / "decomposition"), "--out", str(alone),
+                      "--workers", "1"]) == 0
+    for name in ("edit_scan_best.csv", "edit_scan_curves.csv", "edit_scan_prescreen.csv"):
+        assert (two / name).read_bytes() == (one / name).read_bytes() == (alone / name).read_bytes(), name
+    assert "Best components to erase de" in capsys.readouterr().out
