@@ -29,7 +29,7 @@ from vpd_lite.interpret.harvest import (
 )
 from vpd_lite.interpret.labels import label_components, load_labels, save_labels
 from vpd_lite.interpret.statistics import ComponentStats
-from vpd_lite.method.checkpoint import read_metadata, save_decomposition
+from vpd_lite.method.checkpoint import check_fits_target, read_metadata, save_decomposition
 from vpd_lite.method.config import DecomposeConfig
 from vpd_lite.method import decompose as decompose_mod
 from vpd_lite.method.devices import torch_threads
@@ -71,18 +71,13 @@ class Artefacts:
     def check_target(self) -> None:
         """Raise ``ValueError`` (one sentence) when the decomposition was made from other weights than the target
         it is paired with. Cheap (it loads the small target once), so that a command can refuse before any work."""
-        from vpd_lite.method.checkpoint import target_fingerprint
-
-        meta = read_metadata(self.decomposition)
         model, _ = target_mod.load_target(self.target)
         try:
-            same = target_fingerprint(model, list(meta["module_names"])) == meta["target_fingerprint"]
-        except (KeyError, AttributeError, ValueError):  # a decomposed matrix the target does not have
-            same = False
-        if not same:
+            check_fits_target(self.decomposition, read_metadata(self.decomposition), model)
+        except ValueError as e:
             raise ValueError(f"the decomposition in {self.decomposition} was made from other weights than the target "
                              f"{self.target}; give the data folder that holds its own target (laid out like data/: "
-                             "corpus/, target/, decomposition/)")
+                             "corpus/, target/, decomposition/)") from e
 
     def missing(self, parts: Sequence[str] = ("corpus", "target", "decomposition")) -> dict[str, Path]:
         """{part: the path that is not there} for each of ``parts`` that is missing."""

@@ -188,6 +188,20 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def check_fits_target(path: str | Path, meta: dict[str, Any], model: nn.Module) -> None:
+    """Raise ``ValueError`` when the decomposition in ``path`` (``meta``: its ``read_metadata``) was not made on
+    ``model``'s weights: a decomposed module the model lacks or cannot read, or another weight fingerprint."""
+    try:
+        fingerprint = target_fingerprint(model, list(meta["module_names"]))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"the decomposition in {path} does not fit this model: {e}") from e
+    if fingerprint != meta["target_fingerprint"]:
+        raise ValueError(
+            f"the decomposition in {path} was made for a different target model: weight fingerprint "
+            f"{fingerprint[:12]}... != stored {meta['target_fingerprint'][:12]}..."
+        )
+
+
 def load_decomposition(path: str | Path, model: nn.Module, adapter: ModelAdapter | None = None) -> ComponentModel:
     """Rebuild the ``ComponentModel`` stored in folder ``path`` around ``model`` (a transformers causal LM, or
     any module with ``adapter`` saying how to run it; default ``components.default_adapter(model)``).
@@ -205,15 +219,7 @@ def load_decomposition(path: str | Path, model: nn.Module, adapter: ModelAdapter
     if hashlib.sha256(blob).hexdigest() != meta["tensors_sha256"]:
         raise ValueError(f"{tensors_path} is corrupted: its sha256 does not match the one in {META_FILE}")
     names = list(meta["module_names"])
-    try:
-        fingerprint = target_fingerprint(model, names)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"the decomposition in {path} does not fit this model: {e}") from e
-    if fingerprint != meta["target_fingerprint"]:
-        raise ValueError(
-            f"the decomposition in {path} was made for a different target model: weight fingerprint "
-            f"{fingerprint[:12]}... != stored {meta['target_fingerprint'][:12]}..."
-        )
+    check_fits_target(path, meta, model)
     cm = ComponentModel(
         model,
         [("re:" + re.escape(n), int(meta["C_per_module"][n])) for n in names],
