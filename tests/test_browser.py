@@ -154,7 +154,7 @@ def open_and_run_all(browser, lab, name: str):
     page.goto(f"{base}/lab/workspaces/{Path(name).stem}/tree/{name}?token={token}")
     page.wait_for_selector(f"{NOTEBOOK} .jp-Cell", timeout=120_000)
     wait_kernel_idle(page, 120)
-    page.wait_for_timeout(3000)  # let the notebook finish setting up before the menu is used
+    page.wait_for_timeout(1000)  # let the notebook finish setting up; a click that lands too early is retried
     t0 = time.monotonic()
     for attempt in range(3):  # a click during start-up can land on a disabled menu entry: try again
         page.click(".lm-MenuBar-item:has-text('Run')")
@@ -179,11 +179,69 @@ def open_and_run_all(browser, lab, name: str):
     )
     wait_kernel_idle(page, RUN_TIMEOUT_S)
     seconds = time.monotonic() - t0
-    page.wait_for_timeout(3000)  # let widgets and plotly finish drawing
-    page.keyboard.press("Control+s")
-    page.wait_for_timeout(2000)
-    saved = json.loads((nbdir / name).read_text())
+    saved = save_and_read(page, nbdir / name)
+    wait_until_drawn(page, saved)
     return page, saved, seconds
+
+
+def save_and_read(page, path: Path, timeout_s: float = 60) -> dict:
+    """Save the open notebook (Ctrl+S) and return it once the file on disk is that save: written after the
+    key press, every code cell with an execution count."""
+    before = path.stat().st_mtime_ns
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if path.stat().st_mtime_ns != before:
+                saved = json.loads(path.read_text())
+                if all(c.get("execution_count") for c in saved["cells"] if c["cell_type"] == "code"):
+                    return saved
+        except (OSError, ValueError):  # caught half-written: read it again
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path.name} was not saved with every cell run within {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+def _outputs_with(saved: dict, mime: str) -> list[dict]:
+    return [o for c in saved["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+            if mime in o.get("data", {})]
+
+
+def expected_views(saved: dict) -> tuple[int, int]:
+    """(plotly figures, widget views) the saved notebook's outputs hold, less the progress bars that closed
+    themselves when done (tqdm's leave=False)."""
+    n_plotly = len(_outputs_with(saved, "application/vnd.plotly.v1+json"))
+    n_widgets = sum(1 for o in _outputs_with(saved, "application/vnd.jupyter.widget-view+json")
+                    if not PROGRESS_BAR.search(str(o["data"].get("text/plain", ""))))
+    return n_plotly, n_widgets
+
+
+DRAWN_PLOTS = f"""[...document.querySelectorAll('{NOTEBOOK} .js-plotly-plot')]
+    .filter(e => e.querySelector('svg.main-svg .cartesianlayer, svg.main-svg .heatmaplayer')).length"""
+DRAWN_WIDGETS = f"""document.querySelectorAll('{NOTEBOOK} .jp-OutputArea-output .widget-vbox, '
+    + '{NOTEBOOK} .jp-OutputArea-output .jupyter-widgets').length"""
+
+
+def wait_until_drawn(page, saved: dict, timeout_s: float = 30) -> None:
+    """Wait (at most ``timeout_s``; ``assert_clean_run`` then says what is missing) until the browser has drawn
+    every plotly figure and widget the saved notebook holds, and then two more frames."""
+    n_plotly, n_widgets = expected_views(saved)
+    try:
+        page.wait_for_function(f"() => ({DRAWN_PLOTS}) >= {n_plotly} && ({DRAWN_WIDGETS}) >= {n_widgets}",
+                               timeout=timeout_s * 1000, polling=250)
+    except Exception:  # a timeout: assert_clean_run then reports the counts
+        pass
+    next_frames(page)
+
+
+def next_frames(page, n: int = 2) -> None:
+    """Return after the browser has painted ``n`` more frames (what a scroll or a redraw needs to show)."""
+    page.evaluate(f"""() => new Promise(done => {{
+        let left = {n};
+        const tick = () => (--left > 0 ? requestAnimationFrame(tick) : done());
+        requestAnimationFrame(tick);
+    }})""")
 
 
 def wait_kernel_idle(page, timeout_s: float) -> None:
@@ -208,21 +266,10 @@ def assert_clean_run(page, saved: dict, name: str) -> None:
     body = page.inner_text(".jp-NotebookPanel:not(.lm-mod-hidden)")
     assert "Error displaying widget" not in body, f"{name}: a widget failed to display"
     assert "Traceback" not in body, f"{name}: a traceback is on screen"
-    n_plotly = sum(
-        1 for cell in saved["cells"] if cell["cell_type"] == "code"
-        for o in cell.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})
-    )
-    drawn = page.eval_on_selector_all(
-        ".jp-NotebookPanel:not(.lm-mod-hidden) .js-plotly-plot",
-        "els => els.filter(e => e.querySelector('svg.main-svg .cartesianlayer, svg.main-svg .heatmaplayer')).length")
+    n_plotly, n_widgets = expected_views(saved)
+    drawn = page.evaluate(f"() => {DRAWN_PLOTS}")
     assert drawn >= n_plotly, f"{name}: {n_plotly} plotly figures in the outputs, {drawn} drawn"
-    n_widgets = sum(  # less the progress bars that closed themselves when done (tqdm's leave=False)
-        1 for cell in saved["cells"] if cell["cell_type"] == "code"
-        for o in cell.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
-        and not PROGRESS_BAR.search(str(o["data"].get("text/plain", "")))
-    )
-    views = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output .widget-vbox, "
-                         ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output .jupyter-widgets").count()
+    views = page.evaluate(f"() => {DRAWN_WIDGETS}")
     assert views >= n_widgets, f"{name}: {n_widgets} widget outputs, {views} drawn"
     outputs = page.locator(f"{NOTEBOOK} .jp-OutputArea-output").all_inner_texts()
     bars = [t[:120] for t in outputs if PROGRESS_BAR.search(t)]
@@ -286,7 +333,7 @@ def shoot_output(page, saved: dict, contains: str, path: Path, whole_cell: bool 
     if not whole_cell:
         target = target.locator(".jp-Cell-outputWrapper").first
     target.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
+    next_frames(page)
     target.screenshot(path=str(path))
     return target
 
@@ -320,7 +367,7 @@ def shoot_page(page, shots: Path, stem: str) -> None:
     k, top = 0, 0
     while True:
         y = outer.evaluate(f"e => {{ e.scrollTop = {top}; return e.scrollTop; }}")
-        page.wait_for_timeout(400)
+        next_frames(page)
         png = page.screenshot(clip=box)
         (pieces / f"{k:02d}.png").write_bytes(png)
         canvas.paste(Image.open(io.BytesIO(png)), (0, round(y)))
