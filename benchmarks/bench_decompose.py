@@ -17,13 +17,17 @@ Configs:
                     reconstruction with subset routing, minimality and faithfulness.
 
 Usage: ``flock /tmp/vpd-heavy.lock python benchmarks/bench_decompose.py [--config default|comparison|both]
-[--steps N] [--threads N] [--mmap] [--profile] [--set FIELD=VALUE ...]``
+[--steps N] [--threads N] [--mmap] [--profile] [--flops] [--set FIELD=VALUE ...]``
 
 ``--profile`` also prints where a VPD step's time goes, by part: the target pass, the causal importances, the
 forward and the backward of each masked pass, minimality + faithfulness + the CI functions' backward, clipping and
 AdamW, the PGD ascent, and the rest (zero_grad, the target's softmax, drawing masks, the L0 sums, the profiler's
 own cost). The parts are the ranges that ``vpd_lite.method.decompose`` labels with
 ``torch.profiler.record_function``.
+
+``--flops`` also counts the floating-point operations of one VPD step and of one target forward+backward
+(``torch.utils.flop_counter``: matrix multiplies and attention), so that the time ratio can be set beside the
+ratio of the arithmetic each does.
 
 ``--set`` changes a field of the ``default`` config, as ``python -m vpd_lite.decompose --set`` does, to time
 another recipe (e.g. ``--set ci_hidden=32 --set adversarial_routing=subset``).
@@ -134,11 +138,14 @@ def _profile_parts(step: Callable[[], None], steps: int) -> dict[str, float]:
     return {"whole step": whole, **parts}
 
 
-def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None, profile: bool = False) -> dict:
+def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None, profile: bool = False,
+            flops: bool = False) -> dict:
     """Time ``steps`` steps (after one warm-up) of one part in this process: ``"vpd"`` (a full VPD training
     step: train_step, gradient clipping, AdamW, PGD ascent) or ``"target"`` (one forward+backward of the target
     with every parameter trainable, LM loss). Each part runs in its own process so that its peak RSS is its own.
-    ``overrides``: ``FIELD=VALUE`` changes to the ``default`` config."""
+    ``overrides``: ``FIELD=VALUE`` changes to the ``default`` config. ``flops``: also count the floating-point
+    operations of one more step (``torch.utils.flop_counter``: matrix multiplies and attention, which is
+    most of the arithmetic; element-wise work is not counted)."""
     model, config, desc = _setup(name, overrides)
     B, T = config.batch_size, config.seq_len
     vocab = model.config.vocab_size
@@ -165,12 +172,20 @@ def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None
     ms = _median_ms([_timed(step) for _ in range(steps)])
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; before profiling
     parts = _profile_parts(step, steps) if profile and part == "vpd" else None
+    if flops:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            step()
+        res_flops = counter.get_total_flops()
     res = {"config": name, "part": part, "model": desc, "batch": f"{B} x {T}", "ms": ms, "peak_rss_mb": rss_mb,
            "threads": torch.get_num_threads(), "use_delta": config.use_delta}
     if part == "vpd":  # what was decomposed (the target part decomposes nothing)
         res |= {"matrices": len(cm.module_names), "C_total": sum(cm.C_per_module.values())}
     if parts is not None:
         res["parts_ms"] = parts
+    if flops:
+        res["gflop"] = res_flops / 1e9
     return res
 
 
@@ -184,6 +199,8 @@ def _child(name: str, part: str, args: argparse.Namespace) -> dict:
         cmd += ["--set", change]
     if args.profile and part == "vpd":
         cmd += ["--profile"]
+    if args.flops:
+        cmd += ["--flops"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -230,6 +247,10 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="also print where a VPD step's time goes, by part (target pass, CI, each masked pass, "
                          "minimality and faithfulness, optimiser, PGD ascent)")
+    ap.add_argument("--flops", action="store_true",
+                    help="also count the floating-point operations of a VPD step and of a target forward+backward "
+                         "(matrix multiplies and attention), and their ratio: the part of the time ratio that "
+                         "the arithmetic itself explains")
     ap.add_argument("--child", choices=["vpd", "target"], default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.set and args.config != "default":
@@ -246,7 +267,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.child:
         heap = False if args.mmap else keep_freed_memory()
-        res = run_one(args.config, args.steps, args.child, args.set, args.profile)
+        res = run_one(args.config, args.steps, args.child, args.set, args.profile, args.flops)
         print(json.dumps(res | {"heap_allocator": heap}))
         return
     if args.compare_with:
@@ -264,6 +285,9 @@ def main() -> None:
               + (f", changed: {', '.join(args.set)}" if args.set else ""))
         if "parts_ms" in vpd:
             _print_parts(vpd["parts_ms"], tgt["ms"])
+        if "gflop" in vpd:
+            print(f"  floating-point operations (matrix multiplies and attention): {vpd['gflop']:.2f} GFLOP per VPD "
+                  f"step, {tgt['gflop']:.2f} per target forward+backward, ratio {vpd['gflop'] / tgt['gflop']:.2f}")
 
 
 def _print_parts(parts: dict[str, float], target_ms: float) -> None:

@@ -2,6 +2,7 @@
 
     flock /tmp/vpd-heavy.lock python benchmarks/bench_target.py             # default config, temp output
     flock /tmp/vpd-heavy.lock python benchmarks/bench_target.py --out data/target   # = retrain the shipped model
+    flock /tmp/vpd-heavy.lock python benchmarks/bench_target.py --threads 2 --steps 1000   # another recipe
 
 Wall time counts tokenizer training, model training and saving (not the final evaluation). Peak memory is the
 process's maximum resident set size. The numbers depend on how busy the machine is: run it alone.
@@ -30,14 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: a temporary folder)")
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: TargetConfig.steps)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the weights and batches (default: %(default)s)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads while training (default: TargetConfig.num_threads, 1, as the shipped model "
+                         "was trained; another count changes the float sums, hence the weights)")
     args = ap.parse_args(argv)
+    if args.steps is not None and args.steps < 1:
+        ap.error(f"--steps must be at least 1, got {args.steps}")
+    if args.threads is not None and args.threads < 1:
+        ap.error(f"--threads must be at least 1, got {args.threads}")
 
     config = TargetConfig()
     if args.steps is not None:
         config.steps = args.steps
+    if args.threads is not None:
+        config.num_threads = args.threads
     corpus = load_corpus(langs=config.langs)
     print(f"config: {config}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+    print(f"torch {torch.__version__}, training on {config.num_threads or torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "target"
