@@ -138,6 +138,24 @@ def _profile_parts(step: Callable[[], None], steps: int) -> dict[str, float]:
     return {"whole step": whole, **parts}
 
 
+def _count_flops(step: Callable[[], None], model) -> int:
+    """Floating-point operations of one more ``step`` (``torch.utils.flop_counter``). The counter has no formula
+    for the fused CPU attention kernel, so the model runs its plain ("eager") attention while it counts: the
+    same products, each a counted matrix multiply. The attention is put back afterwards."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    before = getattr(model.config, "_attn_implementation", None)
+    if before not in (None, "eager"):
+        model.set_attn_implementation("eager")
+    try:
+        with FlopCounterMode(display=False) as counter:
+            step()
+    finally:
+        if before not in (None, "eager"):
+            model.set_attn_implementation(before)
+    return counter.get_total_flops()
+
+
 def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None, profile: bool = False,
             flops: bool = False) -> dict:
     """Time ``steps`` steps (after one warm-up) of one part in this process: ``"vpd"`` (a full VPD training
@@ -173,11 +191,7 @@ def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; before profiling
     parts = _profile_parts(step, steps) if profile and part == "vpd" else None
     if flops:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        with FlopCounterMode(display=False) as counter:
-            step()
-        res_flops = counter.get_total_flops()
+        res_flops = _count_flops(step, model)
     res = {"config": name, "part": part, "model": desc, "batch": f"{B} x {T}", "ms": ms, "peak_rss_mb": rss_mb,
            "threads": torch.get_num_threads(), "use_delta": config.use_delta}
     if part == "vpd":  # what was decomposed (the target part decomposes nothing)
@@ -201,8 +215,10 @@ def _child(name: str, part: str, args: argparse.Namespace) -> dict:
         cmd += ["--profile"]
     if args.flops:
         cmd += ["--flops"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:  # the child's own error, not just "exit status 1"
+        raise SystemExit(f"the {part} benchmark of config {name!r} failed:\n{done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -259,6 +275,14 @@ def main() -> None:
         ap.error("--set cannot be combined with --compare-with (the other checkout times its own default)")
     if args.profile and args.compare_with:
         ap.error("--profile cannot be combined with --compare-with: profile each checkout on its own")
+    if args.flops and args.compare_with:
+        ap.error("--flops cannot be combined with --compare-with: count each checkout on its own")
+    if args.steps < 1:
+        ap.error(f"--steps must be at least 1, got {args.steps}")
+    if args.threads is not None and args.threads < 1:
+        ap.error(f"--threads must be at least 1, got {args.threads}")
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     try:
         override_config(DecomposeConfig(), args.set)  # a bad field or value: one line now, not in a child
     except ValueError as err:

@@ -226,11 +226,13 @@ DRAWN_WIDGETS = f"""document.querySelectorAll('{NOTEBOOK} .jp-OutputArea-output 
 def wait_until_drawn(page, saved: dict, timeout_s: float = 30) -> None:
     """Wait (at most ``timeout_s``; ``assert_clean_run`` then says what is missing) until the browser has drawn
     every plotly figure and widget the saved notebook holds, and then two more frames."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     n_plotly, n_widgets = expected_views(saved)
     try:
         page.wait_for_function(f"() => ({DRAWN_PLOTS}) >= {n_plotly} && ({DRAWN_WIDGETS}) >= {n_widgets}",
                                timeout=timeout_s * 1000, polling=250)
-    except Exception:  # a timeout: assert_clean_run then reports the counts
+    except PlaywrightTimeout:  # assert_clean_run then reports the counts
         pass
     next_frames(page)
 
