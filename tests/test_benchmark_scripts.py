@@ -56,38 +56,32 @@ def test_the_flop_count_includes_attention_and_puts_the_attention_back():
     assert counted > plain.get_total_flops() or implementation == "eager"
 
 
-def _refuses(main, argv, monkeypatch, capsys, *, as_sys_argv: bool = False) -> str:
+def _refused_before_any_work(bench, work: list[str], argv: list[str], monkeypatch, capsys,
+                              as_sys_argv: bool = False) -> None:
+    """``bench.main`` answers ``argv`` with one ``error:`` line naming the bad option (exit 2), and none of the
+    functions named in ``work`` (the benchmark's real work, stubbed to fail) is reached."""
+
+    def no_work(*_a, **_k):
+        raise AssertionError(f"bad input {argv} reached the benchmark's work")
+
+    for name in work:
+        monkeypatch.setattr(bench, name, no_work)
     if as_sys_argv:
         monkeypatch.setattr(sys, "argv", ["bench", *argv])
     with pytest.raises(SystemExit) as exit_:
-        main() if as_sys_argv else main(argv)
+        bench.main() if as_sys_argv else bench.main(argv)
     assert exit_.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "error:" in last and argv[0] in last, last
 
 
 @pytest.mark.parametrize("argv", [["--threads", "0"], ["--steps", "0"], ["--threads", "two"]])
 def test_bench_target_refuses_bad_numbers_in_one_line(argv, monkeypatch, capsys):
-    bench = _script("bench_target")
-
-    def no_work(*_a, **_k):
-        raise AssertionError("bad input reached the training")
-
-    monkeypatch.setattr(bench, "load_corpus", no_work)
-    monkeypatch.setattr(bench, "train_target", no_work)
-    last = _refuses(bench.main, argv, monkeypatch, capsys)
-    assert "error:" in last and argv[0] in last, last
+    _refused_before_any_work(_script("bench_target"), ["load_corpus", "train_target"], argv, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("argv", [["--threads", "0"], ["--steps", "0"], ["--threads", "-1"], ["--rounds", "0"],
                                   ["--flops", "--compare-with", "."]])
 def test_bench_decompose_refuses_bad_input_in_one_line(argv, monkeypatch, capsys):
-    bench = _script("bench_decompose")
-
-    def no_work(*_a, **_k):
-        raise AssertionError("bad input reached a benchmark")
-
-    monkeypatch.setattr(bench, "run_one", no_work)
-    monkeypatch.setattr(bench, "_child", no_work)
-    monkeypatch.setattr(bench, "_compare", no_work)
-    last = _refuses(bench.main, argv, monkeypatch, capsys, as_sys_argv=True)
-    assert "error:" in last and argv[0] in last, last
+    _refused_before_any_work(_script("bench_decompose"), ["run_one", "_child", "_compare"], argv, monkeypatch,
+                             capsys, as_sys_argv=True)
