@@ -145,13 +145,14 @@ def _count_flops(step: Callable[[], None], model) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     before = getattr(model.config, "_attn_implementation", None)
-    if before not in (None, "eager"):
+    switch = before not in (None, "eager")
+    if switch:
         model.set_attn_implementation("eager")
     try:
         with FlopCounterMode(display=False) as counter:
             step()
     finally:
-        if before not in (None, "eager"):
+        if switch:
             model.set_attn_implementation(before)
     return counter.get_total_flops()
 
