@@ -17,3 +17,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
+
+# nbmake's limit per notebook cell (its default: 300 s). In quick mode no cell takes more than about 6 s on the
+# 2-core machine, so a cell still running after 120 s is stuck: nbmake then fails naming that cell, instead of
+# waiting out the default. An explicit --nbmake-timeout wins.
+NBMAKE_CELL_LIMIT_S = 120
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "nbmake_timeout") and not any(
+            str(a).startswith("--nbmake-timeout") for a in config.invocation_params.args):
+        config.option.nbmake_timeout = NBMAKE_CELL_LIMIT_S

@@ -39,11 +39,17 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
+import psutil
 import pytest
 
+from tests import watch
+
 ROOT = Path(__file__).resolve().parent.parent
-RUN_TIMEOUT_S = 900  # per notebook: quick mode takes 1-3 minutes on 2 busy cores; a stuck kernel fails, not hangs
+# a last resort only: a Run All that stops making progress fails after watch.STALL_S (quick mode takes 5-60 s a
+# notebook on 2 busy cores)
+RUN_CAP_S = 1800
 VIEWPORT = {"width": 1280, "height": 900}  # a laptop screen: JupyterLab's default layout and notebook width
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
@@ -69,9 +75,16 @@ def shots(tmp_path_factory) -> Path:
     return folder
 
 
+class Lab(NamedTuple):
+    base: str  # http://127.0.0.1:PORT
+    token: str
+    nbdir: Path  # the copy of notebooks/ it serves
+    pid: int  # the server's process; its kernels are its children
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server over a copy of notebooks/: yields (base_url, token, notebook folder)."""
+    """A JupyterLab server over a copy of notebooks/: yields a ``Lab``."""
     pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
     if _chromium() is None:
         pytest.skip("the browser test needs a Chromium browser: `apt-get install -y chromium` (Debian)")
@@ -96,19 +109,20 @@ def lab(tmp_path_factory):
     log = open(work / "jupyterlab.log", "w")
     server = subprocess.Popen(cmd, cwd=nbdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    def answers() -> bool:
+        if server.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited; log:\n{(work / 'jupyterlab.log').read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterLab did not start; log:\n{(work / 'jupyterlab.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield base, token, nbdir
+        watch.wait_with_progress(answers, lambda: (work / "jupyterlab.log").stat().st_size, "JupyterLab to start",
+                                 lambda: f"log:\n{(work / 'jupyterlab.log').read_text()[-3000:]}",
+                                 cpu_pid=lambda: server.pid, poll_s=0.5)
+        yield Lab(base, token, nbdir, server.pid)
     finally:
         server.terminate()
         try:
@@ -133,53 +147,158 @@ def browser(lab):
 def shut_down_kernels(lab):
     """After each notebook, its kernel goes: five kernels alive at once would crowd a small machine."""
     yield
-    base, token, _ = lab
-    headers = {"Authorization": f"token {token}"}
-    with urllib.request.urlopen(urllib.request.Request(f"{base}/api/kernels", headers=headers), timeout=30) as r:
-        kernels = json.load(r)
-    for kernel in kernels:
-        request = urllib.request.Request(f"{base}/api/kernels/{kernel['id']}", headers=headers, method="DELETE")
-        urllib.request.urlopen(request, timeout=60).close()
+    stop_kernels(lab)
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def open_and_run_all(browser, lab, name: str):
-    """Open notebook ``name`` in JupyterLab, Run All, wait until every code cell ran and the kernel is idle, save.
+def api(lab, method: str, path: str, body: dict | None = None):
+    """One call of the Jupyter server's REST API; returns the decoded JSON (None for an empty reply)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{lab.base}{path}", data=data, method=method,
+                                     headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        raw = r.read()
+    return json.loads(raw) if raw else None
 
-    Returns (page, saved notebook as a dict, seconds the run took)."""
-    base, token, nbdir = lab
+
+def kernel_pid(lab, kernel_id: str) -> int | None:
+    """The process of kernel ``kernel_id`` (a child of the JupyterLab server), or None if there is none."""
+    server = psutil.Process(lab.pid)
+    for p in server.children(recursive=True):
+        try:
+            if any(kernel_id in part for part in p.cmdline()):
+                return p.pid
+        except psutil.Error:
+            pass
+    return None
+
+
+def kernel_state(lab, kernel_id: str) -> str:
+    """What the server knows of kernel ``kernel_id``: its execution state and its open connections."""
+    try:
+        k = api(lab, "GET", f"/api/kernels/{kernel_id}")
+    except OSError as e:
+        return f"kernel {kernel_id[:8]} unknown to the server ({e})"
+    others = [x["id"][:8] for x in api(lab, "GET", "/api/kernels") if x["id"] != kernel_id]
+    return (f"kernel {kernel_id[:8]} {k['execution_state']}, {k.get('connections', '?')} connection(s)"
+            + (f"; other kernels: {others}" if others else ""))
+
+
+def start_kernel(lab, name: str) -> str:
+    """A session (and kernel) for notebook ``name``, made through the REST API before the page opens, so that
+    JupyterLab connects to it instead of starting kernels of its own (two started at once is the race this
+    avoids). Returns the kernel's id; the server calls it "starting" until a client connects."""
+    session = api(lab, "POST", "/api/sessions",
+                  {"path": name, "name": name, "type": "notebook", "kernel": {"name": "python3"}})
+    return session["kernel"]["id"]
+
+
+def stop_kernels(lab) -> None:
+    """End every session and kernel the server has."""
+    for session in api(lab, "GET", "/api/sessions"):
+        api(lab, "DELETE", f"/api/sessions/{session['id']}")
+    for kernel in api(lab, "GET", "/api/kernels"):
+        api(lab, "DELETE", f"/api/kernels/{kernel['id']}")
+
+
+PROMPTS = f"""[...document.querySelectorAll('{NOTEBOOK} .jp-CodeCell .jp-InputPrompt')].map(p => p.textContent.trim())"""
+OUTPUT_SIZE = f"""[...document.querySelectorAll('{NOTEBOOK} .jp-OutputArea-output')]
+    .reduce((n, e) => n + e.textContent.length + e.childElementCount, 0)"""
+
+
+def run_progress(page) -> tuple[list[str], int]:
+    """What a student sees move during Run All: every code cell's prompt, and how much output is on the page."""
+    return page.evaluate(f"() => [{PROMPTS}, {OUTPUT_SIZE}]")
+
+
+def where_stuck(page, lab, kernel_id: str) -> str:
+    """One sentence: which cell the run stands at, and the kernel's state."""
+    prompts = page.evaluate(f"() => {PROMPTS}")
+    ran = sum(1 for p in prompts if re.fullmatch(r"\[\d+\]:?", p))
+    busy = [i for i, p in enumerate(prompts) if "*" in p]
+    at = f"code cell {busy[0] + 1} shows {prompts[busy[0]]}" if busy else "no cell is running"
+    indicator = page.evaluate("() => { const e = document.querySelector('.jp-Notebook-ExecutionIndicator');"
+                              " return e && e.getAttribute('data-status'); }")
+    return (f"{ran} of {len(prompts)} code cells ran, {at}; the page's kernel indicator says {indicator}; "
+            f"{kernel_state(lab, kernel_id)}")
+
+
+def open_notebook(browser, lab, name: str, kernel_id: str):
+    """Open notebook ``name`` in its own workspace; return the page once it is connected to ``kernel_id``
+    and idle."""
     page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(60_000)
     # a workspace of its own: the default one would reopen the notebooks earlier tests opened, as tabs
-    page.goto(f"{base}/lab/workspaces/{Path(name).stem}/tree/{name}?token={token}")
+    page.goto(f"{lab.base}/lab/workspaces/{Path(name).stem}/tree/{name}?token={lab.token}")
     page.wait_for_selector(f"{NOTEBOOK} .jp-Cell", timeout=120_000)
-    wait_kernel_idle(page, 120)
-    page.wait_for_timeout(1000)  # let the notebook finish setting up; a click that lands too early is retried
-    t0 = time.monotonic()
-    for attempt in range(3):  # a click during start-up can land on a disabled menu entry: try again
+
+    def connected() -> bool:
+        k = api(lab, "GET", f"/api/kernels/{kernel_id}")
+        indicator = page.evaluate("() => { const e = document.querySelector('.jp-Notebook-ExecutionIndicator');"
+                                  " return e && e.getAttribute('data-status'); }")
+        return k.get("connections", 0) >= 1 and k["execution_state"] == "idle" and indicator == "idle"
+
+    watch.wait_with_progress(connected, lambda: None, f"{name}: the page to connect to its kernel",
+                             lambda: where_stuck(page, lab, kernel_id), cpu_pid=lambda: kernel_pid(lab, kernel_id))
+    kernels = [k["id"] for k in api(lab, "GET", "/api/kernels")]
+    assert kernels == [kernel_id], f"{name}: JupyterLab started kernels of its own: {kernels}, not {kernel_id}"
+    return page
+
+
+def click_run_all(page, name: str) -> None:
+    """Run > Run All Cells, until some prompt shows it took ([*] or [n]): a click that lands on a menu entry
+    still disabled during start-up is tried again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
         page.click(".lm-MenuBar-item:has-text('Run')")
         page.locator(".lm-Menu-item[data-command='runmenu:run-all'], "
                      ".lm-Menu-item[data-command='notebook:run-all-cells']").first.click()
         try:
-            page.wait_for_function(
-                r"""() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')]
-                         .some(p => /\[(\*|\d+)\]/.test(p.textContent))""", timeout=30_000)
-            break
-        except Exception:
+            page.wait_for_function(f"() => ({PROMPTS}).some(p => /\\[(\\*|\\d+)\\]/.test(p))", timeout=30_000)
+            return
+        except PlaywrightTimeout:
             if attempt == 2:
-                raise
+                raise AssertionError(f"{name}: Run All did not start any cell in three tries") from None
+            print(f"{name}: Run All did not start within 30 s; clicking it again")
             page.keyboard.press("Escape")
-    page.wait_for_function(
-        """() => {
-            const prompts = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
-            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-        }""",
-        timeout=RUN_TIMEOUT_S * 1000,
-        polling=1000,
-    )
-    wait_kernel_idle(page, RUN_TIMEOUT_S)
+
+
+RUN_TRIES = 3
+
+
+def open_and_run_all(browser, lab, name: str):
+    """Open notebook ``name`` in JupyterLab, Run All, wait until every code cell ran and the kernel is idle, save.
+
+    The wait is progress-based: it gives up on a try after ``watch.STALL_S`` seconds in which no prompt or
+    output on the page changed and the kernel computed nothing, saying where the run stood. Such a try is
+    retried (at most ``RUN_TRIES`` in all) with a fresh kernel and a fresh page, and the retry is printed.
+
+    Returns (page, saved notebook as a dict, seconds the run took)."""
+    for attempt in range(1, RUN_TRIES + 1):
+        kernel_id = start_kernel(lab, name)
+        page = open_notebook(browser, lab, name, kernel_id)
+        t0 = time.monotonic()
+        click_run_all(page, name)
+
+        def finished() -> bool:
+            prompts = page.evaluate(f"() => {PROMPTS}")
+            return (all(re.fullmatch(r"\[\d+\]:?", p) for p in prompts)
+                    and api(lab, "GET", f"/api/kernels/{kernel_id}")["execution_state"] == "idle")
+
+        try:
+            watch.wait_with_progress(finished, lambda: run_progress(page), f"{name}: Run All",
+                                     lambda: where_stuck(page, lab, kernel_id),
+                                     cpu_pid=lambda: kernel_pid(lab, kernel_id), cap_s=RUN_CAP_S)
+            break
+        except watch.Stalled as stuck:
+            page.close()
+            stop_kernels(lab)
+            if attempt == RUN_TRIES:
+                raise
+            print(f"RETRY: {stuck} -- try {attempt + 1} of {RUN_TRIES} with a fresh kernel")
     seconds = time.monotonic() - t0
-    saved = save_and_read(page, nbdir / name)
+    saved = save_and_read(page, lab.nbdir / name)
     wait_until_drawn(page, saved)
     return page, saved, seconds
 
@@ -244,17 +363,6 @@ def next_frames(page, n: int = 2) -> None:
         const tick = () => (--left > 0 ? requestAnimationFrame(tick) : done());
         requestAnimationFrame(tick);
     }})""")
-
-
-def wait_kernel_idle(page, timeout_s: float) -> None:
-    page.wait_for_function(
-        """() => {
-            const el = document.querySelector('.jp-Notebook-ExecutionIndicator');  // in the status bar
-            return el && el.getAttribute('data-status') === 'idle';
-        }""",
-        timeout=timeout_s * 1000,
-        polling=500,
-    )
 
 
 def assert_clean_run(page, saved: dict, name: str) -> None:

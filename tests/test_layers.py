@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.watch import run_watched
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -16,7 +18,7 @@ def _lint_imports(cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(cwd)}
     lint = Path(sys.executable).with_name("lint-imports")
     command = [str(lint)] if lint.is_file() else [sys.executable, "-m", "importlinter.cli"]
-    return subprocess.run([*command, "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True)
+    return run_watched([*command, "--no-cache"], "lint-imports", cwd=cwd, env=env)
 
 
 def test_layers_contract_is_kept():

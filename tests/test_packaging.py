@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.checkout_copy import ROOT, copy_checkout
+from tests.watch import run_watched
 
 from vpd_lite.models import paths
 
@@ -49,8 +50,8 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float = 1800, **env: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env=_clean_env(**env), capture_output=True, text=True, timeout=timeout)
+def _run(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    proc = run_watched(cmd, cwd=cwd, env=_clean_env(**env))
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -110,8 +111,7 @@ def test_wheel_carries_the_data_and_finds_it(installed, tmp_path):
 
 def test_installed_but_no_data_gives_one_clear_message(installed, tmp_path):
     probe = "import vpd_lite.models.paths as p; p.require_data()"
-    proc = subprocess.run([str(installed), "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-                          env=_clean_env(VPD_LITE_DATA=str(tmp_path / "nowhere")))
+    proc = run_watched([str(installed), "-c", probe], cwd=tmp_path, env=_clean_env(VPD_LITE_DATA=str(tmp_path / "nowhere")))
     assert proc.returncode != 0 and "DataNotFoundError" in proc.stderr and "VPD_LITE_DATA" in proc.stderr
 
 

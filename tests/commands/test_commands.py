@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.checkout_copy import ROOT, copy_checkout, git_status
+from tests.watch import run_watched
 
 SHIPPED = ("data", "results")
 
@@ -38,9 +39,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_cli(module: str, args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", f"vpd_lite.{module}", *args], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=timeout)
+def run_cli(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return run_watched([sys.executable, "-m", f"vpd_lite.{module}", *args], f"python -m vpd_lite.{module}",
+                       cwd=cwd, env=_env())
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +126,8 @@ def run_cli_batch(cases: list[tuple[str, list[str], Path]], cwd: Path) -> list[C
     once for all of them."""
     spec = cwd / "cases.json"
     spec.write_text(json.dumps([[m, a, str(c)] for m, a, c in cases]))
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("cli_batch.py")), str(spec)], cwd=cwd,
-                          env=_env(), capture_output=True, text=True, timeout=1800)
+    proc = run_watched([sys.executable, str(Path(__file__).with_name("cli_batch.py")), str(spec)],
+                       "the batch of command lines", cwd=cwd, env=_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [CliResult(r["code"], r["stdout"], r["stderr"]) for r in json.loads(proc.stdout.strip().splitlines()[-1])]
 
@@ -258,8 +259,7 @@ def test_main_job_leaves_a_clone_clean(tmp_path):
     ``git status --porcelain`` is empty (outputs go to the git-ignored ``runs/``)."""
     repo = copy_checkout(tmp_path / "clone", commit=True)
     env = _env() | {"PYTHONPATH": str(repo)}
-    proc = subprocess.run([sys.executable, "-m", "vpd_lite.reproduce", "--quick"], cwd=repo,
-                          env=env, capture_output=True, text=True, timeout=1800)
+    proc = run_watched([sys.executable, "-m", "vpd_lite.reproduce", "--quick"], "the main job", cwd=repo, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert git_status(repo) == ""
 

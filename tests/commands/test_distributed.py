@@ -6,7 +6,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from tests.watch import run_watched
 from vpd_lite.method.sharding import Shard, average_gradients, sum_across_ranks
 from vpd_lite.models.corpus import LANGS, load_corpus
 from vpd_lite.models.target import train_tokenizer
@@ -61,7 +61,7 @@ def _free_port() -> int:
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> None:
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_watched(cmd, "the data-parallel run", cwd=ROOT, env=env)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
@@ -110,8 +110,8 @@ def test_time_budget_with_a_late_rank_stops_every_rank_together():
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), str(Path(__file__).resolve().with_name("ddp_budget_worker.py")), "--late", "4",
            "--minutes", "0.15"]
-    # the timeout only guards against the hang this test is about; it is not a speed requirement
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    # the progress-based wait only guards against the hang this test is about; it is not a speed requirement
+    proc = run_watched(cmd, "two ranks under a time budget", cwd=ROOT, env=env)
     assert proc.returncode == 0, f"failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     # each rank prints one JSON object; the two processes share the pipe, so their lines can run together
     rows = [json.loads(obj) for obj in re.findall(r"\{[^{}]*\}", proc.stdout)]
