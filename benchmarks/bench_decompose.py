@@ -11,12 +11,15 @@ Configs:
 * ``pythia70m-shape`` -- the ``pythia-70m`` recipe's settings on a random-init model of that shape (6-layer
                     GPT-NeoX, d_model 512, vocab 50304; every attention and MLP matrix at C = 2 x rank), batch
                     8 x 128 so that it fits a CPU run; not part of ``both``.
+* ``targeted``   -- ``DecomposeConfig.targeted_recipe("de")`` on the shipped target: one step of a targeted
+                    decomposition (a capability batch and a rest batch, each at the config's batch size); not
+                    part of ``both``.
 * ``comparison`` -- the fixed cross-implementation config: 2-layer Llama (d_model 128, MLP 512,
                     vocab 4096, 4 heads), q/k/v/o/up/down (12 matrices) at C=256, gate left undecomposed,
                     shared-MLP CI with hidden 128, batch 32 x 128, stochastic + 1-step (persistent) PGD
                     reconstruction with subset routing, minimality and faithfulness.
 
-Usage: ``flock /tmp/vpd-heavy.lock python benchmarks/bench_decompose.py [--config default|comparison|both]
+Usage: ``flock /tmp/vpd-heavy.lock python benchmarks/bench_decompose.py [--config default|targeted|comparison|both]
 [--steps N] [--threads N] [--mmap] [--profile] [--flops] [--set FIELD=VALUE ...]``
 
 ``--profile`` also prints where a VPD step's time goes, by part: the target pass, the causal importances, the
@@ -55,7 +58,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vpd_lite.method.config import DecomposeConfig, override_config
-from vpd_lite.method.decompose import build_component_model, keep_freed_memory, train_step, update
+from vpd_lite.method.decompose import (
+    build_component_model,
+    keep_freed_memory,
+    targeted_step,
+    train_step,
+    update,
+)
 from vpd_lite.method.pgd import PersistentPGD
 
 
@@ -94,7 +103,8 @@ def _setup(name: str, overrides: list[str] | None = None):
             adversarial_routing="subset",
         )
         return _llama(), config, "random-init 2-layer Llama (d 128, MLP 512, vocab 4096, 4 heads)"
-    config = override_config(DecomposeConfig(), overrides or [])
+    base = DecomposeConfig.targeted_recipe("de") if name == "targeted" else DecomposeConfig()
+    config = override_config(base, overrides or [])
     try:
         from vpd_lite.models.target import load_target
 
@@ -182,9 +192,14 @@ def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None
         ppgd = PersistentPGD(cm.C_per_module, config.pgd_n_sets, cm.use_delta, config.pgd_lr, config.pgd_betas,
                              generator=gen) if config.adversarial else None
 
+        rest_ids = torch.randint(0, vocab, (B, T), generator=gen)
+
         def step() -> None:
             opt.zero_grad(set_to_none=True)
-            train_step(cm, ids, config, 1.0, ppgd, gen)
+            if config.targeted:
+                targeted_step(cm, ids, rest_ids, config, 1.0, ppgd, gen)
+            else:
+                train_step(cm, ids, config, 1.0, ppgd, gen)
             update(params, opt, ppgd, config.grad_clip)
 
     step()  # warm-up
@@ -249,7 +264,7 @@ def _compare(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", choices=["default", "comparison", "both", "pythia70m-shape"], default="both",
+    ap.add_argument("--config", choices=["default", "targeted", "comparison", "both", "pythia70m-shape"], default="both",
                     help="which configuration to time (default: %(default)s)")
     ap.add_argument("--steps", type=int, default=5, help="timed steps per run (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
@@ -260,7 +275,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=6,
                     help="with --compare-with: runs per checkout (default: %(default)s)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="change a field of the default config (another recipe), e.g. --set ci_hidden=32")
+                    help="change a field of the default or targeted config (another recipe), e.g. --set ci_hidden=32")
     ap.add_argument("--profile", action="store_true",
                     help="also print where a VPD step's time goes, by part (target pass, CI, each masked pass, "
                          "minimality and faithfulness, optimiser, PGD ascent)")
@@ -270,8 +285,8 @@ def main() -> None:
                          "the arithmetic itself explains")
     ap.add_argument("--child", choices=["vpd", "target"], default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.set and args.config != "default":
-        ap.error("--set changes the default config only: use it with --config default")
+    if args.set and args.config not in ("default", "targeted"):
+        ap.error("--set changes the default or the targeted config only: use it with --config default or targeted")
     if args.set and args.compare_with:
         ap.error("--set cannot be combined with --compare-with (the other checkout times its own default)")
     if args.profile and args.compare_with:

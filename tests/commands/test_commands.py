@@ -49,8 +49,13 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
     """Broken copies of the shipped decomposition: truncated tensors, corrupted metrics, no metadata."""
     base = tmp_path_factory.mktemp("bad")
     made = {}
-    for name in ("truncated", "bad_metrics", "no_meta"):
+    for name in ("truncated", "bad_metrics", "no_meta", "unfinished_full", "unfinished_targeted"):
         made[name] = shutil.copytree(ROOT / "data" / "decomposition", base / name)
+    for name in ("unfinished_full", "unfinished_targeted"):  # a run stopped before its end
+        (made[name] / "training_state.pt").write_bytes(b"")
+    meta = json.loads((made["unfinished_targeted"] / "decomposition.json").read_text())
+    meta["config"]["capability"] = "de"
+    (made["unfinished_targeted"] / "decomposition.json").write_text(json.dumps(meta))
     tensors = made["truncated"] / "components.safetensors"
     tensors.write_bytes(tensors.read_bytes()[:100_000])
     (made["bad_metrics"] / "metrics.json").write_text('{"n_tokens": 3')
@@ -72,6 +77,11 @@ BAD_INPUTS = [
     ("decompose", ["--minutes", "-3"], 2, "argument --minutes: '-3' is not a positive number"),
     ("decompose", ["--threads", "0"], 2, "argument --threads: '0' is not a positive integer"),
     ("decompose", ["--seed", "-1"], 2, "argument --seed"),
+    ("decompose", ["--capability", "xx"], 2, "--capability: unknown language 'xx'; the corpus has en (English)"),
+    ("decompose", ["--resume", "--out", "{unfinished_full}", "--capability", "de"], 2,
+     "holds a full decomposition: leave out --capability to continue it"),
+    ("decompose", ["--resume", "--out", "{unfinished_targeted}"], 2,
+     "holds a targeted decomposition of 'de': add --capability de to continue it"),
     ("evaluate", ["{missing}"], 2, "is not a folder"),
     ("evaluate", ["{truncated}"], 1, "components.safetensors is corrupted"),
     ("evaluate", ["{truncated}", "--recompute"], 1, "components.safetensors is corrupted"),

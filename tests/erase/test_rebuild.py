@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 import torch
 
 from vpd_lite.erase.rebuild import rebuild_artefacts
@@ -68,3 +69,16 @@ def test_quick_rebuild_runs_on_the_recorded_seeds_and_threads(tmp_path, monkeypa
     assert seen == {"target": (3, 1), "decompose": (5, 2, "cpu")}
     assert (tmp_path / "work" / "labels.json").is_file()
     shutil.rmtree(tmp_path / "work")
+
+
+def test_a_recorded_targeted_decomposition_is_refused_before_any_training(tmp_path):
+    """--from-scratch rebuilds a full decomposition: a data folder whose decomposition/ is targeted is refused in one
+    sentence before the target trains."""
+    data = _records(tmp_path / "data", target_seed=0, decompose_seed=0, threads=2)
+    meta_path = data / "decomposition" / "decomposition.json"
+    meta = json.loads(meta_path.read_text())
+    meta["config"]["capability"] = "de"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="records a targeted decomposition of 'de'; --from-scratch rebuilds a full"):
+        rebuild_artefacts(tmp_path / "work", quick=True, corpus_dir=data / "corpus", progress=False)
+    assert not (tmp_path / "work" / "target").exists()

@@ -196,3 +196,26 @@ def test_build_corpus_refuses_a_share_outside_0_1(capsys):
     with pytest.raises(SystemExit) as exc:
         script.main(["--fortune-share", "2"])
     assert exc.value.code == 2 and "'2' is not a number in [0, 1]" in capsys.readouterr().err
+
+
+def test_capability_streams_split_one_language_from_the_rest(tiny_corpus):
+    """A targeted decomposition's two streams: the capability's rows are that language's windows only, the
+    rest's never; held-out text splits the same way; unknown or lonely languages are refused in one sentence."""
+    from vpd_lite.models.corpus import capability_streams, heldout_split
+
+    tok = char_tokenizer()
+    corpus = load_corpus(tiny_corpus, langs=("en", "de"))
+    streams = {lang: encode_texts(tok, corpus[lang]["train"]["text"]) for lang in ("en", "de")}
+    german, rest = capability_streams(tok, corpus, "de", seq_len=4, batch_size=16, seed=0)
+    assert all(_is_window(row, streams["de"]) for row in next(german))
+    assert all(_is_window(row, streams["en"]) for row in next(rest))
+    again, _ = capability_streams(tok, corpus, "de", seq_len=4, batch_size=16, seed=0)
+    assert torch.equal(next(again), next(capability_streams(tok, corpus, "de", 4, 16, 0)[0]))
+    de_held, rest_held = heldout_split(tok, corpus, "de", seq_len=4, blocks_per_lang=2)
+    assert all((b >= 28).any(dim=1).all() for b in de_held) and not any((b >= 28).any() for b in rest_held)
+    with pytest.raises(ValueError, match="unknown language 'xx': the corpus has en"):
+        capability_streams(tok, corpus, "xx", 4, 16, 0)
+    with pytest.raises(ValueError, match="needs text of other languages"):
+        capability_streams(tok, {"de": corpus["de"]}, "de", 4, 16, 0)
+    with pytest.raises(ValueError, match="too few for one window of 64"):
+        capability_streams(tok, corpus, "de", 64, 16, 0)

@@ -205,3 +205,19 @@ def test_notebook_00_checks_accept_the_right_answer_and_refuse_a_wrong_one():
     assert not check_components_on(1, ci, feature=2, module="linear2")
     assert check_components_on(4, ci, feature=2)
     assert str(check_components_on(None, ci, feature=2)).startswith("Not quite")
+
+
+@pytest.mark.slow
+def test_a_targeted_decomposition_recovers_its_features_and_leaves_the_others_to_the_remainder():
+    """Ground truth for targeted decomposition: TMS 5-2 (seed 0) decomposed for the capability "features 0 and 1"
+    (its batches activate only those; the rest batches only features 2-4). Each matrix ends with exactly one live
+    component per capability feature (rank-1 |cos| >= 0.99), and the components hold almost nothing of features
+    2-4: the remainder keeps them."""
+    from vpd_lite.models.toy_models import decompose_tms_targeted, targeted_feature_match
+
+    model, _ = train_tms(TMSConfig(seed=0))
+    cm, _ = decompose_tms_targeted(model, [0, 1], seed=0)
+    report = targeted_feature_match(cm, model, [0, 1])
+    for name, r in report.items():
+        assert r["exact"], (name, r)
+        assert max(r["outside"].values()) < 0.05, (name, r["outside"])

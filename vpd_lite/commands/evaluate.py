@@ -15,10 +15,10 @@ from vpd_lite.commands.cli import (
     unit_interval,
 )
 from vpd_lite.errors import UserError
-from vpd_lite.method.checkpoint import atomic_write_json, load_decomposition
-from vpd_lite.method.evaluate import evaluate_decomposition, format_metrics
+from vpd_lite.method.checkpoint import atomic_write_json, load_decomposition, read_metadata, recorded_capability
+from vpd_lite.method.evaluate import evaluate_decomposition, evaluate_targeted, format_metrics
 from vpd_lite.models import paths
-from vpd_lite.models.corpus import heldout_batches
+from vpd_lite.models.corpus import heldout_batches, heldout_split, load_corpus
 from vpd_lite.models.hub import quiet_model_loading
 from vpd_lite.models.target import load_target
 
@@ -84,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         print(f"(stored metrics of {folder}; its files match their checksums and the target model)")
         return 0
-    batches = heldout_batches(tokenizer, blocks_per_lang=args.blocks_per_lang or 32, quick=vpd_lite.quick_mode())
-    metrics = evaluate_decomposition(cm, batches, threshold=args.threshold or 0.0)
+    held = dict(blocks_per_lang=args.blocks_per_lang or 32, quick=vpd_lite.quick_mode())
+    capability = recorded_capability(read_metadata(folder))
+    if capability is not None:  # a targeted decomposition: its capability's text, and the rest
+        split = heldout_split(tokenizer, load_corpus(), capability, **held)
+        metrics = evaluate_targeted(cm, *split, threshold=args.threshold or 0.0)
+    else:
+        metrics = evaluate_decomposition(cm, heldout_batches(tokenizer, **held), threshold=args.threshold or 0.0)
     print(format_metrics(metrics))
     if args.write or args.out is not None:
         out = Path(args.out) if args.out is not None else default_run_dir("evaluate")

@@ -182,6 +182,10 @@ def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool 
     recorded = Path(recorded)
     tconfig, tseed = target_mod.recorded_training(recorded / "target")
     dconfig, dthreads = recorded_decomposition(recorded / "decomposition")
+    if dconfig.targeted:
+        raise ValueError(f"{recorded / 'decomposition'} records a targeted decomposition of {dconfig.capability!r}; "
+                         "--from-scratch rebuilds a full decomposition: give a data folder whose decomposition/ is "
+                         "a full one")
     if quick:
         tconfig = replace(target_mod.TargetConfig.quick(), num_threads=tconfig.num_threads)
         dconfig = DecomposeConfig.quick(seed=dconfig.seed, device=dconfig.device)

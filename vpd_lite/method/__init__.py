@@ -8,10 +8,12 @@ Reading order (one sitting):
     D. losses             faithfulness, stochastic reconstruction (KL / MSE), importance minimality
     E. pgd                adversarial mask sources: fresh PGD (evaluation) and persistent PGD (training)
     F. config             ``DecomposeConfig`` (every knob of a run) and ``--set`` overrides
-    G. decompose          the training loop: warm-up, one step, Adam with cosine learning rate
+    G. decompose          the training loop: warm-up, one step, Adam with cosine learning rate; the targeted
+                          step (tPD: one capability's data against a remainder the rest of the data keeps)
     H. sharding           the data-parallel ``Shard`` and gradient averaging the loop uses
     I. checkpoint         save / load a decomposition (refuses the wrong model), training state to resume
-    J. evaluate           CE / KL under the various masks, L0, dead components
+    J. evaluate           CE / KL under the various masks, L0, dead components (targeted: also the rest's CE
+                          with the remainder on)
     support: cross_entropy (next-token CE), devices (device choice, autocast, thread count)
 
 Deliberately not supported: attributions or gradient-based importance (CI functions only), decomposing

@@ -188,6 +188,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def recorded_capability(meta: Mapping[str, Any]) -> str | None:
+    """The capability a saved decomposition was targeted at (``DecomposeConfig.capability``, e.g. "de"), from
+    its parsed ``decomposition.json`` (``read_metadata``); None for a full decomposition."""
+    return (meta.get("config") or {}).get("capability")
+
+
 def check_fits_target(path: str | Path, meta: dict[str, Any], model: nn.Module) -> None:
     """Raise ``ValueError`` when the decomposition in ``path`` (``meta``: its ``read_metadata``) was not made on
     ``model``'s weights: a decomposed module the model lacks or cannot read, or another weight fingerprint."""

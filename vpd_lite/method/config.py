@@ -29,7 +29,14 @@ class DecomposeConfig:
     (hidden 128, MLP 512, vocab 4096): q/k/v/o and gate/up/down of every layer, 14 matrices.
 
     ``targets`` is {module-name pattern: C}, the matrices to decompose (not the target *model*, which is the
-    model passed to ``decompose``); the field keeps the name recorded in ``decomposition.json``."""
+    model passed to ``decompose``); the field keeps the name recorded in ``decomposition.json``.
+
+    ``capability`` switches to a *targeted* decomposition (tPD): instead of everything the model does, only
+    what one capability's data uses is decomposed -- the batches passed to ``decompose`` are that capability's
+    data, ``rest_batches`` the rest of the data, and the remainder W - sum_c U_c V_c^T of each matrix absorbs
+    everything else (see ``vpd_lite.method.decompose``). Its value names the capability (for the language
+    model: a language code such as "de") and is recorded with the decomposition. ``targeted_recipe`` gives
+    the recipe's defaults."""
 
     targets: dict[str, int] = field(default_factory=_default_targets)  # module pattern -> C
     ci_type: str = "shared_mlp"  # "shared_mlp" | "mlp" | "vector_mlp" (see causal_importance)
@@ -67,6 +74,11 @@ class DecomposeConfig:
     p_anneal_end_frac: float = 0.7
     beta: float = 0.1  # frequency-term weight in the minimality loss
     eps: float = 1e-12
+    # targeted decomposition (tPD): None = a full decomposition; else the name of the capability decomposed
+    capability: str | None = None
+    # importance minimality on the rest batches, relative to the capability batches (2 in every config of the
+    # tPD paper, arXiv 2607.13047; the goodfire-ai/param-decomp port defaults to 1)
+    rest_minimality_ratio: float = 2.0
     # routing and adversary
     subset_routing: bool = True
     adversarial: bool = True
@@ -97,11 +109,32 @@ class DecomposeConfig:
             raise ValueError(f"component_init must be 'random' or 'data', got {self.component_init!r}")
         if self.recon_loss not in ("auto",) + RECON_LOSSES:
             raise ValueError(f"recon_loss must be 'auto', 'kl' or 'mse', got {self.recon_loss!r}")
+        if self.capability is not None and not self.use_delta:
+            raise ValueError("a targeted decomposition (capability set) needs use_delta=True: its remainder is the "
+                             "delta component")
+        if self.rest_minimality_ratio < 0:
+            raise ValueError(f"rest_minimality_ratio must be >= 0, got {self.rest_minimality_ratio}")
+
+    @property
+    def targeted(self) -> bool:
+        """True for a targeted decomposition (``capability`` set)."""
+        return self.capability is not None
 
     def recon_kind(self, cm: ComponentModel) -> str:
         """The reconstruction loss this config uses on ``cm``: ``recon_loss``, or for "auto" the adapter's
         default (KL for a causal LM, MSE otherwise)."""
         return cm.adapter.default_recon_loss if self.recon_loss == "auto" else self.recon_loss
+
+    @classmethod
+    def targeted_recipe(cls, capability: str, **overrides) -> "DecomposeConfig":
+        """The targeted decomposition (tPD) of one capability of the shipped target: C = 32 per matrix (a
+        capability uses a fraction of what the model holds; the tPD paper's toy needed about 5 slots for 3
+        features), 800 steps, one capability batch and one rest batch of 8 x 128 tokens per step, no
+        faithfulness warm-up; the other settings are the full recipe's."""
+        base = dict(targets={k: 32 for k in _default_targets()}, capability=capability, steps=800,
+                    faithfulness_warmup_steps=0, checkpoint_every=100)
+        base.update(overrides)
+        return cls(**base)
 
     @classmethod
     def quick(cls, **overrides) -> "DecomposeConfig":

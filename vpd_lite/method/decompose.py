@@ -15,6 +15,12 @@ One training step (after a faithfulness-only warm-up):
 6. importance minimality (p annealed 2 -> p_end) and faithfulness;
 7. clip gradients, Adam step with cosine learning rate.
 
+A *targeted* decomposition (tPD, ``DecomposeConfig.capability`` set; ``targeted_step``) decomposes only what one
+capability's data uses: each step takes a capability batch through steps 1-6 above (the remainder W - sum U V^T
+masked like a component, no faithfulness loss) and a batch of the rest of the data with the remainder pinned on
+(stochastic reconstruction and minimality only, the minimality weighted ``rest_minimality_ratio``), with no
+warm-up, so that whatever only the rest of the data uses stays in the remainder.
+
 To keep memory low, each reconstruction pass is backpropagated as soon as its loss exists, into detached
 copies of the CI; the CI functions get the accumulated gradient in one final backward. A masked pass stops at
 the model's final hidden states: ``losses.head_reconstruction_kl`` applies the output head and the KL a block
@@ -27,7 +33,8 @@ whose ``model(batch)`` returns a tensor needs nothing). "Positions" are the lead
 layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see
 ``vpd_lite.models.toy_models``).
 
-Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N]`` to decompose the shipped target.
+Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N] [--capability LANG]`` to decompose the
+shipped target (``--capability de``: a targeted decomposition of German).
 """
 
 from __future__ import annotations
@@ -163,10 +170,17 @@ def train_step(
     ppgd: PersistentPGD | None,
     generator: torch.Generator,
     shard: Shard = Shard(),
+    remainder_on: bool = False,
+    minimality_weight: float = 1.0,
 ) -> dict[str, float]:
     """Forward + backward of one VPD step (gradients are left in the parameters and PGD sources; the caller
     steps the optimisers with ``update``). input_ids: the batch (B, T) token ids for a language model; any
     batch the model's adapter takes otherwise. Returns the loss terms and the mean L0 as floats.
+
+    A targeted decomposition (``config.targeted``) calls this twice per step (``targeted_step``): on the
+    capability's batch as it stands but without the faithfulness loss, and on a rest batch with
+    ``remainder_on=True`` (the delta component's mask pinned to 1), ``ppgd=None`` (no adversarial pass) and
+    ``minimality_weight=config.rest_minimality_ratio``.
 
     In a data-parallel run (``shard.world > 1``) ``input_ids`` are this rank's B rows of a global batch of
     ``world * B``: random draws are made for the global batch and sliced, and the minimality loss uses the
@@ -208,7 +222,10 @@ def train_step(
             (coeff * loss).backward()  # frees this pass's graph right away
         return float(loss.detach())
 
-    dmasks = local(delta_stochastic_masks(names, gP, generator, device)) if cm.use_delta else None
+    if remainder_on:  # the rest of the data: the remainder always in, the components still masked
+        dmasks = {n: torch.ones(positions, device=device) for n in names}
+    else:
+        dmasks = local(delta_stochastic_masks(names, gP, generator, device)) if cm.use_delta else None
     stoch = stochastic_masks(ci_leaf, generator, global_rows=gB, rows=rows)
     out["stochastic_recon"] = recon("stochastic", stoch, dmasks, config.coeff_stochastic, config.subset_routing)
     if config.coeff_ci_masked > 0:
@@ -220,18 +237,50 @@ def train_step(
     with record_function("vpd: minimality, faithfulness and CI backward"):
         reduce = (lambda t: sum_across_ranks(t, shard)) if shard.active else None
         l_min = importance_minimality_loss(ci_upper, p, config.beta, config.eps, reduce=reduce)
-        l_faith = faithfulness_loss(cm.components.values(), config.faithfulness_reduction)
         ci_list = [ci_lower[n] for n in names if ci_leaf[n].grad is not None]
         grads = [ci_leaf[n].grad for n in names if ci_leaf[n].grad is not None]
-        rest = config.coeff_minimality * l_min + config.coeff_faithfulness * l_faith
-        torch.autograd.backward([rest] + ci_list, [torch.ones_like(rest)] + grads)
+        others = config.coeff_minimality * minimality_weight * l_min
+        if not config.targeted:  # a targeted run has no faithfulness loss: its remainder must stay non-zero
+            l_faith = faithfulness_loss(cm.components.values(), config.faithfulness_reduction)
+            others = others + config.coeff_faithfulness * l_faith
+            out["faithfulness"] = float(l_faith.detach())
+        torch.autograd.backward([others] + ci_list, [torch.ones_like(others)] + grads)
     out["minimality"] = float(l_min.detach())
-    out["faithfulness"] = float(l_faith.detach())
     with torch.no_grad():
         l0 = [float((ci_lower[n] > 0).float().sum(-1).mean()) for n in names]
     out["l0_mean"] = sum(l0) / len(l0)
     out["l0_total"] = sum(l0)
     return out
+
+
+def targeted_step(
+    cm: ComponentModel,
+    capability_ids: Tensor,
+    rest_ids: Tensor,
+    config: DecomposeConfig,
+    p: float,
+    ppgd: PersistentPGD | None,
+    generator: torch.Generator,
+    shard: Shard = Shard(),
+) -> dict[str, float]:
+    """Forward + backward of one step of a targeted decomposition (tPD): both passes' gradients are left for
+    one ``update``. Returns the capability pass's terms and the rest pass's, prefixed ``rest_``.
+
+    * capability batch (``capability_ids``): the ordinary VPD step -- stochastic and adversarial
+      reconstruction with the remainder W - sum_c U_c V_c^T masked like a component (its mask drawn, or chosen
+      by the adversary), so the components alone must carry what the capability needs; importance minimality.
+    * rest batch (``rest_ids``): the remainder's mask pinned to 1, the components' masks still stochastic;
+      stochastic reconstruction only (the adversarial pass is left out there); importance minimality weighted
+      ``config.rest_minimality_ratio``, so what only the rest of the data uses drifts into the remainder.
+    * no faithfulness loss and no warm-up: both would push the remainder to zero, and the method needs it.
+
+    Source: "Targeted Recovery of Weight-Space Mechanisms From Neural Networks" (arXiv 2607.13047) and its
+    public port in goodfire-ai/param-decomp (``param_decomp_lab/targeted.py``: the nontarget pass drops the
+    persistent-PGD and unmasked losses, runs with the delta forced on, and scales the minimality coefficient)."""
+    terms = train_step(cm, capability_ids, config, p, ppgd, generator, shard)
+    rest = train_step(cm, rest_ids, config, p, None, generator, shard, remainder_on=True,
+                      minimality_weight=config.rest_minimality_ratio)
+    return terms | {f"rest_{k}": v for k, v in rest.items()}
 
 
 def update(params: list[nn.Parameter], opt: torch.optim.Optimizer, ppgd: PersistentPGD | None,
@@ -255,6 +304,18 @@ def _mean_over_ranks(terms: dict[str, float], shard: Shard) -> dict[str, float]:
     return {**terms, **{k: float(v) for k, v in zip(keys, vals)}}
 
 
+def _checked_stream(cm: ComponentModel, batches: Iterable[Tensor], what: str) -> Iterator[Tensor]:
+    """An iterator over ``batches`` whose first batch the model has checked (e.g. sequences longer than its
+    position limit are refused before any work). Raises ValueError when there is no batch."""
+    it = iter(batches)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise ValueError(f"decompose got no {what}") from None
+    cm.check_batch(first)
+    return itertools.chain([first], it)
+
+
 def _next_batch(it: Iterator[Tensor], batches: Iterable[Tensor], step: int) -> tuple[Tensor, Iterator[Tensor]]:
     try:
         return next(it), it
@@ -275,10 +336,15 @@ def decompose(
     progress: bool = True,
     shard: Shard = Shard(),
     adapter: ModelAdapter | None = None,
+    rest_batches: Iterable[Tensor] | None = None,
 ) -> tuple[ComponentModel, list[dict[str, float]]]:
     """Decompose the frozen ``model`` on ``batches`` (cycled if re-iterable): LongTensor (B, T) token ids for a
     causal LM, or whatever ``adapter`` (a ``components.ModelAdapter``; default: recognised from the model)
     feeds the model, e.g. (B, n_features) float tensors for a toy model of superposition.
+
+    Targeted decomposition (``config.capability`` set): ``batches`` hold the capability's data and
+    ``rest_batches`` (required then, refused otherwise) the rest of the data, in the same form. Each step
+    takes one batch of each (see ``targeted_step``); there is no faithfulness warm-up or loss.
 
     Raises ValueError before any training if the first batch cannot be used (a causal LM's sequences longer
     than its position limit, or not (B, T) integer ids).
@@ -304,23 +370,26 @@ def decompose(
         state = load_training_state(resume_from)
         if state is None:
             raise FileNotFoundError(f"{resume_from} has no training_state.pt to resume from")
+    if config.targeted and rest_batches is None:
+        raise ValueError(f"a targeted decomposition (capability {config.capability!r}) needs rest_batches: "
+                         "the data without that capability")
+    if not config.targeted and rest_batches is not None:
+        raise ValueError("rest_batches are for a targeted decomposition: set config.capability")
     if cm is None:
         cm = build_component_model(model, config, adapter)
     config.recon_kind(cm)  # validates the choice early
-    it = iter(batches)
-    try:
-        first = next(it)
-    except StopIteration:
-        raise ValueError("decompose got no batches") from None
-    cm.check_batch(first)  # e.g. sequences longer than the model's position limit: refuse before any work
+    it = _checked_stream(cm, batches, "batches")
+    rest_it = None if rest_batches is None else _checked_stream(cm, rest_batches, "rest_batches")
+    first = next(it)
     it = itertools.chain([first], it)
     device = resolve_device(config.device)
     cm.to(device)  # moves the wrapped target model too
     if state is None:
         if config.component_init == "data":
             init_read_directions_from_data(cm, first.to(device), gen)
-        warm = faithfulness_warmup(cm, config)
-        history.append({"step": 0, "faithfulness_after_warmup": warm})
+        if not config.targeted:  # a targeted run keeps its remainder: no warm-up pulls it to zero
+            warm = faithfulness_warmup(cm, config)
+            history.append({"step": 0, "faithfulness_after_warmup": warm})
     params = cm.trainable_parameters()
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     ppgd = None
@@ -375,7 +444,12 @@ def decompose(
         ids, it = _next_batch(it, batches, step)
         ids = ids[shard.local_rows(ids.shape[0])].to(device)
         opt.zero_grad(set_to_none=True)
-        terms = train_step(cm, ids, config, p, ppgd, gen, shard)
+        if config.targeted:
+            rest_ids, rest_it = _next_batch(rest_it, rest_batches, step)
+            rest_ids = rest_ids[shard.local_rows(rest_ids.shape[0])].to(device)
+            terms = targeted_step(cm, ids, rest_ids, config, p, ppgd, gen, shard)
+        else:
+            terms = train_step(cm, ids, config, p, ppgd, gen, shard)
         if shard.active:
             average_gradients(params + ([] if ppgd is None else ppgd.leaves()), shard)
             terms = _mean_over_ranks(terms, shard)
@@ -388,7 +462,9 @@ def decompose(
             history.append(row)
             bar.set_postfix(stoch=f"{terms['stochastic_recon']:.3f}",
                             adv=f"{terms.get('adversarial_recon', float('nan')):.3f}",
-                            l0=f"{terms['l0_mean']:.1f}", faith=f"{terms['faithfulness']:.1e}")
+                            l0=f"{terms['l0_mean']:.1f}",
+                            **({"rest_l0": f"{terms['rest_l0_mean']:.1f}"} if config.targeted
+                               else {"faith": f"{terms['faithfulness']:.1e}"}))
         bar.update(1)
         if config.checkpoint_every and step % config.checkpoint_every == 0:
             checkpoint(step)

@@ -23,6 +23,8 @@ Public names (stable; other modules import them):
 ``train_batches(tokenizer, corpus, seq_len, batch_size, seed, mix=None) -> Iterator[LongTensor (B, T)]``
     Endless seeded batches of random training windows; every row's language is drawn with the ``mix``
     probabilities (default ``train_mix``), so batches mix languages in the training proportions.
+``capability_streams(tokenizer, corpus, lang, seq_len, batch_size, seed) -> (capability, rest)``
+    The two streams of a targeted decomposition of one language: its own windows, and the other languages'.
 """
 
 from __future__ import annotations
@@ -255,6 +257,47 @@ def train_batches(
             start = int(torch.randint(0, stream.numel() - seq_len + 1, (1,), generator=gen))
             rows.append(stream[start + offsets])
         yield torch.stack(rows)  # (B, T)
+
+
+def capability_streams(
+    tokenizer,
+    corpus: Mapping[str, datasets.DatasetDict],
+    lang: str,
+    seq_len: int,
+    batch_size: int,
+    seed: int,
+    rest_batch_size: int | None = None,
+) -> tuple[Iterator[torch.Tensor], Iterator[torch.Tensor]]:
+    """The two data streams of a targeted decomposition of language ``lang``: (capability batches: training
+    windows of ``lang`` alone, rest batches: training windows of every other language in their training
+    proportions), each ``LongTensor (B, seq_len)``, endless and seeded (the rest stream from ``seed + 1``).
+
+    Raises ``ValueError`` (one sentence) for a language the corpus does not have, a corpus with no other
+    language, or a language whose training text is too short for one window."""
+    if lang not in corpus:
+        known = ", ".join(f"{k} ({LANG_NAMES.get(k, k)})" for k in corpus)
+        raise ValueError(f"unknown language {lang!r}: the corpus has {known}")
+    others = [k for k in corpus if k != lang]
+    if not others:
+        raise ValueError(f"the corpus has only {lang!r}: a targeted decomposition needs text of other languages "
+                         "for its rest batches")
+    n = encode_texts(tokenizer, corpus[lang]["train"]["text"]).numel()
+    if n <= seq_len:
+        raise ValueError(f"language {lang!r} has {n} training tokens, too few for one window of {seq_len}")
+    capability = train_batches(tokenizer, {lang: corpus[lang]}, seq_len, batch_size, seed)
+    rest = train_batches(tokenizer, {k: corpus[k] for k in others}, seq_len, rest_batch_size or batch_size, seed + 1)
+    return capability, rest
+
+
+def heldout_split(tokenizer, corpus: Mapping[str, datasets.DatasetDict], lang: str,
+                  **kwargs) -> tuple[list[Tensor], list[Tensor]]:
+    """Held-out batches of language ``lang`` alone and of every other language (``heldout_batches`` of each
+    part; ``kwargs`` go to it): how a targeted decomposition of ``lang`` is judged. Raises ``ValueError`` for a
+    language the corpus does not have."""
+    if lang not in corpus:
+        raise ValueError(f"unknown language {lang!r}: the corpus has {', '.join(corpus)}")
+    return (heldout_batches(tokenizer, corpus={lang: corpus[lang]}, **kwargs),
+            heldout_batches(tokenizer, corpus={k: v for k, v in corpus.items() if k != lang}, **kwargs))
 
 
 LANG_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian"}
