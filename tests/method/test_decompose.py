@@ -1,5 +1,6 @@
 """The training loop: losses move the right way, seeded determinism, time budget, checkpoint + resume."""
 
+import itertools
 import math
 
 import pytest
@@ -66,16 +67,34 @@ def test_time_budget_stops_early():
     assert last["step"] < 10_000 and last["elapsed_s"] < 30
 
 
+def _without_clock(history):
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in history]
+
+
 def test_checkpoint_and_resume(tmp_path):
-    out = tmp_path / "run"
+    """A run that crashes between checkpoints and is resumed equals, to the bit, the run that never stopped;
+    a resume with another step count is refused before any step."""
+    out, full_dir = tmp_path / "run", tmp_path / "full"
     model = tiny()
-    cm, hist = decompose(model, batches(), cfg(steps=6, checkpoint_every=3, checkpoint_dir=str(out)), progress=False)
-    cm_loaded = load_decomposition(out, model)
+    cm, hist = decompose(model, batches(), cfg(steps=9, checkpoint_every=3, checkpoint_dir=str(full_dir)),
+                         progress=False)
+    cm_loaded = load_decomposition(full_dir, model)
     assert all(torch.equal(a, b) for a, b in zip(cm.trainable_parameters(), cm_loaded.trainable_parameters()))
-    cm_more, hist_more = decompose(model, batches(), cfg(steps=9, checkpoint_dir=str(out)), resume_from=out,
-                                   progress=False)
-    assert [r["step"] for r in hist_more if "stochastic_recon" in r][-1] == 9
-    assert any(not torch.equal(a, b) for a, b in zip(cm.trainable_parameters(), cm_more.trainable_parameters()))
+
+    def crashing():
+        for i, b in enumerate(itertools.cycle(batches())):
+            if i == 7:  # step 8 asks for it: the checkpoint of step 6 is the last one written
+                raise RuntimeError("crash")
+            yield b
+
+    with pytest.raises(RuntimeError, match="crash"):
+        decompose(tiny(), crashing(), cfg(steps=9, checkpoint_every=3, checkpoint_dir=str(out)), progress=False)
+    with pytest.raises(ValueError, match=r"steps = 9 there, 12 now"):
+        decompose(tiny(), batches(), cfg(steps=12, checkpoint_dir=str(out)), resume_from=out, progress=False)
+    cm_more, hist_more = decompose(tiny(), batches(), cfg(steps=9, checkpoint_every=3, checkpoint_dir=str(out)),
+                                   resume_from=out, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(cm.trainable_parameters(), cm_more.trainable_parameters()))
+    assert _without_clock(hist_more) == _without_clock(hist)
 
 
 def test_exhausted_generator_is_a_clear_error():

@@ -7,7 +7,8 @@ A checkpoint folder holds
                              the sha256 of components.safetensors and a fingerprint of the target weights
     metrics.json             (optional) evaluation metrics
     history.json             (optional) the training-metrics history (list of dicts)
-    training_state.pt        (optional) optimiser + PGD state, to resume training
+    training_state.pt        (optional) everything a run needs to continue bit-identically (see
+                             ``vpd_lite.method.decompose``), with a sha256 of its own bytes
 
 Every file is written atomically (temp file in the same folder, then ``os.replace``). Loading refuses, with a
 clear error, a missing folder or file, a file whose bytes changed (corruption), and a different target model
@@ -111,7 +112,9 @@ def _versions() -> dict[str, str]:
     return {"vpd_lite": vpd_lite.__version__, "torch": torch.__version__, "transformers": transformers.__version__}
 
 
-def _tensors(cm: ComponentModel) -> dict[str, torch.Tensor]:
+def component_tensors(cm: ComponentModel) -> dict[str, torch.Tensor]:
+    """CPU copies of every trainable tensor of ``cm``: ``"comps.<module>.V|U"`` and ``"cis.<module>.<param>"``
+    (what ``components.safetensors`` holds)."""
     out = {}
     for name in cm.module_names:
         comp = cm.components[name]
@@ -137,7 +140,7 @@ def save_decomposition(
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    blob = st_save(_tensors(cm), metadata={"format": "vpd-lite", "format_version": str(FORMAT_VERSION)})
+    blob = st_save(component_tensors(cm), metadata={"format": "vpd-lite", "format_version": str(FORMAT_VERSION)})
     meta = {
         "format": "vpd-lite decomposition",
         "format_version": FORMAT_VERSION,
@@ -161,9 +164,7 @@ def save_decomposition(
     if history is not None:
         atomic_write_json(path / HISTORY_FILE, list(history))
     if training_state is not None:
-        buf = io.BytesIO()
-        torch.save(dict(training_state), buf)
-        atomic_write_bytes(path / STATE_FILE, buf.getvalue())
+        atomic_write_bytes(path / STATE_FILE, _sealed(training_state))
     atomic_write_json(path / META_FILE, meta)  # last: a folder with a valid JSON is complete
     return path
 
@@ -238,30 +239,58 @@ def load_decomposition(path: str | Path, model: nn.Module, adapter: ModelAdapter
         tensors = st_load(blob)
     except Exception as e:  # safetensors raises its own error types
         raise ValueError(f"{tensors_path} is corrupted: {e}") from e
-    expected = _tensors(cm)
+    copy_component_tensors(cm, tensors, str(tensors_path))
+    cm.metadata = meta
+    return cm
+
+
+def copy_component_tensors(cm: ComponentModel, tensors: Mapping[str, torch.Tensor], where: str) -> None:
+    """Copy ``tensors`` (keys and shapes as ``component_tensors(cm)`` gives them) into ``cm``'s parameters, in
+    their dtype. Raises ``ValueError`` naming ``where`` (the file they came from) for a missing or unexpected key
+    or a shape that differs."""
+    expected = component_tensors(cm)
     if set(tensors) != set(expected):
         missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-        raise ValueError(f"{tensors_path} does not match its metadata: missing {missing[:5]}, unexpected {extra[:5]}")
+        raise ValueError(f"{where} does not match its metadata: missing {missing[:5]}, unexpected {extra[:5]}")
     with torch.no_grad():
-        for name in names:
+        for name in cm.module_names:
             comp = cm.components[name]
             params = [(f"comps.{name}.V", comp.V), (f"comps.{name}.U", comp.U)]
             params += [(f"cis.{name}.{p}", t) for p, t in cm.ci_fns[name].named_parameters()]
             for key, param in params:
                 t = tensors[key]
                 if t.shape != param.shape:
-                    raise ValueError(f"{tensors_path}: {key} has shape {tuple(t.shape)}, expected {tuple(param.shape)}")
+                    raise ValueError(f"{where}: {key} has shape {tuple(t.shape)}, expected {tuple(param.shape)}")
                 param.copy_(t.to(param.dtype))
-    cm.metadata = meta
-    return cm
+
+
+def _sealed(state: Mapping[str, Any]) -> bytes:
+    """``state`` as ``torch.save`` bytes, wrapped with the sha256 of those bytes (torch.load alone does not
+    notice a changed byte inside a tensor)."""
+    buf = io.BytesIO()
+    torch.save(dict(state), buf)
+    payload = buf.getvalue()
+    out = io.BytesIO()
+    torch.save({"sealed_state": payload, "sha256": hashlib.sha256(payload).hexdigest()}, out)
+    return out.getvalue()
 
 
 def load_training_state(path: str | Path) -> dict[str, Any] | None:
-    """The ``training_state.pt`` of a checkpoint folder, or None if there is none."""
+    """The ``training_state.pt`` of a checkpoint folder, or None if there is none.
+
+    Raises ``ValueError`` for a file that is truncated or whose bytes changed (sha256 mismatch)."""
     p = Path(path) / STATE_FILE
     if not p.is_file():
         return None
     try:
-        return torch.load(p, weights_only=False)
+        state = torch.load(p, weights_only=False)
+        if isinstance(state, dict) and "sealed_state" in state:
+            payload = state["sealed_state"]
+            if hashlib.sha256(payload).hexdigest() != state.get("sha256"):
+                raise ValueError("its sha256 does not match the one stored with it")
+            state = torch.load(io.BytesIO(payload), weights_only=False)
     except Exception as e:
-        raise ValueError(f"{p} is corrupted: {e}") from e
+        raise ValueError(f"{p} is corrupted or truncated: {' '.join(str(e).split())}") from e
+    if not isinstance(state, dict):
+        raise ValueError(f"{p} is corrupted: it holds a {type(state).__name__}, not a training state")
+    return state

@@ -33,17 +33,37 @@ whose ``model(batch)`` returns a tensor needs nothing). "Positions" are the lead
 layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see
 ``vpd_lite.models.toy_models``).
 
+Resuming (``decompose(..., resume_from=folder)``, ``python -m vpd_lite.decompose --out DIR --resume``): a checkpoint's
+``training_state.pt`` is one atomically written, checksummed file holding everything the next step reads -- the
+component and CI tensors, the AdamW and persistent-PGD states, the run's generator and the global torch RNG, the
+history, the step, the clock of the time budget, the configuration, the target's weight fingerprint, and for each
+data stream how many batches it has handed out and a digest of the last one. A resumed run skips that many batches
+of the (deterministic) streams it is given and checks the digest, so it continues bit-identically: the same tensors,
+to the bit, as the run that was never stopped (with the same thread count and device; a time budget is wall-clock
+and is the one exception). ``resume_state`` refuses, before any step, a missing, truncated or corrupted state, or
+one made with another configuration (naming each field that differs; only where the run writes and logs may
+change, ``RESUME_MAY_CHANGE``), and ``decompose`` one made for other target weights or fed other batches.
+With ``config.checkpoint_dir`` set, a SIGINT or SIGTERM lets the step in progress finish, writes a checkpoint and
+raises ``TrainingInterrupted`` (a second signal stops at once).
+
 Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N] [--capability LANG]`` to decompose the
 shipped target (``--capability de``: a targeted decomposition of German).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import itertools
+import json
 import math
+import signal
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -51,9 +71,14 @@ from torch.profiler import record_function
 from tqdm.auto import tqdm
 
 from vpd_lite.method.checkpoint import (
+    STATE_FILE,
+    component_tensors,
+    copy_component_tensors,
     load_decomposition,
     load_training_state,
+    read_metadata,
     save_decomposition,
+    target_fingerprint,
 )
 from vpd_lite.method.components import ComponentModel, ModelAdapter
 from vpd_lite.method.config import DecomposeConfig
@@ -327,6 +352,144 @@ def _next_batch(it: Iterator[Tensor], batches: Iterable[Tensor], step: int) -> t
             raise ValueError(f"the batch iterable ran out after {step} steps (pass a re-iterable or endless one)")
 
 
+#: Configuration fields a resumed run may change: where it writes and how often it logs and saves, and where it
+#: computes (another device gives other floats). Every other field must equal the checkpoint's.
+RESUME_MAY_CHANGE: tuple[str, ...] = ("checkpoint_dir", "checkpoint_every", "log_every", "device")
+
+
+#: The layout of ``training_state.pt`` that ``decompose`` writes (states without a ``"format"`` are older).
+STATE_FORMAT = 2
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised by ``decompose`` after a SIGINT or SIGTERM: the step in progress was finished and a checkpoint of
+    it written to ``folder``. ``step``: steps done of ``steps``; ``signal_name``: "SIGINT" or "SIGTERM";
+    ``exit_code``: 128 + the signal's number (130, 143), what a shell reports for a process the signal ended."""
+
+    def __init__(self, step: int, steps: int, folder: str, signum: int) -> None:
+        self.step, self.steps, self.folder = step, steps, folder
+        self.signal_name = signal.Signals(signum).name
+        self.exit_code = 128 + int(signum)
+        super().__init__(f"{self.signal_name} at step {step} of {steps}: checkpoint written to {folder}")
+
+
+@contextlib.contextmanager
+def _deferred_signals(enabled: bool) -> Iterator[list[int]]:
+    """While inside, SIGINT and SIGTERM only append their number to the yielded list (read between steps); a
+    second one raises ``KeyboardInterrupt`` at once. Does nothing (an empty list) when not ``enabled`` or off the
+    main thread (only it may set handlers)."""
+    received: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: Any) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _digest(batch: Any) -> str | None:
+    """sha256 of a batch's tensors (a tensor, or a mapping / sequence of them); None for anything else."""
+    h = hashlib.sha256()
+
+    def add(x: Any) -> bool:
+        if isinstance(x, Tensor):
+            h.update(f"{x.dtype}{tuple(x.shape)}".encode())
+            h.update(x.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if x.numel() else b"")
+            return True
+        if isinstance(x, Mapping):
+            return all(add(k) if isinstance(k, Tensor) else (h.update(str(k).encode()) or add(v))
+                       for k, v in sorted(x.items(), key=lambda kv: str(kv[0])))
+        if isinstance(x, (list, tuple)):
+            return all(add(v) for v in x)
+        return False
+
+    return h.hexdigest() if add(batch) else None
+
+
+class _Stream:
+    """One data stream of a run (``batches`` or ``rest_batches``): hands out batches, cycling a re-iterable,
+    and knows how many it has handed out and the last one's digest, so a resumed run can skip as many."""
+
+    def __init__(self, cm: ComponentModel, batches: Iterable[Tensor], what: str) -> None:
+        self.batches, self.what = batches, what
+        self.it = _checked_stream(cm, batches, what)
+        self.first = next(self.it)
+        self.it = itertools.chain([self.first], self.it)
+        self.consumed, self.last = 0, None
+
+    def next(self) -> Tensor:
+        batch, self.it = _next_batch(self.it, self.batches, self.consumed)
+        self.consumed += 1
+        self.last = batch
+        return batch
+
+    def position(self) -> dict[str, Any]:
+        return {"consumed": self.consumed, "last_sha256": _digest(self.last)}
+
+    def skip_to(self, position: Mapping[str, Any]) -> None:
+        """Hand out (and drop) ``position["consumed"]`` batches; ``ValueError`` when the last one's digest is not
+        the recorded one (the stream is not the one the run was trained on)."""
+        for _ in range(int(position["consumed"])):
+            self.next()
+        recorded = position.get("last_sha256")
+        if self.consumed and recorded is not None and _digest(self.last) != recorded:
+            raise ValueError(f"the {self.what} given to resume are not the ones the run was trained on: its batch "
+                             f"{self.consumed} differs from the checkpoint's (another seed, batch size, sequence "
+                             "length or corpus?)")
+
+
+def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration as JSON would hold it (tuples as lists), without the fields a resume may change."""
+    plain = json.loads(json.dumps(dict(config), default=list))
+    return {k: v for k, v in plain.items() if k not in RESUME_MAY_CHANGE}
+
+
+def resume_state(folder: str | Path, config: DecomposeConfig) -> dict[str, Any]:
+    """The training state of the unfinished run in ``folder`` (its ``training_state.pt``), checked against the
+    ``config`` it is to continue with; nothing is changed.
+
+    Raises:
+        FileNotFoundError: ``folder`` or its ``training_state.pt`` does not exist.
+        ValueError: the state is truncated or corrupted (its bytes do not match its sha256), or the run was made
+            with another configuration (every differing field is named, with both values; only the fields in
+            ``RESUME_MAY_CHANGE`` may differ), or the state holds no step.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} does not exist: nothing to resume")
+    state = load_training_state(folder)
+    if state is None:
+        raise FileNotFoundError(f"{folder} has no {STATE_FILE} to resume from")
+    if "step" not in state:
+        raise ValueError(f"{folder / STATE_FILE} is corrupted or not a training state (no step)")
+    recorded = state.get("config")
+    if recorded is None:  # a state of the first format: the configuration is in decomposition.json
+        recorded = read_metadata(folder).get("config") or {}
+    mine, theirs = _comparable(dataclasses.asdict(config)), _comparable(recorded)
+    differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+    if differ:
+        said = "; ".join(f"{k} = {_short(theirs.get(k))} there, {_short(mine.get(k))} now" for k in differ)
+        raise ValueError(f"the run in {folder} was made with another configuration ({said}): a resumed run must keep "
+                         "its recipe; give the same settings, or start a new run in another folder")
+    return state
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def decompose(
     model: nn.Module,
     batches: Iterable[Tensor],
@@ -352,8 +515,15 @@ def decompose(
     Returns (ComponentModel, history); history is a list of dicts (step, progress, lr, p, loss terms, L0,
     elapsed seconds), one per ``log_every`` steps. With ``config.time_budget_minutes`` the run stops when the
     budget is spent and the LR / p schedules follow ``max(step / steps, elapsed / budget)``. With
-    ``config.checkpoint_dir`` a checkpoint (with optimiser state) is written every ``checkpoint_every`` steps
-    and at the end; ``resume_from`` continues from such a folder.
+    ``config.checkpoint_dir`` a checkpoint (with the whole training state) is written every ``checkpoint_every``
+    steps, at the end, and on a SIGINT or SIGTERM (after the step in progress; then ``TrainingInterrupted`` is
+    raised). ``resume_from`` continues from such a folder bit-identically, given the same ``config`` (up to
+    ``RESUME_MAY_CHANGE``), model and batches (the streams are advanced past the batches already used); a run
+    whose checkpoint is at its last step returns at once.
+
+    Raises (before any step) ``FileNotFoundError`` for a ``resume_from`` without a training state, and
+    ``ValueError`` for a truncated or corrupted one, another configuration (``resume_state``), other target
+    weights, or batches other than the run's.
 
     Data-parallel (``vpd_lite.method.sharding``; started by ``python -m vpd_lite.distributed``): every rank
     passes the same global batches and its ``shard``; it trains on its rows, gradients are averaged across
@@ -365,28 +535,38 @@ def decompose(
     history: list[dict[str, float]] = []
     start_step, elapsed_before = 0, 0.0
     state = None
-    if resume_from is not None:
-        cm = load_decomposition(resume_from, model, adapter=adapter)
-        state = load_training_state(resume_from)
-        if state is None:
-            raise FileNotFoundError(f"{resume_from} has no training_state.pt to resume from")
     if config.targeted and rest_batches is None:
         raise ValueError(f"a targeted decomposition (capability {config.capability!r}) needs rest_batches: "
                          "the data without that capability")
     if not config.targeted and rest_batches is not None:
         raise ValueError("rest_batches are for a targeted decomposition: set config.capability")
+    if resume_from is not None:
+        state = resume_state(resume_from, config)
+        if "components" in state:  # one file holds the whole state: build the model and fill it from there
+            if state.get("target_fingerprint") is not None:
+                names = list(state["components_modules"])
+                if target_fingerprint(model, names) != state["target_fingerprint"]:
+                    raise ValueError(f"the run in {resume_from} was made for a different target model: its weight "
+                                     "fingerprint differs")
+            cm = build_component_model(model, config, adapter) if cm is None else cm
+            copy_component_tensors(cm, state["components"], str(Path(resume_from) / STATE_FILE))
+        else:  # first format: the tensors are in components.safetensors
+            cm = load_decomposition(resume_from, model, adapter=adapter)
     if cm is None:
         cm = build_component_model(model, config, adapter)
     config.recon_kind(cm)  # validates the choice early
-    it = _checked_stream(cm, batches, "batches")
-    rest_it = None if rest_batches is None else _checked_stream(cm, rest_batches, "rest_batches")
-    first = next(it)
-    it = itertools.chain([first], it)
+    stream = _Stream(cm, batches, "batches")
+    rest_stream = None if rest_batches is None else _Stream(cm, rest_batches, "rest_batches")
+    if state is not None:  # skip what the run has already trained on
+        positions = state.get("streams") or {}
+        stream.skip_to(positions.get("batches", {"consumed": int(state["step"])}))
+        if rest_stream is not None:
+            rest_stream.skip_to(positions.get("rest_batches", {"consumed": int(state["step"])}))
     device = resolve_device(config.device)
     cm.to(device)  # moves the wrapped target model too
     if state is None:
         if config.component_init == "data":
-            init_read_directions_from_data(cm, first.to(device), gen)
+            init_read_directions_from_data(cm, stream.first.to(device), gen)
         if not config.targeted:  # a targeted run keeps its remainder: no warm-up pulls it to zero
             warm = faithfulness_warmup(cm, config)
             history.append({"step": 0, "faithfulness_after_warmup": warm})
@@ -403,6 +583,10 @@ def decompose(
         start_step, elapsed_before = int(state["step"]), float(state["elapsed_s"])
         history = list(state.get("history", []))
         gen.set_state(state["generator"])
+        if state.get("torch_rng") is not None:
+            torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
 
     budget_s = None if config.time_budget_minutes is None else 60.0 * config.time_budget_minutes
     t0 = time.perf_counter() - elapsed_before
@@ -424,50 +608,77 @@ def decompose(
     def checkpoint(step: int) -> None:
         if config.checkpoint_dir is None or shard.rank != 0:
             return
+        streams = {"batches": stream.position()}
+        if rest_stream is not None:
+            streams["rest_batches"] = rest_stream.position()
         save_decomposition(cm, config.checkpoint_dir, config, history=history, training_state={
-            "step": step, "elapsed_s": time.perf_counter() - t0, "optimizer": opt.state_dict(),
-            "ppgd": None if ppgd is None else ppgd.state_dict(), "history": history, "generator": gen.get_state(),
+            "format": STATE_FORMAT, "step": step, "elapsed_s": time.perf_counter() - t0,
+            "config": dataclasses.asdict(config), "components": component_tensors(cm),
+            "components_modules": list(cm.module_names),
+            "target_fingerprint": target_fingerprint(cm.model, cm.module_names),
+            "optimizer": opt.state_dict(), "ppgd": None if ppgd is None else ppgd.state_dict(),
+            "history": history, "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+            "streams": streams,
         })
+
+    def stop_signal(received: list[int]) -> int | None:
+        """The signal that asks every rank to stop after this step (agreed across ranks), or None."""
+        if not shard.active:
+            return received[0] if received else None
+        agreed = max_across_ranks(torch.tensor(float(received[0] if received else 0), dtype=torch.float64), shard)
+        return int(agreed) or None
 
     bar = tqdm(total=config.steps, initial=start_step, disable=not progress, desc="VPD", dynamic_ncols=True,
                leave=False)
     step = start_step
     cm.train()
-    while step < config.steps:
-        frac = frac_done(step)
-        if budget_s and frac >= 1.0:
-            break
-        lr = config.lr * _lr_factor(frac, config)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        p = annealed_p(frac, config.p_start, config.p_end, config.p_anneal_start_frac, config.p_anneal_end_frac)
-        ids, it = _next_batch(it, batches, step)
-        ids = ids[shard.local_rows(ids.shape[0])].to(device)
-        opt.zero_grad(set_to_none=True)
-        if config.targeted:
-            rest_ids, rest_it = _next_batch(rest_it, rest_batches, step)
-            rest_ids = rest_ids[shard.local_rows(rest_ids.shape[0])].to(device)
-            terms = targeted_step(cm, ids, rest_ids, config, p, ppgd, gen, shard)
-        else:
-            terms = train_step(cm, ids, config, p, ppgd, gen, shard)
-        if shard.active:
-            average_gradients(params + ([] if ppgd is None else ppgd.leaves()), shard)
-            terms = _mean_over_ranks(terms, shard)
-        grad_norm = update(params, opt, ppgd, config.grad_clip)
-        step += 1
-        last = step >= config.steps or (bool(budget_s) and frac_done(step) >= 1.0)
-        if step % config.log_every == 0 or last or step == start_step + 1:
-            row = {"step": step, "progress": frac, "lr": lr, "p": p, "grad_norm": grad_norm, **terms,
-                   "elapsed_s": time.perf_counter() - t0}
-            history.append(row)
-            bar.set_postfix(stoch=f"{terms['stochastic_recon']:.3f}",
-                            adv=f"{terms.get('adversarial_recon', float('nan')):.3f}",
-                            l0=f"{terms['l0_mean']:.1f}",
-                            **({"rest_l0": f"{terms['rest_l0_mean']:.1f}"} if config.targeted
-                               else {"faith": f"{terms['faithfulness']:.1e}"}))
-        bar.update(1)
-        if config.checkpoint_every and step % config.checkpoint_every == 0:
-            checkpoint(step)
+    with _deferred_signals(config.checkpoint_dir is not None) as received:
+        while step < config.steps:
+            frac = frac_done(step)
+            if budget_s and frac >= 1.0:
+                break
+            lr = config.lr * _lr_factor(frac, config)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            p = annealed_p(frac, config.p_start, config.p_end, config.p_anneal_start_frac,
+                           config.p_anneal_end_frac)
+            ids = stream.next()
+            ids = ids[shard.local_rows(ids.shape[0])].to(device)
+            opt.zero_grad(set_to_none=True)
+            if config.targeted:
+                rest_ids = rest_stream.next()
+                rest_ids = rest_ids[shard.local_rows(rest_ids.shape[0])].to(device)
+                terms = targeted_step(cm, ids, rest_ids, config, p, ppgd, gen, shard)
+            else:
+                terms = train_step(cm, ids, config, p, ppgd, gen, shard)
+            if shard.active:
+                average_gradients(params + ([] if ppgd is None else ppgd.leaves()), shard)
+                terms = _mean_over_ranks(terms, shard)
+            grad_norm = update(params, opt, ppgd, config.grad_clip)
+            step += 1
+            last = step >= config.steps or (bool(budget_s) and frac_done(step) >= 1.0)
+            if step % config.log_every == 0 or last or step == 1:  # the same rows whether resumed or not
+                row = {"step": step, "progress": frac, "lr": lr, "p": p, "grad_norm": grad_norm, **terms,
+                       "elapsed_s": time.perf_counter() - t0}
+                history.append(row)
+            if step == start_step + 1 or step % config.log_every == 0 or last:
+                bar.set_postfix(stoch=f"{terms['stochastic_recon']:.3f}",
+                                adv=f"{terms.get('adversarial_recon', float('nan')):.3f}",
+                                l0=f"{terms['l0_mean']:.1f}",
+                                **({"rest_l0": f"{terms['rest_l0_mean']:.1f}"} if config.targeted
+                                   else {"faith": f"{terms['faithfulness']:.1e}"}))
+            bar.update(1)
+            saved = bool(config.checkpoint_every) and step % config.checkpoint_every == 0
+            if saved:
+                checkpoint(step)
+            signum = None if config.checkpoint_dir is None else stop_signal(received)
+            if signum is not None:
+                bar.close()
+                cm.eval()
+                if not saved:
+                    checkpoint(step)
+                raise TrainingInterrupted(step, config.steps, str(config.checkpoint_dir), signum)
     bar.close()
     cm.eval()
     checkpoint(step)
