@@ -1,0 +1,99 @@
+"""Fault injection: a decomposition stopped by SIGKILL, SIGINT or SIGTERM in a subprocess -- at a checkpoint,
+between checkpoints, or while a checkpoint is being written -- and resumed, ends with every saved tensor equal,
+to the bit, to the run that was never stopped (the full decomposition of a tiny Llama, and the targeted
+decomposition's two streams on TMS 5-2). The runs are 9 steps with a checkpoint every 3 (``resume_worker``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.method import resume_worker
+from tests.watch import run_watched
+from vpd_lite.method.checkpoint import load_training_state
+from vpd_lite.method.devices import torch_threads
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor and number a run's folder saves, by path: components.safetensors and training_state.pt
+    (the wall clock, and where the run wrote to, left out)."""
+    out = {f"components/{k}": v for k, v in load_file(folder / "components.safetensors").items()}
+
+    def walk(prefix: str, x) -> None:
+        if isinstance(x, torch.Tensor):
+            out[prefix] = x
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                if k not in ("elapsed_s", "checkpoint_dir"):
+                    walk(f"{prefix}/{k}", v)
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(f"{prefix}/{i}", v)
+        elif isinstance(x, (int, float, bool)):
+            out[prefix] = torch.tensor(x, dtype=torch.float64)
+
+    walk("state", load_training_state(folder))
+    return out
+
+
+def max_differences(a: Path, b: Path) -> dict[str, float]:
+    """{tensor path: max |a - b|} over the union of both folders' saved tensors (inf where one lacks it or the
+    shapes differ); 0 everywhere means bit-identical (tested with torch.equal as well)."""
+    ta, tb = saved_tensors(a), saved_tensors(b)
+    diff = {}
+    for k in sorted(ta.keys() | tb.keys()):
+        x, y = ta.get(k), tb.get(k)
+        if x is None or y is None or x.shape != y.shape or x.dtype != y.dtype:
+            diff[k] = float("inf")
+        elif torch.equal(x, y):
+            diff[k] = 0.0
+        else:
+            diff[k] = float((x.double() - y.double()).abs().max()) if x.numel() else float("inf")
+    return diff
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """{kind: folder of the run that was never stopped}."""
+    out = {}
+    with torch_threads(1):
+        for kind in ("lm", "targeted"):
+            out[kind] = tmp_path_factory.mktemp(f"uninterrupted-{kind}")
+            resume_worker.run(kind, out[kind])
+    return out
+
+
+# (kind, fault, batch it strikes at, step of the checkpoint it leaves, exit code)
+FAULTS = [
+    ("lm", "KILL", 6, 6, -9),        # at a checkpoint: step 6 saved, killed asking for step 7's batch
+    ("lm", "KILL", 7, 6, -9),        # between checkpoints: step 7 done and lost
+    ("lm", "KILL-SAVE", 6, 3, -9),   # halfway through writing step 6's training state: step 3's is the last whole one
+    ("lm", "INT", 4, 5, 130),        # Ctrl-C during step 5: it finishes, is saved, the run stops
+    ("targeted", "KILL", 7, 6, -9),  # both streams, between checkpoints
+    ("targeted", "TERM", 3, 4, 143),  # SIGTERM during step 4
+]
+
+
+@pytest.mark.parametrize("kind,fault,at,saved_step,code", FAULTS, ids=[f"{k}-{f}-{a}" for k, f, a, _, _ in FAULTS])
+def test_resumed_run_is_bit_identical(tmp_path, uninterrupted, kind, fault, at, saved_step, code):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = run_watched([sys.executable, "-m", "tests.method.resume_worker", out, kind, fault, at],
+                       f"the {kind} run stopped by {fault}", cwd=ROOT, env=env)
+    assert proc.returncode == code, proc.stderr[-2000:]
+    if code > 0:
+        lines = proc.stdout.strip().splitlines()
+        assert lines == [f"stopped: SIG{fault} at step {saved_step} of 9: checkpoint written to {out}"]
+    assert load_training_state(out)["step"] == saved_step
+    resume_worker.run(kind, out, resume=True)
+    diff = max_differences(uninterrupted[kind], out)
+    print(f"\n{kind} {fault} at batch {at}: resumed from step {saved_step}; {len(diff)} saved tensors, "
+          f"max |difference| {max(diff.values())}")
+    assert {k: d for k, d in diff.items() if d != 0.0} == {}
