@@ -10,6 +10,7 @@ traceback is printed and that no file under ``data/`` or ``results/`` changed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,6 +23,8 @@ import pytest
 
 from tests.checkout_copy import ROOT, copy_checkout, git_status
 from tests.watch import run_watched
+from vpd_lite.method.checkpoint import write_training_state
+from vpd_lite.method.config import DecomposeConfig
 
 SHIPPED = ("data", "results")
 
@@ -60,6 +63,10 @@ def bad_files(tmp_path_factory) -> dict[str, Path]:
     tensors.write_bytes(tensors.read_bytes()[:100_000])
     (made["bad_metrics"] / "metrics.json").write_text('{"n_tokens": 3')
     (made["no_meta"] / "decomposition.json").unlink()
+    # a state that records its recipe (quick, as the tests run) and thread count
+    made["unfinished_recorded"] = base / "unfinished_recorded"
+    write_training_state(made["unfinished_recorded"], {"step": 3, "config": dataclasses.asdict(DecomposeConfig.quick()),
+                                                       "threads": 2})
     return made
 
 
@@ -82,6 +89,12 @@ BAD_INPUTS = [
      "holds a full decomposition: leave out --capability to continue it"),
     ("decompose", ["--resume", "--out", "{unfinished_targeted}"], 2,
      "holds a targeted decomposition of 'de': add --capability de to continue it"),
+    ("decompose", ["--resume", "--out", "{unfinished_full}"], 2, "training_state.pt is corrupted or truncated"),
+    ("decompose", ["--resume", "--out", "{bad_metrics}"], 2, "holds a finished decomposition"),
+    ("decompose", ["--resume", "--out", "{unfinished_recorded}", "--seed", "1", "--steps", "6000"], 2,
+     "another configuration (seed = 0 there, 1 now; steps = 40 there, 6000 now)"),
+    ("decompose", ["--resume", "--out", "{unfinished_recorded}", "--threads", "1"], 2,
+     "computed on 2 torch threads"),
     ("evaluate", ["{missing}"], 2, "is not a folder"),
     ("evaluate", ["{truncated}"], 1, "components.safetensors is corrupted"),
     ("evaluate", ["{truncated}", "--recompute"], 1, "components.safetensors is corrupted"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import sys
 import time
 from collections.abc import Mapping
@@ -25,9 +26,16 @@ from vpd_lite.commands.cli import (
     positive_float,
     positive_int,
 )
-from vpd_lite.method.checkpoint import METRICS_FILE, read_metadata, recorded_capability, save_decomposition
+from vpd_lite.method.checkpoint import (
+    METRICS_FILE,
+    STATE_FILE,
+    load_training_state,
+    read_metadata,
+    recorded_capability,
+    save_decomposition,
+)
 from vpd_lite.method.config import DecomposeConfig, override_config
-from vpd_lite.method.decompose import decompose, keep_freed_memory
+from vpd_lite.method.decompose import TrainingInterrupted, decompose, keep_freed_memory, resume_state
 from vpd_lite.method.evaluate import (
     evaluate_decomposition,
     evaluate_targeted,
@@ -57,7 +65,10 @@ def _decompose_parser():
                          "replace the shipped decomposition)")
     ap.add_argument("--minutes", type=positive_float, default=None, help="wall-clock budget for training")
     ap.add_argument("--steps", type=positive_int, default=None, help="training steps (default: the config's)")
-    ap.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the unfinished (or interrupted) run in --out from its last checkpoint, "
+                         "bit-identically: give the settings it was started with (--quick, --steps, --seed, --minutes, "
+                         "--set, --capability); --threads defaults to the run's")
     ap.add_argument("--seed", type=nonneg_int, default=0)
     ap.add_argument("--threads", type=positive_int, default=None,
                     help="torch intra-op threads (1 is faster on a busy machine; the shipped decomposition was "
@@ -114,6 +125,32 @@ def beside_shipped(metrics: Mapping[str, Any], out: Path, shipped: Path | None =
     return "\n".join(lines)
 
 
+def _recorded_capability(folder: Path) -> str | None:
+    """The capability of the unfinished run in ``folder``: from its training state's configuration, or when that
+    cannot be read, from its ``decomposition.json`` (errors of that file propagate)."""
+    try:
+        state = load_training_state(folder) or {}
+    except ValueError:  # reported by resume_state, after the capability
+        state = {}
+    if state.get("config") is not None:
+        return state["config"].get("capability")
+    return recorded_capability(read_metadata(folder))
+
+
+def continue_command(argv: list[str], out: Path) -> str:
+    """The command line that continues the run started with ``argv`` (the arguments after ``python -m
+    vpd_lite.decompose``) writing to ``out``: the same arguments, ``--out out`` and ``--resume``."""
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif arg != "--resume" and not arg.startswith("--out="):
+            args.append(arg)
+    return shlex.join(["python", "-m", "vpd_lite.decompose", *args, "--out", str(out), "--resume"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: decompose the shipped target and write the checkpoint + held-out metrics to ``--out`` (default: a
     new run folder). Returns 0; errors are raised (``vpd_lite.commands.cli.run_main`` prints them as one line)."""
@@ -137,13 +174,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         if args.out is None:
             ap.error("--resume needs --out naming the folder of the unfinished run")
-        if not (Path(args.out) / "training_state.pt").is_file():
+        folder = Path(args.out)
+        if not (folder / STATE_FILE).is_file():
+            if (folder / METRICS_FILE).is_file():
+                ap.error(f"--resume: {args.out} holds a finished decomposition (its metrics are written): nothing to "
+                         "resume; start a new run with another --out")
             ap.error(f"--resume: {args.out} holds no unfinished run (no training_state.pt)")
-        recorded = recorded_capability(read_metadata(args.out))
+        recorded = _recorded_capability(folder)
         if recorded != args.capability:
             ap.error(f"--resume: {args.out} holds " + (f"a targeted decomposition of {recorded!r}: add --capability "
                      f"{recorded}" if recorded else "a full decomposition: leave out --capability")
                      + " to continue it")
+        try:
+            state = resume_state(folder, config)
+        except ValueError as err:
+            ap.error(f"--resume: {err}")
+        threads = state.get("threads")
+        if threads is not None and args.threads not in (None, threads):
+            ap.error(f"--resume: the run in {args.out} computed on {threads} torch threads, and another count adds "
+                     f"floats in another order: leave out --threads (or give --threads {threads}) to continue it")
+        args.threads = args.threads or threads
     out = Path(args.out) if args.out else default_run_dir("decompose")
     config.checkpoint_dir = str(out)
     require_data(("corpus", "target"))
@@ -162,8 +212,14 @@ def main(argv: list[str] | None = None) -> int:
         batches = corpus.train_batches(tokenizer, corp, seq_len=config.seq_len, batch_size=config.batch_size,
                                        seed=config.seed)
     t0 = time.perf_counter()
-    cm, history = decompose(model, batches, config, resume_from=out if args.resume else None,
-                            rest_batches=rest_batches)
+    try:
+        cm, history = decompose(model, batches, config, resume_from=out if args.resume else None,
+                                rest_batches=rest_batches)
+    except TrainingInterrupted as stop:
+        given = list(sys.argv[1:] if argv is None else argv)
+        print(f"python -m vpd_lite.decompose: stopped by {stop.signal_name} after step {stop.step} of {stop.steps}; "
+              f"checkpoint written; continue with: {continue_command(given, out)}", file=sys.stderr)
+        return stop.exit_code
     config.checkpoint_dir = None  # where this run wrote to is not part of the decomposition's record
     train_minutes = (time.perf_counter() - t0) / 60
     if config.targeted:  # judged on the capability's held-out text, and on the rest with the remainder on

@@ -164,7 +164,7 @@ def save_decomposition(
     if history is not None:
         atomic_write_json(path / HISTORY_FILE, list(history))
     if training_state is not None:
-        atomic_write_bytes(path / STATE_FILE, _sealed(training_state))
+        write_training_state(path, training_state)
     atomic_write_json(path / META_FILE, meta)  # last: a folder with a valid JSON is complete
     return path
 
@@ -262,6 +262,12 @@ def copy_component_tensors(cm: ComponentModel, tensors: Mapping[str, torch.Tenso
                 if t.shape != param.shape:
                     raise ValueError(f"{where}: {key} has shape {tuple(t.shape)}, expected {tuple(param.shape)}")
                 param.copy_(t.to(param.dtype))
+
+
+def write_training_state(path: str | Path, state: Mapping[str, Any]) -> None:
+    """Write ``state`` atomically to ``path/training_state.pt``, sealed with the sha256 of its bytes (what
+    ``load_training_state`` checks)."""
+    atomic_write_bytes(Path(path) / STATE_FILE, _sealed(state))
 
 
 def _sealed(state: Mapping[str, Any]) -> bytes:

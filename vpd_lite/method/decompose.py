@@ -33,18 +33,19 @@ whose ``model(batch)`` returns a tensor needs nothing). "Positions" are the lead
 layers' inputs: (B, T) tokens of a language model, (B,) samples of a vector model (see
 ``vpd_lite.models.toy_models``).
 
-Resuming (``decompose(..., resume_from=folder)``, ``python -m vpd_lite.decompose --out DIR --resume``): a checkpoint's
-``training_state.pt`` is one atomically written, checksummed file holding everything the next step reads -- the
-component and CI tensors, the AdamW and persistent-PGD states, the run's generator and the global torch RNG, the
-history, the step, the clock of the time budget, the configuration, the target's weight fingerprint, and for each
-data stream how many batches it has handed out and a digest of the last one. A resumed run skips that many batches
-of the (deterministic) streams it is given and checks the digest, so it continues bit-identically: the same tensors,
-to the bit, as the run that was never stopped (with the same thread count and device; a time budget is wall-clock
-and is the one exception). ``resume_state`` refuses, before any step, a missing, truncated or corrupted state, or
-one made with another configuration (naming each field that differs; only where the run writes and logs may
-change, ``RESUME_MAY_CHANGE``), and ``decompose`` one made for other target weights or fed other batches.
-With ``config.checkpoint_dir`` set, a SIGINT or SIGTERM lets the step in progress finish, writes a checkpoint and
-raises ``TrainingInterrupted`` (a second signal stops at once).
+Resuming (``decompose(..., resume_from=folder)``; ``python -m vpd_lite.decompose --out DIR --resume``): a
+checkpoint's ``training_state.pt`` is one atomically written, checksummed file holding everything the next step
+reads -- the component and CI tensors, the AdamW and persistent-PGD states, the run's generator and the global
+torch RNG, the history, the step, the clock of the time budget, the configuration, the torch thread count, the
+target's weight fingerprint, and for each data stream how many batches it has handed out and a digest of the
+last one. A resumed run skips that many batches of the (deterministic) streams it is given and checks the
+digest, so it continues bit-identically: the same tensors, to the bit, as the run that was never stopped (with
+the same thread count and device; a time budget is wall-clock and is the one exception). ``resume_state``
+refuses, before any step, a missing, truncated or corrupted state, or one made with another configuration
+(naming each field that differs; only where the run writes and logs may change, ``RESUME_MAY_CHANGE``), and
+``decompose`` one made for other target weights or fed other batches. With ``config.checkpoint_dir`` set, a
+SIGINT or SIGTERM lets the step in progress finish, writes a checkpoint and raises ``TrainingInterrupted`` (a
+second signal stops at once).
 
 Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N] [--capability LANG]`` to decompose the
 shipped target (``--capability de``: a targeted decomposition of German).
@@ -619,7 +620,7 @@ def decompose(
             "optimizer": opt.state_dict(), "ppgd": None if ppgd is None else ppgd.state_dict(),
             "history": history, "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
-            "streams": streams,
+            "streams": streams, "threads": torch.get_num_threads(),
         })
 
     def stop_signal(received: list[int]) -> int | None:
