@@ -97,3 +97,40 @@ def test_resumed_run_is_bit_identical(tmp_path, uninterrupted, kind, fault, at, 
     print(f"\n{kind} {fault} at batch {at}: resumed from step {saved_step}; {len(diff)} saved tensors, "
           f"max |difference| {max(diff.values())}")
     assert {k: d for k, d in diff.items() if d != 0.0} == {}
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("bad", ["other model", "other batches", "corrupted state", "truncated state",
+                                 "other seed"])
+def test_a_bad_resume_is_refused_before_any_step_and_changes_nothing(tmp_path, uninterrupted, bad):
+    import shutil
+
+    from vpd_lite.method.decompose import decompose
+
+    out = shutil.copytree(uninterrupted["lm"], tmp_path / "run")
+    model, batches, config, _ = resume_worker.setup("lm", out)
+    state = out / "training_state.pt"
+    if bad == "other model":
+        torch.manual_seed(1)
+        model = type(model)(model.config).eval()
+        expected = "different target model"
+    elif bad == "other batches":
+        batches = resume_worker.lm_stream(8)
+        expected = "batches given to resume are not the ones the run was trained on"
+    elif bad == "corrupted state":
+        blob = bytearray(state.read_bytes())
+        blob[len(blob) // 2] ^= 0xFF
+        state.write_bytes(bytes(blob))
+        expected = "training_state.pt is corrupted"
+    elif bad == "truncated state":
+        state.write_bytes(state.read_bytes()[:1000])
+        expected = "training_state.pt is corrupted or truncated"
+    else:
+        config.seed, expected = 4, "another configuration (seed = 3 there, 4 now)"
+    before = _snapshot(out)
+    with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        decompose(model, batches, config, resume_from=out, progress=False)
+    assert _snapshot(out) == before
