@@ -7,7 +7,8 @@
 Rows (``ROWS``): one VPD step over one forward+backward of the target at the same batch (``bench_decompose.py``,
 a ratio inside each process) and, from the same runs, a full decomposition of the shipped target on 2 threads
 (its 5,400 steps at the median step time: a real run takes 20-40 minutes, too long to repeat); ``reproduce
---from-scratch`` end to end (one run); the main job (``python -m vpd_lite.reproduce``): its time and the peak
+--from-scratch`` end to end (one run); a targeted decomposition of German end to end (``decompose --capability
+de``: training and its held-out evaluation); the main job (``python -m vpd_lite.reproduce``): its time and the peak
 memory of its whole process tree (the sum of the proportional set sizes of the job and its worker processes,
 so that pages they share count once; sampled every 0.5 s); and the README's test command (one run). Each
 command runs in a fresh process with its outputs in a temporary folder; ``--repeats`` processes per row
@@ -62,6 +63,9 @@ DECOMPOSE_STEPS = DecomposeConfig().steps  # the shipped recipe's training steps
 ROWS: dict[str, Row] = {r.key: r for r in (
     Row("decompose", "full decomposition of the shipped target, 2 threads (5,400 steps × the median VPD step)",
         "≤ 10 min", "min", "(measured with step_ratio)"),
+    Row("targeted", "targeted German decomposition of the shipped target, 2 threads, end to end (`decompose "
+        "--capability de`: 800 steps and its held-out evaluation)", "≤ 5 min", "min",
+        f"{PY} -m vpd_lite.decompose --capability de --threads 2 --out {{tmp}}/out"),
     Row("from_scratch", "`reproduce --from-scratch` end to end", "≤ 15 min", "min",
         f"{PY} -m vpd_lite.reproduce --from-scratch --work {{tmp}}/work --out {{tmp}}/out", repeats=1),
     Row("step_ratio", "VPD step / target forward+backward, same batch", "≤ 3×", "x",
