@@ -92,25 +92,27 @@ def default_run_dir(command: str, root: str | os.PathLike | None = None) -> Path
 
 
 
-def continue_command(command: str, argv: Sequence[str], out: Path) -> str:
+def continue_command(command: str, argv: Sequence[str], out: Path, flag: str = "--out",
+                     resume: str | None = "--resume") -> str:
     """The command line that continues the stopped run started with ``argv`` (the arguments after ``python -m
-    vpd_lite.<command>``) writing to ``out``: the same arguments, ``--out out`` and ``--resume``."""
+    vpd_lite.<command>``) writing to ``out``: the same arguments, ``<flag> out`` and ``resume`` (if any)."""
     args, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--out":
+        elif arg == flag:
             skip = True
-        elif arg != "--resume" and not arg.startswith("--out="):
+        elif arg != resume and not arg.startswith(f"{flag}="):
             args.append(arg)
-    return shlex.join(["python", "-m", f"vpd_lite.{command}", *args, "--out", str(out), "--resume"])
+    return shlex.join(["python", "-m", f"vpd_lite.{command}", *args, flag, str(out), *([resume] if resume else [])])
 
 
-def stopped_line(command: str, stop: Any, argv: Sequence[str], out: Path) -> str:
-    """The one line a command prints when a ``TrainingInterrupted`` (``stop``) ended its training: the signal, the
-    step and the command that continues the run."""
-    return (f"python -m vpd_lite.{command}: stopped by {stop.signal_name} after step {stop.step} of {stop.steps}; "
-            f"checkpoint written; continue with: {continue_command(command, argv, out)}")
+def stopped_line(command: str, stop: Any, argv: Sequence[str], out: Path, flag: str = "--out",
+                 resume: str | None = "--resume", what: str = "") -> str:
+    """The one line a command prints when a ``TrainingInterrupted`` (``stop``) ended its training (``what``: which
+    one, e.g. " of the target's training"): the signal, the step and the command that continues the run."""
+    return (f"python -m vpd_lite.{command}: stopped by {stop.signal_name} after step {stop.step} of {stop.steps}"
+            f"{what}; checkpoint written; continue with: {continue_command(command, argv, out, flag, resume)}")
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], module: str, argv: Sequence[str] | None = None) -> int:
