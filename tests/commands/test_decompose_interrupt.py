@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from vpd_lite.commands import cli
 from vpd_lite.commands import decompose as command
 from vpd_lite.method.decompose import TrainingInterrupted
 from vpd_lite.models import corpus
 
 
 def test_continue_command_keeps_the_arguments_and_names_the_folder():
-    assert command.continue_command(["--quick", "--seed", "2", "--out", "runs/a b"], Path("runs/a b")) == \
+    assert cli.continue_command("decompose", ["--quick", "--seed", "2", "--out", "runs/a b"], Path("runs/a b")) == \
         "python -m vpd_lite.decompose --quick --seed 2 --out 'runs/a b' --resume"
-    assert command.continue_command(["--out=x", "--resume", "--set", "lr=1e-3"], Path("x")) == \
-        "python -m vpd_lite.decompose --set lr=1e-3 --out x --resume"
+    assert cli.continue_command("target", ["train", "--out=x", "--resume", "--steps", "9"], Path("x")) == \
+        "python -m vpd_lite.target train --steps 9 --out x --resume"
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

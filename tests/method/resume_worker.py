@@ -75,7 +75,7 @@ def run(kind: str, out: str | Path, fault: str = "none", at: int = -1, resume: b
                      rest_batches=rest)
 
 
-def _kill_while_saving_state(at: int) -> None:
+def kill_while_saving_state(at: int) -> None:
     """SIGKILL this process halfway through writing the training state of the checkpoint at step ``at``."""
     from vpd_lite.method import checkpoint
 
@@ -99,7 +99,7 @@ def main() -> int:
     out, kind, fault, at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     torch.set_num_threads(1)
     if fault == "KILL-SAVE":
-        _kill_while_saving_state(at)
+        kill_while_saving_state(at)
     try:
         run(kind, out, fault, at)
     except TrainingInterrupted as stop:

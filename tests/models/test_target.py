@@ -12,8 +12,9 @@ import torch
 from tokenizers import Tokenizer, models
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from vpd_lite.models.corpus import LANGS, load_corpus
-from vpd_lite.models.paths import corpus_dir, target_dir
+from tests.models.target_worker import write_small_corpus
+from vpd_lite.models.corpus import load_corpus
+from vpd_lite.models.paths import target_dir
 from vpd_lite.models.target import (
     TargetConfig,
     _lr_factor,
@@ -32,13 +33,7 @@ from vpd_lite.models.target import (
 @pytest.fixture(scope="module")
 def small_corpus_dir(tmp_path_factory) -> Path:
     """The first lines of every language of the shipped corpus, written to a temporary folder."""
-    root = tmp_path_factory.mktemp("corpus")
-    for lang in LANGS:
-        (root / lang).mkdir()
-        for split, n in (("train", 60), ("heldout", 8)):
-            lines = (corpus_dir() / lang / f"{split}.txt").read_text(encoding="utf-8").splitlines()[:n]
-            (root / lang / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+    return write_small_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="module")

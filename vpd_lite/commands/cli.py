@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def make_parser(module: str, description: str) -> argparse.ArgumentParser:
@@ -88,6 +90,29 @@ def default_run_dir(command: str, root: str | os.PathLike | None = None) -> Path
     return path
 
 
+
+
+def continue_command(command: str, argv: Sequence[str], out: Path, flag: str = "--out",
+                     resume: str | None = "--resume") -> str:
+    """The command line that continues the stopped run started with ``argv`` (the arguments after ``python -m
+    vpd_lite.<command>``) writing to ``out``: the same arguments, ``<flag> out`` and ``resume`` (if any)."""
+    args, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        elif arg != resume and not arg.startswith(f"{flag}="):
+            args.append(arg)
+    return shlex.join(["python", "-m", f"vpd_lite.{command}", *args, flag, str(out), *([resume] if resume else [])])
+
+
+def stopped_line(command: str, stop: Any, argv: Sequence[str], out: Path, flag: str = "--out",
+                 resume: str | None = "--resume", what: str = "") -> str:
+    """The one line a command prints when a ``TrainingInterrupted`` (``stop``) ended its training (``what``: which
+    one, e.g. " of the target's training"): the signal, the step and the command that continues the run."""
+    return (f"python -m vpd_lite.{command}: stopped by {stop.signal_name} after step {stop.step} of {stop.steps}"
+            f"{what}; checkpoint written; continue with: {continue_command(command, argv, out, flag, resume)}")
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], module: str, argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shlex
 import sys
 import time
 from collections.abc import Mapping
@@ -137,20 +136,6 @@ def _recorded_capability(folder: Path) -> str | None:
     return recorded_capability(read_metadata(folder))
 
 
-def continue_command(argv: list[str], out: Path) -> str:
-    """The command line that continues the run started with ``argv`` (the arguments after ``python -m
-    vpd_lite.decompose``) writing to ``out``: the same arguments, ``--out out`` and ``--resume``."""
-    args, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--out":
-            skip = True
-        elif arg != "--resume" and not arg.startswith("--out="):
-            args.append(arg)
-    return shlex.join(["python", "-m", "vpd_lite.decompose", *args, "--out", str(out), "--resume"])
-
-
 def main(argv: list[str] | None = None) -> int:
     """CLI: decompose the shipped target and write the checkpoint + held-out metrics to ``--out`` (default: a
     new run folder). Returns 0; errors are raised (``vpd_lite.commands.cli.run_main`` prints them as one line)."""
@@ -216,9 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         cm, history = decompose(model, batches, config, resume_from=out if args.resume else None,
                                 rest_batches=rest_batches)
     except TrainingInterrupted as stop:
-        given = list(sys.argv[1:] if argv is None else argv)
-        print(f"python -m vpd_lite.decompose: stopped by {stop.signal_name} after step {stop.step} of {stop.steps}; "
-              f"checkpoint written; continue with: {continue_command(given, out)}", file=sys.stderr)
+        print(cli.stopped_line("decompose", stop, list(sys.argv[1:] if argv is None else argv), out),
+              file=sys.stderr)
         return stop.exit_code
     config.checkpoint_dir = None  # where this run wrote to is not part of the decomposition's record
     train_minutes = (time.perf_counter() - t0) / 60

@@ -40,6 +40,7 @@ from vpd_lite.erase.report import (
 )
 from vpd_lite.method.checkpoint import load_decomposition
 from vpd_lite.method.devices import available_cores, torch_threads
+from vpd_lite.method.resumable import TrainingInterrupted
 from vpd_lite.models import paths
 from vpd_lite.models.corpus import load_corpus
 from vpd_lite.models.target import load_target
@@ -110,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=out_folder, default=None,
                     help="where tables and figures go (default: a new folder under ./runs/; name results/ "
                          "explicitly to refresh the shipped results)")
-    ap.add_argument("--work", default=None, help="--from-scratch work folder (default: a new temp folder)")
+    ap.add_argument("--work", default=None,
+                    help="--from-scratch work folder (default: a new temp folder); run again with the same folder, "
+                         "a rebuild continues from its last finished stage and last checkpoint")
     ap.add_argument("--seeds", type=positive_int, default=None, help="number of seeds (default 3; quick 1)")
     ap.add_argument("--no-figures", action="store_true", help="write the tables only, no PNG figures")
     ap.add_argument("--threads", type=positive_int, default=1,
@@ -148,7 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with torch_threads(args.threads):
         if args.from_scratch:
             work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="vpd-lite-scratch-"))
-            arte = rebuild_artefacts(work, quick, data / "corpus")
+            try:
+                arte = rebuild_artefacts(work, quick, data / "corpus")
+            except TrainingInterrupted as stop:
+                stage = " of the target's training" if Path(stop.folder).name == "target" else " of the decomposition"
+                print(cli.stopped_line("reproduce", stop, list(sys.argv[1:] if argv is None else argv), work,
+                                       flag="--work", resume=None, what=stage), file=sys.stderr)
+                return stop.exit_code
         else:
             arte = given
         erase_german(arte, config, out, command.strip(), figures=not args.no_figures)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +29,17 @@ from vpd_lite.interpret.harvest import (
 )
 from vpd_lite.interpret.labels import label_components, load_labels, save_labels
 from vpd_lite.interpret.statistics import ComponentStats
-from vpd_lite.method.checkpoint import check_fits_target, read_metadata, save_decomposition
+from vpd_lite.method.checkpoint import (
+    STATE_FILE,
+    check_fits_target,
+    load_decomposition,
+    read_metadata,
+    save_decomposition,
+)
 from vpd_lite.method.config import DecomposeConfig
 from vpd_lite.method import decompose as decompose_mod
 from vpd_lite.method.devices import torch_threads
+from vpd_lite.method.resumable import recipe_differences
 from vpd_lite.models import corpus as corpus_mod
 from vpd_lite.models import paths
 from vpd_lite.models import target as target_mod
@@ -158,6 +165,54 @@ def build_setup(cm: nn.Module, tokenizer: Any, corpus: Mapping[str, Any], stats:
                       any_language=chosen["any_language"], tokenizer=tokenizer)
 
 
+#: Steps between the checkpoints of the target's training in a full ``--from-scratch`` rebuild (3 when quick).
+TARGET_CHECKPOINT_EVERY = 100
+
+
+def rebuild_progress(work: Path, tconfig: target_mod.TargetConfig, tseed: int,
+                     dconfig: DecomposeConfig) -> dict[str, str]:
+    """How far an earlier ``--from-scratch`` rebuild in ``work`` got, stage by stage (target, decomposition,
+    statistics and labels): ``"finished"``, ``"from its checkpoint at step N of M"`` or ``"to do"``. A stage
+    counts as finished only when every stage before it is; a later stage of an unfinished one is redone.
+
+    Raises ``ValueError`` when ``work`` holds a stage made with another recipe (a finished target or a
+    decomposition checkpoint of other settings, each differing field named): that folder belongs to another
+    rebuild (e.g. a quick one), so give another ``--work``. A damaged checkpoint raises ``ValueError`` too.
+    """
+    work = Path(work)
+    stages = {"target": "to do", "decomposition": "to do", "statistics and labels": "to do"}
+
+    def other_recipe(where: Path, said: str) -> ValueError:
+        return ValueError(f"{where} was made with another recipe ({said}): it belongs to another rebuild (quick or "
+                          "full?); give another --work, or empty this one")
+
+    target = work / "target"
+    if (target / STATE_FILE).is_file():
+        state = target_mod.resume_target_state(target, tconfig, tseed)
+        return {**stages, "target": f"from its checkpoint at step {state['step']} of {tconfig.steps}"}
+    if not (target / "model.safetensors").is_file():
+        return stages
+    config, seed = target_mod.recorded_training(target)
+    said = recipe_differences({**asdict(config), "seed": seed}, {**asdict(tconfig), "seed": tseed})
+    if said:
+        raise other_recipe(target, said)
+    stages["target"] = "finished"
+    dec = work / "decomposition"
+    if (dec / STATE_FILE).is_file():
+        state = decompose_mod.resume_state(dec, dconfig)
+        stages["decomposition"] = f"from its checkpoint at step {state['step']} of {dconfig.steps}"
+        return stages
+    if not (dec / "decomposition.json").is_file():
+        return stages
+    said = recipe_differences(read_metadata(dec).get("config") or {}, asdict(dconfig), decompose_mod.RESUME_MAY_CHANGE)
+    if said:
+        raise other_recipe(dec, said)
+    stages["decomposition"] = "finished"
+    if (work / "labels.json").is_file() and (work / STATS_FILE).is_file():
+        stages["statistics and labels"] = "finished"
+    return stages
+
+
 def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool = True,
                       recorded: Path | None = None) -> Artefacts:
     """``--from-scratch``: train the target, decompose it, harvest stats and labels, all into ``work``.
@@ -170,6 +225,12 @@ def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool 
     shipped data. Float sums depend on the thread count, so pinning it is what makes a rebuild give what ships
     (on the same CPU and library versions). ``quick`` uses the tiny configs with the same seeds and threads.
     A full rebuild ends by saying whether the target and decomposition are identical to the recorded ones.
+
+    Run again on the same ``work``, it continues (saying so in one line) from the last finished stage and from
+    the last checkpoint inside the unfinished training (``rebuild_progress``): the target's training
+    checkpoints every ``TARGET_CHECKPOINT_EVERY`` steps, the decomposition every ``checkpoint_every`` steps of its
+    recorded config, and both on SIGINT / SIGTERM, which then raise ``TrainingInterrupted``. The result equals an
+    uninterrupted rebuild's, to the bit. Raises ``ValueError`` when ``work`` holds a stage of another recipe.
     """
     import hashlib
 
@@ -193,24 +254,47 @@ def rebuild_artefacts(work: Path, quick: bool, corpus_dir: Path, progress: bool 
           f"thread(s); decomposition seed {dconfig.seed} on {dthreads} torch thread(s), {dconfig.device}", flush=True)
 
     arte = Artefacts(work / "target", work / "decomposition", Path(corpus_dir), work / STATS_FILE)
+    dconfig.checkpoint_dir = str(arte.decomposition)
+    # the target's context caps the blocks (what model_seq_len gives once it is trained), known before training so
+    # that a decomposition checkpoint can be checked against the recipe it continues
+    dconfig.seq_len = min(dconfig.seq_len, tconfig.max_position_embeddings)
+    stages = rebuild_progress(work, tconfig, tseed, dconfig)
+    if any(how != "to do" for how in stages.values()):
+        print(f"[from scratch] continuing in {work}: " + "; ".join(f"{k} {v}" for k, v in stages.items()), flush=True)
     corpus = load_corpus(corpus_dir)
-    print(f"[from scratch] training the target into {arte.target}", flush=True)
-    target_mod.train_target(tconfig, corpus=corpus, out_dir=arte.target, seed=tseed, progress=progress)
+    if stages["target"] != "finished":
+        resume = stages["target"] != "to do"
+        if not resume:
+            (arte.target / STATE_FILE).unlink(missing_ok=True)
+        print(f"[from scratch] training the target into {arte.target}", flush=True)
+        target_mod.train_target(tconfig, corpus=corpus, out_dir=arte.target, seed=tseed, progress=progress,
+                                checkpoint_every=3 if quick else TARGET_CHECKPOINT_EVERY, resume=resume)
     model, tokenizer = target_mod.load_target(arte.target)
     dconfig.seq_len = model_seq_len(model, dconfig.seq_len)
-    print(f"[from scratch] decomposing into {arte.decomposition}", flush=True)
-    batches = train_batches(tokenizer, corpus, seq_len=dconfig.seq_len, batch_size=dconfig.batch_size,
-                            seed=dconfig.seed)
     with torch_threads(dthreads):
-        cm, history = decompose_mod.decompose(model, batches, dconfig, progress=progress)
-        save_decomposition(cm, arte.decomposition, dconfig, history=history)
-        print("[from scratch] harvesting component statistics and labels", flush=True)
-        n = HarvestPlan.quick_harvest_blocks if quick else HarvestPlan.harvest_blocks
-        stats = harvest(cm, corpus_mod.lang_token_blocks(tokenizer, corpus, "train", dconfig.seq_len, n), progress=progress,
-                        meta={"decomposition_fingerprint": decomposition_fingerprint(cm)})
-    stats.save(arte.stats)
-    save_labels(label_components(stats, tokenizer), work / "labels.json",
-                provenance={"command": "python -m vpd_lite.reproduce --from-scratch"})
+        if stages["decomposition"] == "finished":
+            cm = load_decomposition(arte.decomposition, model)
+        else:
+            resume = stages["decomposition"] != "to do"
+            if not resume:
+                (arte.decomposition / STATE_FILE).unlink(missing_ok=True)
+            (work / "labels.json").unlink(missing_ok=True)  # statistics of an earlier decomposition are stale
+            print(f"[from scratch] decomposing into {arte.decomposition}", flush=True)
+            batches = train_batches(tokenizer, corpus, seq_len=dconfig.seq_len, batch_size=dconfig.batch_size,
+                                    seed=dconfig.seed)
+            cm, history = decompose_mod.decompose(model, batches, dconfig, progress=progress,
+                                                  resume_from=arte.decomposition if resume else None)
+            save_decomposition(cm, arte.decomposition, replace(dconfig, checkpoint_dir=None), history=history)
+            (arte.decomposition / STATE_FILE).unlink(missing_ok=True)  # finished: only needed to resume
+        if stages["statistics and labels"] != "finished":
+            print("[from scratch] harvesting component statistics and labels", flush=True)
+            n = HarvestPlan.quick_harvest_blocks if quick else HarvestPlan.harvest_blocks
+            blocks = corpus_mod.lang_token_blocks(tokenizer, corpus, "train", dconfig.seq_len, n)
+            stats = harvest(cm, blocks, progress=progress,
+                            meta={"decomposition_fingerprint": decomposition_fingerprint(cm)})
+            stats.save(arte.stats)
+            save_labels(label_components(stats, tokenizer), work / "labels.json",  # last: the rebuild is complete
+                        provenance={"command": "python -m vpd_lite.reproduce --from-scratch"})
     if not quick:
         def sha(path: Path) -> str:
             return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -14,7 +14,8 @@ Reading order (one sitting):
     I. checkpoint         save / load a decomposition (refuses the wrong model), training state to resume
     J. evaluate           CE / KL under the various masks, L0, dead components (targeted: also the rest's CE
                           with the remainder on)
-    support: cross_entropy (next-token CE), devices (device choice, autocast, thread count)
+    support: cross_entropy (next-token CE), devices (device choice, autocast, thread count), resumable (a run's
+             data stream position, Ctrl-C deferral and the checks of a resume; shared with the target's training)
 
 Deliberately not supported: attributions or gradient-based importance (CI functions only), decomposing
 embeddings / convolutions other than GPT-2's Conv1D, model parallelism (only data-parallel shards), and

@@ -45,7 +45,8 @@ refuses, before any step, a missing, truncated or corrupted state, or one made w
 (naming each field that differs; only where the run writes and logs may change, ``RESUME_MAY_CHANGE``), and
 ``decompose`` one made for other target weights or fed other batches. With ``config.checkpoint_dir`` set, a
 SIGINT or SIGTERM lets the step in progress finish, writes a checkpoint and raises ``TrainingInterrupted`` (a
-second signal stops at once).
+second signal stops at once). The pieces shared with the target's training (``vpd_lite.models.target``) are in
+``vpd_lite.method.resumable``.
 
 Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N] [--capability LANG]`` to decompose the
 shipped target (``--capability de``: a targeted decomposition of German).
@@ -53,16 +54,10 @@ shipped target (``--capability de``: a targeted decomposition of German).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
-import itertools
-import json
 import math
-import signal
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +71,6 @@ from vpd_lite.method.checkpoint import (
     component_tensors,
     copy_component_tensors,
     load_decomposition,
-    load_training_state,
     read_metadata,
     save_decomposition,
     target_fingerprint,
@@ -98,6 +92,13 @@ from vpd_lite.method.masks import (
     uniform_k_subset_routing,
 )
 from vpd_lite.method.pgd import PersistentPGD
+from vpd_lite.method.resumable import (
+    DataStream,
+    TrainingInterrupted,
+    deferred_signals,
+    open_training_state,
+    recipe_differences,
+)
 from vpd_lite.method.sharding import (
     Shard,
     average_gradients,
@@ -330,29 +331,6 @@ def _mean_over_ranks(terms: dict[str, float], shard: Shard) -> dict[str, float]:
     return {**terms, **{k: float(v) for k, v in zip(keys, vals)}}
 
 
-def _checked_stream(cm: ComponentModel, batches: Iterable[Tensor], what: str) -> Iterator[Tensor]:
-    """An iterator over ``batches`` whose first batch the model has checked (e.g. sequences longer than its
-    position limit are refused before any work). Raises ValueError when there is no batch."""
-    it = iter(batches)
-    try:
-        first = next(it)
-    except StopIteration:
-        raise ValueError(f"decompose got no {what}") from None
-    cm.check_batch(first)
-    return itertools.chain([first], it)
-
-
-def _next_batch(it: Iterator[Tensor], batches: Iterable[Tensor], step: int) -> tuple[Tensor, Iterator[Tensor]]:
-    try:
-        return next(it), it
-    except StopIteration:
-        it = iter(batches)
-        try:
-            return next(it), it
-        except StopIteration:
-            raise ValueError(f"the batch iterable ran out after {step} steps (pass a re-iterable or endless one)")
-
-
 #: Configuration fields a resumed run may change: where it writes and how often it logs and saves, and where it
 #: computes (another device gives other floats). Every other field must equal the checkpoint's.
 RESUME_MAY_CHANGE: tuple[str, ...] = ("checkpoint_dir", "checkpoint_every", "log_every", "device")
@@ -360,100 +338,6 @@ RESUME_MAY_CHANGE: tuple[str, ...] = ("checkpoint_dir", "checkpoint_every", "log
 
 #: The layout of ``training_state.pt`` that ``decompose`` writes (states without a ``"format"`` are older).
 STATE_FORMAT = 2
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Raised by ``decompose`` after a SIGINT or SIGTERM: the step in progress was finished and a checkpoint of
-    it written to ``folder``. ``step``: steps done of ``steps``; ``signal_name``: "SIGINT" or "SIGTERM";
-    ``exit_code``: 128 + the signal's number (130, 143), what a shell reports for a process the signal ended."""
-
-    def __init__(self, step: int, steps: int, folder: str, signum: int) -> None:
-        self.step, self.steps, self.folder = step, steps, folder
-        self.signal_name = signal.Signals(signum).name
-        self.exit_code = 128 + int(signum)
-        super().__init__(f"{self.signal_name} at step {step} of {steps}: checkpoint written to {folder}")
-
-
-@contextlib.contextmanager
-def _deferred_signals(enabled: bool) -> Iterator[list[int]]:
-    """While inside, SIGINT and SIGTERM only append their number to the yielded list (read between steps); a
-    second one raises ``KeyboardInterrupt`` at once. Does nothing (an empty list) when not ``enabled`` or off the
-    main thread (only it may set handlers)."""
-    received: list[int] = []
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: Any) -> None:
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _digest(batch: Any) -> str | None:
-    """sha256 of a batch's tensors (a tensor, or a mapping / sequence of them); None for anything else."""
-    h = hashlib.sha256()
-
-    def add(x: Any) -> bool:
-        if isinstance(x, Tensor):
-            h.update(f"{x.dtype}{tuple(x.shape)}".encode())
-            h.update(x.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if x.numel() else b"")
-            return True
-        if isinstance(x, Mapping):
-            return all(add(k) if isinstance(k, Tensor) else (h.update(str(k).encode()) or add(v))
-                       for k, v in sorted(x.items(), key=lambda kv: str(kv[0])))
-        if isinstance(x, (list, tuple)):
-            return all(add(v) for v in x)
-        return False
-
-    return h.hexdigest() if add(batch) else None
-
-
-class _Stream:
-    """One data stream of a run (``batches`` or ``rest_batches``): hands out batches, cycling a re-iterable,
-    and knows how many it has handed out and the last one's digest, so a resumed run can skip as many."""
-
-    def __init__(self, cm: ComponentModel, batches: Iterable[Tensor], what: str) -> None:
-        self.batches, self.what = batches, what
-        self.it = _checked_stream(cm, batches, what)
-        self.first = next(self.it)
-        self.it = itertools.chain([self.first], self.it)
-        self.consumed, self.last = 0, None
-
-    def next(self) -> Tensor:
-        batch, self.it = _next_batch(self.it, self.batches, self.consumed)
-        self.consumed += 1
-        self.last = batch
-        return batch
-
-    def position(self) -> dict[str, Any]:
-        return {"consumed": self.consumed, "last_sha256": _digest(self.last)}
-
-    def skip_to(self, position: Mapping[str, Any]) -> None:
-        """Hand out (and drop) ``position["consumed"]`` batches; ``ValueError`` when the last one's digest is not
-        the recorded one (the stream is not the one the run was trained on)."""
-        for _ in range(int(position["consumed"])):
-            self.next()
-        recorded = position.get("last_sha256")
-        if self.consumed and recorded is not None and _digest(self.last) != recorded:
-            raise ValueError(f"the {self.what} given to resume are not the ones the run was trained on: its batch "
-                             f"{self.consumed} differs from the checkpoint's (another seed, batch size, sequence "
-                             "length or corpus?)")
-
-
-def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A configuration as JSON would hold it (tuples as lists), without the fields a resume may change."""
-    plain = json.loads(json.dumps(dict(config), default=list))
-    return {k: v for k, v in plain.items() if k not in RESUME_MAY_CHANGE}
 
 
 def resume_state(folder: str | Path, config: DecomposeConfig) -> dict[str, Any]:
@@ -467,28 +351,15 @@ def resume_state(folder: str | Path, config: DecomposeConfig) -> dict[str, Any]:
             ``RESUME_MAY_CHANGE`` may differ), or the state holds no step.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist: nothing to resume")
-    state = load_training_state(folder)
-    if state is None:
-        raise FileNotFoundError(f"{folder} has no {STATE_FILE} to resume from")
-    if "step" not in state:
-        raise ValueError(f"{folder / STATE_FILE} is corrupted or not a training state (no step)")
+    state = open_training_state(folder)
     recorded = state.get("config")
     if recorded is None:  # a state of the first format: the configuration is in decomposition.json
         recorded = read_metadata(folder).get("config") or {}
-    mine, theirs = _comparable(dataclasses.asdict(config)), _comparable(recorded)
-    differ = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
-    if differ:
-        said = "; ".join(f"{k} = {_short(theirs.get(k))} there, {_short(mine.get(k))} now" for k in differ)
+    said = recipe_differences(recorded, dataclasses.asdict(config), RESUME_MAY_CHANGE)
+    if said:
         raise ValueError(f"the run in {folder} was made with another configuration ({said}): a resumed run must keep "
                          "its recipe; give the same settings, or start a new run in another folder")
     return state
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def decompose(
@@ -556,8 +427,8 @@ def decompose(
     if cm is None:
         cm = build_component_model(model, config, adapter)
     config.recon_kind(cm)  # validates the choice early
-    stream = _Stream(cm, batches, "batches")
-    rest_stream = None if rest_batches is None else _Stream(cm, rest_batches, "rest_batches")
+    stream = DataStream(batches, "batches", check=cm.check_batch)
+    rest_stream = None if rest_batches is None else DataStream(rest_batches, "rest_batches", check=cm.check_batch)
     if state is not None:  # skip what the run has already trained on
         positions = state.get("streams") or {}
         stream.skip_to(positions.get("batches", {"consumed": int(state["step"])}))
@@ -634,7 +505,7 @@ def decompose(
                leave=False)
     step = start_step
     cm.train()
-    with _deferred_signals(config.checkpoint_dir is not None) as received:
+    with deferred_signals(config.checkpoint_dir is not None) as received:
         while step < config.steps:
             frac = frac_done(step)
             if budget_s and frac >= 1.0:

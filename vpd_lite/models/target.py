@@ -44,10 +44,17 @@ from transformers import (
 )
 
 from vpd_lite import quick_mode
-from vpd_lite.method.checkpoint import read_metadata
+from vpd_lite.method.checkpoint import STATE_FILE, read_metadata, write_training_state
 from vpd_lite.method.config import DecomposeConfig
 from vpd_lite.method.cross_entropy import lm_cross_entropy
 from vpd_lite.method.devices import torch_threads
+from vpd_lite.method.resumable import (
+    DataStream,
+    TrainingInterrupted,
+    deferred_signals,
+    open_training_state,
+    recipe_differences,
+)
 from vpd_lite.models.corpus import (
     LANGS,
     chunk,
@@ -177,13 +184,18 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096) -> PreTrainedT
         show_progress=False,
     )
     tok.train_from_iterator(list(texts), trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=EOS_TOKEN, eos_token=EOS_TOKEN, pad_token=EOS_TOKEN, unk_token=None,
-        model_max_length=1_000_000, clean_up_tokenization_spaces=False,
-    )
+    fast = _fast_tokenizer(tok)
     if len(fast) != vocab_size:
         raise ValueError(f"the training text only supports {len(fast)} tokens, asked for {vocab_size}")
     return fast
+
+
+def _fast_tokenizer(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """The ``transformers`` tokenizer around a trained byte-level BPE (``<|endoftext|>`` as BOS, EOS and PAD)."""
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=EOS_TOKEN, eos_token=EOS_TOKEN, pad_token=EOS_TOKEN, unk_token=None,
+        model_max_length=1_000_000, clean_up_tokenization_spaces=False,
+    )
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -203,6 +215,39 @@ def build_model(config: TargetConfig, tokenizer: PreTrainedTokenizerFast, seed: 
     return model
 
 
+#: What a checkpoint of the target's training holds (``state["kind"]``; a decomposition's state has none).
+STATE_KIND = "target training"
+
+
+def resume_target_state(folder: str | os.PathLike, config: TargetConfig, seed: int,
+                        threads: int | None = None) -> dict:
+    """The training state of the unfinished target training in ``folder`` (its ``training_state.pt``), checked
+    against the ``config``, ``seed`` and torch thread count (``threads``, default ``config.num_threads`` or, when
+    that is None, the current count) it is to continue with; nothing is changed.
+
+    Raises:
+        FileNotFoundError: ``folder`` or its ``training_state.pt`` does not exist.
+        ValueError: ``folder`` holds a finished target model (nothing to resume) or a decomposition's training
+            state; the state is truncated or corrupted; or it was made with another recipe (every differing
+            field of ``TargetConfig``, ``seed`` or ``threads`` is named, with both values). ``steps`` may not be
+            raised either: the learning-rate schedule of the steps already done depends on it.
+    """
+    folder = Path(folder)
+    if not (folder / STATE_FILE).is_file() and (folder / "model.safetensors").is_file():
+        raise ValueError(f"{folder} holds a finished target model: nothing to resume; train into another folder")
+    state = open_training_state(folder)
+    if state.get("kind") != STATE_KIND:
+        raise ValueError(f"{folder / STATE_FILE} is not the training state of a target model (a decomposition's?)")
+    if threads is None:
+        threads = config.num_threads if config.num_threads is not None else torch.get_num_threads()
+    said = recipe_differences({**state["config"], "seed": state["seed"], "threads": state["threads"]},
+                              {**asdict(config), "seed": seed, "threads": threads})
+    if said:
+        raise ValueError(f"the target training in {folder} was made with another recipe ({said}): a resumed run must "
+                         "keep it; give the same settings, or train into another folder")
+    return state
+
+
 def train_target(
     config: TargetConfig | None = None,
     corpus: Mapping[str, datasets.DatasetDict] | None = None,
@@ -211,6 +256,8 @@ def train_target(
     tokenizer: PreTrainedTokenizerFast | None = None,
     progress: bool = True,
     save: bool = True,
+    checkpoint_every: int = 0,
+    resume: bool = False,
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast, list[dict]]:
     """Train tokenizer (unless given) and model from scratch; save both plus the loss curve to ``out_dir``.
 
@@ -219,20 +266,43 @@ def train_target(
     Returns ``(model, tokenizer, history)``; ``history`` holds one dict per step (``step``, ``lr``,
     ``loss``) and, every ``eval_every`` steps, ``heldout_ce`` (mean over languages, nats/token).
     Deterministic on CPU for a given ``seed`` and ``config.num_threads``.
+
+    Checkpoints (when saving): every ``checkpoint_every`` steps (0: none) ``out_dir/training_state.pt`` holds the
+    whole training state -- tokenizer, weights, AdamW and schedule states, the position of the batch stream,
+    the torch RNG, the history, the recipe and thread count -- and a SIGINT or SIGTERM lets the step in progress
+    finish, writes one and raises ``vpd_lite.method.resumable.TrainingInterrupted``. ``resume=True`` continues
+    from it bit-identically (same CPU and thread count: the same weights, to the bit, as the run never
+    stopped); the finished model replaces the folder, checkpoint included. Raises (before any step, changing
+    nothing) what ``resume_target_state`` raises, and ``ValueError`` when the corpus or ``tokenizer`` given are
+    not the run's.
     """
     config = config or (TargetConfig.quick() if quick_mode() else TargetConfig())
-    corpus = corpus if corpus is not None else load_corpus(langs=config.langs)
+    if checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be 0 (no checkpoints) or positive, got {checkpoint_every}")
+    folder = (Path(out_dir) if out_dir is not None else target_dir()) if save else None
+    if resume and folder is None:
+        raise ValueError("resume needs the folder of the unfinished run: save=True")
     with torch_threads(config.num_threads):
-        model, tokenizer, history = _train(config, corpus, seed, tokenizer, progress)
-    if save:
-        save_target(model, tokenizer, config, history, Path(out_dir) if out_dir is not None else target_dir(),
-                    seed)
+        state = resume_target_state(folder, config, seed) if resume else None
+        corpus = corpus if corpus is not None else load_corpus(langs=config.langs)
+        model, tokenizer, history = _train(config, corpus, seed, tokenizer, progress, folder, checkpoint_every,
+                                           state)
+    if folder is not None:
+        save_target(model, tokenizer, config, history, folder, seed)
     return model, tokenizer, history
 
 
-def _train(config: TargetConfig, corpus, seed: int, tokenizer, progress: bool):
-    """The training loop of ``train_target`` (tokenizer, model, AdamW + warm-up/cosine schedule)."""
-    if tokenizer is None:
+def _train(config: TargetConfig, corpus, seed: int, tokenizer, progress: bool, folder: Path | None = None,
+           checkpoint_every: int = 0, state: dict | None = None):
+    """The training loop of ``train_target`` (tokenizer, model, AdamW + warm-up/cosine schedule), checkpointing
+    into ``folder`` (if given) and continuing from ``state`` (if given). The global torch RNG is seeded with
+    ``seed`` inside (and the caller's restored after), so that any step that draws from it is resumable too."""
+    if state is not None:
+        recorded = _fast_tokenizer(Tokenizer.from_str(state["tokenizer"]))
+        if tokenizer is not None and tokenizer.backend_tokenizer.to_str() != state["tokenizer"]:
+            raise ValueError(f"the tokenizer given to resume is not the one the run in {folder} was trained with")
+        tokenizer = recorded
+    elif tokenizer is None:
         tokenizer = train_tokenizer((t for lang in corpus for t in corpus[lang]["train"]["text"]),
                                     config.vocab_size)
     model = build_model(config, tokenizer, seed)
@@ -241,27 +311,60 @@ def _train(config: TargetConfig, corpus, seed: int, tokenizer, progress: bool):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr, betas=config.betas)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, config))
-    batches = train_batches(tokenizer, corpus, config.seq_len, config.batch_size, seed)
+    stream = DataStream(train_batches(tokenizer, corpus, config.seq_len, config.batch_size, seed),
+                        "training batches")
     eval_blocks = {lang: chunk(encode_texts(tokenizer, corpus[lang]["heldout"]["text"]), config.seq_len)
                    [: config.eval_blocks_per_lang] for lang in corpus}
 
     history: list[dict] = []
-    model.train()
-    bar = tqdm(range(config.steps), desc="train target", disable=not progress, leave=False)
-    for step in bar:
-        input_ids = next(batches)  # (B, T)
-        loss = model(input_ids=input_ids, labels=input_ids).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        row = {"step": step, "lr": opt.param_groups[0]["lr"], "loss": loss.item()}
-        opt.step()
-        sched.step()
-        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            row["heldout_ce"] = sum(lm_cross_entropy(model, b) for b in eval_blocks.values()) / len(eval_blocks)
-            model.train()
-            bar.set_postfix(loss=f"{row['loss']:.3f}", heldout=f"{row['heldout_ce']:.3f}")
-        history.append(row)
+    start = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if state is not None:
+            stream.skip_to(state["stream"])  # refuses another corpus before any step
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            history, start = list(state["history"]), int(state["step"])
+
+        def checkpoint(done: int) -> None:
+            write_training_state(folder, {
+                "kind": STATE_KIND, "format": 1, "step": done, "config": asdict(config), "seed": seed,
+                "threads": torch.get_num_threads(), "tokenizer": tokenizer.backend_tokenizer.to_str(),
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "torch_rng": torch.get_rng_state(), "history": history, "stream": stream.position(),
+            })
+
+        model.train()
+        bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="train target",
+                   disable=not progress, leave=False)
+        with deferred_signals(folder is not None) as received:
+            for step in bar:
+                input_ids = stream.next()  # (B, T)
+                loss = model(input_ids=input_ids, labels=input_ids).loss
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                row = {"step": step, "lr": opt.param_groups[0]["lr"], "loss": loss.item()}
+                opt.step()
+                sched.step()
+                if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+                    ces = [lm_cross_entropy(model, b) for b in eval_blocks.values()]
+                    row["heldout_ce"] = sum(ces) / len(ces)
+                    model.train()
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", heldout=f"{row['heldout_ce']:.3f}")
+                history.append(row)
+                done = step + 1
+                saved = folder is not None and checkpoint_every > 0 and done % checkpoint_every == 0 \
+                    and done < config.steps
+                if saved:
+                    checkpoint(done)
+                if received and folder is not None and done < config.steps:  # at the last step: just finish
+                    bar.close()
+                    if not saved:
+                        checkpoint(done)
+                    raise TrainingInterrupted(done, config.steps, str(folder), received[0])
     model.eval()
     return model, tokenizer, history
 
