@@ -4,7 +4,7 @@ The test starts JupyterLab itself on 127.0.0.1 (a free port, a random token, qui
 PYTHONPATH) over a temporary copy of ``notebooks/`` (so nothing it runs or autosaves touches the repository),
 drives Debian's ``chromium`` with the ``playwright`` Python package (``executable_path`` points at the system
 browser: playwright's own browser download needs the internet) in a 1280 x 900 window (JupyterLab's default
-notebook width, what a student on a laptop sees), and for every notebook (00-04):
+notebook width, what a student on a laptop sees), and for every notebook (00-05):
 
 * Run All, wait until every code cell has run and the kernel is idle;
 * no cell has an error output (read from the saved notebook), no "Error displaying widget", no progress bar left
@@ -20,7 +20,8 @@ notebook a full-length ``NN_page.png`` (the notebook scrolled through and stitch
 in ``NN_page/``, and the outputs a teacher checks by eye: every coding-exercise check
 (``NN_coding_<function>.png``), 01's loss curves and faithfulness figure, 02's firing-frequency figure,
 language heatmap (``02_heatmap_sorted.png``, ``..._resorted.png``) and component browser, 04's fit figure,
-dose-response with its zoomed panel and the explorer at a strongly negative s (``04_explorer_negative_s.png``).
+dose-response with its zoomed panel and the explorer at a strongly negative s (``04_explorer_negative_s.png``),
+05's two-streams picture, loss curves, quality figure, held-out CE after the edit and the shipped seed comparison.
 
 Install what it needs: ``apt-get install -y chromium`` and ``pip install playwright``. Without either the test is
 skipped, saying which is missing.
@@ -615,4 +616,14 @@ def test_notebook_04_in_the_browser(lab, browser, shots):
         print(f"explorer at s = {readout}: CE bars up to {max(bars):.2f}, ln V {ln_v:.2f}, axis top {top:.2f}")
         assert max(bars) <= top and ln_v <= top, (bars, ln_v, top)
         assert not plotly_layout_problems(page), plotly_layout_problems(page)
+    page.close()
+
+
+def test_notebook_05_in_the_browser(lab, browser, shots):
+    page, saved = run_and_check(browser, lab, shots, "05_targeted_german.ipynb")
+    shoot_output(page, saved, "targeted.two_streams_picture(", shots / "05_two_streams.png")
+    shoot_output(page, saved, "targeted.plot_targeted_history(", shots / "05_loss_curves.png")
+    shoot_output(page, saved, "targeted.plot_quality(", shots / "05_quality.png")
+    shoot_output(page, saved, "targeted.plot_heldout_ce(", shots / "05_heldout_ce.png")
+    shoot_output(page, saved, "targeted.load_comparison(", shots / "05_comparison.png")
     page.close()

@@ -2,7 +2,13 @@
 
 import torch
 
-from vpd_lite.method.masks import delta_stochastic_masks, mask_from_sources, stochastic_masks, uniform_k_subset_routing
+from vpd_lite.method.masks import (
+    delta_stochastic_masks,
+    mask_from_sources,
+    remainder_mask,
+    stochastic_masks,
+    uniform_k_subset_routing,
+)
 
 
 def test_mask_from_sources_by_hand():
@@ -21,6 +27,19 @@ def test_stochastic_masks_use_the_generator_draws():
     assert torch.all(m >= g) and torch.all(m <= 1)
     d = delta_stochastic_masks(["a", "b"], (2, 4), torch.Generator().manual_seed(0))
     assert d["a"].shape == (2, 4) and torch.all((d["b"] >= 0) & (d["b"] < 1))
+
+
+def test_remainder_mask_is_u_on_capability_batches_and_one_on_the_rest():
+    u = torch.rand(2, 5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(remainder_mask(u, False), u)
+    assert torch.equal(remainder_mask(u, True), torch.ones(2, 5))
+    gen = torch.Generator().manual_seed(3)
+    before = gen.get_state()
+    pinned = delta_stochastic_masks(["a", "b"], (2, 4), gen, remainder_on=True)
+    assert all(torch.equal(m, torch.ones(2, 4)) for m in pinned.values())
+    assert torch.equal(gen.get_state(), before)  # nothing drawn on a rest batch: the run's random stream is unchanged
+    drawn = delta_stochastic_masks(["a"], (2, 4), torch.Generator().manual_seed(3))["a"]
+    assert torch.equal(drawn, torch.rand(2, 4, generator=torch.Generator().manual_seed(3)))
 
 
 def test_uniform_k_subset_routing_statistics():

@@ -6,7 +6,6 @@ with its remainder on, on the other languages' held-out text.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -46,10 +45,6 @@ from vpd_lite.models.corpus import heldout_batches
 from vpd_lite.models.hub import quiet_model_loading
 from vpd_lite.models.paths import decomposition_dir, require_data
 from vpd_lite.models.target import load_target
-
-
-#: Quick mode of a targeted decomposition: the quick full run's sizes.
-QUICK_TARGETED = dict(steps=40, batch_size=4, seq_len=64, checkpoint_every=0, log_every=5)
 
 
 def _decompose_parser():
@@ -147,9 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.capability not in corpus.LANGS:
             known = ", ".join(f"{k} ({corpus.LANG_NAMES[k]})" for k in corpus.LANGS)
             ap.error(f"--capability: unknown language {args.capability!r}; the corpus has {known}")
-        config = DecomposeConfig.targeted_recipe(args.capability, seed=args.seed)
-        if quick:
-            config = dataclasses.replace(config, **QUICK_TARGETED)
+        recipe = DecomposeConfig.targeted_quick if quick else DecomposeConfig.targeted_recipe
+        config = recipe(args.capability, seed=args.seed)
     else:
         config = DecomposeConfig.quick(seed=args.seed) if quick else DecomposeConfig(seed=args.seed)
     try:

@@ -249,10 +249,9 @@ def train_step(
             (coeff * loss).backward()  # frees this pass's graph right away
         return float(loss.detach())
 
-    if remainder_on:  # the rest of the data: the remainder always in, the components still masked
-        dmasks = {n: torch.ones(positions, device=device) for n in names}
-    else:
-        dmasks = local(delta_stochastic_masks(names, gP, generator, device)) if cm.use_delta else None
+    # the remainder's mask: u on the capability's (or any full decomposition's) batches; on the rest of the data
+    # pinned to 1 (``remainder_on``), the components still masked
+    dmasks = local(delta_stochastic_masks(names, gP, generator, device, remainder_on)) if cm.use_delta else None
     stoch = stochastic_masks(ci_leaf, generator, global_rows=gB, rows=rows)
     out["stochastic_recon"] = recon("stochastic", stoch, dmasks, config.coeff_stochastic, config.subset_routing)
     if config.coeff_ci_masked > 0:

@@ -5,8 +5,9 @@ Stochastic ("continuous") mask of a component with causal importance g at one to
     m = g + (1 - g) * u,      u ~ U(0, 1) drawn independently per token and component.
 
 A component with g = 1 is always kept; one with g = 0 is scaled by a random factor in [0, 1). Shapes: g, u, m
-(*positions, C) per decomposed matrix ((B, T, C) for a language model); the delta component has no CI, so its
-mask is u itself, (*positions). The same form with u replaced by an adversarial source s gives the PGD masks
+(*positions, C) per decomposed matrix ((B, T, C) for a language model); the delta component (the remainder
+W - sum_c U_c V_c^T) has no CI, so its mask is u itself, (*positions), or 1 on the rest batches of a targeted
+decomposition (``remainder_mask``). The same form with u replaced by an adversarial source s gives the PGD masks
 (``vpd_lite.method.pgd``).
 
 Uniform-k-subset routing: for every token position independently draw k uniformly from 1..n (n = number of
@@ -53,12 +54,24 @@ def stochastic_masks(
     return out
 
 
+def remainder_mask(u: Tensor, remainder_on: bool) -> Tensor:
+    """The mask of the remainder W - sum_c U_c V_c^T (the delta component) at every position, (*positions).
+
+    The remainder has no CI (g = 0), so its stochastic mask is g + (1 - g) u = u: the uniform draw ``u``
+    (*positions) itself. On the rest batches of a targeted decomposition (``remainder_on``) it is pinned to 1:
+    ones of u's shape, whatever u holds."""
+    return torch.ones_like(u) if remainder_on else u
+
+
 def delta_stochastic_masks(
     names: Sequence[str], batch_shape: tuple[int, ...], generator: torch.Generator | None = None,
-    device: torch.device | None = None,
+    device: torch.device | None = None, remainder_on: bool = False,
 ) -> dict[str, Tensor]:
-    """Masks of the delta components: the delta has no CI (g = 0), so its mask is just u ~ U(0, 1), (B, T)."""
-    return {name: draw_uniform(tuple(batch_shape), generator, device) for name in names}
+    """{name: remainder_mask (B, T)} of every delta component: a fresh u ~ U(0, 1) each; with ``remainder_on`` (a
+    targeted decomposition's rest batches) ones, and nothing is drawn (``generator`` does not move)."""
+    if remainder_on:
+        return {name: remainder_mask(torch.empty(tuple(batch_shape), device=device), True) for name in names}
+    return {name: remainder_mask(draw_uniform(tuple(batch_shape), generator, device), False) for name in names}
 
 
 def uniform_k_subset_routing(

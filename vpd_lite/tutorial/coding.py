@@ -22,7 +22,7 @@ through at most a thin adapter that fixes the argument order; a check never re-i
 Sections, one per notebook: ``# ---- notebook 01`` (the stochastic mask, the rank-1 components' output, the
 leaky hard sigmoid's gradient), ``# ---- notebook 02`` (importance minimality, one PGD ascent step),
 ``# ---- notebook 03`` (language profile, category rule), ``# ---- notebook 04`` (the scalar edit, one edit-scan
-column).
+column), ``# ---- notebook 05`` (the remainder's mask in a targeted decomposition).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from vpd_lite.interpret.statistics import ComponentStats, language_specificity, 
 from vpd_lite.method.causal_importance import lower_leaky_hard_sigmoid
 from vpd_lite.method.components import LinearComponents
 from vpd_lite.method.losses import importance_minimality_loss
-from vpd_lite.method.masks import mask_from_sources
+from vpd_lite.method.masks import mask_from_sources, remainder_mask
 from vpd_lite.method.pgd import signed_ascent_step
 from vpd_lite.tutorial.exercises import Check, correct, not_quite
 
@@ -103,6 +103,23 @@ def _plain_difference(mine: Any, ref: Any, what: str, atol: float, rtol: float) 
     if isinstance(mine, Tensor) or type(mine) is not type(ref):
         return f"your function returned {_describe(mine)}; {what} should be {_describe(ref)}"
     return None if mine == ref else f"yours is {mine!r}, expected {ref!r}"
+
+
+def _does_nothing(fn: Callable[..., Any]) -> bool:
+    """True for a function whose body does nothing but return None -- the untouched stub (``...  # your code``),
+    ``pass`` or a bare ``return`` -- and for anything whose code cannot be read (a wrapper, a builtin); False for
+    a function that computes something and then returns None (a forgotten ``return``)."""
+    import dis
+
+    code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)
+    if code is None:
+        return True
+    idle = {"RESUME", "NOP", "CACHE", "RETURN_VALUE", "RETURN_CONST", "LOAD_CONST", "POP_TOP"}
+    for ins in dis.get_instructions(code):
+        if ins.opname not in idle or (ins.opname in ("LOAD_CONST", "RETURN_CONST") and ins.argval not in (None, Ellipsis)
+                                      and not isinstance(ins.argval, str)):
+            return False
+    return True
 
 
 def _hint(mine: Tensor, case: Sequence[Any], hints: Sequence[tuple[Callable[..., Tensor], str]],
@@ -170,6 +187,9 @@ def compare_functions(
         if mine is None or mine is Ellipsis:
             kind = ("a tensor" if isinstance(ref, Tensor) else "a dict {name: number}" if isinstance(ref, Mapping)
                     else f"a {type(ref).__name__}")
+            if mine is None and not _does_nothing(student):
+                return not_quite(f"your function ran but returned None{where}: is a `return` missing? Make it "
+                                 f"return {kind}.")
             return not_quite(f"{what} is not written yet: your function returned {mine!r}; make it return "
                              f"{kind}.")
         if not isinstance(ref, Tensor):
@@ -464,6 +484,7 @@ def _restoring(fn: Callable[..., Any], module: torch.nn.Module) -> Callable[...,
                 for name, p in module.named_parameters():
                     p.copy_(weight[name])
 
+    wrapped.__wrapped__ = fn  # the stub is still recognised as not written yet
     return wrapped
 
 
@@ -481,3 +502,35 @@ def check_scan_column(fn: Callable[..., Any], model: torch.nn.Module, direction:
                              case_names=[f"s = {float(s):g}" for s in s_values],
                              on_success="Each point of a dose-response curve is one such column: the same edit "
                                         "measured on every language's text.")
+
+
+# ---- notebook 05
+def _remainder_mask(u: Tensor, stream: str) -> Tensor:
+    """The library's ``method.masks.remainder_mask`` with the stream named: u (*positions) on a ``"capability"``
+    batch, ones on a ``"rest"`` batch."""
+    return remainder_mask(u, remainder_on=stream == "rest")
+
+
+def check_remainder_mask(fn: Callable[[Tensor, str], Any]) -> Check:
+    """Check ``fn(u, stream) -> m`` against ``method.masks.remainder_mask``, the mask of the remainder
+    W − Σ_c U_c V_cᵀ (the delta component) in a targeted decomposition: u itself on the capability's batches
+    (``stream == "capability"``: masked like a component with no causal importance), ones on the rest's
+    (``stream == "rest"``: pinned on). u (*positions) in [0, 1); returns (*positions). Shapes and values on four
+    inputs (both streams, two shapes each; no gradient: u is a random draw, not a trained tensor)."""
+    gen = torch.Generator().manual_seed(5)
+    u1, u2 = torch.tensor([0.0, 0.25, 0.5, 0.9]), torch.rand(2, 6, generator=gen)
+    cases = [(u1, "capability"), (u1, "rest"), (u2, "capability"), (torch.rand(3, 1, 5, generator=gen), "rest")]
+    names = [f"{stream} batch, u of shape {tuple(u.shape)}: u = {[round(x, 2) for x in u.reshape(-1)[:4].tolist()]}"
+             f"{' ...' if u.numel() > 4 else ''}" for u, stream in cases]
+    return compare_functions(
+        fn, _remainder_mask, cases, what="the remainder's mask", arg_names=("u", "stream"),
+        case_names=names,
+        on_success="On the capability's batches (German here) the remainder may be switched off, so the components alone "
+                   "must carry it; on the rest it is always there, so whatever only the other data uses can stay in it.",
+        hints=[(lambda u, stream: torch.ones_like(u), "On the capability's batches your mask is 1: there the "
+                "remainder must be masked like a component, so that the components alone have to carry the capability."),
+               (lambda u, stream: u, "On the rest's batches your mask is u: there the remainder is pinned on."),
+               (lambda u, stream: u if stream == "capability" else torch.zeros_like(u), "On the rest's batches the "
+                "remainder is switched off here; it must be switched on (mask 1)."),
+               (lambda u, stream: 1 - u if stream == "capability" else torch.ones_like(u), "On the capability's "
+                "batches the mask is g + (1 − g)·u with g = 0 (the remainder has no causal importance).")])

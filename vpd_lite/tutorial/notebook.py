@@ -70,6 +70,18 @@ def quick_mode_changes(notebook: str | None) -> str | None:
                 f"live from {plan.quick_harvest_blocks} text blocks per language (instead of "
                 f"{plan.harvest_blocks}) and measures ablation effects on {plan.quick_heldout_blocks} held-out "
                 f"blocks (instead of {plan.heldout_blocks}); every number below differs from the full run.")
+    if notebook == "05_targeted_german":
+        from vpd_lite.erase.protocol import EraseConfig
+
+        full, quick = DecomposeConfig.targeted_recipe("de"), DecomposeConfig.targeted_quick("de")
+        erase = EraseConfig.quick()
+        return (f"Quick mode: the live targeted decomposition runs {quick.steps} steps of {quick.batch_size} x "
+                f"{quick.seq_len} tokens per stream instead of {full.steps} steps of {full.batch_size} x "
+                f"{full.seq_len}, far too short to learn anything; its quality is measured on 2 held-out blocks per "
+                f"language and its German component is picked on {erase.train_blocks} training blocks and measured "
+                f"on {erase.eval_blocks_per_lang} held-out blocks per language. So "
+                "every number of sections 3 to 5 only shows that the code runs; the shipped tables of section 6 "
+                "are the full runs' in both modes. Set QUICK = False for the real tutorial.")
     if notebook == "03_label":
         if shipped and stats_file.is_file():
             return ("Quick mode changes one thing in this notebook: the labels are saved to a temporary folder "
