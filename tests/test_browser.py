@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -273,7 +274,8 @@ def open_and_run_all(browser, lab, name: str):
 
     The wait is progress-based: it gives up on a try after ``watch.STALL_S`` seconds in which no prompt or
     output on the page changed and the kernel computed nothing, saying where the run stood. Such a try is
-    retried (at most ``RUN_TRIES`` in all) with a fresh kernel and a fresh page, and the retry is printed.
+    retried (at most ``RUN_TRIES`` in all) with a fresh kernel and a fresh page, and the retry is reported as a
+    warning (listed in pytest's summary even when the test passes).
 
     Returns (page, saved notebook as a dict, seconds the run took)."""
     for attempt in range(1, RUN_TRIES + 1):
@@ -297,7 +299,8 @@ def open_and_run_all(browser, lab, name: str):
             stop_kernels(lab)
             if attempt == RUN_TRIES:
                 raise
-            print(f"RETRY: {stuck} -- try {attempt + 1} of {RUN_TRIES} with a fresh kernel")
+            # a warning, so that the retry is listed in the run's summary even when the test then passes
+            warnings.warn(f"RETRY: {stuck} -- try {attempt + 1} of {RUN_TRIES} with a fresh kernel", stacklevel=1)
     seconds = time.monotonic() - t0
     saved = save_and_read(page, lab.nbdir / name)
     wait_until_drawn(page, saved)
