@@ -192,7 +192,9 @@ def run_one(name: str, steps: int, part: str, overrides: list[str] | None = None
         ppgd = PersistentPGD(cm.C_per_module, config.pgd_n_sets, cm.use_delta, config.pgd_lr, config.pgd_betas,
                              generator=gen) if config.adversarial else None
 
-        rest_ids = torch.randint(0, vocab, (B, T), generator=gen)
+        # a targeted step's rest batch (drawn only then: a full step's routing draws, hence its counted flops,
+        # follow the generator)
+        rest_ids = torch.randint(0, vocab, (B, T), generator=gen) if config.targeted else None
 
         def step() -> None:
             opt.zero_grad(set_to_none=True)

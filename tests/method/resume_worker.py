@@ -93,19 +93,48 @@ def kill_while_saving_state(at: int) -> None:
     checkpoint.atomic_write_bytes = write
 
 
-def main() -> int:
-    from vpd_lite.method.decompose import TrainingInterrupted
+def worker_main(run_fn, args: list[str]) -> int:
+    """A worker process's body: ``args`` end with FAULT and AT; one torch thread, the KILL-SAVE fault armed,
+    ``run_fn(*args[:-2], fault, at)`` run, and a stop by SIGINT / SIGTERM printed as its ``TrainingInterrupted``
+    line with its exit code (130, 143) returned."""
+    from vpd_lite.method.resumable import TrainingInterrupted
 
-    out, kind, fault, at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    fault, at = args[-2], int(args[-1])
     torch.set_num_threads(1)
     if fault == "KILL-SAVE":
         kill_while_saving_state(at)
     try:
-        run(kind, out, fault, at)
+        run_fn(*args[:-2], fault, at)
     except TrainingInterrupted as stop:
         print(f"stopped: {stop}", flush=True)
         return stop.exit_code
     return 0
+
+
+def tensor_differences(ta: dict[str, Tensor], tb: dict[str, Tensor]) -> dict[str, float]:
+    """{name: max |a - b|} over the union of two runs' saved tensors (inf where one lacks it, or the shapes or
+    dtypes differ); 0 everywhere means bit-identical (tested with torch.equal)."""
+    diff = {}
+    for k in sorted(ta.keys() | tb.keys()):
+        x, y = ta.get(k), tb.get(k)
+        if x is None or y is None or x.shape != y.shape or x.dtype != y.dtype:
+            diff[k] = float("inf")
+        elif torch.equal(x, y):
+            diff[k] = 0.0
+        else:
+            diff[k] = float((x.double() - y.double()).abs().max()) if x.numel() else float("inf")
+    return diff
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """{file name: bytes} of every file in ``folder`` (empty when it does not exist): to show a refusal
+    changed nothing."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+
+
+def main() -> int:
+    out, kind = sys.argv[1], sys.argv[2]
+    return worker_main(lambda fault, at: run(kind, out, fault, at), sys.argv[3:])
 
 
 if __name__ == "__main__":

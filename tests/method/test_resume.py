@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.method import resume_worker
+from tests.method.resume_worker import folder_bytes, tensor_differences
 from tests.watch import run_watched
 from vpd_lite.method.checkpoint import load_training_state
 from vpd_lite.method.devices import torch_threads
@@ -44,19 +45,8 @@ def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def max_differences(a: Path, b: Path) -> dict[str, float]:
-    """{tensor path: max |a - b|} over the union of both folders' saved tensors (inf where one lacks it or the
-    shapes differ); 0 everywhere means bit-identical (tested with torch.equal as well)."""
-    ta, tb = saved_tensors(a), saved_tensors(b)
-    diff = {}
-    for k in sorted(ta.keys() | tb.keys()):
-        x, y = ta.get(k), tb.get(k)
-        if x is None or y is None or x.shape != y.shape or x.dtype != y.dtype:
-            diff[k] = float("inf")
-        elif torch.equal(x, y):
-            diff[k] = 0.0
-        else:
-            diff[k] = float((x.double() - y.double()).abs().max()) if x.numel() else float("inf")
-    return diff
+    """{name: max |a - b|} over both folders' saved tensors (``resume_worker.tensor_differences``)."""
+    return tensor_differences(saved_tensors(a), saved_tensors(b))
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +89,6 @@ def test_resumed_run_is_bit_identical(tmp_path, uninterrupted, kind, fault, at, 
     assert {k: d for k, d in diff.items() if d != 0.0} == {}
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 @pytest.mark.parametrize("bad", ["other model", "other batches", "corrupted state", "truncated state",
@@ -130,7 +118,7 @@ def test_a_bad_resume_is_refused_before_any_step_and_changes_nothing(tmp_path, u
         expected = "training_state.pt is corrupted or truncated"
     else:
         config.seed, expected = 4, "another configuration (seed = 3 there, 4 now)"
-    before = _snapshot(out)
+    before = folder_bytes(out)
     with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         decompose(model, batches, config, resume_from=out, progress=False)
-    assert _snapshot(out) == before
+    assert folder_bytes(out) == before

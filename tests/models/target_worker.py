@@ -14,9 +14,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
 
-from tests.method.resume_worker import faulty, kill_while_saving_state
+from tests.method.resume_worker import faulty, worker_main
 
 STEPS, EVERY, SEED = 9, 3, 2
 
@@ -60,18 +59,7 @@ def run(corpus_dir: str | Path, out: str | Path, fault: str = "none", at: int = 
 
 
 def main() -> int:
-    from vpd_lite.method.resumable import TrainingInterrupted
-
-    corpus_dir, out, fault, at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    torch.set_num_threads(1)
-    if fault == "KILL-SAVE":
-        kill_while_saving_state(at)
-    try:
-        run(corpus_dir, out, fault, at)
-    except TrainingInterrupted as stop:
-        print(f"stopped: {stop}", flush=True)
-        return stop.exit_code
-    return 0
+    return worker_main(run, sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.method.resume_worker import folder_bytes, tensor_differences
 from tests.models import target_worker
 from tests.watch import run_watched
 from vpd_lite.method.checkpoint import load_training_state, write_training_state
@@ -50,18 +51,8 @@ def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def max_differences(a: Path, b: Path) -> dict[str, float]:
-    """{name: max |a - b|} over both folders' saved tensors (inf where one lacks it or the shapes differ)."""
-    ta, tb = saved_tensors(a), saved_tensors(b)
-    diff = {}
-    for k in sorted(ta.keys() | tb.keys()):
-        x, y = ta.get(k), tb.get(k)
-        if x is None or y is None or x.shape != y.shape or x.dtype != y.dtype:
-            diff[k] = float("inf")
-        elif torch.equal(x, y):
-            diff[k] = 0.0
-        else:
-            diff[k] = float((x.double() - y.double()).abs().max())
-    return diff
+    """{name: max |a - b|} over both folders' saved tensors (``resume_worker.tensor_differences``)."""
+    return tensor_differences(saved_tensors(a), saved_tensors(b))
 
 
 # (fault, batch it strikes at, step of the checkpoint it leaves, exit code)
@@ -103,8 +94,6 @@ def stopped(tmp_path_factory, corpus_dir) -> Path:
     return out
 
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
 
 
 BAD = {
@@ -155,8 +144,8 @@ def test_a_bad_resume_is_refused_before_any_step_and_changes_nothing(tmp_path, c
     elif bad == "other corpus":
         kw["corpus"] = {k: v for k, v in load_corpus(corpus_dir).items() if k != "it"}
     monkeypatch.setattr(target_mod, "train_tokenizer", lambda *a, **k: pytest.fail("trained before refusing"))
-    before = _snapshot(out)
+    before = folder_bytes(out)
     error, expected = BAD[bad]
     with pytest.raises(error, match=expected.replace("(", r"\(").replace(")", r"\)")):
         target_worker.run(corpus_dir, out, resume=True, **kw)
-    assert _snapshot(out) == before
+    assert folder_bytes(out) == before
