@@ -15,9 +15,10 @@ notebook width, what a student on a laptop sees), and for every notebook (00-05)
 * 04: the edit explorer's slider (an ipywidgets ``FloatSlider`` described ``s``) moved to a strongly negative
   ``s`` changes the explorer's figure, whose CE axis still holds every bar and ln V.
 
-Screenshots are saved to ``$VPD_LITE_SCREENSHOTS`` (or the test's temporary folder; the path is printed): per
-notebook a full-length ``NN_page.png`` (the notebook scrolled through and stitched) with its screen-sized pieces
-in ``NN_page/``, and the outputs a teacher checks by eye: every coding-exercise check
+Screenshots are saved to ``$VPD_LITE_SCREENSHOTS`` (or the test's temporary folder; the path is printed): the
+outputs a teacher checks by eye, and, only when ``$VPD_LITE_SCREENSHOTS`` names a folder (a person is going to
+look), per notebook a full-length ``NN_page.png`` (the notebook scrolled through and stitched) with its
+screen-sized pieces in ``NN_page/``. The outputs: every coding-exercise check
 (``NN_coding_<function>.png``), 01's loss curves and faithfulness figure, 02's firing-frequency figure,
 language heatmap (``02_heatmap_sorted.png``, ``..._resorted.png``) and component browser, 04's fit figure,
 dose-response with its zoomed panel and the explorer at a strongly negative s (``04_explorer_negative_s.png``),
@@ -497,7 +498,8 @@ def run_and_check(browser, lab, shots: Path, name: str):
     stem = name[:2]
     page, saved, seconds = open_and_run_all(browser, lab, name)
     print(f"{name}: Run All took {seconds:.1f} s")
-    shoot_page(page, shots, stem)
+    if os.environ.get("VPD_LITE_SCREENSHOTS"):  # the whole page, for a person to read: 5-10 s of screenshots
+        shoot_page(page, shots, stem)
     assert_clean_run(page, saved, name)
     coding = shoot_coding_checks(page, saved, shots, stem)
     print(f"{name}: coding exercises shot: {coding}")

@@ -265,16 +265,29 @@ WRITERS = [
 ]
 
 
-@pytest.mark.parametrize("module,args,produced,said", WRITERS, ids=[w[0] for w in WRITERS])
-def test_default_output_is_a_run_folder(module, args, produced, said, tmp_path):
-    """No --out: the command writes to ./runs/<command>-<time> and names it; nothing shipped changes."""
+@pytest.fixture(scope="module")
+def writer_results(tmp_path_factory) -> dict[str, tuple[CliResult, Path]]:
+    """Every command of ``WRITERS``, without --out, run in one subprocess (``run_cli_batch``), each in an empty
+    working directory of its own; checks that nothing under data/ or results/ changed."""
+    base = tmp_path_factory.mktemp("writers")
+    cases = []
+    for module, args, _, _ in WRITERS:
+        (base / module).mkdir()
+        cases.append((module, args, base / module))
     before = _snapshot()
-    proc = run_cli(module, args, tmp_path)
+    results = run_cli_batch(cases, base)
+    assert _snapshot() == before, "a shipped file under data/ or results/ changed"
+    return {case[0]: (result, case[2]) for case, result in zip(cases, results)}
+
+
+@pytest.mark.parametrize("module,args,produced,said", WRITERS, ids=[w[0] for w in WRITERS])
+def test_default_output_is_a_run_folder(module, args, produced, said, writer_results):
+    """No --out: the command writes to ./runs/<command>-<time> and names it; nothing shipped changes."""
+    proc, cwd = writer_results[module]
     assert proc.returncode == 0, proc.stderr[-2000:]
-    (run,) = (tmp_path / "runs").iterdir()
+    (run,) = (cwd / "runs").iterdir()
     assert run.name.startswith(f"{module}-") and (run / produced).is_file()
     assert f"{said} {Path('runs') / run.name}" in proc.stdout
-    assert _snapshot() == before
 
 
 def test_main_job_leaves_a_clone_clean(tmp_path):
