@@ -281,3 +281,15 @@ def test_a_failure_names_the_input_entry_that_differs():
     assert "at index (2,)" in text and "z = -0.5, grad_out = -3, alpha = 0.1" in text, text
     text = str(coding.check_components_output(lambda x, V, U, m: ((x @ V) * m) @ U.T))
     assert "x = [1, 2, -1]" in text and "mask = [1, 0, 0.5]" in text, text
+
+
+def test_the_never_fires_rule_is_reached_when_every_component_fires(stats):
+    """Statistics without a dead component (as a full run may have) still get a test input that never fires."""
+    import dataclasses
+
+    busy = dataclasses.replace(stats, fire_counts={m: t + 1 for m, t in stats.fire_counts.items()})
+    assert all(busy.n_fires(cid) > 0 for cid in busy.component_ids())
+    assert str(coding.check_language_profile(lambda s, cid: s.language_profile(cid), busy)).startswith("Correct:")
+    uniform_when_dead = RULES[[r[1] for r in RULES].index("all 0 for a component that never fires")][2]
+    text = str(coding.check_language_profile(uniform_when_dead, busy))
+    assert text.startswith("Not quite:") and "never fires" in text, text
