@@ -267,7 +267,8 @@ def compare_functions(
     Returns:
         a ``Check``: correct when every case matches in type, shape, value and gradient; otherwise "Not quite"
         naming the case, and the first of: not written yet, an exception, not a tensor, the shape, the value
-        (largest difference, its index, both values), the gradient with respect to which argument.
+        (largest difference, its index, both values, the input entries there), the gradient with respect to
+        which argument.
     """
     for k, case in enumerate(cases):
         if case_names is not None:
@@ -307,7 +308,8 @@ def compare_functions(
         found = _difference_at(mine.detach().to(ref.dtype), ref.detach(), atol, rtol)
         if found is not None:
             index, flat, size = found
-            yours, expected = _number(float(mine.detach().reshape(-1)[flat])), _number(float(ref.detach().reshape(-1)[flat]))
+            yours = _number(float(mine.detach().reshape(-1)[flat]))
+            expected = _number(float(ref.detach().reshape(-1)[flat]))
             shown = _inputs_at(case, arg_names, tuple(ref.shape), index, elementwise)
             at = f"yours {yours}, expected {expected}" if ref.dim() == 0 else (
                 f"largest difference {size:.3g} at index {index}: yours {yours}, expected {expected}")
