@@ -84,8 +84,9 @@ def test_category_check():
     assert ok(coding.check_categorize(categorize))
     assert ok(coding.check_categorize(solution("03_label.ipynb", "categorize")))
     assert {categorize(p) for p in coding.CATEGORY_PROFILES} == {
-        "German", "foreign languages", "all languages", "mostly German", "mixed (German, French)",
-        "mixed (English, Italian, Spanish)", "never fires"}  # every rule is reached
+        "German", "French", "foreign languages", "all languages", "mostly German", "mixed (German, French)",
+        "mixed (English, Italian, Spanish)", "mixed (French, English, German)", "mixed (English, German, French)",
+        "never fires"}  # every rule is reached
 
     def codes_not_names(profile):
         return categorize(profile).replace("German", "de")

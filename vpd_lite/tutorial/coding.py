@@ -11,10 +11,15 @@ Every coding exercise ends with a cell like::
 compares, in this order, what came back (a tensor?), its shape, its values and -- when the inputs are
 differentiable -- the gradient of a fixed random projection of the output with respect to each input. A function
 whose result is not a tensor is compared the same way: a ``{name: number}`` dict (ΔCE per language, shares per
-language) key by key, anything else (a category name) by equality. The first difference found is the message
-(with a hint when the answer matches a typical mistake); a function that still returns ``...`` or ``None`` (or
-raises ``NotImplementedError``) gets "not written yet". A check never raises on the student's mistakes: an exception
-inside the student's function is reported as a message, so a notebook always runs top to bottom.
+language) key by key, anything else (a category name) by equality. The first difference found is the message,
+with the test input (or its entries at the index that differs) and a hint when the answer behaves exactly like a
+typical mistake on every test input. The untouched stub (a body of ``...``) gets "not written yet"; a function that
+computes something and returns None gets "returned None: is a `return` missing?". A check never raises on the
+student's mistakes: an exception inside the student's function is reported as a message, so a notebook always
+runs top to bottom.
+
+Each check's test inputs separate every rule its notebook states from its absence (boundaries such as exactly
+70 %, g = 0 with p < 1, non-symmetric matrices); ``tests/tutorial/test_check_rules.py`` lists the rules.
 
 The reference of every check is the library's own code (``vpd_lite.method``, ``interpret``, ``erase``), called
 through at most a thin adapter that fixes the argument order; a check never re-implements what it checks.
@@ -71,15 +76,62 @@ def _first_difference(mine: Tensor, ref: Tensor, atol: float, rtol: float,
                       names: Sequence[str] | None = None) -> str | None:
     """None when ``mine`` matches ``ref``; else "largest difference D at index I: yours a, expected b" (with
     ``names``, one per entry of a 1-D ``ref``: "at 'de'" instead of the index)."""
+    found = _difference_at(mine, ref, atol, rtol)
+    if found is None:
+        return None
+    index, flat, size = found
+    where = f"{names[flat]!r}" if names is not None else f"index {index}"
+    return (f"largest difference {size:.3g} at {where}: yours "
+            f"{float(mine.reshape(-1)[flat]):.4g}, expected {float(ref.reshape(-1)[flat]):.4g}")
+
+
+def _difference_at(mine: Tensor, ref: Tensor, atol: float, rtol: float) -> tuple[tuple[int, ...], int, float] | None:
+    """None when ``mine`` matches ``ref``; else (index, flat index, size) of the largest difference."""
     close = torch.isclose(mine, ref, atol=atol, rtol=rtol, equal_nan=True)
     if bool(close.all()):
         return None
     diff = (mine - ref).abs().nan_to_num(float("inf"))
+    diff = torch.where(close, torch.zeros_like(diff), diff)
     flat = int(diff.reshape(-1).argmax())
     index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), mine.shape)) if mine.dim() else ()
-    where = f"{names[flat]!r}" if names is not None else f"index {index}"
-    return (f"largest difference {float(diff.reshape(-1)[flat]):.3g} at {where}: yours "
-            f"{float(mine.reshape(-1)[flat]):.4g}, expected {float(ref.reshape(-1)[flat]):.4g}")
+    return index, flat, float(diff.reshape(-1)[flat])
+
+
+def _number(x: float) -> str:
+    return f"{x + 0.0:.4g}"  # + 0.0: -0 shows as 0
+
+
+def _entries(t: Tensor) -> str:
+    """A small tensor as nested lists of 4-digit numbers: [[1, 0.5], [0, 2]]."""
+    if t.dim() == 0:
+        return _number(float(t))
+    return "[" + ", ".join(_entries(row) for row in t) + "]"
+
+
+def _inputs_at(case: Sequence[Any], arg_names: Sequence[str], shape: tuple[int, ...],
+               index: tuple[int, ...], elementwise: bool = True) -> str:
+    """The test input's entries that produced entry ``index`` of a result of ``shape``: "z = 1, grad_out = -2,
+    alpha = 0.1" for arguments of that shape when the function works entry by entry (``elementwise``), and
+    numbers; the row ``x[1, 3] = [...]`` for arguments whose leading dimensions are the result's; small other
+    tensors in full; large ones by their shape."""
+    parts = []
+    for name, a in zip(arg_names, case):
+        if isinstance(a, Tensor):
+            a = a.detach()
+            if elementwise and tuple(a.shape) == shape and index:
+                parts.append(f"{name} = {_number(float(a[index]))}")
+            elif (a.dim() >= 1 and len(shape) >= 1 and tuple(a.shape[:-1]) == shape[:-1] and a.dim() > 1
+                  and a.shape[-1] <= 8):
+                parts.append(f"{name}{list(index[:-1])} = {_entries(a[index[:-1]])}")
+            elif a.dim() == 1 and a.shape[0] <= 8 and tuple(a.shape[:-1]) == shape[:-1]:
+                parts.append(f"{name} = {_entries(a)}")
+            elif a.numel() <= 9:
+                parts.append(f"{name} = {_entries(a)}")
+            else:
+                parts.append(f"{name} of shape {tuple(a.shape)}")
+        elif isinstance(a, (int, float, str)) and not isinstance(a, bool):
+            parts.append(f"{name} = {a!r}" if isinstance(a, str) else f"{name} = {_number(float(a))}")
+    return ", ".join(parts)
 
 
 def _plain_difference(mine: Any, ref: Any, what: str, atol: float, rtol: float) -> str | None:
@@ -97,41 +149,84 @@ def _plain_difference(mine: Any, ref: Any, what: str, atol: float, rtol: float) 
             values = torch.tensor([float(mine[k]) for k in keys], dtype=torch.float64)
         except (TypeError, ValueError, RuntimeError):
             return f"the values of your dict should be numbers; yours are {[_describe(mine[k]) for k in keys]}"
-        diff = _first_difference(values, torch.tensor([float(ref[k]) for k in keys], dtype=torch.float64),
-                                 atol, rtol, names=keys)
-        return None if diff is None else f"value: {diff}"
+        expected = torch.tensor([float(ref[k]) for k in keys], dtype=torch.float64)
+        diff = _first_difference(values, expected, atol, rtol, names=keys)
+        if diff is None:
+            return None
+        total, ref_total = float(values.sum()), float(expected.sum())
+        if abs(ref_total - 1.0) < 1e-6 and abs(total - 1.0) > max(atol, 1e-6):
+            return f"your values sum to {total:.4g}, not 1 ({diff})"
+        return f"value: {diff}"
     if isinstance(mine, Tensor) or type(mine) is not type(ref):
         return f"your function returned {_describe(mine)}; {what} should be {_describe(ref)}"
     return None if mine == ref else f"yours is {mine!r}, expected {ref!r}"
 
 
 def _does_nothing(fn: Callable[..., Any]) -> bool:
-    """True for a function whose body does nothing but return None -- the untouched stub (``...  # your code``),
-    ``pass`` or a bare ``return`` -- and for anything whose code cannot be read (a wrapper, a builtin); False for
-    a function that computes something and then returns None (a forgotten ``return``)."""
-    import dis
+    """True for the untouched stub: a function whose body (after its docstring) is only ``...`` (``pass`` or a
+    bare ``return`` too), possibly after lines that only unpack or rename its arguments (``module, c = cid``);
+    and for anything whose code cannot be read (a builtin). False for a function that computes something and
+    then returns None (a forgotten ``return``). Reads the source when it can (``ast``), else the bytecode."""
+    import ast
+    import inspect
+    import textwrap
 
-    code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)
+    fn = getattr(fn, "__wrapped__", fn)
+    code = getattr(fn, "__code__", None)
     if code is None:
         return True
-    idle = {"RESUME", "NOP", "CACHE", "RETURN_VALUE", "RETURN_CONST", "LOAD_CONST", "POP_TOP"}
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        tree = None
+    node = tree.body[0] if tree is not None and tree.body else None
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == fn.__name__:
+        def idle(st: ast.stmt) -> bool:
+            if isinstance(st, ast.Pass) or (isinstance(st, ast.Return) and (
+                    st.value is None or isinstance(st.value, ast.Constant) and st.value.value in (None, Ellipsis))):
+                return True
+            if isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant):
+                return True  # the docstring, `...`
+            names = (ast.Name, ast.Tuple, ast.List)
+            return (isinstance(st, ast.Assign) and isinstance(st.value, names)
+                    and all(isinstance(e, ast.Name) for e in ast.walk(st.value) if not isinstance(e, (
+                        ast.Tuple, ast.List, ast.Load, ast.Store))))
+        return all(idle(st) for st in node.body)
+    import dis
+
+    idle_ops = {"RESUME", "NOP", "CACHE", "RETURN_VALUE", "RETURN_CONST", "POP_TOP", "UNPACK_SEQUENCE",
+                "STORE_FAST", "LOAD_FAST"}
     for ins in dis.get_instructions(code):
-        if ins.opname not in idle or (ins.opname in ("LOAD_CONST", "RETURN_CONST") and ins.argval not in (None, Ellipsis)
-                                      and not isinstance(ins.argval, str)):
+        if ins.opname in ("LOAD_CONST", "RETURN_CONST"):
+            if ins.argval not in (None, Ellipsis) and not isinstance(ins.argval, str):
+                return False
+        elif ins.opname not in idle_ops:
             return False
     return True
 
 
-def _hint(mine: Tensor, case: Sequence[Any], hints: Sequence[tuple[Callable[..., Tensor], str]],
-          atol: float, rtol: float) -> str:
-    """" <hint>" for the first typical wrong answer whose output on ``case`` equals the student's, else ""."""
+def _hint(student: Callable[..., Any], cases: Sequence[Sequence[Any]],
+          hints: Sequence[tuple[Callable[..., Tensor], str]], atol: float, rtol: float) -> str:
+    """" <hint>" for the first typical wrong answer whose output equals the student's on *every* test input (so
+    a hint names the mistake only when the answer behaves exactly like it), else ""."""
+    def run(fn: Callable[..., Any], case: Sequence[Any]) -> Any:
+        try:
+            with torch.no_grad():
+                return fn(*_prepare(case, ()))
+        except Exception as e:  # the same error on an input counts as the same behaviour
+            return type(e)
+
     for wrong, hint in hints:
-        with torch.no_grad():
-            out = wrong(*_prepare(case, ()))
-        if out.shape == mine.shape and _first_difference(mine.detach().to(out.dtype), out, atol, rtol) is None:
+        for case in cases:
+            mine, out = run(student, case), run(wrong, case)
+            if isinstance(mine, Tensor) and isinstance(out, Tensor):
+                if out.shape != mine.shape or _difference_at(mine.detach().to(out.dtype), out, atol, rtol):
+                    break
+            elif not (isinstance(mine, type) and mine is out):
+                break
+        else:
             return f" {hint}"
     return ""
-
 
 
 def compare_functions(
@@ -147,6 +242,7 @@ def compare_functions(
     on_success: str = "",
     case_names: Sequence[str] | None = None,
     hints: Sequence[tuple[Callable[..., Tensor], str]] = (),
+    elementwise: bool = True,
 ) -> Check:
     """Run ``student(*case)`` and ``reference(*case)`` on every case and report the first difference.
 
@@ -162,13 +258,17 @@ def compare_functions(
         on_success: a sentence added to the "Correct" message (what to notice next).
         case_names: one short description per case for the messages ("the German component"); default
             "test input k of n".
-        hints: (typical wrong answer, hint) pairs: when the student's values match a wrong answer's on the case
-            that differs, its hint is added to the message (a hint names the mistake, not the solution).
+        hints: (typical wrong answer, hint) pairs: when the student's function gives the same values as a wrong
+            answer on every case (or fails where it fails), its hint is added to the message (a hint names the
+            mistake, not the solution).
+        elementwise: True when entry i of the result depends on entry i of the inputs of its shape, so a message
+            can name the input entries at the index that differs ("where z = 1"); False shows whole inputs.
 
     Returns:
         a ``Check``: correct when every case matches in type, shape, value and gradient; otherwise "Not quite"
         naming the case, and the first of: not written yet, an exception, not a tensor, the shape, the value
-        (largest difference, its index, both values), the gradient with respect to which argument.
+        (largest difference, its index, both values, the input entries there), the gradient with respect to
+        which argument.
     """
     for k, case in enumerate(cases):
         if case_names is not None:
@@ -181,7 +281,9 @@ def compare_functions(
         except NotImplementedError:
             return not_quite(f"{what} is not written yet: replace the `...` in the cell with your code.")
         except Exception as e:  # the student's bug, shown as a message, never raised
-            return not_quite(f"your function raised {type(e).__name__}: {e}{where}.")
+            shown = _inputs_at(case, arg_names, (), ())
+            return not_quite(f"your function raised {type(e).__name__}: {e}{where}"
+                             + (f" with {shown}." if shown and case_names is None else "."))
         ref_args = _prepare(case, grad_args)
         ref = reference(*ref_args)
         if mine is None or mine is Ellipsis:
@@ -200,10 +302,19 @@ def compare_functions(
         if not isinstance(mine, Tensor):
             return not_quite(f"your function returned {_describe(mine)}; {what} should be {_describe(ref)}{where}.")
         if tuple(mine.shape) != tuple(ref.shape):
-            return not_quite(f"shape: yours is {tuple(mine.shape)}, {what} has shape {tuple(ref.shape)}{where}.")
-        diff = _first_difference(mine.detach().to(ref.dtype), ref.detach(), atol, rtol)
-        if diff is not None:
-            return not_quite(f"value: {diff}{where}.{_hint(mine, case, hints, atol, rtol)}")
+            shown = _inputs_at(case, arg_names, (), ())
+            return not_quite(f"shape: yours is {tuple(mine.shape)}, {what} has shape {tuple(ref.shape)}{where}"
+                             + (f" for {shown}." if shown and case_names is None else "."))
+        found = _difference_at(mine.detach().to(ref.dtype), ref.detach(), atol, rtol)
+        if found is not None:
+            index, flat, size = found
+            yours = _number(float(mine.detach().reshape(-1)[flat]))
+            expected = _number(float(ref.detach().reshape(-1)[flat]))
+            shown = _inputs_at(case, arg_names, tuple(ref.shape), index, elementwise)
+            at = f"yours {yours}, expected {expected}" if ref.dim() == 0 else (
+                f"largest difference {size:.3g} at index {index}: yours {yours}, expected {expected}")
+            return not_quite(f"value: {at}{where}" + (f", for {shown}." if shown else ".")
+                             + _hint(student, cases, hints, atol, rtol))
         if grad_args:
             weights = torch.randn(ref.shape, generator=torch.Generator().manual_seed(k), dtype=ref.dtype)
             if not mine.requires_grad:
@@ -216,10 +327,19 @@ def compare_functions(
             for i, gm, gr in zip(grad_args, mine_grads, ref_grads):
                 gm = torch.zeros_like(mine_args[i]) if gm is None else gm
                 gr = torch.zeros_like(ref_args[i]) if gr is None else gr
-                diff = _first_difference(gm, gr, atol, rtol)
-                if diff is not None:
-                    return not_quite(f"the values are right, but the gradient with respect to {arg_names[i]} "
-                                     f"differs{where}: {diff}.")
+                found = _difference_at(gm, gr, atol, rtol)
+                if found is None:
+                    continue
+                index, flat, size = found
+                at = (f"at index {index} of {arg_names[i]} (where "
+                      f"{_inputs_at(case, arg_names, tuple(gr.shape), index, elementwise)})")
+                yours, expected = float(gm.reshape(-1)[flat]), float(gr.reshape(-1)[flat])
+                if not torch.isfinite(torch.tensor(yours)) and torch.isfinite(torch.tensor(expected)):
+                    return not_quite(f"the values are right, but your gradient with respect to {arg_names[i]} is "
+                                     f"{yours} {at}{where}, where the library's is finite ({expected:.4g}).")
+                return not_quite(f"the values are right, but the gradient with respect to {arg_names[i]} "
+                                 f"differs{where}: largest difference {size:.3g} {at}: yours {_number(yours)}, "
+                                 f"expected {_number(expected)}.")
     inputs = f"{len(cases)} test input{'s' if len(cases) > 1 else ''}"
     if isinstance(ref, Tensor):
         checked = "shapes, values and gradients" if grad_args else "shapes, values"
@@ -243,8 +363,8 @@ def check_stochastic_mask(fn: Callable[[Tensor, Tensor], Any]) -> Check:
                              on_success="A component with g = 1 is always kept; one with g = 0 is scaled by r.",
                              hints=[(lambda g, r: g * r, "This looks like g·r: then a component with g = 1 would "
                                      "still be scaled by r. What must m be when g = 1, whatever r is?"),
-                                    (lambda g, r: r + (1 - r) * g, "g and r have swapped roles: the importance "
-                                     "g is the floor the mask never drops below.")])
+                                    (lambda g, r: torch.maximum(g, r), "This looks like the larger of g and r: "
+                                     "the mask is g plus the share (1 − g)·r of what is left above g.")])
 
 
 def _components_forward(x: Tensor, V: Tensor, U: Tensor, mask: Tensor) -> Tensor:
@@ -262,8 +382,9 @@ def check_components_output(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Any])
     mask (..., C); returns (..., d_out). Values and the gradients with respect to all four inputs."""
     gen = torch.Generator().manual_seed(1)
     cases = [
-        (torch.tensor([1.0, 2.0]), torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]),
-         torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), torch.tensor([1.0, 0.0, 0.5])),
+        # square but not symmetric V and U: V.T or U.T keep the shapes and change the values
+        (torch.tensor([1.0, 2.0, -1.0]), torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]),
+         torch.tensor([[1.0, 2.0, 0.0], [0.0, 1.0, 0.0], [3.0, 0.0, 1.0]]), torch.tensor([1.0, 0.0, 0.5])),
         (torch.randn(2, 5, 4, generator=gen), torch.randn(4, 6, generator=gen), torch.randn(6, 3, generator=gen),
          torch.rand(2, 5, 6, generator=gen)),
         (torch.randn(7, 8, generator=gen), torch.randn(8, 5, generator=gen), torch.randn(5, 8, generator=gen),
@@ -271,12 +392,16 @@ def check_components_output(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Any])
     ]
     return compare_functions(
         fn, _components_forward, cases, what="the components' output", arg_names=("x", "V", "U", "mask"),
-        grad_args=(0, 1, 2, 3),
+        grad_args=(0, 1, 2, 3), elementwise=False,
         on_success="With every mask entry 1 this is x (V U), the summed components: the decomposed weight.",
         hints=[(lambda x, V, U, mask: (x @ V) @ U, "The mask is not used: a component with mask 0 must "
                 "contribute nothing."),
                (lambda x, V, U, mask: x @ V @ U * mask.sum(-1, keepdim=True) / mask.shape[-1],
-                "The mask must weigh each component separately, before the components are summed.")])
+                "The mask must weigh each component separately, before the components are summed."),
+               (lambda x, V, U, mask: ((x @ V) * mask) @ U.T, "This uses U transposed: U is (C, d_out), so "
+                "row c of U is U_c and the components are summed by multiplying with U itself."),
+               (lambda x, V, U, mask: ((x @ V.T) * mask) @ U, "This uses V transposed: V is (d_in, C), so "
+                "column c of V is V_c and x @ V holds every component's activation V_c·x.")])
 
 
 def _leaky_gradient(z: Tensor, grad_out: Tensor, alpha: float) -> Tensor:
@@ -328,12 +453,16 @@ def check_importance_minimality(fn: Callable[[Tensor, float, float], Any]) -> Ch
         q_c = sum_{positions} (g_c + eps)^p  (eps = 1e-12),  N = number of positions,
         loss = sum_c [ q_c / N  +  beta (q_c / N) log2(1 + q_c) ].
 
-    g (*positions, C) in [0, 1]; returns a scalar. Values and the gradient with respect to g."""
+    g (*positions, C) in [0, 1]; returns a scalar. Values and the gradient with respect to g, on four inputs
+    (p above, below and at 1; the last has g = 0 with p < 1, where only the eps guard keeps the gradient
+    finite)."""
     gen = torch.Generator().manual_seed(3)
     cases = [
         (torch.tensor([[1.0, 0.0, 0.5], [0.0, 0.0, 0.5]]), 2.0, 0.1),
         (0.05 + 0.95 * torch.rand(2, 4, 6, generator=gen), 0.4, 0.1),
         (0.05 + 0.95 * torch.rand(10, 3, generator=gen), 1.0, 0.5),
+        # g = 0 with p < 1: without the eps guard the gradient of g^p is infinite there
+        (torch.tensor([[0.0, 0.3, 1.0], [0.6, 0.0, 0.2]]), 0.5, 0.1),
     ]
     return compare_functions(
         fn, _minimality_one_matrix, cases, what="the importance-minimality loss", arg_names=("g", "p", "beta"),
@@ -348,7 +477,8 @@ def check_importance_minimality(fn: Callable[[Tensor, float, float], Any]) -> Ch
                 "The logarithm is base 2 (torch.log2)."),
                (lambda g, p, b: (lambda q, n: (q / n + b * (q / n) * torch.log2(1 + q)).sum())(
                    ((g + 1e-12) ** p).reshape(-1, g.shape[-1]).sum(0), g.numel()),
-                "N counts token positions, not positions times components.")])
+                "Your loss is the right one divided by the number of components C: N counts token positions "
+                "only (not positions times components), and the components are summed, not averaged.")])
 
 
 def check_pgd_step(fn: Callable[[Tensor, Tensor, float], Any]) -> Check:
@@ -387,8 +517,9 @@ def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any],
     (sums to 1; every share 0 for a component that never fires).
 
     Test inputs from ``stats`` (the notebook's statistics): the most German-specific component, the most
-    frequent one, one that never fires (when there is one), and the most frequent one again with uneven amounts of
-    text per language (:func:`_uneven_text`), where shares of firing counts are not shares of rates."""
+    frequent one, one that never fires (when every component fires, the most frequent one with its firing counts
+    set to 0), and the most frequent one again with uneven amounts of text per language (:func:`_uneven_text`),
+    where shares of firing counts are not shares of rates."""
     live = live_components(stats)
     if not live:
         raise ValueError("the statistics have no live component to test on")
@@ -399,6 +530,11 @@ def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any],
     if dead is not None:
         cases.append((stats, dead))
         names.append(f"{dead[0]}:{dead[1]}, which never fires")
+    else:  # every component fires: the same statistics with the frequent one's firings removed
+        counts = {m: t.clone() for m, t in stats.fire_counts.items()}
+        counts[frequent[0]][:, frequent[1]] = 0
+        cases.append((dataclasses.replace(stats, fire_counts=counts), frequent))
+        names.append(f"{frequent[0]}:{frequent[1]} with its firings removed, so it never fires")
     cases.append((_uneven_text(stats), frequent))
     names.append(f"{frequent[0]}:{frequent[1]} with 1, 2, 3 ... times as much text per language "
                  f"({', '.join(stats.langs)})")
@@ -408,14 +544,22 @@ def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any],
                                         "more important.")
 
 
-#: Language profiles that reach every rule of ``vpd_lite.interpret.labels.categorize`` (no ties).
+#: Language profiles that reach every rule of ``vpd_lite.interpret.labels.categorize`` (no ties), each threshold at
+#: its boundary (the text says >= and <=), the order of the rules, and mixed languages listed out of order.
 CATEGORY_PROFILES: tuple[dict[str, float], ...] = (
     {"de": 0.80, "fr": 0.08, "en": 0.06, "es": 0.04, "it": 0.02},  # one language >= 70 %
+    {"fr": 0.70, "de": 0.12, "en": 0.10, "es": 0.05, "it": 0.03},  # exactly 70 %: still one language
     {"en": 0.05, "de": 0.30, "fr": 0.25, "es": 0.22, "it": 0.18},  # English <= 10 %, three others >= 15 %
+    {"en": 0.10, "de": 0.45, "fr": 0.25, "es": 0.15, "it": 0.05},  # English exactly 10 %, exactly three at 15 %+
+    {"en": 0.10, "de": 0.27, "fr": 0.24, "es": 0.21, "it": 0.18},  # foreign and all languages: the earlier wins
     {"en": 0.24, "de": 0.22, "fr": 0.20, "es": 0.18, "it": 0.16},  # everyone >= half a fair share
+    {"en": 0.30, "de": 0.25, "fr": 0.20, "es": 0.15, "it": 0.10},  # the smallest exactly half a fair share
     {"de": 0.62, "fr": 0.14, "en": 0.12, "es": 0.07, "it": 0.05},  # one leads, no second at 20 %
     {"de": 0.55, "fr": 0.25, "en": 0.10, "es": 0.06, "it": 0.04},  # two at >= 20 %: mixed, by share
+    {"de": 0.60, "fr": 0.20, "en": 0.12, "es": 0.05, "it": 0.03},  # the second exactly 20 %: mixed
     {"en": 0.45, "it": 0.30, "es": 0.21, "de": 0.03, "fr": 0.01},  # three named, largest first
+    {"en": 0.25, "de": 0.21, "fr": 0.40, "es": 0.10, "it": 0.04},  # named out of order: French first
+    {"en": 0.32, "de": 0.30, "fr": 0.26, "es": 0.12},  # four languages: half a fair share is 12.5 %
     {"en": 0.0, "de": 0.0, "fr": 0.0, "es": 0.0, "it": 0.0},  # never fires
 )
 
