@@ -84,7 +84,7 @@ BAD_INPUTS = [
     ("decompose", ["--minutes", "-3"], 2, "argument --minutes: '-3' is not a positive number"),
     ("decompose", ["--threads", "0"], 2, "argument --threads: '0' is not a positive integer"),
     ("decompose", ["--seed", "-1"], 2, "argument --seed"),
-    ("decompose", ["--capability", "xx"], 2, "--capability: unknown language 'xx'; the corpus has en (English)"),
+    ("decompose", ["--capability", "xx"], 2, "--capability: unknown language 'xx': the corpus has en (English)"),
     ("decompose", ["--resume", "--out", "{unfinished_full}", "--capability", "de"], 2,
      "holds a full decomposition: leave out --capability to continue it"),
     ("decompose", ["--resume", "--out", "{unfinished_targeted}"], 2,

@@ -139,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     quick = args.quick or vpd_lite.quick_mode()
     if args.capability is not None:
-        if args.capability not in corpus.LANGS:
-            known = ", ".join(f"{k} ({corpus.LANG_NAMES[k]})" for k in corpus.LANGS)
-            ap.error(f"--capability: unknown language {args.capability!r}; the corpus has {known}")
+        try:
+            corpus.check_language(args.capability)
+        except ValueError as e:
+            ap.error(f"--capability: {e}")
         recipe = DecomposeConfig.targeted_quick if quick else DecomposeConfig.targeted_recipe
         config = recipe(args.capability, seed=args.seed)
     else:

@@ -259,6 +259,15 @@ def train_batches(
         yield torch.stack(rows)  # (B, T)
 
 
+def check_language(lang: str, known: Iterable[str] = LANGS) -> None:
+    """Raise ``ValueError`` (one sentence naming the languages there are) unless ``lang`` is one of ``known``
+    (a corpus's languages; by default ``LANGS``)."""
+    known = list(known)
+    if lang not in known:
+        names = ", ".join(f"{k} ({LANG_NAMES.get(k, k)})" for k in known)
+        raise ValueError(f"unknown language {lang!r}: the corpus has {names}")
+
+
 def capability_streams(
     tokenizer,
     corpus: Mapping[str, datasets.DatasetDict],
@@ -274,9 +283,7 @@ def capability_streams(
 
     Raises ``ValueError`` (one sentence) for a language the corpus does not have, a corpus with no other
     language, or a language whose training text is too short for one window."""
-    if lang not in corpus:
-        known = ", ".join(f"{k} ({LANG_NAMES.get(k, k)})" for k in corpus)
-        raise ValueError(f"unknown language {lang!r}: the corpus has {known}")
+    check_language(lang, corpus)
     others = [k for k in corpus if k != lang]
     if not others:
         raise ValueError(f"the corpus has only {lang!r}: a targeted decomposition needs text of other languages "
@@ -294,8 +301,7 @@ def heldout_split(tokenizer, corpus: Mapping[str, datasets.DatasetDict], lang: s
     """Held-out batches of language ``lang`` alone and of every other language (``heldout_batches`` of each
     part; ``kwargs`` go to it): how a targeted decomposition of ``lang`` is judged. Raises ``ValueError`` for a
     language the corpus does not have."""
-    if lang not in corpus:
-        raise ValueError(f"unknown language {lang!r}: the corpus has {', '.join(corpus)}")
+    check_language(lang, corpus)
     return (heldout_batches(tokenizer, corpus={lang: corpus[lang]}, **kwargs),
             heldout_batches(tokenizer, corpus={k: v for k, v in corpus.items() if k != lang}, **kwargs))
 
