@@ -122,3 +122,25 @@ def test_a_bad_resume_is_refused_before_any_step_and_changes_nothing(tmp_path, u
     with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         decompose(model, batches, config, resume_from=out, progress=False)
     assert folder_bytes(out) == before
+
+
+def test_a_run_without_checkpoints_stopped_by_the_stop_button_says_it_cannot_continue(tmp_path):
+    """A notebook's live run has no checkpoint folder: a KeyboardInterrupt (what the kernel's stop button raises)
+    during a step becomes ``TrainingStopped``, naming the steps done and saying the run cannot continue."""
+    from vpd_lite.method.decompose import decompose
+    from vpd_lite.method.resumable import TrainingStopped
+
+    model, _, config, _ = resume_worker.setup("lm", tmp_path / "unused")
+    config.checkpoint_dir = None
+
+    def stream():
+        for i, batch in enumerate(resume_worker.lm_stream(7)):
+            if i == 4:
+                raise KeyboardInterrupt
+            yield batch
+
+    with torch_threads(1), pytest.raises(TrainingStopped, match=r"^stopped at step 4 of 9\. This run writes no "
+                                                                   r"checkpoints, so it cannot continue"):
+        decompose(model, stream(), config, progress=False)
+    assert not (tmp_path / "unused").exists()
+

@@ -45,7 +45,8 @@ refuses, before any step, a missing, truncated or corrupted state, or one made w
 (naming each field that differs; only where the run writes and logs may change, ``RESUME_MAY_CHANGE``), and
 ``decompose`` one made for other target weights or fed other batches. With ``config.checkpoint_dir`` set, a
 SIGINT or SIGTERM lets the step in progress finish, writes a checkpoint and raises ``TrainingInterrupted`` (a
-second signal stops at once). The pieces shared with the target's training (``vpd_lite.models.target``) are in
+second signal stops at once); without it (a notebook's live run) a Ctrl-C or the stop button raises
+``TrainingStopped``, whose message says the run cannot continue and why. The pieces shared with the target's training (``vpd_lite.models.target``) are in
 ``vpd_lite.method.resumable``.
 
 Run ``python -m vpd_lite.decompose [--quick] [--out DIR] [--minutes N] [--capability LANG]`` to decompose the
@@ -98,6 +99,7 @@ from vpd_lite.method.resumable import (
     deferred_signals,
     open_training_state,
     recipe_differences,
+    stopped_without_checkpoints,
 )
 from vpd_lite.method.sharding import (
     Shard,
@@ -504,7 +506,8 @@ def decompose(
                leave=False)
     step = start_step
     cm.train()
-    with deferred_signals(config.checkpoint_dir is not None) as received:
+    with deferred_signals(config.checkpoint_dir is not None) as received, stopped_without_checkpoints(
+            config.checkpoint_dir is None, lambda: step, config.steps, lambda: (bar.close(), cm.eval())):
         while step < config.steps:
             frac = frac_done(step)
             if budget_s and frac >= 1.0:

@@ -43,6 +43,33 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(f"{self.signal_name} at step {step} of {steps}: checkpoint written to {folder}")
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """Raised by a training run that writes no checkpoints (no checkpoint folder: a notebook's live run) when it is
+    interrupted (Ctrl-C, a notebook's stop button): nothing was saved, so it cannot continue. ``step``: steps
+    finished of ``steps``."""
+
+    def __init__(self, step: int, steps: int) -> None:
+        self.step, self.steps = step, steps
+        super().__init__(f"stopped at step {step} of {steps}. This run writes no checkpoints, so it cannot continue: "
+                         "run it again to start over. A run that can continue is one with a checkpoint folder, e.g. "
+                         "`python -m vpd_lite.decompose --out DIR`, continued by the same command with --resume.")
+
+
+@contextlib.contextmanager
+def stopped_without_checkpoints(enabled: bool, steps_done: Callable[[], int], steps: int,
+                                on_stop: Callable[[], Any] = lambda: None) -> Iterator[None]:
+    """While inside, a ``KeyboardInterrupt`` (Ctrl-C, a notebook's stop button) becomes ``TrainingStopped``
+    (``steps_done()`` of ``steps``), after ``on_stop()``, when ``enabled`` (the run writes no checkpoints);
+    ``TrainingInterrupted`` and everything else pass unchanged."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        if not enabled or isinstance(e, (TrainingInterrupted, TrainingStopped)):
+            raise
+        on_stop()
+        raise TrainingStopped(steps_done(), steps) from None
+
+
 @contextlib.contextmanager
 def deferred_signals(enabled: bool) -> Iterator[list[int]]:
     """While inside, SIGINT and SIGTERM only append their number to the yielded list (read between steps); a
