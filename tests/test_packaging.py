@@ -130,7 +130,8 @@ def test_wheel_carries_the_notebooks_for_the_teachers_commands(installed, tmp_pa
     """From an unrelated folder, the installed package writes a student copy from its own copy of the notebooks
     and resets an exercise in it."""
     _run([str(installed), "-m", "vpd_lite.course", "student-copy", "lab"], cwd=tmp_path)
-    assert sorted(p.name for p in (tmp_path / "lab").iterdir()) == sorted(p.name for p in (ROOT / "notebooks").glob("0*.ipynb"))
+    shipped = sorted(p.name for p in (ROOT / "notebooks").glob("0*.ipynb"))
+    assert sorted(p.name for p in (tmp_path / "lab").iterdir()) == shipped
     said = _run([str(installed), "-m", "vpd_lite.course", "reset", "lab/01_decompose.ipynb", "--exercise", "1"],
                 cwd=tmp_path).stdout
     assert "exercise 1 (Exercise 1 (predict, then run)) reset" in said

@@ -114,7 +114,8 @@ def test_reset_one_exercise_keeps_every_other_cell_and_touches_no_other_file(tmp
     others = {p: p.read_bytes() for p in tmp_path.iterdir() if p != path}
 
     said = reset_notebook(path, "stochastic mask")
-    assert said.endswith("exercise 5 (Coding exercise 2 · the stochastic mask) reset, 1 cell(s); every other cell kept")
+    assert said.endswith("exercise 5 (Coding exercise 2 · the stochastic mask) reset, 1 cell(s); "
+                         "every other cell kept")
     after = {c.id: c for c in read(path).cells}
     shipped = {c.id: c for c in read(NOTEBOOKS[1]).cells}
     assert after["01-code2"].source == shipped["01-code2"].source and after["01-code2"].outputs == []
