@@ -1,9 +1,11 @@
-"""The teacher's kit: the student copy (no solutions, no outputs, still runs) and the reset of one exercise or a
-whole notebook (only that file written, the student's other cells kept)."""
+"""The teacher's kit: the student copy (no solutions, no outputs, still runs), the reset of one exercise or a
+whole notebook (only that file written, the student's other cells kept), and references that resolve: the
+glossary linked from every notebook and every in-page ``#anchor`` link landing on a heading."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -152,8 +154,66 @@ def test_reset_refuses_the_courses_own_copy_and_other_names(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_readme_gives_the_teachers_commands():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+# ------------------------------------------------------------------ references that resolve
+README = ROOT / "README.md"
+
+
+def github_anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: its rendered text lower-cased, every character that is not a letter, digit,
+    space, hyphen or underscore dropped, spaces turned into hyphens."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link shows its text
+    text = text.replace("`", "").replace("*", "").strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def anchors(markdown: str) -> set[str]:
+    """The anchors of every heading of ``markdown`` (outside code blocks), with GitHub's -1, -2 for repeats."""
+    found: set[str] = set()
+    fenced = False
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and (m := re.match(r"#{1,6} +(.+?) *#* *$", line)):
+            base, n = github_anchor(m.group(1)), 0
+            while (anchor := base if n == 0 else f"{base}-{n}") in found:
+                n += 1
+            found.add(anchor)
+    return found
+
+
+def markdown_of(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        return "\n\n".join(c.source for c in read(path).cells if c.cell_type == "markdown")
+    return path.read_text(encoding="utf-8")
+
+
+def test_github_anchor_rule():
+    assert github_anchor("Set-up (fresh machine, Python 3.11)") == "set-up-fresh-machine-python-311"
+    assert github_anchor("1 · Decompose a `rank-1` model") == "1--decompose-a-rank-1-model"
+    assert anchors("# A\n```\n# not a heading\n```\n## A\n") == {"a", "a-1"}
+
+
+@pytest.mark.parametrize("path", [README, *NOTEBOOKS], ids=lambda p: p.name)
+def test_every_anchor_link_lands_on_a_heading(path):
+    text = markdown_of(path)
+    links = re.findall(r"\]\(([^)\s]*)#([^)\s]+)\)", text)
+    for target, anchor in links:
+        if target.startswith("http"):
+            continue
+        page = path if not target else (path.parent / target).resolve()
+        assert page.is_file(), f"{path.name}: link to {target} which does not exist"
+        assert anchor in anchors(markdown_of(page)), f"{path.name}: {target}#{anchor} lands on no heading"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_links_the_glossary_at_its_top_or_recap(path):
+    cells = read(path).cells
+    assert any("](../README.md#glossary)" in c.source for c in (cells[0], cells[-1]))
+
+
+def test_the_readme_says_how_to_get_the_browser_and_gives_the_teachers_commands():
+    text = README.read_text(encoding="utf-8")
+    assert "apt-get install chromium" in text and "skipped" in text
     teachers = text.split("\n## For teachers\n", 1)[1].split("\n## ", 1)[0]
     assert "python -m vpd_lite.course student-copy" in teachers and "python -m vpd_lite.course reset" in teachers
 
