@@ -1,8 +1,9 @@
-"""Packaging step that pyproject.toml cannot express: copy the shipped ``data/`` into the wheel.
+"""Packaging step that pyproject.toml cannot express: copy the shipped ``data/`` and ``notebooks/`` into the wheel.
 
 ``pip install .`` (or a wheel built from this folder) then carries the corpus, target model, decomposition and
-labels as ``vpd_lite/_data``, which ``vpd_lite.models.paths.data_dir()`` finds when there is no clone to read from.
-An editable install (``pip install -e .``) copies nothing: it reads the clone's ``data/`` directly.
+labels as ``vpd_lite/_data``, which ``vpd_lite.models.paths.data_dir()`` finds when there is no clone to read from,
+and the notebooks as ``vpd_lite/_notebooks``, from which ``python -m vpd_lite.course`` writes a student copy and
+resets one. An editable install (``pip install -e .``) copies nothing: it reads the clone's folders directly.
 """
 
 import shutil
@@ -15,7 +16,8 @@ HERE = Path(__file__).resolve().parent
 
 
 class build_py_with_data(build_py):
-    """``build_py`` that also copies ``data/`` to ``<build>/vpd_lite/_data`` (skipped for editable installs)."""
+    """``build_py`` that also copies ``data/`` to ``<build>/vpd_lite/_data`` and the notebooks to
+    ``<build>/vpd_lite/_notebooks`` (skipped for editable installs)."""
 
     def run(self) -> None:
         super().run()
@@ -28,6 +30,12 @@ class build_py_with_data(build_py):
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+        notebooks = Path(self.build_lib) / "vpd_lite" / "_notebooks"
+        if notebooks.exists():
+            shutil.rmtree(notebooks)
+        notebooks.mkdir(parents=True)
+        for notebook in sorted((HERE / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+            shutil.copy2(notebook, notebooks / notebook.name)
 
 
 setup(cmdclass={"build_py": build_py_with_data})

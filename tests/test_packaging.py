@@ -124,3 +124,14 @@ def test_wheel_runs_the_main_job_from_another_folder(installed, tmp_path):
     assert run.name.startswith("reproduce-") and any(run.glob("*.csv")), sorted(run.iterdir())
     assert sorted(p for p in venv.rglob("*") if p.is_file() and "__pycache__" not in p.parts) == \
         [p for p in before if "__pycache__" not in p.parts], "the main job wrote into the installed package"
+
+
+def test_wheel_carries_the_notebooks_for_the_teachers_commands(installed, tmp_path):
+    """From an unrelated folder, the installed package writes a student copy from its own copy of the notebooks
+    and resets an exercise in it."""
+    _run([str(installed), "-m", "vpd_lite.course", "student-copy", "lab"], cwd=tmp_path)
+    shipped = sorted(p.name for p in (ROOT / "notebooks").glob("0*.ipynb"))
+    assert sorted(p.name for p in (tmp_path / "lab").iterdir()) == shipped
+    said = _run([str(installed), "-m", "vpd_lite.course", "reset", "lab/01_decompose.ipynb", "--exercise", "1"],
+                cwd=tmp_path).stdout
+    assert "exercise 1 (Exercise 1 (predict, then run)) reset" in said

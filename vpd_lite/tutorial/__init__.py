@@ -9,4 +9,5 @@ Reading order:
     edit_plots   figures of the erase experiment
     exercises    the notebooks' exercise checks
     coding       the notebooks' coding-exercise checks (the student's function beside the library's)
+    course_kit   the teacher's kit: a student copy of the notebooks and a reset of one exercise or notebook
 """
