@@ -116,6 +116,28 @@ def test_slider_covers_where_effects_live_in_fine_steps():
     assert ex.figure.layout.title.text.startswith(FIGURE_TITLE)
 
 
+def test_the_figure_is_set_on_the_output_widget_never_captured(monkeypatch):
+    """The explorer puts its figure into its Output widget's ``outputs`` and never captures a ``display`` with
+    ``with output:``: a capture makes nbclient (nbmake) send the captured output back to the kernel on the channel
+    it waits on for the cell's reply, and that wait could then sit until the cell timeout (120 s in the test
+    command) before going on: jupyter/nbclient#312."""
+    import ipywidgets
+    import plotly.io as pio
+
+    def refuse(self):
+        raise AssertionError("the explorer captured output with `with output:`")
+
+    monkeypatch.setattr(ipywidgets.Output, "__enter__", refuse)
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype")  # what a kernel in JupyterLab gets
+    model, cands, blocks = setup()
+    ex = EditExplorer(model, CharTokenizer(), cands, blocks, max_new_tokens=2)
+    first = ex.output.outputs
+    ex.show(0, -4.0)
+    (shown,) = ex.output.outputs
+    assert shown["output_type"] == "display_data" and "application/vnd.plotly.v1+json" in shown["data"]
+    assert shown != first[0]  # redrawn for the new s, replacing the old figure
+
+
 def test_widget_updates_on_slider_and_dropdown():
     model, cands, blocks = setup()
     base = language_ce(model, blocks)

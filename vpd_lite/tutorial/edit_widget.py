@@ -244,11 +244,7 @@ class EditExplorer:
         module, c = self.component
         self.figure = explorer_figure(f"{module}:{c}", s, self.ce, self.base_ce, self.uniform, self.grid,
                                       self.curve())
-        with self.output:
-            from IPython.display import clear_output, display
-
-            clear_output(wait=True)
-            display(self.figure)
+        self.output.outputs = (_display_output(self.figure),)
         rows = "".join(
             f"<tr><td><b>{html.escape(lang)}</b></td><td>{html.escape(self.prompts[lang])}"
             f"<span style='color:#c0392b'>{html.escape(text)}</span></td></tr>"
@@ -257,6 +253,15 @@ class EditExplorer:
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _display_output(figure: go.Figure) -> dict[str, Any]:
+    """``figure`` as one display output of an ``ipywidgets.Output``: what ``display(figure)`` inside
+    ``with output:`` would add (plotly's own mime bundle for the current renderer). The explorer sets its Output's
+    ``outputs`` to it instead of capturing a ``display`` call: a capture makes a headless runner (nbclient, so
+    nbmake) send the captured output back to the kernel on the channel it is waiting on for the cell's reply,
+    and that wait can then miss the reply and sit until its timeout (jupyter/nbclient#312)."""
+    return {"output_type": "display_data", "data": figure._repr_mimebundle_(), "metadata": {}}
 
 
 def component_candidates(cm: nn.Module, components: Sequence[ComponentId], labels: Sequence[Any] | None = None,
