@@ -40,6 +40,7 @@ from vpd_lite.erase.across import (
     target_label,
     variant_line,
 )
+from vpd_lite.erase.figures import curves_figure, save_png, similarity_figure
 from vpd_lite.erase.protocol import QUICK_NOTICE, EraseConfig
 from vpd_lite.erase.rebuild import Artefacts, build_setup, load_stats_or_harvest, shipped_labels
 from vpd_lite.erase.report import csv_bytes
@@ -49,8 +50,6 @@ from vpd_lite.models import paths
 from vpd_lite.models.corpus import load_corpus
 from vpd_lite.models.hub import quiet_model_loading
 from vpd_lite.models.target import load_target
-from vpd_lite.tutorial.across_plots import curves_figure, similarity_figure
-from vpd_lite.tutorial.edit_plots import save_png
 
 #: Raised when what a saved run holds changes, so that older saved runs are measured again instead of reused.
 SAVED_RUN_VERSION = 1

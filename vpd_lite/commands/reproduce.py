@@ -16,6 +16,7 @@ import vpd_lite
 from vpd_lite.commands import cli
 from vpd_lite.commands.cli import default_run_dir, out_folder, positive_int
 from vpd_lite.erase.edits import uniform_level
+from vpd_lite.erase.figures import save_figures, save_scan_figures
 from vpd_lite.erase.protocol import (
     QUICK_NOTICE,
     RULE_METHODS,
@@ -44,7 +45,6 @@ from vpd_lite.method.resumable import TrainingInterrupted
 from vpd_lite.models import paths
 from vpd_lite.models.corpus import load_corpus
 from vpd_lite.models.target import load_target
-from vpd_lite.tutorial.edit_plots import save_figures, save_scan_figures
 
 
 # ------------------------------------------------------------------------------------------ CLI
