@@ -11,4 +11,5 @@ Reading order:
     rebuild    the artefacts the experiment runs on: loaded from data/ or rebuilt from scratch
     across     the same protocol across decompositions, and how alike their components are
     figures    the experiment's figures as PNGs (the headless job's; the notebooks show them too)
+    pipeline   the pipelines the commands call: the main job (erase_german) and the study across decompositions
 """

@@ -264,7 +264,8 @@ def erase_any_heatmap(table: pd.DataFrame, tol: Mapping[str, float] | None = Non
 
 def scan_scatter_figure(best: pd.DataFrame, target: str = "de", highlight: Mapping[str, str] | None = None,
                         goal: float | None = None) -> Figure:
-    """``vpd_lite.tutorial.edit_plots.scan_scatter`` in matplotlib (for a PNG file): the highlighted components are named in the legend."""
+    """``vpd_lite.tutorial.edit_plots.scan_scatter`` in matplotlib (for a PNG file): the highlighted components are
+    named in the legend."""
     b = best.round(3)
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
     ax.scatter(b["worst_other"], b["gain"], s=18, color="#7f7f7f", alpha=0.75, label="scanned components")

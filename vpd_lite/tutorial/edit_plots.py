@@ -39,11 +39,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from vpd_lite.erase.figures import (  # noqa: F401  (the PNG figures: drawn in the erase layer, named here too)
-    COLORS,
     HIGHLIGHT_COLORS,
     LANG_COLORS,
     METHOD_NAMES,
-    SINGLE_SCALARS,
     curve_langs,
     dose_response_figure,
     erase_any_heatmap,
