@@ -1,5 +1,5 @@
-"""The package's layers are enforced: ``lint-imports`` (the contract in pyproject.toml's ``[tool.importlinter]``)
-passes on the package, and fails when a lower layer imports a higher one."""
+"""The package's layers are enforced: ``lint-imports`` (the contracts in pyproject.toml's ``[tool.importlinter]``)
+passes on the package, and fails when a lower layer imports a higher one or a command imports the tutorial."""
 
 from __future__ import annotations
 
@@ -36,3 +36,15 @@ def test_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path):
     proc = _lint_imports(tmp_path)
     assert proc.returncode != 0, proc.stdout
     assert "BROKEN" in proc.stdout and "vpd_lite.method.masks -> vpd_lite.commands.cli" in proc.stdout
+
+
+def test_a_command_importing_the_tutorial_breaks_the_contract(tmp_path):
+    """The commands (and the headless job) call the erase layer's pipelines and figures, never ``vpd_lite.tutorial``,
+    although the layers alone would allow it."""
+    shutil.copytree(ROOT / "vpd_lite", tmp_path / "vpd_lite", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    command = tmp_path / "vpd_lite" / "commands" / "reproduce.py"
+    command.write_text(command.read_text() + "\nfrom vpd_lite.tutorial import edit_plots  # noqa: E402,F401\n")
+    proc = _lint_imports(tmp_path)
+    assert proc.returncode != 0, proc.stdout
+    assert "BROKEN" in proc.stdout and "vpd_lite.commands.reproduce -> vpd_lite.tutorial.edit_plots" in proc.stdout

@@ -1,6 +1,7 @@
 """Figures of the edit scan, the dose-response, the erase-any-language table: they draw the data they are given,
 say what to look for, and PNGs are byte-for-byte reproducible."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,7 +75,7 @@ def test_dose_response_plot_draws_each_language():
     assert any(sh.x0 == sh.x1 == -4.0 for sh in shapes)
     mpl = ep.dose_response_figure(curve, "m:1", "de", (-4.0, 5.0), -4.0, 3.5)
     assert len(mpl.axes[0].lines) >= len(LANGS)
-    ep.plt.close(mpl)
+    plt.close(mpl)
 
 
 def test_erase_any_heatmap_annotates_every_cell_and_frames_damage():
@@ -87,7 +88,7 @@ def test_erase_any_heatmap_annotates_every_cell_and_frames_damage():
     frames = [p for p in ax.patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
     assert len(frames) == 1
     assert "look for" in ax.get_title()
-    ep.plt.close(fig)
+    plt.close(fig)
 
 
 def test_png_bytes_are_reproducible(tmp_path):
@@ -119,10 +120,10 @@ def test_summary_figures_draw_the_primary_objective_and_say_which_corner_is_good
     scalar = [ln for ln in ax.lines if ln.get_label() == ep.METHOD_NAMES["scalar_edit"]][0]
     assert list(scalar.get_ydata()) == pytest.approx([0.0, 0.0])  # target_ce rows only (uniform_ce would add 1)
     assert "Good corner: top-left" in ax.get_title()
-    ep.plt.close(fig)
+    plt.close(fig)
     assert "lower is better" in ep.off_target_plot(summary)._suptitle.get_text()
     assert "higher is better" in ep.top16_plot(summary).axes[0].get_title()
-    ep.plt.close("all")
+    plt.close("all")
     paths = ep.save_figures(summary, tmp_path)
     assert [p.name for p in paths] == ["erase_german_tradeoff.png", "erase_german_off_target.png",
                                        "erase_german_top16.png"]
@@ -155,7 +156,7 @@ def test_heatmap_takes_the_any_language_table_and_puts_the_erased_language_on_th
     fig = ep.erase_any_heatmap(table)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["+1.50", "+0.01", "+0.02", "+2.50"]  # rows fr, de; columns fr, de
-    ep.plt.close(fig)
+    plt.close(fig)
 
 
 def test_objective_plot_marks_the_fit():

@@ -1,5 +1,6 @@
 """``python -m vpd_lite.reproduce`` (console script ``vpd-lite-reproduce``): the headless reproduction of the erase
-experiment; ``erase_german`` runs the protocol on the artefacts and writes the tables, CSVs and figures.
+experiment. It parses the arguments, finds (or rebuilds) the artefacts and calls the erase layer's pipeline,
+``vpd_lite.erase.pipeline.erase_german``, which runs the protocol and writes the tables, CSVs and figures.
 """
 
 from __future__ import annotations
@@ -10,90 +11,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import vpd_lite
 from vpd_lite.commands import cli
 from vpd_lite.commands.cli import default_run_dir, out_folder, positive_int
-from vpd_lite.erase.edits import uniform_level
-from vpd_lite.erase.protocol import (
-    QUICK_NOTICE,
-    RULE_METHODS,
-    EraseConfig,
-    erase_any_language,
-    run_sweep,
-    summarise,
-)
-from vpd_lite.erase.rebuild import (
-    Artefacts,
-    build_setup,
-    load_stats_or_harvest,
-    rebuild_artefacts,
-    shipped_labels,
-)
-from vpd_lite.erase.report import (
-    any_language_table,
-    claim_report,
-    format_any_language,
-    format_table,
-    save_results,
-)
-from vpd_lite.method.checkpoint import load_decomposition
+from vpd_lite.erase.pipeline import erase_german
+from vpd_lite.erase.protocol import QUICK_NOTICE, EraseConfig
+from vpd_lite.erase.rebuild import Artefacts, rebuild_artefacts
 from vpd_lite.method.devices import available_cores, torch_threads
 from vpd_lite.method.resumable import TrainingInterrupted
 from vpd_lite.models import paths
-from vpd_lite.models.corpus import load_corpus
-from vpd_lite.models.target import load_target
-from vpd_lite.tutorial.edit_plots import save_figures, save_scan_figures
-
-
-# ------------------------------------------------------------------------------------------ CLI
-def erase_german(arte: Artefacts, config: EraseConfig, out_dir: Path, command: str,
-                 figures: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Load the artefacts, choose (training text), fit, evaluate (held-out text), print and save the tables
-    (and figures). Returns what it made."""
-
-    clock = {"start": time.perf_counter()}
-    arte.check()
-    model, tokenizer = load_target(arte.target)
-    cm = load_decomposition(arte.decomposition, model)
-    corpus = load_corpus(arte.corpus)
-    stats, how = load_stats_or_harvest(cm, tokenizer, corpus, arte.stats, config, progress)
-    labels = shipped_labels(arte, how)  # the shipped labels belong to the shipped stats
-    clock["load and statistics"] = time.perf_counter()
-    setup = build_setup(cm, tokenizer, corpus, stats, config, labels=labels, progress=progress)
-    clock["edit scan and choices"] = time.perf_counter()
-    print(f"Component statistics: {how}", flush=True)
-    for m in RULE_METHODS:
-        print(f"{RULE_METHODS[m]}: {setup.why[m]}; search range of s {setup.ranges[m]}", flush=True)
-    print(f"Edit scan: {len(setup.scan.prescreen)} live components prescreened, "
-          f"{setup.scan.curves['component'].nunique()} scanned in {setup.scan.seconds:.0f} s", flush=True)
-    runs = run_sweep(setup, config, progress=progress)
-    clock["fits and held-out CE"] = time.perf_counter()
-    summary = summarise(runs)
-    claim = claim_report(runs, summary)
-    any_runs = erase_any_language(setup, config, progress) if config.any_language else None
-    clock["any language"] = time.perf_counter()
-    print(format_table(summary))
-    print(claim["text"])
-    if any_runs is not None:
-        print("\nErase any language (held-out ΔCE, nats/token):")
-        print(format_any_language(any_language_table(any_runs)))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = save_results(runs, summary, claim, setup, out_dir, command, config, any_runs)
-    if figures:
-
-        written += save_figures(summary, out_dir)
-        written += save_scan_figures(setup.scan.best, setup.scan.curves,
-                                     any_language_table(any_runs) if any_runs is not None else None, out_dir,
-                                     uniform=uniform_level(setup.vocab_size))
-    clock["tables and figures"] = time.perf_counter()
-    marks = list(clock.items())
-    print("Time: " + ", ".join(f"{name} {t - marks[i][1]:.0f} s" for i, (name, t) in enumerate(marks[1:]))
-          + f" ({config.workers} worker process{'es' if config.workers > 1 else ''})", flush=True)
-    return {"setup": setup, "runs": runs, "summary": summary, "claim": claim, "any_language": any_runs,
-            "written": written}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,4 +9,7 @@ Reading order:
     protocol   the protocol's vocabulary and config, component choice, fitting, sweeps, claim checks
     report     tables and reports of the results (CSV / Markdown)
     rebuild    the artefacts the experiment runs on: loaded from data/ or rebuilt from scratch
+    across     the same protocol across decompositions, and how alike their components are
+    figures    the experiment's figures as PNGs (the headless job's; the notebooks show them too)
+    pipeline   the pipelines the commands call: the main job (erase_german) and the study across decompositions
 """

@@ -24,8 +24,8 @@ the next tokens to predict, the off-target languages (``OFF_TARGET``) are those 
 modules are the decomposed matrices. The
 language to erase is ``lang`` / ``erase_lang`` in parameters; only recorded names keep "target" for it
 (``ScanConfig.target_langs`` in ``edit_scan.json``, the ``target`` column of the scan's best table).
-The tables, CSVs and the rule text are written by ``vpd_lite.erase.report``; the command that runs it all is
-``python -m vpd_lite.reproduce`` (``vpd_lite.commands.reproduce``).
+The tables, CSVs and the rule text are written by ``vpd_lite.erase.report``; ``vpd_lite.erase.pipeline`` runs it
+all, called by ``python -m vpd_lite.reproduce`` (``vpd_lite.commands.reproduce``).
 """
 
 from __future__ import annotations

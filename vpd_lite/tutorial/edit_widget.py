@@ -34,6 +34,7 @@ from vpd_lite.erase.edits import (
     component_directions,
     uniform_level,
 )
+from vpd_lite.erase.figures import LANG_COLORS
 from vpd_lite.interpret.ids import ComponentId, component_key
 from vpd_lite.method.components import position_limit
 from vpd_lite.method.cross_entropy import language_ce
@@ -48,10 +49,6 @@ S_MIN, S_MAX, S_STEP = -15.0, 5.0, 0.25
 
 #: The s grid of the dose-response curve (21 points, includes s = 1, the original model).
 CURVE_GRID: tuple[float, ...] = tuple(float(s) for s in range(-15, 6))
-
-
-#: One colour per language, shared by the explorer and ``vpd_lite.tutorial.edit_plots``.
-LANG_COLORS = {"de": "#c0392b", "en": "#2c7fb8", "fr": "#7b3294", "es": "#e69f00", "it": "#1a9850"}
 
 
 FIGURE_CLASS = "vpd-edit-explorer-figure"

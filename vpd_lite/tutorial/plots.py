@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from vpd_lite.erase.figures import NOTEBOOK_WIDTH_IN  # noqa: F401  (named here for the tutorial's figures)
 from vpd_lite.interpret.ids import ComponentId, component_key, parse_component_id
 from vpd_lite.interpret.statistics import (
     ComponentStats,
@@ -28,12 +29,6 @@ from vpd_lite.models.corpus import lang_name
 
 FONT = 11  # smallest font of every figure: readable when JupyterLab scales a figure to its ~900 px column
 LANG_COLOURS = {"en": "#4c72b0", "de": "#dd8452", "fr": "#55a868", "es": "#c44e52", "it": "#8172b3"}
-
-
-#: Widest matplotlib figure (inches) the notebooks show: JupyterLab's notebook column beside the file browser is
-#: about 840 px, and a figure shown at ``figure_png``'s 90 dpi or the inline backend's 100 dpi fits it unscaled,
-#: so its fonts keep their size.
-NOTEBOOK_WIDTH_IN = 8.4
 
 
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:
