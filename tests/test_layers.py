@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.watch import run_watched
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,23 +30,23 @@ def test_layers_contract_is_kept():
     assert "0 broken" in proc.stdout
 
 
-def test_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path):
-    shutil.copytree(ROOT / "vpd_lite", tmp_path / "vpd_lite", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    masks = tmp_path / "vpd_lite" / "method" / "masks.py"
-    masks.write_text(masks.read_text() + "\nfrom vpd_lite.commands import cli  # noqa: E402,F401\n")
-    proc = _lint_imports(tmp_path)
-    assert proc.returncode != 0, proc.stdout
-    assert "BROKEN" in proc.stdout and "vpd_lite.method.masks -> vpd_lite.commands.cli" in proc.stdout
+# (a module, the import added to it, the broken import lint-imports must name)
+BREAKS = [
+    # a lower layer importing a higher one
+    ("method/masks.py", "from vpd_lite.commands import cli", "vpd_lite.method.masks -> vpd_lite.commands.cli"),
+    # a command importing the tutorial: the layers alone would allow it, but the commands (and the headless job)
+    # call the erase layer's pipelines and figures, never vpd_lite.tutorial
+    ("commands/reproduce.py", "from vpd_lite.tutorial import edit_plots",
+     "vpd_lite.commands.reproduce -> vpd_lite.tutorial.edit_plots"),
+]
 
 
-def test_a_command_importing_the_tutorial_breaks_the_contract(tmp_path):
-    """The commands (and the headless job) call the erase layer's pipelines and figures, never ``vpd_lite.tutorial``,
-    although the layers alone would allow it."""
+@pytest.mark.parametrize("module,line,named", BREAKS, ids=["lower imports higher", "command imports tutorial"])
+def test_a_forbidden_import_breaks_a_contract(tmp_path, module, line, named):
     shutil.copytree(ROOT / "vpd_lite", tmp_path / "vpd_lite", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    command = tmp_path / "vpd_lite" / "commands" / "reproduce.py"
-    command.write_text(command.read_text() + "\nfrom vpd_lite.tutorial import edit_plots  # noqa: E402,F401\n")
+    path = tmp_path / "vpd_lite" / module
+    path.write_text(path.read_text() + f"\n{line}  # noqa: E402,F401\n")
     proc = _lint_imports(tmp_path)
     assert proc.returncode != 0, proc.stdout
-    assert "BROKEN" in proc.stdout and "vpd_lite.commands.reproduce -> vpd_lite.tutorial.edit_plots" in proc.stdout
+    assert "BROKEN" in proc.stdout and named in proc.stdout

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.erase.tiny_models import random_direction, tiny_llama
 from tests.tutorial.test_coding_03_04 import counts_profile, make_stats, rates_profile
 from vpd_lite.erase.edits import ScalarEdit
 from vpd_lite.interpret.labels import categorize as library_categorize
@@ -58,15 +57,6 @@ def categorize_with(*, never=True, single_ge=True, en_le=True, use_english=True,
 @pytest.fixture(scope="module")
 def stats():
     return make_stats()
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    model = tiny_llama(seed=0, initializer_range=0.2)
-    direction = random_direction(model, "model.layers.1.self_attn.v_proj", scale=1.0)
-    gen = torch.Generator().manual_seed(3)
-    blocks = {lang: torch.randint(0, 64, (2, 12), generator=gen) for lang in ("en", "de", "fr")}
-    return model, direction, blocks
 
 
 def run(check_name, fn, stats, tiny):

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.erase.tiny_models import random_direction, tiny_llama
 from tests.tutorial.test_coding import solution, stub
 from vpd_lite.interpret.labels import categorize
 from vpd_lite.interpret.statistics import ComponentStats, StatsAccumulator
@@ -121,15 +120,6 @@ def test_edited_weight_is_what_the_library_edit_computes():
     with torch.no_grad(), ScalarEdit(lin, [Direction("", 0, u, v)], init=-2.5):
         via_edit = lin(torch.eye(4)).T
     torch.testing.assert_close(coding.edited_weight(lin.weight.detach(), u, v, -2.5), via_edit)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    model = tiny_llama(seed=0, initializer_range=0.2)
-    direction = random_direction(model, "model.layers.1.self_attn.v_proj", scale=1.0)
-    gen = torch.Generator().manual_seed(3)
-    blocks = {lang: torch.randint(0, 64, (2, 12), generator=gen) for lang in ("en", "de", "fr")}
-    return model, direction, blocks
 
 
 def test_scan_column_check(tiny):
