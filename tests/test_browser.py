@@ -47,7 +47,7 @@ from typing import NamedTuple
 import psutil
 import pytest
 
-from tests import watch
+from tests import browser_env, watch
 
 ROOT = Path(__file__).resolve().parent.parent
 # a last resort only: a Run All that stops making progress fails after watch.STALL_S (quick mode takes 5-60 s a
@@ -55,13 +55,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_CAP_S = 1800
 VIEWPORT = {"width": 1280, "height": 900}  # a laptop screen: JupyterLab's default layout and notebook width
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-
-
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("VPD_LITE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)
-    return None
 
 
 def _free_port() -> int:
@@ -88,9 +81,8 @@ class Lab(NamedTuple):
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server over a copy of notebooks/: yields a ``Lab``."""
-    pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
-    if _chromium() is None:
-        pytest.skip("the browser test needs a Chromium browser: `apt-get install -y chromium` (Debian)")
+    if browser_env.missing():
+        pytest.skip(browser_env.missing())
     work = tmp_path_factory.mktemp("lab")
     nbdir = work / "notebooks"
     shutil.copytree(ROOT / "notebooks", nbdir, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "runs"))
@@ -140,7 +132,7 @@ def browser(lab):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=_chromium(), headless=True,
+        b = p.chromium.launch(executable_path=browser_env.chromium(), headless=True,
                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         yield b
         b.close()
