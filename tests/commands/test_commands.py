@@ -121,6 +121,9 @@ BAD_INPUTS = [
     ("distributed", ["--steps", "0"], 2, "argument --steps"),
     ("distributed", ["--global-batch", "0"], 2, "argument --global-batch"),
     ("distributed", ["--backend", "mpi"], 2, "argument --backend"),
+    ("distributed", ["--resume"], 2, "--resume needs --out"),
+    ("distributed", ["--resume", "--out", "{missing}"], 2, "holds no unfinished run"),
+    ("distributed", ["--resume", "--out", "{bad_metrics}"], 2, "holds a finished decomposition"),
     # reproduce's own checks (its argument handling lives in vpd_lite/reproduce.py)
     ("reproduce", ["--quick", "--seeds", "0"], 2, "--seeds"),
     ("reproduce", ["--seeds", "-3"], 2, "--seeds"),

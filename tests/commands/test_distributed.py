@@ -65,39 +65,84 @@ def _run(cmd: list[str], env: dict[str, str]) -> None:
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
-@pytest.mark.slow
-def test_two_processes_match_one_process(tmp_path):
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"WORLD_SIZE", "RANK", "LOCAL_RANK"}}
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _torchrun(*args: str) -> list[str]:
+    """The command line of a 2-process run on this machine (gloo, a free port)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+            "--master_port", str(_free_port()), *args]
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A tiny Llama decomposed for 3 steps by one process (``one/``) and by two (``two/``): (folder, the
+    arguments of both runs)."""
+    base = tmp_path_factory.mktemp("distributed")
     texts = [t for lang in LANGS for t in load_corpus(langs=[lang])[lang]["train"]["text"][:40]]
     tokenizer = train_tokenizer(texts, vocab_size=300)
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
                                          num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
                                          max_position_embeddings=64, initializer_range=0.5))
-    model.save_pretrained(tmp_path / "tiny")
-    tokenizer.save_pretrained(tmp_path / "tiny")
-    args = ["-m", "vpd_lite.distributed", "--model", str(tmp_path / "tiny"), "--steps", "3",
-            "--global-batch", "4", "--seq-len", "32", "--c-per-rank", "1"]
-    env = {k: v for k, v in os.environ.items() if k not in {"WORLD_SIZE", "RANK", "LOCAL_RANK"}}
-    env["OMP_NUM_THREADS"] = "1"
-    _run([sys.executable, *args, "--out", str(tmp_path / "one")], env)
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-          "--master_port", str(_free_port()), *args, "--out", str(tmp_path / "two"), "--backend", "gloo"], env)
+    model.save_pretrained(base / "tiny")
+    tokenizer.save_pretrained(base / "tiny")
+    args = ["--model", str(base / "tiny"), "--steps", "3", "--global-batch", "4", "--seq-len", "32",
+            "--c-per-rank", "1"]
+    _run([sys.executable, "-m", "vpd_lite.distributed", *args, "--out", str(base / "one")], _env())
+    _run(_torchrun("-m", "vpd_lite.distributed", *args, "--out", str(base / "two"), "--backend", "gloo"), _env())
+    return base, args
 
-    one = load_file(tmp_path / "one" / "components.safetensors")
-    two = load_file(tmp_path / "two" / "components.safetensors")
+
+@pytest.mark.slow
+def test_two_processes_match_one_process(tiny_runs):
+    base, _ = tiny_runs
+    one = load_file(base / "one" / "components.safetensors")
+    two = load_file(base / "two" / "components.safetensors")
     assert one.keys() == two.keys()
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-6, msg=lambda m, k=k: f"{k}: {m}")
 
     # the runs really trained: three logged steps with the same losses in both
-    h_one = json.loads((tmp_path / "one" / "history.json").read_text())
-    h_two = json.loads((tmp_path / "two" / "history.json").read_text())
+    h_one = json.loads((base / "one" / "history.json").read_text())
+    h_two = json.loads((base / "two" / "history.json").read_text())
     steps_one = [r for r in h_one if "stochastic_recon" in r]
     steps_two = [r for r in h_two if "stochastic_recon" in r]
     assert [r["step"] for r in steps_one] == [r["step"] for r in steps_two] and steps_one[-1]["step"] == 3
     for a, b in zip(steps_one, steps_two):
         for key in ("stochastic_recon", "adversarial_recon", "faithfulness"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-7), key
+    assert not (base / "two" / "training_state.pt").exists()  # a finished run keeps no training state
+
+
+@pytest.mark.slow
+def test_a_killed_two_process_run_resumes_bit_identically(tiny_runs, tmp_path):
+    """Both ranks SIGKILLed as they ask for step 3's batch (steps 1-2 done, rank 0's checkpoint of step 2 written);
+    ``--resume`` with two processes again: every rank continues from step 2 and the decomposition equals the
+    uninterrupted two-process run's, tensor by tensor (equal, not close)."""
+    from vpd_lite.method.checkpoint import load_training_state
+
+    base, args = tiny_runs
+    out = tmp_path / "run"
+    worker = str(Path(__file__).resolve().with_name("ddp_fault_worker.py"))
+    killed = run_watched(_torchrun(worker, "2", *args, "--out", str(out), "--backend", "gloo",
+                                   "--checkpoint-every", "1"), "the data-parallel run killed at step 3", cwd=ROOT,
+                         env=_env())
+    assert killed.returncode != 0 and load_training_state(out)["step"] == 2
+    _run(_torchrun("-m", "vpd_lite.distributed", *args, "--out", str(out), "--backend", "gloo",
+                   "--checkpoint-every", "1", "--resume"), _env())
+    resumed, uninterrupted = load_file(out / "components.safetensors"), load_file(base / "two" / "components.safetensors")
+    assert resumed.keys() == uninterrupted.keys()
+    assert [k for k in resumed if not torch.equal(resumed[k], uninterrupted[k])] == []
+    logged = [[{k: v for k, v in r.items() if k != "elapsed_s"}  # all but the wall clock
+               for r in json.loads((folder / "history.json").read_text()) if "stochastic_recon" in r]
+              for folder in (out, base / "two")]
+    assert logged[0] == logged[1] and logged[0][-1]["step"] == 3  # the history continued too
+    assert not (out / "training_state.pt").exists()
 
 
 @pytest.mark.slow

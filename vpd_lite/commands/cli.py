@@ -93,9 +93,10 @@ def default_run_dir(command: str, root: str | os.PathLike | None = None) -> Path
 
 
 def continue_command(command: str, argv: Sequence[str], out: Path, flag: str = "--out",
-                     resume: str | None = "--resume") -> str:
+                     resume: str | None = "--resume", launcher: Sequence[str] = ("python",)) -> str:
     """The command line that continues the stopped run started with ``argv`` (the arguments after ``python -m
-    vpd_lite.<command>``) writing to ``out``: the same arguments, ``<flag> out`` and ``resume`` (if any)."""
+    vpd_lite.<command>``) writing to ``out``: the same arguments, ``<flag> out`` and ``resume`` (if any), after
+    ``launcher`` (e.g. ``torchrun --nproc_per_node 2`` for a data-parallel run)."""
     args, skip = [], False
     for arg in argv:
         if skip:
@@ -104,15 +105,16 @@ def continue_command(command: str, argv: Sequence[str], out: Path, flag: str = "
             skip = True
         elif arg != resume and not arg.startswith(f"{flag}="):
             args.append(arg)
-    return shlex.join(["python", "-m", f"vpd_lite.{command}", *args, flag, str(out), *([resume] if resume else [])])
+    return shlex.join([*launcher, "-m", f"vpd_lite.{command}", *args, flag, str(out), *([resume] if resume else [])])
 
 
 def stopped_line(command: str, stop: Any, argv: Sequence[str], out: Path, flag: str = "--out",
-                 resume: str | None = "--resume", what: str = "") -> str:
+                 resume: str | None = "--resume", what: str = "", launcher: Sequence[str] = ("python",)) -> str:
     """The one line a command prints when a ``TrainingInterrupted`` (``stop``) ended its training (``what``: which
     one, e.g. " of the target's training"): the signal, the step and the command that continues the run."""
+    again = continue_command(command, argv, out, flag, resume, launcher)
     return (f"python -m vpd_lite.{command}: stopped by {stop.signal_name} after step {stop.step} of {stop.steps}"
-            f"{what}; checkpoint written; continue with: {continue_command(command, argv, out, flag, resume)}")
+            f"{what}; checkpoint written; continue with: {again}")
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], module: str, argv: Sequence[str] | None = None) -> int:

@@ -131,6 +131,37 @@ def _recorded_capability(folder: Path) -> str | None:
     return recorded_capability(read_metadata(folder))
 
 
+def check_resume(ap, out: str | None, config: DecomposeConfig, capability: str | None, threads: int | None,
+                 threads_hint: str = "leave out --threads (or give --threads {n})") -> int | None:
+    """Before a ``--resume`` does any work: refuse, as one ``ap.error`` line, an ``out`` that is missing, holds no
+    unfinished run, holds a finished one, a decomposition of another capability (``capability``: the command's
+    own, None for a full decomposition), another configuration (``resume_state``), or a run computed on another
+    torch thread count than ``threads`` (None: any; ``threads_hint`` says how to fix it, ``{n}`` the recorded
+    count). Returns the thread count to continue with (the run's when ``threads`` is None)."""
+    if out is None:
+        ap.error("--resume needs --out naming the folder of the unfinished run")
+    folder = Path(out)
+    if not (folder / STATE_FILE).is_file():
+        if (folder / METRICS_FILE).is_file():
+            ap.error(f"--resume: {out} holds a finished decomposition (its metrics are written): nothing to "
+                     "resume; start a new run with another --out")
+        ap.error(f"--resume: {out} holds no unfinished run (no training_state.pt)")
+    recorded = _recorded_capability(folder)
+    if recorded != capability:
+        ap.error(f"--resume: {out} holds " + (f"a targeted decomposition of {recorded!r}: add --capability "
+                 f"{recorded}" if recorded else "a full decomposition: leave out --capability")
+                 + " to continue it")
+    try:
+        state = resume_state(folder, config)
+    except ValueError as err:
+        ap.error(f"--resume: {err}")
+    recorded_threads = state.get("threads")
+    if recorded_threads is not None and threads not in (None, recorded_threads):
+        ap.error(f"--resume: the run in {out} computed on {recorded_threads} torch threads, and another count adds "
+                 f"floats in another order: {threads_hint.format(n=recorded_threads)} to continue it")
+    return threads or recorded_threads
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: decompose the shipped target and write the checkpoint + held-out metrics to ``--out`` (default: a
     new run folder). Returns 0; errors are raised (``vpd_lite.commands.cli.run_main`` prints them as one line)."""
@@ -152,28 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         ap.error(str(err))
     if args.resume:
-        if args.out is None:
-            ap.error("--resume needs --out naming the folder of the unfinished run")
-        folder = Path(args.out)
-        if not (folder / STATE_FILE).is_file():
-            if (folder / METRICS_FILE).is_file():
-                ap.error(f"--resume: {args.out} holds a finished decomposition (its metrics are written): nothing to "
-                         "resume; start a new run with another --out")
-            ap.error(f"--resume: {args.out} holds no unfinished run (no training_state.pt)")
-        recorded = _recorded_capability(folder)
-        if recorded != args.capability:
-            ap.error(f"--resume: {args.out} holds " + (f"a targeted decomposition of {recorded!r}: add --capability "
-                     f"{recorded}" if recorded else "a full decomposition: leave out --capability")
-                     + " to continue it")
-        try:
-            state = resume_state(folder, config)
-        except ValueError as err:
-            ap.error(f"--resume: {err}")
-        threads = state.get("threads")
-        if threads is not None and args.threads not in (None, threads):
-            ap.error(f"--resume: the run in {args.out} computed on {threads} torch threads, and another count adds "
-                     f"floats in another order: leave out --threads (or give --threads {threads}) to continue it")
-        args.threads = args.threads or threads
+        args.threads = check_resume(ap, args.out, config, args.capability, args.threads)
     out = Path(args.out) if args.out else default_run_dir("decompose")
     config.checkpoint_dir = str(out)
     require_data(("corpus", "target"))

@@ -18,9 +18,10 @@ from vpd_lite.commands.cli import (
     positive_float,
     positive_int,
 )
-from vpd_lite.method.checkpoint import save_decomposition
+from vpd_lite.commands.decompose import check_resume
+from vpd_lite.method.checkpoint import STATE_FILE, save_decomposition
 from vpd_lite.method.config import DecomposeConfig
-from vpd_lite.method.decompose import decompose
+from vpd_lite.method.decompose import TrainingInterrupted, decompose
 from vpd_lite.method.devices import DeviceUnavailableError, no_cuda_reason
 from vpd_lite.method.sharding import Shard
 from vpd_lite.models import corpus
@@ -81,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default=None, choices=("gloo", "nccl"),
                     help="gloo (CPU) or nccl (GPU) (default: nccl when CUDA is available, else gloo)")
     ap.add_argument("--seed", type=nonneg_int, default=0, help="seed of the batches and masks (default: %(default)s)")
+    ap.add_argument("--checkpoint-every", type=nonneg_int, default=DecomposeConfig.checkpoint_every,
+                    help="rank 0 writes a checkpoint to --out every this many steps; 0: only on a stop (Ctrl-C, "
+                         "SIGTERM) (default: %(default)s)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the unfinished (or interrupted) run in --out from its last checkpoint, every rank "
+                         "from the same step, bit-identically: give the settings and the number of processes it was "
+                         "started with")
     args = ap.parse_args(argv)
     resolve_backend(args.backend)  # before any work: nccl without CUDA is refused here
     for name, what in ((args.model, "model"), (args.tokenizer, "tokenizer")):
@@ -89,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if args.global_batch % world:
         ap.error(f"--global-batch {args.global_batch} does not split equally over {world} ranks")
+    if args.resume and args.out is None:
+        ap.error("--resume needs --out naming the folder of the unfinished run")
     if args.out is None:
         args.out = str(default_run_dir("distributed"))
 
@@ -98,14 +108,29 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model, tokenizer = load_pretrained(args.model, args.tokenizer)
     config = DecomposeConfig(steps=args.steps, batch_size=args.global_batch, seq_len=args.seq_len,
-                             seed=args.seed, checkpoint_every=0)
+                             seed=args.seed, checkpoint_every=args.checkpoint_every)
     if args.c_per_rank is not None:
         config.targets = default_targets(model, args.c_per_rank)
+    if args.resume:  # every rank checks the same folder, so every rank refuses alike
+        check_resume(ap, args.out, config, None, torch.get_num_threads(),
+                     "start every process with OMP_NUM_THREADS={n}")
+    config.checkpoint_dir = str(args.out)
     batches = corpus.train_batches(tokenizer, corpus.load_corpus(), seq_len=config.seq_len,
                                    batch_size=config.batch_size, seed=config.seed)
-    cm, history = decompose(model, batches, config, progress=shard.rank == 0, shard=shard)
+    try:
+        cm, history = decompose(model, batches, config, progress=shard.rank == 0, shard=shard,
+                                resume_from=args.out if args.resume else None)
+    except TrainingInterrupted as stop:
+        if shard.rank == 0:
+            print(cli.stopped_line("distributed", stop, list(sys.argv[1:] if argv is None else argv), Path(args.out),
+                                   launcher=("torchrun", "--nproc_per_node", str(shard.world))), file=sys.stderr)
+        if shard.active:
+            dist.destroy_process_group()
+        return stop.exit_code
     if shard.rank == 0:
+        config.checkpoint_dir = None  # where this run wrote to is not part of the decomposition's record
         save_decomposition(cm, Path(args.out), config, history=history)
+        (Path(args.out) / STATE_FILE).unlink(missing_ok=True)  # only needed to resume an unfinished run
         print(f"decomposition written to {args.out}")
     if shard.active:
         dist.barrier()
