@@ -32,8 +32,9 @@ def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None
     The contexts are :meth:`~vpd_lite.interpret.statistics.ComponentStats.contexts`: representative of where it fires.
 
     ``n``: at most this many contexts (the first ``n`` keep the language mix). ``css_classes``: shade with the
-    classes of :data:`CONTEXT_CSS` (CI rounded to a tenth; about a quarter of the bytes, for pages that show many
-    components) instead of inline styles with the exact CI. Every token's exact CI is in its tooltip. All text is
+    classes of :data:`CONTEXT_CSS` (CI rounded to a tenth; a fraction of the bytes, for sites that show many
+    components) instead of inline styles with the exact CI. Every token's exact CI is in its tooltip (with
+    ``css_classes``, every token with CI 0.00 but the firing one has none). All text is
     HTML-escaped. Raises ``KeyError`` / ``IndexError`` for a component the statistics do not hold."""
 
     module, c = parse_component_id(cid)
@@ -44,7 +45,9 @@ def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None
             text = tokenizer.decode([tok]) if tokenizer is not None else f"#{tok} "
             text = html.escape(text).replace(" ", "&nbsp;").replace("\n", "⏎")
             shade = max(0.0, min(1.0, ci))
-            if css_classes:
+            if css_classes and round(shade * 10) == 0 and i != ctx.centre and f"{ci:.2f}" == "0.00":
+                spans.append(f"<span>{text}</span>")  # most tokens: no shade, no tooltip (bytes add up)
+            elif css_classes:
                 cls = f"k{round(shade * 10)}" + (" f" if i == ctx.centre else "")
                 spans.append(f'<span class="{cls}" title="CI {ci:.2f}">{text}</span>')
             else:
