@@ -29,18 +29,20 @@ from vpd_lite.erase.atlas_pages import page_name
 from vpd_lite.erase.edits import Direction, component_directions
 from vpd_lite.erase.rebuild import Artefacts, shipped_labels
 from vpd_lite.interpret.ablation import ablation_effects, target_ce
+from vpd_lite.interpret.contexts import contexts_html
 from vpd_lite.interpret.harvest import load_or_harvest, model_seq_len
 from vpd_lite.interpret.ids import ComponentId, component_key, parse_component_id
 from vpd_lite.interpret.labels import ComponentLabel, label_components
 from vpd_lite.interpret.statistics import ComponentStats, live_components
 from vpd_lite.method.checkpoint import load_decomposition, read_metadata
+from vpd_lite.method.devices import torch_threads
 from vpd_lite.models import paths
 from vpd_lite.models.corpus import lang_token_blocks, load_corpus
 from vpd_lite.models.target import load_target
 
 #: How many live components get their removal measured by default (the most frequent ones, plus every component
 #: the edit scan scanned and every component named with ``components``): measuring all of them takes minutes.
-DEFAULT_ABLATE = 150
+DEFAULT_ABLATE = 200
 
 #: Held-out blocks (128 tokens each) per language the removal is measured on.
 DEFAULT_ABLATION_BLOCKS = 2
@@ -322,17 +324,24 @@ def shipped_scan(decomposition: Path, folder: Path | None = None) -> tuple[pd.Da
 # ------------------------------------------------------------------------------------------ gather
 def gather(decomposition: str | Path | None = None, components: Sequence[ComponentId] | None = None,
            ablate: int | None = DEFAULT_ABLATE, ablation_blocks: int = DEFAULT_ABLATION_BLOCKS,
-           harvest_blocks: int = DEFAULT_HARVEST_BLOCKS, progress: bool = False) -> AtlasData:
+           harvest_blocks: int = DEFAULT_HARVEST_BLOCKS, progress: bool = False, threads: int | None = 1) -> AtlasData:
     """The facts of every live component of ``decomposition`` (default: the shipped one), or of ``components``.
 
     Statistics: the shipped ones when they belong to this decomposition (same fingerprint), else harvested now on
     ``harvest_blocks`` training blocks per language; labels: the shipped ones beside them, else the offline
     labeller's. The removal (ablation, :func:`vpd_lite.interpret.ablation.ablation_effects`) is measured on
     ``ablation_blocks`` held-out blocks per language for ``components`` when given, else for the ``ablate`` most
-    frequent live components plus every component the edit scan scanned (``ablate=None``: all of them).
+    frequent live components plus every component the edit scan scanned (``ablate=None``: all of them), on
+    ``threads`` torch threads (None: as set).
 
     Raises ``DataNotFoundError`` (a missing part), ``ValueError`` (a decomposition of other target weights, a
     corrupted file, a component that never fires and so has no page)."""
+    with torch_threads(threads):  # one thread: the fastest for this small model, and it never stalls on busy cores
+        return _gather(decomposition, components, ablate, ablation_blocks, harvest_blocks, progress)
+
+
+def _gather(decomposition: str | Path | None, components: Sequence[ComponentId] | None, ablate: int | None,
+            ablation_blocks: int, harvest_blocks: int, progress: bool) -> AtlasData:
     folder = Path(decomposition) if decomposition is not None else paths.decomposition_dir()
     arte = Artefacts.in_folder(folder)
     arte.check()
@@ -378,6 +387,7 @@ def gather(decomposition: str | Path | None = None, components: Sequence[Compone
     ablated_how = f"{len(to_ablate)} of the {len(shown)} components shown"
 
     names = [tokenizer.decode([i]) for i in range(int(model.config.vocab_size))]
+    vocabulary = _Vocabulary(names)
     directions = component_directions(cm, shown)
     nearest, nearest_how = nearest_in_others(arte.decomposition, directions)
     rw: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
@@ -402,7 +412,7 @@ def gather(decomposition: str | Path | None = None, components: Sequence[Compone
             ci_hist=[float(x) for x in stats.ci_hist[module][c]], sign=sign,
             fires_on=[(names[t] if 0 <= t < len(names) else f"#{t}", n) for t, n in stats.top_tokens(cid)[:N_TOKENS]],
             first_position_share=float(pos[0] / pos.sum()) if float(pos.sum()) > 0 else 0.0,
-            contexts_html=_contexts(stats, cid, tokenizer),
+            contexts_html=_contexts(stats, cid, vocabulary),
             ablation=effects.get(cid),
             reads=_top_tokens(read[:, c], names, sign) if read is not None else None,
             writes=_top_tokens(write[:, c], names, sign) if write is not None else None,
@@ -417,10 +427,18 @@ def gather(decomposition: str | Path | None = None, components: Sequence[Compone
                      n_live=len(live))
 
 
-def _contexts(stats: ComponentStats, cid: ComponentId, tokenizer: Any) -> str:
-    from vpd_lite.interpret.contexts import contexts_html
+class _Vocabulary:
+    """A tokenizer's ``decode`` of single tokens, decoded once per token id (the contexts decode token by token)."""
 
-    return contexts_html(stats, cid, tokenizer, n=8, css_classes=True)
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.names[int(i)] for i in ids)
+
+
+def _contexts(stats: ComponentStats, cid: ComponentId, vocabulary: _Vocabulary) -> str:
+    return contexts_html(stats, cid, vocabulary, n=8, css_classes=True)
 
 
 # ------------------------------------------------------------------------------------------ the site

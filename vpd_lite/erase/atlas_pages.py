@@ -17,9 +17,8 @@ from typing import Any
 
 from vpd_lite.interpret.contexts import CONTEXT_CSS
 from vpd_lite.interpret.ids import parse_component_id
-from vpd_lite.models.corpus import lang_name
+from vpd_lite.models.corpus import LANG_COLOURS, lang_name
 
-LANG_COLOURS = {"en": "#4c72b0", "de": "#dd8452", "fr": "#55a868", "es": "#c44e52", "it": "#8172b3"}
 _OTHER = "#777777"
 
 CSS = """*{box-sizing:border-box}
@@ -225,12 +224,13 @@ def dose_figure(curve: Any, langs: Sequence[str], s_best: float | None) -> dict[
 
 
 # ------------------------------------------------------------------------------------------ pages
-def _head(title: str, prefix: str) -> str:
+def _head(title: str, prefix: str, plotly: bool = True) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(title)}</title>"
             f'<link rel="stylesheet" href="{prefix}atlas.css">'
-            f'<script src="{prefix}plotly.min.js" defer></script><script src="{prefix}atlas.js" defer></script>'
+            + (f'<script src="{prefix}plotly.min.js" defer></script>' if plotly else "")
+            + f'<script src="{prefix}atlas.js" defer></script>'
             "</head><body>\n")
 
 
@@ -287,7 +287,7 @@ def index_html(data: Any) -> str:
            "<li>Firing per language: the fraction of that language's tokens it fires on; the bar shows that "
            "language's share of its firing rate (rates, so a language with more text does not look more "
            "important).</li>"
-           f"<li>Removal (ablation): the change in held-out cross-entropy when the component is taken out, "
+           "<li>Removal (ablation): the change in held-out cross-entropy when the component is taken out, "
            f"{esc(data.ablation_how)}, for {esc(data.ablated_how)}"
            + ("" if data.n_ablated == len(data.components) else
               " (the most frequent ones and every one the edit scan scanned; build with <code>--ablate all</code> "
@@ -296,11 +296,13 @@ def index_html(data: Any) -> str:
            "language).</li>"
            "<li>Edit scan: the change in German cross-entropy (nats/token, training text) at the best scaling of the "
            "component that keeps English within +0.05 and the other languages within +0.1, and the largest "
-           f"change in another language there. Source: {esc(data.scan_how)}.</li></ul>")
+           "change in another language there. "
+           + (f"Source: {esc(data.scan_how)}." if data.scan_how.startswith("the shipped edit scan (") else
+              f"Not shown here: {esc(data.scan_how)}.") + "</li></ul>")
     search = ('<form id="searchform" hidden><label for="search">Search labels and ids: </label>'
               '<input id="search" type="search" placeholder="e.g. German, v_proj, und" autocomplete="off"> '
               '<span id="count" aria-live="polite"></span></form>')
-    return (_head("Component atlas", "").replace("<body>", '<body class="wide">')
+    return (_head("Component atlas", "", plotly=False).replace("<body>", '<body class="wide">')
             + "<h1>Component atlas</h1>\n" + intro + how + _noscript() + search
             + '<div class="scroll"><table id="atlas"><thead><tr>' + th + "</tr></thead><tbody>\n"
             + "\n".join(rows) + "\n</tbody></table></div>\n</body></html>\n")

@@ -25,10 +25,9 @@ from vpd_lite.interpret.statistics import (
     specificity_scores,
 )
 from vpd_lite.method.masks import mask_from_sources
-from vpd_lite.models.corpus import lang_name
+from vpd_lite.models.corpus import LANG_COLOURS, lang_name  # noqa: F401  (LANG_COLOURS: named here for the notebooks)
 
 FONT = 11  # smallest font of every figure: readable when JupyterLab scales a figure to its ~900 px column
-LANG_COLOURS = {"en": "#4c72b0", "de": "#dd8452", "fr": "#55a868", "es": "#c44e52", "it": "#8172b3"}
 
 
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:
