@@ -235,8 +235,8 @@ def _head(title: str, prefix: str, plotly: bool = True) -> str:
 
 
 def _noscript() -> str:
-    return ('<noscript><p class="note">The figures need JavaScript; every number they show is also in the '
-            "tables.</p></noscript>")
+    return ('<noscript><p class="note">The figures need JavaScript; the firing rates and removal effects they '
+            "show are also in the tables, and the text says what each figure is for.</p></noscript>")
 
 
 def index_html(data: Any) -> str:
