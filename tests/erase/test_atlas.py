@@ -217,3 +217,19 @@ def test_at_phone_width_nothing_overflows(atlas, browser, shots, which):
         w.page.screenshot(path=str(shots / "atlas_german_page_phone.png"), full_page=True)
     w.check()
     w.context.close()
+
+
+def test_a_targeted_decomposition_gets_its_statistics_harvested_and_no_foreign_scan(tmp_path):
+    """data/targeted_de ships no statistics: they are harvested (here on 2 blocks per language, to stay quick),
+    its labels come from the offline labeller, the shipped edit scan (of the shipped decomposition) is not shown,
+    and its nearest component in the shipped decomposition is."""
+    from vpd_lite.models.paths import data_dir
+
+    cid = ("model.layers.1.self_attn.v_proj", 18)  # the German component of the targeted run kept in results/
+    data, _ = build_atlas(tmp_path / "site", data_dir() / "targeted_de", [cid], ablation_blocks=1, harvest_blocks=2)
+    (facts,) = data.components
+    assert data.stats_how.startswith("harvested now") and data.labels_how.startswith("the offline labeller")
+    assert facts.scan_curve is None and facts.scan_best is None and facts.ablation is not None
+    assert any(m["decomposition"] == "data/decomposition" for m in facts.nearest)
+    page = (tmp_path / "site" / "components" / page_name(cid)).read_text(encoding="utf-8")
+    assert "Not scanned: the shipped edit scan belongs to the shipped decomposition" in page

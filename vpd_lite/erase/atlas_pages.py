@@ -419,7 +419,7 @@ def component_html(data: Any, f: Any) -> str:
                        f"{float(b['worst_other']):+.3f} ({esc(lang_name(str(b['worst_other_lang'])))}).</p>")
     else:
         why = ("the edit scan fully scans only the most promising components for each language, and not this one"
-               if data.scan_how.startswith("the shipped edit scan") else data.scan_how)
+               if data.scan_how.startswith("the shipped edit scan (") else data.scan_how)
         out.append(f"<p class='note'>Not scanned: {esc(why)}.</p>")
     # --- other decompositions
     out.append("<h2>In other decompositions</h2>")
