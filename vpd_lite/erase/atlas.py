@@ -212,11 +212,9 @@ def read_write_scores(model: torch.nn.Module, cm: Any, module: str) -> tuple[tor
 
 
 def _top_tokens(scores: torch.Tensor, names: Sequence[str], sign: int, n: int = N_TOKENS) -> list[tuple[str, float]]:
-    """The ``n`` tokens with the largest ``sign * scores`` (scores: (vocab,)), ties by token id."""
+    """The ``n`` tokens with the largest ``sign * scores`` (scores: (vocab,)) as (token text, score), largest first."""
     s = scores.double() * (1 if sign >= 0 else -1)
-    order = sorted(range(s.numel()), key=lambda i: (-float(s[i]), i))[:n] if s.numel() <= 64 else \
-        torch.topk(s, min(n, s.numel())).indices.tolist()
-    return [(names[i], float(s[i])) for i in order]
+    return [(names[i], float(s[i])) for i in torch.topk(s, min(n, s.numel())).indices.tolist()]
 
 
 # ------------------------------------------------------------------------------------------ other decompositions
