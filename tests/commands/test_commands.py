@@ -132,6 +132,12 @@ BAD_INPUTS = [
     ("across_decompositions", ["{missing}"], 2, "is not a folder"),
     ("across_decompositions", ["data", "--threads", "0"], 2, "argument --threads: '0' is not a positive integer"),
     ("across_decompositions", [], 2, "the following arguments are required"),
+    # the component atlas: a folder that is not a decomposition, an id of the wrong form, a matrix it lacks
+    ("atlas", ["{missing}"], 2, "is not a folder"),
+    ("atlas", ["{no_meta}"], 2, "is not a decomposition folder"),
+    ("atlas", ["--components", "v_proj61"], 2, "expected comma-separated ids like model.layers.1.self_attn.v_proj:61"),
+    ("atlas", ["--components", "model.layers.7.mlp.up_proj:3"], 2, "has no matrix"),
+    ("atlas", ["--out", "{truncated}"], 2, "already holds files"),
     # the teacher's kit: a folder with files in it, a notebook the course does not have, an unknown exercise
     ("course", ["student-copy", "{truncated}"], 1, "already holds"),
     ("course", ["reset", "{missing}/notes.ipynb"], 1, "notes.ipynb is not one of the course's notebooks"),
@@ -211,7 +217,7 @@ def test_debug_shows_the_traceback(bad_files, tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "is corrupted" in proc.stderr
 
 
-HELP_MODULES = ["across_decompositions", "course", "decompose", "evaluate", "labelling", "target", "recipes", "distributed", "reproduce"]
+HELP_MODULES = ["across_decompositions", "atlas", "course", "decompose", "evaluate", "labelling", "target", "recipes", "distributed", "reproduce"]
 
 
 def test_help_names_the_command(tmp_path):
@@ -236,7 +242,7 @@ def _options(parser: argparse.ArgumentParser):
             yield action
 
 
-@pytest.mark.parametrize("module", ["across_decompositions", "course", "distributed", "edit_scan", "evaluate", "labelling", "recipes", "reproduce",
+@pytest.mark.parametrize("module", ["across_decompositions", "atlas", "course", "distributed", "edit_scan", "evaluate", "labelling", "recipes", "reproduce",
                                     "target"])
 def test_help_gives_every_default(module, monkeypatch):
     """``--help`` says what every option that takes a value does when it is left out (flags are off)."""

@@ -12,4 +12,5 @@ Reading order:
     target       train the target model
     toy_models   the toy models of superposition experiment
     recipes      decompose a pretrained hub model by recipe
+    atlas        write the component atlas, a static web site of every component
 """

@@ -12,4 +12,6 @@ Reading order:
     across     the same protocol across decompositions, and how alike their components are
     figures    the experiment's figures as PNGs (the headless job's; the notebooks show them too)
     pipeline   the pipelines the commands call: the main job (erase_german) and the study across decompositions
+    atlas      the component atlas: every component's facts (with the edit scan's and the other decompositions'
+               results) written as a static web site; its HTML is in atlas_pages
 """

@@ -308,6 +308,9 @@ def heldout_split(tokenizer, corpus: Mapping[str, datasets.DatasetDict], lang: s
 
 LANG_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian"}
 
+#: One colour per language, shared by notebook 02's figures and the component atlas.
+LANG_COLOURS = {"en": "#4c72b0", "de": "#dd8452", "fr": "#55a868", "es": "#c44e52", "it": "#8172b3"}
+
 
 def lang_name(lang: str) -> str:
     """Display name of a language code ("de" -> "German"; unknown codes pass through)."""

@@ -7,7 +7,6 @@ look at and axes with units. The interactive components x languages heatmap is a
 
 from __future__ import annotations
 
-import html
 import io
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,6 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from vpd_lite.erase.figures import NOTEBOOK_WIDTH_IN  # noqa: F401  (named here for the tutorial's figures)
+from vpd_lite.interpret.contexts import contexts_html  # noqa: F401  (one definition, shared with the atlas)
 from vpd_lite.interpret.ids import ComponentId, component_key, parse_component_id
 from vpd_lite.interpret.statistics import (
     ComponentStats,
@@ -25,10 +25,9 @@ from vpd_lite.interpret.statistics import (
     specificity_scores,
 )
 from vpd_lite.method.masks import mask_from_sources
-from vpd_lite.models.corpus import lang_name
+from vpd_lite.models.corpus import LANG_COLOURS, lang_name  # noqa: F401  (LANG_COLOURS: named here for the notebooks)
 
 FONT = 11  # smallest font of every figure: readable when JupyterLab scales a figure to its ~900 px column
-LANG_COLOURS = {"en": "#4c72b0", "de": "#dd8452", "fr": "#55a868", "es": "#c44e52", "it": "#8172b3"}
 
 
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:
@@ -366,31 +365,6 @@ def language_heatmap(
                       "x": 0.0, "xanchor": "left", "y": layout["menu_y"], "yanchor": "top", "pad": {"t": 0}}],
     )
     return fig
-
-
-def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None = None, n: int = 8,
-                  show_lang: bool = True) -> str:
-    """HTML of a component's top contexts: each token shaded by the component's CI on it, the firing token boxed,
-    with the language of each context (``show_lang=False`` hides it, for the "guess the language" exercise).
-    The contexts are :meth:`~vpd_lite.interpret.statistics.ComponentStats.contexts`: representative of where it fires."""
-
-    module, c = parse_component_id(cid)
-    rows = []
-    for ctx in stats.contexts((module, c))[:n]:
-        spans = []
-        for i, (tok, ci) in enumerate(zip(ctx.tokens, ctx.ci)):
-            text = tokenizer.decode([tok]) if tokenizer is not None else f"#{tok} "
-            text = html.escape(text).replace(" ", "&nbsp;").replace("\n", "⏎")
-            box = "outline:1px solid #c44e52;" if i == ctx.centre else ""
-            spans.append(f'<span title="CI {ci:.2f}" style="background:rgba(221,132,82,{max(0.0, min(1.0, ci)):.2f});'
-                         f'{box}font-family:monospace">{text}</span>')
-        lang = f"<td style='padding-right:8px'><b>{html.escape(lang_name(ctx.lang))}</b></td>" if show_lang else ""
-        rows.append(f"<tr>{lang}<td>{ctx.score:.2f}</td><td style='text-align:left'>{''.join(spans)}</td></tr>")
-    if not rows:
-        return f"<p><i>{html.escape(component_key((module, c)))} never fires on the harvested text.</i></p>"
-    head = "<th>language</th>" if show_lang else ""
-    return (f"<table style='border-collapse:collapse'><tr>{head}<th>CI</th><th style='text-align:left'>"
-            "context (shaded by CI, firing token boxed)</th></tr>" + "".join(rows) + "</table>")
 
 
 def component_card(stats: ComponentStats, cid: ComponentId, effects: Mapping[str, float] | None = None) -> Figure:

@@ -1,0 +1,235 @@
+"""The component atlas (``python -m vpd_lite.atlas``): a small atlas of the shipped decomposition, built once, read
+as HTML (what a reader without JavaScript gets) and opened in a real headless Chromium (``file://``, offline).
+
+Screenshots go to ``$VPD_LITE_SCREENSHOTS`` (or the test's temporary folder; the path is printed): the index, the
+index after searching for German, the German component's page, and that page at phone width.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.commands.cli_batch import run_case
+from vpd_lite.erase import atlas_pages
+from vpd_lite.erase.atlas import build_atlas, check_out_folder, page_name, parse_component_list
+
+GERMAN = "model.layers.1.self_attn.v_proj:61"
+SMALL = [GERMAN, "model.layers.0.mlp.down_proj:77", "model.layers.0.self_attn.q_proj:0",
+         "model.layers.1.mlp.up_proj:19"]
+
+
+@pytest.fixture(scope="module")
+def atlas(tmp_path_factory):
+    """(data, folder): the small atlas, built once for every test here."""
+    out = tmp_path_factory.mktemp("atlas") / "site"
+    data, files = build_atlas(out, components=parse_component_list(",".join(SMALL)), ablation_blocks=1)
+    return data, out, files
+
+
+def test_the_site_holds_an_index_a_page_per_component_and_plotly_once(atlas):
+    data, out, files = atlas
+    pages = sorted(p.name for p in (out / "components").iterdir())
+    assert pages == sorted(page_name(c) for c in parse_component_list(",".join(SMALL)))
+    assert sorted(p.name for p in out.iterdir()) == ["atlas.css", "atlas.js", "components", "index.html",
+                                                     "plotly.min.js"]
+    assert sorted(files) == sorted(p for p in out.rglob("*") if p.is_file())  # it wrote only into the folder
+    for path in [out / "index.html", *(out / "components").iterdir()]:
+        text = path.read_text(encoding="utf-8")
+        # nothing but the site's own files is referenced: no http(s) address anywhere
+        assert not re.search(r"(src|href)=\"(https?:)?//", text), path
+        assert "http://" not in text and "https://" not in text, path
+
+
+def test_the_index_table_reads_without_javascript(atlas):
+    data, out, _ = atlas
+    index = (out / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(r"<tr data-s=\"[^\"]*\">(.*?)</tr>", index)
+    assert len(rows) == len(SMALL)
+    german = next(r for r in rows if f">{GERMAN}<" in r)
+    assert f'href="components/{page_name(GERMAN)}"' in german
+    assert "German" in german  # its label names German
+    # the edit scan's best German ΔCE and worst other ΔCE (results/edit_scan_best.csv: +3.472, +0.079 es)
+    assert ">+3.472<" in german and "+0.079 es" in german
+    assert index.count('class="bar"') == len(SMALL) * len(data.langs)  # an inline bar per language
+
+
+def test_the_german_page_shows_every_section(atlas):
+    data, out, _ = atlas
+    page = (out / "components" / page_name(GERMAN)).read_text(encoding="utf-8")
+    for heading in ("The label and its evidence", "Where it fires", "Top contexts", "What removing it does",
+                    "What it reads and writes", "Dose-response", "In other decompositions"):
+        assert f"<h2>{heading}" in page, heading
+    assert page.count('<div class="fig"') == 4  # rates, CI histogram, removal, dose-response
+    assert page.count("What to look for.") >= 5  # one sentence per figure (and the contexts)
+    assert "<table class='ctx'" in page and 'class="k10 f"' in page  # contexts shaded, firing token boxed
+    assert "through the rest of the model" in page  # v_proj: its write path, in words
+    assert "data/targeted_de" in page  # nearest component in the shipped targeted decomposition
+    facts = next(f for f in data.components if f.key == GERMAN)
+    assert facts.ablation is not None and max(facts.ablation, key=facts.ablation.get) == "de"
+
+
+def test_pages_are_the_same_bytes_for_the_same_data(atlas):
+    data, out, _ = atlas
+    assert atlas_pages.index_html(data) == (out / "index.html").read_text(encoding="utf-8")
+    facts = data.components[0]
+    assert atlas_pages.component_html(data, facts) == \
+        (out / "components" / page_name(facts.cid)).read_text(encoding="utf-8")
+
+
+def test_text_is_escaped():
+    assert atlas_pages.esc("<b>&") == "&lt;b&gt;&amp;"
+    assert atlas_pages.attr('a"b') == "a&quot;b"
+    assert "</" not in atlas_pages.figure_div({"data": [{"name": "</script>"}], "layout": {}}, "x").split(
+        "<script type=\"application/json\">")[1].removesuffix("</script>")
+
+
+def test_a_folder_with_files_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="already holds files"):
+        check_out_folder(tmp_path)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["{missing}"], "is not a folder"),
+    (["{plain}"], "is not a decomposition folder"),
+    (["--components", "v_proj61"], "expected comma-separated ids like model.layers.1.self_attn.v_proj:61"),
+    (["--components", "model.layers.9.mlp.up_proj:1"], "has no matrix 'model.layers.9.mlp.up_proj'"),
+    (["--components", "model.layers.1.self_attn.v_proj:999"], "has components 0 to"),
+    (["--out", "{plain}"], "already holds files"),
+    (["--ablate", "some"], "neither a number >= 0 nor 'all'"),
+])
+def test_bad_input_gets_one_clear_line(tmp_path, args, fragment):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("not a decomposition")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = run_case("atlas", [a.format(missing=tmp_path / "nope", plain=plain) for a in args], str(cwd))
+    err = [line for line in result["stderr"].splitlines() if "error:" in line]
+    assert result["code"] == 2 and "Traceback" not in result["stderr"], result
+    assert len(err) == 1 and err[0].startswith("python -m vpd_lite.atlas") and fragment in err[0], err
+    assert list(cwd.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------ a real browser
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("VPD_LITE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
+    if _chromium() is None:
+        pytest.skip("the browser test needs a Chromium browser: `apt-get install -y chromium` (Debian)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=_chromium(), headless=True,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("VPD_LITE_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\natlas screenshots: {folder}")
+    return folder
+
+
+class Watched:
+    """A page of its own context that fails on any request that would leave the machine and records console
+    errors and uncaught exceptions."""
+
+    def __init__(self, browser, width: int) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
+        self.left, self.errors = [], []
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", lambda msg: msg.type == "error" and self.errors.append(msg.text))
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+    def _route(self, route) -> None:
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            self.left.append(route.request.url)
+            route.abort()
+
+    def check(self) -> None:
+        assert self.left == [], f"requests that would leave the machine: {self.left}"
+        assert self.errors == [], f"console errors: {self.errors}"
+        overflow = self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow} px wider than the window"
+
+    def figures_drawn(self) -> int:
+        n = self.page.locator("div.fig").count()
+        self.page.wait_for_function(f"document.querySelectorAll('div.fig svg.main-svg').length >= {n}",
+                                    timeout=20_000)
+        drawn = self.page.evaluate("Array.from(document.querySelectorAll('div.fig')).filter("
+                                   "d => d.querySelector('svg.main-svg g.trace .point, svg.main-svg g.trace path.js-line')"
+                                   ").length")  # a bar or a line drawn in every figure
+        assert drawn == n, f"{drawn} of {n} figures drawn"
+        return n
+
+
+def test_in_a_browser_search_sort_follow_a_link(atlas, browser, shots):
+    _, out, _ = atlas
+    w = Watched(browser, 1280)
+    page = w.page
+    page.goto((out / "index.html").as_uri())
+    page.screenshot(path=str(shots / "atlas_index.png"), full_page=True)
+    page.fill("#search", "German")
+    visible = page.locator("#atlas tbody tr:visible")
+    assert 1 <= visible.count() < len(SMALL)
+    assert all("german" in t.lower() for t in visible.all_inner_texts())
+    page.screenshot(path=str(shots / "atlas_search_german.png"), full_page=True)
+    page.fill("#search", "")
+    page.get_by_role("button", name="German firing").click()  # sort: highest German firing rate first
+    first = page.locator("#atlas tbody tr").first.inner_text()
+    assert GERMAN in first, first
+    w.check()
+    page.get_by_role("link", name=GERMAN).click()
+    page.wait_for_load_state("load")
+    assert page.url.endswith(page_name(GERMAN))
+    assert w.figures_drawn() == 4
+    page.screenshot(path=str(shots / "atlas_german_page.png"), full_page=True)
+    w.check()
+    w.context.close()
+
+
+@pytest.mark.parametrize("which", ["index.html", f"components/{page_name(GERMAN)}"])
+def test_at_phone_width_nothing_overflows(atlas, browser, shots, which):
+    _, out, _ = atlas
+    w = Watched(browser, 390)
+    w.page.goto((out / which).as_uri())
+    if which != "index.html":
+        w.figures_drawn()
+        w.page.screenshot(path=str(shots / "atlas_german_page_phone.png"), full_page=True)
+    w.check()
+    w.context.close()
+
+
+def test_a_targeted_decomposition_gets_its_statistics_harvested_and_no_foreign_scan(tmp_path):
+    """data/targeted_de ships no statistics: they are harvested (here on 2 blocks per language, to stay quick),
+    its labels come from the offline labeller, the shipped edit scan (of the shipped decomposition) is not shown,
+    and its nearest component in the shipped decomposition is."""
+    from vpd_lite.models.paths import data_dir
+
+    cid = ("model.layers.1.self_attn.v_proj", 18)  # the German component of the targeted run kept in results/
+    data, _ = build_atlas(tmp_path / "site", data_dir() / "targeted_de", [cid], ablation_blocks=1, harvest_blocks=2)
+    (facts,) = data.components
+    assert data.stats_how.startswith("harvested now") and data.labels_how.startswith("the offline labeller")
+    assert facts.scan_curve is None and facts.scan_best is None and facts.ablation is not None
+    assert any(m["decomposition"] == "data/decomposition" for m in facts.nearest)
+    page = (tmp_path / "site" / "components" / page_name(cid)).read_text(encoding="utf-8")
+    assert "Not scanned: the shipped edit scan belongs to the shipped decomposition" in page
