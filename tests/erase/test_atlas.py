@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import browser_env
 from tests.commands.cli_batch import run_case
 from vpd_lite.erase import atlas_pages
 from vpd_lite.erase.atlas import build_atlas, check_out_folder, page_name, parse_component_list
@@ -117,22 +118,14 @@ def test_bad_input_gets_one_clear_line(tmp_path, args, fragment):
 
 
 # ------------------------------------------------------------------------------------------ a real browser
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("VPD_LITE_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if candidate and shutil.which(candidate):
-            return shutil.which(candidate)
-    return None
-
-
 @pytest.fixture(scope="module")
 def browser():
-    pytest.importorskip("playwright.sync_api", reason="the browser test needs `pip install playwright`")
-    if _chromium() is None:
-        pytest.skip("the browser test needs a Chromium browser: `apt-get install -y chromium` (Debian)")
+    if browser_env.missing():
+        pytest.skip(browser_env.missing())
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=_chromium(), headless=True,
+        b = p.chromium.launch(executable_path=browser_env.chromium(), headless=True,
                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         yield b
         b.close()
