@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from vpd_lite.method.causal_importance import GLOBAL_CI_TYPES
 from vpd_lite.method.config import DecomposeConfig
 from vpd_lite.method.decompose import decompose
 from vpd_lite.method.evaluate import plot_recon_curves
@@ -201,13 +202,17 @@ def decompose_tms(model: TMSModel, config=None, feature_prob: float = 0.05, prog
     from one run and the other from another. The history is the first run's, plus a last row with every run's
     objectives and the chosen run per matrix.
 
-    Raises ValueError if ``restarts`` < 1."""
+    Raises ValueError if ``restarts`` < 1, or > 1 with a global CI type (one CI function over all matrices
+    cannot be taken per matrix)."""
     import dataclasses as dc
 
     if restarts < 1:
         raise ValueError(f"restarts must be at least 1, got {restarts}")
     if config is None:
         config = tms_decompose_config(model.n_features, model.n_hidden)
+    if restarts > 1 and config.ci_type in GLOBAL_CI_TYPES:
+        raise ValueError(f"restarts pick the best run per matrix, which needs a CI function per matrix; ci_type "
+                         f"{config.ci_type!r} has one over all matrices: use restarts=1")
     runs = []
     for k in range(restarts):
         run_config = dc.replace(config, seed=config.seed + 1000 * k)
