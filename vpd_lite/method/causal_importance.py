@@ -56,12 +56,17 @@ target's depth and wider than it) and the tPD paper (a global shared MLP of 512 
 ``ci_global_heads`` 4 (head dim 64), ``ci_global_mlp_ratio`` 4 (MLP 1024); ``ci_global_hidden`` 512 for
 "global_mlp".
 
-Cost per training step of ``decompose`` on the shipped target (``benchmarks/bench_decompose.py --config default
---threads 2 --steps 7 --set ci_type=...``, median of 7 steps, 2 CPU threads, batch 32 x 128 tokens, measured one
-after another on a shared machine): see ``docs/design.md`` / the global-CI report for the numbers (shared_mlp
-{SHARED} ms, global_mlp {GMLP} ms, global_transformer {GTR} ms). What we ship: per-matrix "shared_mlp" stays the
-default; the comparison that might change it (quality at equal wall clock) runs later.
-
+Cost per training step of ``decompose`` on the shipped target (``DecomposeConfig()``: 14 matrices, C total 2560,
+batch 8 x 128 tokens; ``benchmarks/bench_decompose.py --config default --threads 2 --steps 7 --flops --set
+ci_type=...``). Arithmetic (``--flops``: matrix multiplies and attention of one VPD step; the target's own forward
++ backward is 6.85 GFLOP): shared_mlp 25.4 GFLOP, global_mlp 37.2, global_transformer 40.1. Per token the CI
+forward is about 0.33 M multiply-adds for shared_mlp (sum of d_in x 64 + 64 x C), 2.6 M for global_mlp (2560 x 512
++ 512 x 2560) and 2.9 M for global_transformer (2560 x 256 in, 2 blocks of 4 x 256^2 + 2 x 256 x 1024, 256 x 2560
+out); the sequence length 128 adds little attention. Time (median of 7 steps, 2 threads, on a CPU shared with
+other jobs at load 3-5, so only a rough guide): shared_mlp 2.6 s, global_mlp 3.0-3.2 s, global_transformer
+1.3-4.2 s per step (two rounds, one kind after another; a first shared_mlp reading of 9.7 s came while the machine
+was busier and is not comparable). What we ship: per-matrix "shared_mlp" stays the default; the comparison that
+might change it (decomposition quality at equal wall clock) runs later.
 """
 
 from __future__ import annotations
