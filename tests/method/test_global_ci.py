@@ -179,3 +179,26 @@ def test_a_few_training_steps_train_the_global_ci(ci_type):
     after = list(cm.global_ci.parameters())
     assert any(not torch.equal(x, y) for x, y in zip(before, after, strict=True))
     assert all(torch.isfinite(p).all() for p in after)
+
+
+def test_a_global_ci_run_resumed_from_its_checkpoint_equals_the_run_that_never_stopped(tmp_path):
+    from vpd_lite.method.decompose import decompose
+
+    model = tiny()
+    config = dict(targets=TARGETS, ci_type="global_transformer", steps=4, batch_size=2, seq_len=8,
+                  faithfulness_warmup_steps=2, log_every=1, device="cpu", **SMALL)
+    data = [torch.randint(0, 40, (2, 8), generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    full, _ = decompose(model, iter(data), DecomposeConfig(**config), progress=False)
+
+    def crashing():
+        yield from data[:3]
+        raise RuntimeError("crash")
+
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="crash"):
+        decompose(tiny(), crashing(), DecomposeConfig(**config, checkpoint_every=2, checkpoint_dir=str(out)),
+                  progress=False)
+    resumed, _ = decompose(tiny(), iter(data), DecomposeConfig(**config, checkpoint_every=2, checkpoint_dir=str(out)),
+                           resume_from=out, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(full.trainable_parameters(), resumed.trainable_parameters(),
+                                                 strict=True))
