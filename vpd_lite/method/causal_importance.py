@@ -62,10 +62,10 @@ ci_type=...``). Arithmetic (``--flops``: matrix multiplies and attention of one 
 + backward is 6.85 GFLOP): shared_mlp 25.4 GFLOP, global_mlp 37.2, global_transformer 40.1. Per token the CI
 forward is about 0.33 M multiply-adds for shared_mlp (sum of d_in x 64 + 64 x C), 2.6 M for global_mlp (2560 x 512
 + 512 x 2560) and 2.9 M for global_transformer (2560 x 256 in, 2 blocks of 4 x 256^2 + 2 x 256 x 1024, 256 x 2560
-out); the sequence length 128 adds little attention. Time (median of 7 steps, 2 threads, on a CPU shared with
-other jobs at load 3-5, so only a rough guide): shared_mlp 2.6 s, global_mlp 3.0-3.2 s, global_transformer
-1.3-4.2 s per step (two rounds, one kind after another; a first shared_mlp reading of 9.7 s came while the machine
-was busier and is not comparable). What we ship: per-matrix "shared_mlp" stays the default; the comparison that
+out); the sequence length 128 adds little attention. Time (median of 7 steps, 2 threads, one kind after another,
+on a CPU shared with other jobs, so compare kinds within a round only): in the calmest round shared_mlp 1.06 s,
+global_mlp 1.17 s (x 1.10), global_transformer 1.29 s (x 1.22); in a round 10 x slower from contention x 1.04 and
+x 1.14. What we ship: per-matrix "shared_mlp" stays the default; the comparison that
 might change it (decomposition quality at equal wall clock) runs later.
 """
 

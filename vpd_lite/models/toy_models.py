@@ -174,6 +174,11 @@ def tms_decompose_config(n_features: int = 5, n_hidden: int = 2, C: int | None =
     Since about half the runs still end in such a minimum, ``decompose_tms(..., restarts=K)`` keeps per matrix
     the run with the lowest training loss. On seeds 3, 4, 5, 7 and 9 (the ones whose first run failed), 3 runs
     each held an exact run for 7 of the 10 matrices, and the loss picked it all 7 times; the CLI uses 5 runs.
+
+    A global CI (``ci_type="global_mlp"`` / ``"global_transformer"``, one network over both matrices' inputs) with
+    these settings and 4,000 steps has not recovered TMS 5-2 exactly on seeds 0-2 (one run each, |cos| >= 0.99):
+    linear1 was exact in 2 of 9 runs (global MLP of 64 or 512 hidden, seeds 0 and 1), linear2 in none -- it ends with
+    2-4 live components for 5 features. Settings that do are still to be found.
     """
 
     C = 2 * n_features if C is None else C
