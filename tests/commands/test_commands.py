@@ -78,6 +78,8 @@ BAD_INPUTS = [
     ("decompose", ["--set", "coeff_minimality"], 2, "--set expects FIELD=VALUE"),
     ("decompose", ["--set", "steps=0"], 2, "steps must be at least 1"),
     ("decompose", ["--set", "adversarial_routing=sideways"], 2, "adversarial_routing must be"),
+    ("decompose", ["--set", "ci_type=foo"], 2,
+     "ci_type must be one of shared_mlp, mlp, vector_mlp, global_mlp, global_transformer; got 'foo'"),
     ("decompose", ["--resume"], 2, "--resume needs --out"),
     ("decompose", ["--resume", "--out", "{missing}"], 2, "holds no unfinished run"),
     ("decompose", ["--steps", "0"], 2, "argument --steps: '0' is not a positive integer"),

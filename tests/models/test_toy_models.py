@@ -221,3 +221,10 @@ def test_a_targeted_decomposition_recovers_its_features_and_leaves_the_others_to
     for name, r in report.items():
         assert r["exact"], (name, r)
         assert max(r["outside"].values()) < 0.05, (name, r["outside"])
+
+
+def test_restarts_refuse_a_global_ci(tms):
+    model, _ = tms
+    config = tms_decompose_config(5, 2, C=6, steps=2, ci_type="global_mlp")
+    with pytest.raises(ValueError, match="restarts pick the best run per matrix"):
+        decompose_tms(model, config, restarts=2)

@@ -73,7 +73,7 @@ def test_readme_has_references_with_the_papers_and_the_post():
 def test_readme_glossary_defines_the_course_terms():
     glossary = section(README, "Glossary")
     for term in ("Component", "Causal importance (CI)", "L0", "PGD", "Faithfulness", "Prefactor", "Admissible s",
-                 "ln V"):
+                 "ln V", "Global CI (shared MLP / transformer)"):
         assert f"**{term}" in glossary, term
     assert "nats/token" in glossary
 

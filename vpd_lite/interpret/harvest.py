@@ -88,15 +88,22 @@ def harvest(
 
 # -------------------------------------------------------------------------------------------- provenance
 def decomposition_fingerprint(cm) -> str:
-    """sha256 over every decomposed module's name and its V, U and CI-function parameters (identifies a decomposition)."""
+    """sha256 over every decomposed module's name and its V, U and CI-function parameters (identifies a decomposition;
+    a global CI function's parameters come once, after every module's factors)."""
     import hashlib
 
     h = hashlib.sha256()
     for m in cm.module_names:
         h.update(m.encode())
-        tensors = [cm.components[m].V, cm.components[m].U] + [p for _, p in sorted(cm.ci_fns[m].named_parameters())]
+        tensors = [cm.components[m].V, cm.components[m].U]
+        if not cm.global_ci_type:
+            tensors += [p for _, p in sorted(cm.ci_fns[m].named_parameters())]
         for t in tensors:
             h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    if cm.global_ci_type:  # one CI function over all matrices: its parameters once, after the factors
+        for key, p in sorted(cm.ci_named_parameters()):
+            h.update(key.encode())
+            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
 

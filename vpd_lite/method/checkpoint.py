@@ -2,7 +2,8 @@
 
 A checkpoint folder holds
 
-    components.safetensors   "comps.<module>.V|U" and "cis.<module>.<param>" tensors
+    components.safetensors   "comps.<module>.V|U" tensors, and "cis.<module>.<param>" (a per-matrix CI type)
+                             or "global_ci.<param>" (a global one) tensors
     decomposition.json       format version, module names, C per module, CI type, config, versions,
                              the sha256 of components.safetensors and a fingerprint of the target weights
     metrics.json             (optional) evaluation metrics
@@ -113,15 +114,15 @@ def _versions() -> dict[str, str]:
 
 
 def component_tensors(cm: ComponentModel) -> dict[str, torch.Tensor]:
-    """CPU copies of every trainable tensor of ``cm``: ``"comps.<module>.V|U"`` and ``"cis.<module>.<param>"``
-    (what ``components.safetensors`` holds)."""
+    """CPU copies of every trainable tensor of ``cm``: ``"comps.<module>.V|U"`` and the CI weights under
+    ``ComponentModel.ci_named_parameters``' keys (what ``components.safetensors`` holds)."""
     out = {}
     for name in cm.module_names:
         comp = cm.components[name]
         out[f"comps.{name}.V"] = comp.V.detach().contiguous().cpu()
         out[f"comps.{name}.U"] = comp.U.detach().contiguous().cpu()
-        for pname, p in cm.ci_fns[name].named_parameters():
-            out[f"cis.{name}.{pname}"] = p.detach().contiguous().cpu()
+    for key, p in cm.ci_named_parameters():
+        out[key] = p.detach().contiguous().cpu()
     return out
 
 
@@ -148,6 +149,7 @@ def save_decomposition(
         "C_per_module": cm.C_per_module,
         "ci_type": cm.ci_type,
         "ci_hidden": cm.ci_hidden,
+        **({"ci_global": cm.ci_global_sizes} if cm.global_ci_type else {}),
         "use_delta": cm.use_delta,
         "model_class": type(cm.model).__name__,
         "adapter": cm.adapter.name,
@@ -234,6 +236,7 @@ def load_decomposition(path: str | Path, model: nn.Module, adapter: ModelAdapter
         ci_hidden=int(meta.get("ci_hidden", 64)),
         use_delta=bool(meta.get("use_delta", True)),
         adapter=adapter,
+        **{k: int(v) for k, v in (meta.get("ci_global") or {}).items()},
     )
     try:
         tensors = st_load(blob)
@@ -250,18 +253,27 @@ def copy_component_tensors(cm: ComponentModel, tensors: Mapping[str, torch.Tenso
     or a shape that differs."""
     expected = component_tensors(cm)
     if set(tensors) != set(expected):
+        kinds = {_ci_kind(keys) for keys in (tensors, expected)}
+        if len(kinds) == 2 and None not in kinds:
+            raise ValueError(f"{where} holds the weights of a {_ci_kind(tensors)} CI function but its metadata says "
+                             f"ci_type {cm.ci_type!r} ({_ci_kind(expected)}): the folder is inconsistent")
         missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-        raise ValueError(f"{where} does not match its metadata: missing {missing[:5]}, unexpected {extra[:5]}")
+        raise ValueError(f"{where} does not match its metadata (ci_type {cm.ci_type!r}): missing {missing[:5]}, "
+                         f"unexpected {extra[:5]}")
+    params = [(f"comps.{n}.{f}", getattr(cm.components[n], f)) for n in cm.module_names for f in ("V", "U")]
     with torch.no_grad():
-        for name in cm.module_names:
-            comp = cm.components[name]
-            params = [(f"comps.{name}.V", comp.V), (f"comps.{name}.U", comp.U)]
-            params += [(f"cis.{name}.{p}", t) for p, t in cm.ci_fns[name].named_parameters()]
-            for key, param in params:
-                t = tensors[key]
-                if t.shape != param.shape:
-                    raise ValueError(f"{where}: {key} has shape {tuple(t.shape)}, expected {tuple(param.shape)}")
-                param.copy_(t.to(param.dtype))
+        for key, param in params + cm.ci_named_parameters():
+            t = tensors[key]
+            if t.shape != param.shape:
+                raise ValueError(f"{where}: {key} has shape {tuple(t.shape)}, expected {tuple(param.shape)}")
+            param.copy_(t.to(param.dtype))
+
+
+def _ci_kind(keys: Mapping[str, Any]) -> str | None:
+    """"global" / "per-matrix" by the CI tensor keys present (None if neither or both)."""
+    has_global = any(k.startswith("global_ci.") for k in keys)
+    has_cis = any(k.startswith("cis.") for k in keys)
+    return None if has_global == has_cis else "global" if has_global else "per-matrix"
 
 
 def write_training_state(path: str | Path, state: Mapping[str, Any]) -> None:

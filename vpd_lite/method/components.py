@@ -39,7 +39,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vpd_lite.method.causal_importance import CI_TYPES, leaky_hard_sigmoids, make_ci_fn
+from vpd_lite.method.causal_importance import (
+    CI_TYPES,
+    GLOBAL_CI_TYPES,
+    leaky_hard_sigmoids,
+    make_ci_fn,
+    make_global_ci_fn,
+)
 
 
 def _run_causal_lm(model: nn.Module, input_ids: Tensor) -> Tensor:
@@ -306,7 +312,14 @@ class ComponentModel(nn.Module):
     on a batch (default: ``default_adapter(model)``, i.e. ``CAUSAL_LM`` for transformers causal LMs and
     ``PLAIN`` otherwise; a plain callable ``run(model, batch) -> Tensor`` is accepted too). The target is put in
     eval mode (no dropout), its parameters are set to ``requires_grad=False`` and never modified; only
-    ``components`` and ``ci_fns`` are trainable.
+    ``components`` and the CI functions are trainable.
+
+    CI functions: a per-matrix ``ci_type`` ("shared_mlp", "mlp", "vector_mlp", sized by ``ci_hidden``) keeps one
+    module per matrix in ``cis`` (``ci_fns``); a global one ("global_mlp" sized by ``ci_global_hidden``,
+    "global_transformer" by ``ci_global_d_model`` / ``ci_global_blocks`` / ``ci_global_heads`` /
+    ``ci_global_mlp_ratio``) one module over all matrices in ``global_ci`` (``cis`` is then empty). Either way
+    ``causal_importance`` gives every matrix's CI. Seeding: the per-matrix types draw each matrix's factors then
+    its CI function from one generator, matrix by matrix; the global types draw all factors, then the global CI.
     """
 
     def __init__(
@@ -318,6 +331,11 @@ class ComponentModel(nn.Module):
         use_delta: bool = True,
         seed: int = 0,
         adapter: ModelAdapter | Callable[[nn.Module, Tensor], Tensor] | None = None,
+        ci_global_hidden: int = 512,
+        ci_global_d_model: int = 256,
+        ci_global_blocks: int = 2,
+        ci_global_heads: int = 4,
+        ci_global_mlp_ratio: int = 4,
     ) -> None:
         super().__init__()
         if ci_type not in CI_TYPES:
@@ -333,6 +351,9 @@ class ComponentModel(nn.Module):
         for p in model.parameters():
             p.requires_grad_(False)
         self.ci_type, self.ci_hidden, self.use_delta = ci_type, ci_hidden, use_delta
+        self.ci_global_sizes = dict(ci_global_hidden=ci_global_hidden, ci_global_d_model=ci_global_d_model,
+                                    ci_global_blocks=ci_global_blocks, ci_global_heads=ci_global_heads,
+                                    ci_global_mlp_ratio=ci_global_mlp_ratio)
         self._head_ok: bool | None = None  # see output_head()
         self.C_per_module = match_modules(model, targets)
         self.module_names: list[str] = list(self.C_per_module)
@@ -344,8 +365,17 @@ class ComponentModel(nn.Module):
             module = self._modules_by_name[name]
             w, b = linear_weight(module)
             self.comps[_key(name)] = LinearComponents(w, b, C, use_delta, gen, source=module)
-            self.cis[_key(name)] = make_ci_fn(ci_type, w.shape[1], C, ci_hidden, gen).to(
-                dtype=_param_dtype(w.dtype), device=w.device)
+            if not self.global_ci_type:
+                self.cis[_key(name)] = make_ci_fn(ci_type, w.shape[1], C, ci_hidden, gen).to(
+                    dtype=_param_dtype(w.dtype), device=w.device)
+        self.global_ci: nn.Module | None = None
+        if self.global_ci_type:
+            first = self.comps[_key(self.module_names[0])].V
+            self.global_ci = make_global_ci_fn(
+                ci_type, {n: self.comps[_key(n)].d_in for n in self.module_names}, dict(self.C_per_module),
+                hidden=ci_global_hidden, d_model=ci_global_d_model, n_blocks=ci_global_blocks,
+                n_heads=ci_global_heads, mlp_ratio=ci_global_mlp_ratio, generator=gen,
+            ).to(dtype=first.dtype, device=first.device)
 
     # -- access by real module name -------------------------------------------------------------------
     @property
@@ -354,9 +384,25 @@ class ComponentModel(nn.Module):
         return {n: self.comps[_key(n)] for n in self.module_names}  # type: ignore[misc]
 
     @property
+    def global_ci_type(self) -> bool:
+        """True when one CI function covers all matrices ("global_mlp", "global_transformer")."""
+        return self.ci_type in GLOBAL_CI_TYPES
+
+    @property
     def ci_fns(self) -> dict[str, nn.Module]:
-        """{module_name: CI function}"""
+        """{module_name: CI function} of a per-matrix ``ci_type``. Raises ValueError for a global one (no
+        per-matrix function exists: use ``causal_importance``, or ``global_ci`` / ``ci_named_parameters``)."""
+        if self.global_ci_type:
+            raise ValueError(f"ci_type {self.ci_type!r} has one CI function over all matrices, not one per matrix: "
+                             "use ComponentModel.causal_importance (or .global_ci)")
         return {n: self.cis[_key(n)] for n in self.module_names}
+
+    def ci_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Every CI-function parameter under its checkpoint key: ``"cis.<module>.<param>"`` per matrix (model
+        order) for a per-matrix type, ``"global_ci.<param>"`` for a global one."""
+        if self.global_ci is not None:
+            return [(f"global_ci.{p}", t) for p, t in self.global_ci.named_parameters()]
+        return [(f"cis.{n}.{p}", t) for n in self.module_names for p, t in self.cis[_key(n)].named_parameters()]
 
     def train(self, mode: bool = True) -> "ComponentModel":
         """Train/eval mode of the components and CI functions. The frozen target always stays in eval mode:
@@ -367,7 +413,8 @@ class ComponentModel(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Component factors and CI-function weights (never the target's)."""
-        return list(self.comps.parameters()) + list(self.cis.parameters())
+        ci = self.cis.parameters() if self.global_ci is None else self.global_ci.parameters()
+        return list(self.comps.parameters()) + list(ci)
 
     # -- passes --------------------------------------------------------------------------------------
     def run(self, batch: Tensor) -> Tensor:
@@ -429,9 +476,18 @@ class ComponentModel(nn.Module):
         """Layer inputs {name: (*positions, d_in)} -> (ci_lower, ci_upper), each {name: (*positions, C)}.
 
         ci_lower (lower-leaky hard sigmoid) builds the masks; ci_upper (upper-leaky) enters the minimality loss.
-        Inputs are read in the factors' dtype (cast if needed).
+        Inputs are read in the factors' dtype (cast if needed). A global ``ci_type`` reads all matrices' inputs
+        at once (so ``inputs`` must hold every decomposed matrix); a per-matrix one each matrix's own.
         """
         lower, upper = {}, {}
+        if self.global_ci is not None:
+            xs = {}
+            for name in self.module_names:
+                V = self.comps[_key(name)].V
+                xs[name] = inputs[name] if inputs[name].dtype == V.dtype else inputs[name].to(V.dtype)
+            for name, z in self.global_ci(xs).items():
+                lower[name], upper[name] = leaky_hard_sigmoids(z, alpha)
+            return lower, upper
         for name in self.module_names:
             V = self.comps[_key(name)].V
             x = inputs[name] if inputs[name].dtype == V.dtype else inputs[name].to(V.dtype)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from vpd_lite.method.causal_importance import CI_TYPES
 from vpd_lite.method.components import ComponentModel
 from vpd_lite.method.losses import FAITHFULNESS_REDUCTIONS, RECON_LOSSES
 
@@ -39,8 +40,17 @@ class DecomposeConfig:
     the recipe's defaults."""
 
     targets: dict[str, int] = field(default_factory=_default_targets)  # module pattern -> C
-    ci_type: str = "shared_mlp"  # "shared_mlp" | "mlp" | "vector_mlp" (see causal_importance)
-    ci_hidden: int = 64
+    # per matrix: "shared_mlp" | "mlp" | "vector_mlp"; global (one network over all matrices): "global_mlp" |
+    # "global_transformer" (see causal_importance)
+    ci_type: str = "shared_mlp"
+    ci_hidden: int = 64  # hidden width of a per-matrix CI function
+    # global CI sizes, for the shipped 2-layer d-128 target by the paper's rule (causal_importance docstring): a
+    # transformer wider than the target (2 x 128) and as deep (1/2-2x its layers); the tPD paper's 512-hidden MLP
+    ci_global_hidden: int = 512  # "global_mlp": hidden width
+    ci_global_d_model: int = 256  # "global_transformer": residual width
+    ci_global_blocks: int = 2  # "global_transformer": transformer blocks
+    ci_global_heads: int = 4  # "global_transformer": attention heads (head dim d_model / heads, even)
+    ci_global_mlp_ratio: int = 4  # "global_transformer": block MLP width / d_model
     ci_alpha: float = 0.01  # leak of the hard sigmoids
     use_delta: bool = True
     # data / optimisation
@@ -100,6 +110,8 @@ class DecomposeConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
+        if self.ci_type not in CI_TYPES:
+            raise ValueError(f"ci_type must be one of {', '.join(CI_TYPES)}; got {self.ci_type!r}")
         if self.adversarial_routing not in ("subset", "all"):
             raise ValueError(f"adversarial_routing must be 'subset' or 'all', got {self.adversarial_routing!r}")
         if self.faithfulness_reduction not in FAITHFULNESS_REDUCTIONS:

@@ -56,6 +56,7 @@ shipped target (``--capability de``: a targeted decomposition of German).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Iterable
@@ -135,7 +136,10 @@ def build_component_model(model: nn.Module, config: DecomposeConfig,
     """Wrap ``model`` (frozen) with components and CI functions as the config says (``adapter``: how to run
     it; default ``components.default_adapter(model)``)."""
     return ComponentModel(model, config.targets, ci_type=config.ci_type, ci_hidden=config.ci_hidden,
-                          use_delta=config.use_delta, seed=config.seed, adapter=adapter)
+                          use_delta=config.use_delta, seed=config.seed, adapter=adapter,
+                          ci_global_hidden=config.ci_global_hidden, ci_global_d_model=config.ci_global_d_model,
+                          ci_global_blocks=config.ci_global_blocks, ci_global_heads=config.ci_global_heads,
+                          ci_global_mlp_ratio=config.ci_global_mlp_ratio)
 
 
 def _lr_factor(frac: float, config: DecomposeConfig) -> float:
@@ -356,6 +360,8 @@ def resume_state(folder: str | Path, config: DecomposeConfig) -> dict[str, Any]:
     recorded = state.get("config")
     if recorded is None:  # a state of the first format: the configuration is in decomposition.json
         recorded = read_metadata(folder).get("config") or {}
+    # a field the record lacks (written before the field existed) counts as its default, which keeps the old behaviour
+    recorded = {**json.loads(json.dumps(dataclasses.asdict(DecomposeConfig()), default=list)), **recorded}
     said = recipe_differences(recorded, dataclasses.asdict(config), RESUME_MAY_CHANGE)
     if said:
         raise ValueError(f"the run in {folder} was made with another configuration ({said}): a resumed run must keep "
