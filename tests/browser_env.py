@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from pathlib import Path
 
 
 def chromium() -> str | None:
@@ -17,6 +18,15 @@ def chromium() -> str | None:
         if candidate and shutil.which(candidate):
             return shutil.which(candidate)
     return None
+
+
+def screenshot_folder(tmp_path_factory, what: str) -> Path:
+    """Where a browser test saves its screenshots: ``$VPD_LITE_SCREENSHOTS`` (a person is going to look) or a
+    fresh temporary folder; the path is printed, prefixed by ``what`` ("atlas", "browser-test")."""
+    folder = Path(os.environ.get("VPD_LITE_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\n{what} screenshots: {folder}")
+    return folder
 
 
 def missing() -> str | None:

@@ -65,10 +65,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("VPD_LITE_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nbrowser-test screenshots: {folder}")
-    return folder
+    return browser_env.screenshot_folder(tmp_path_factory, "browser-test")
 
 
 class Lab(NamedTuple):

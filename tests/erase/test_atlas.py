@@ -7,7 +7,6 @@ index after searching for German, the German component's page, and that page at 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -133,10 +132,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("VPD_LITE_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"\natlas screenshots: {folder}")
-    return folder
+    return browser_env.screenshot_folder(tmp_path_factory, "atlas")
 
 
 class Watched:

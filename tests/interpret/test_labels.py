@@ -239,9 +239,9 @@ def test_search_ranks_by_rate_on_the_queried_language():
 
 
 def test_percent_format():
-    from vpd_lite.interpret.labels import _pct
+    from vpd_lite.interpret.labels import percent
 
-    assert [_pct(x) for x in (0.0, 5e-5, 0.0042, 0.123)] == ["0%", "<0.01%", "0.42%", "12.3%"]
+    assert [percent(x) for x in (0.0, 5e-5, 0.0042, 0.123)] == ["0%", "<0.01%", "0.42%", "12.3%"]
 
 
 def test_show_labels_displays_whole_labels():

@@ -17,6 +17,7 @@ from typing import Any
 
 from vpd_lite.interpret.contexts import CONTEXT_CSS
 from vpd_lite.interpret.ids import parse_component_id
+from vpd_lite.interpret.labels import percent
 from vpd_lite.models.corpus import LANG_COLOURS, lang_name
 
 _OTHER = "#777777"
@@ -118,15 +119,6 @@ def esc(text: Any) -> str:
 def attr(text: Any) -> str:
     """``str(text)`` escaped for an attribute value in double quotes (quotes too)."""
     return html.escape(str(text), quote=True)
-
-
-def pct(x: float) -> str:
-    """A percentage with enough digits for small rates: 12.3%, 0.42%, <0.01%, 0%."""
-    if x <= 0:
-        return "0%"
-    if x < 1e-4:
-        return "<0.01%"
-    return f"{x:.2%}" if x < 0.01 else f"{x:.1%}"
 
 
 def _r(x: float, digits: int = 4) -> float | None:
@@ -260,12 +252,12 @@ def index_html(data: Any) -> str:
                  f'<td data-v="{attr(layer)}">{esc(layer)}</td>',
                  f'<td class="t">{esc(parts[-1])}</td>', f'<td data-v="{c}">{c}</td>',
                  f'<td class="lab">{esc(label)}{f" <i>[{esc(category)}]</i>" if category else ""}</td>',
-                 f'<td data-v="{_r(f.frequency)}">{pct(f.frequency)}</td>']
+                 f'<td data-v="{_r(f.frequency)}">{percent(f.frequency)}</td>']
         for k in langs:
             share = f.profile.get(k, 0.0)
-            cells.append(f'<td data-v="{_r(f.rates[k])}" title="{attr(pct(share))} of its firing rate">'
+            cells.append(f'<td data-v="{_r(f.rates[k])}" title="{attr(percent(share))} of its firing rate">'
                          f'<span class="bar"><i class="L-{attr(k)}" style="width:{100 * share:.0f}%"></i></span>'
-                         f"{pct(f.rates[k])}</td>")
+                         f"{percent(f.rates[k])}</td>")
         cells.append(f'<td data-v="{_r(f.specificity)}">{f.specificity:.2f} {esc(f.top_lang)}</td>')
         cells.append(f'<td data-v="{_r(f.mean_ci)}">{f.mean_ci:.4f}</td>')
         if f.scan_best is not None:
@@ -339,7 +331,7 @@ def component_html(data: Any, f: Any) -> str:
     sign = "positive" if f.sign > 0 else "negative"
     out.append("<h2>The label and its evidence</h2><div class='scroll'><table>"
                f"<tr><th class='t'>fires on</th><td class='t'>{f.n_fires:,} of {data.n_tokens:,} harvested tokens "
-               f"({pct(f.frequency)}; CI above {data.threshold:g})</td></tr>"
+               f"({percent(f.frequency)}; CI above {data.threshold:g})</td></tr>"
                f"<tr><th class='t'>share of its firing rate per language</th><td class='t'>{profile}</td></tr>"
                f"<tr><th class='t'>language specificity</th><td class='t'>{f.specificity:.2f} "
                f"({esc(lang_name(f.top_lang))})</td></tr>"
@@ -352,7 +344,7 @@ def component_html(data: Any, f: Any) -> str:
                f"{' (' + esc(lab.source) + ')' if lab is not None else ''}</td></tr>"
                "</table></div>")
     # --- firing and CI
-    rate_rows = "".join(f"<tr><td class='t'>{esc(lang_name(k))}</td><td>{pct(f.rates[k])}</td>"
+    rate_rows = "".join(f"<tr><td class='t'>{esc(lang_name(k))}</td><td>{percent(f.rates[k])}</td>"
                         f"<td>{f.profile.get(k, 0.0):.0%}</td></tr>" for k in langs)
     out.append("<h2>Where it fires</h2><div class='figs'><div>"
                "<h3>Firing rate per language</h3>" + figure_div(rates_figure(langs, f.rates), "firing rate per language")

@@ -112,8 +112,8 @@ def categorize(profile: dict[str, float], config: LabelConfig = LabelConfig()) -
     return "mixed (" + ", ".join(lang_name(lang) for lang in named) + ")"
 
 
-def _pct(x: float) -> str:
-    """A percentage with enough digits for small rates: 12.3%, 0.42%, <0.01%."""
+def percent(x: float) -> str:
+    """A fraction (0..1) as a percentage with enough digits for small rates: 12.3%, 0.42%, <0.01%, 0%."""
     if x <= 0:
         return "0%"
     if x < 1e-4:
@@ -158,7 +158,7 @@ def offline_label(
     pos = stats.pos_fire[module][c]
     if float(pos.sum()) > 0 and float(pos[0] / pos.sum()) >= config.start_share:
         parts.append("mostly at the first position")
-    parts.append(f"fires on {_pct(freq)} of tokens")
+    parts.append(f"fires on {percent(freq)} of tokens")
     return ComponentLabel(component_key((module, c)), "; ".join(parts), category, profile[top_lang], top_lang,
                           profile, freq, n_fires, tokens, rates=rates)
 
@@ -301,7 +301,7 @@ def llm_prompt(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None = 
     profile = stats.language_profile((module, c))
     lines = [
         f"Component {c} of matrix {module}.",
-        f"Fires on {_pct(float(stats.firing_frequency(module)[c]))} of tokens.",
+        f"Fires on {percent(float(stats.firing_frequency(module)[c]))} of tokens.",
         "Share of firings per language: " + _profile_text({lang_name(k): v for k, v in profile.items()}) + ".",
         "Most frequent tokens where it fires: "
         + ", ".join(token_text(tokenizer, t) for t, _ in stats.top_tokens((module, c))[:10]) + ".",
