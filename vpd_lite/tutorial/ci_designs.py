@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vpd_lite.erase.figures import NOTEBOOK_WIDTH_IN
+from vpd_lite.tutorial.plots import FONT
 
 RUNS_FILE = "ci_comparison_runs.csv"
 CI_TYPE_NAMES = {
@@ -24,8 +25,8 @@ CI_TYPE_NAMES = {
 }
 
 
-def _box(ax, x: float, y: float, text: str, colour: str, width: float = 0.8, height: float = 0.1) -> None:
-    ax.text(x, y, text, ha="center", va="center", fontsize=9, wrap=True,
+def _box(ax, x: float, y: float, text: str, colour: str) -> None:
+    ax.text(x, y, text, ha="center", va="center", fontsize=FONT,
             bbox=dict(boxstyle="round,pad=0.35", facecolor=colour, edgecolor="0.35"))
 
 
@@ -38,44 +39,43 @@ def ci_designs_picture() -> Figure:
     what the function reads (top) to the CI it gives (bottom): one MLP per matrix reading that matrix's input at
     one token (``shared_mlp``, the default); one MLP reading every matrix's input at one token (``global_mlp``); one
     transformer reading every matrix's input at every token of the sequence (``global_transformer``, the VPD
-    paper's). Two of the 14 matrices stand for all of them."""
-    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN + 1.6, 4.2), layout="constrained")
+    paper's). Two of the 14 matrices (q_proj and up_proj) stand for all of them."""
+    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN, 5.2), layout="constrained")
     axes = fig.subplots(1, 3)
     read, net, out = "#deebf7", "#fdd0a2", "#e5f5e0"
     for ax in axes:
         ax.set_xlim(0, 1), ax.set_ylim(0, 1), ax.axis("off")
+    two = ((0.25, "q_proj"), (0.75, "up_proj"))
 
     ax = axes[0]
-    ax.set_title("per matrix (shared_mlp, shipped)\none small MLP per matrix", fontsize=10)
-    for x, name in ((0.26, "q_proj"), (0.74, "up_proj")):
-        _box(ax, x, 0.86, f"{name}'s input\nat token t", read)
-        _arrow(ax, x, 0.78, x, 0.62)
-        _box(ax, x, 0.55, f"MLP of\n{name}", net)
-        _arrow(ax, x, 0.47, x, 0.31)
-        _box(ax, x, 0.22, f"CI of {name}'s\ncomponents at t", out)
-    ax.text(0.5, 0.04, "each matrix decides alone,\nfrom one token", ha="center", fontsize=9, style="italic")
+    ax.set_title("per matrix\n(shared_mlp, shipped)", fontsize=FONT)
+    for x, name in two:
+        _box(ax, x, 0.86, f"{name}\ninput\nat t", read)
+        _arrow(ax, x, 0.75, x, 0.63)
+        _box(ax, x, 0.55, "its\nMLP", net)
+        _arrow(ax, x, 0.47, x, 0.35)
+        _box(ax, x, 0.25, f"{name}\nCI at t", out)
+    ax.text(0.5, 0.02, "each matrix alone,\none token", ha="center", fontsize=FONT, style="italic")
 
     ax = axes[1]
-    ax.set_title("global MLP (global_mlp)\none MLP over all matrices", fontsize=10)
-    for x, name in ((0.26, "q_proj"), (0.74, "up_proj")):
-        _box(ax, x, 0.86, f"{name}'s input\nat token t", read)
-        _arrow(ax, x, 0.78, 0.5, 0.62)
-        _arrow(ax, 0.5, 0.47, x, 0.31)
-        _box(ax, x, 0.22, f"CI of {name}'s\ncomponents at t", out)
-    _box(ax, 0.5, 0.55, "one MLP (hidden 512)\nall 14 inputs, normed", net)
-    ax.text(0.5, 0.04, "every matrix's CI sees every\nmatrix's input, at one token", ha="center", fontsize=9,
-            style="italic")
+    ax.set_title("global MLP\n(global_mlp)", fontsize=FONT)
+    for x, name in two:
+        _box(ax, x, 0.86, f"{name}\ninput\nat t", read)
+        _arrow(ax, x, 0.75, 0.5, 0.63)
+        _arrow(ax, 0.5, 0.47, x, 0.35)
+        _box(ax, x, 0.25, f"{name}\nCI at t", out)
+    _box(ax, 0.5, 0.55, "one MLP", net)
+    ax.text(0.5, 0.02, "all matrices,\none token", ha="center", fontsize=FONT, style="italic")
 
     ax = axes[2]
-    ax.set_title("global transformer (global_transformer)\nthe VPD paper's design", fontsize=10)
-    _box(ax, 0.5, 0.86, "all 14 inputs at tokens\n1 … t … T (the whole sequence)", read)
-    _arrow(ax, 0.5, 0.78, 0.5, 0.62)
-    _box(ax, 0.5, 0.55, "one transformer (2 blocks)\nattends before and after t", net)
-    _arrow(ax, 0.5, 0.47, 0.5, 0.31)
-    _box(ax, 0.5, 0.22, "CI of every matrix's\ncomponents at every token", out)
-    ax.text(0.5, 0.04, "a token's CI can depend on\nthe other tokens of its sequence", ha="center", fontsize=9,
-            style="italic")
-    fig.suptitle("What the causal-importance function reads, in each design (two of the 14 matrices shown)")
+    ax.set_title("global transformer\n(global_transformer)", fontsize=FONT)
+    _box(ax, 0.5, 0.86, "all inputs\nat every token\nof the sequence", read)
+    _arrow(ax, 0.5, 0.75, 0.5, 0.63)
+    _box(ax, 0.5, 0.55, "one transformer", net)
+    _arrow(ax, 0.5, 0.47, 0.5, 0.35)
+    _box(ax, 0.5, 0.25, "every CI\nat every token", out)
+    ax.text(0.5, 0.02, "all matrices,\nthe whole sequence", ha="center", fontsize=FONT, style="italic")
+    fig.suptitle("What the causal-importance function reads, in each design", fontsize=FONT + 1)
     return fig
 
 
