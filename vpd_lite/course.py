@@ -1,4 +1,5 @@
-"""A teacher's tools for the notebooks: ``python -m vpd_lite.course student-copy DIR`` and ``... reset NOTEBOOK``.
+"""A teacher's tools for the notebooks: ``python -m vpd_lite.course student-copy DIR``, ``... reset NOTEBOOK`` and
+``... figures DIR``.
 
 The command lives in ``vpd_lite.commands.course``; this module keeps the name users type.
 """

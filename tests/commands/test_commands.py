@@ -142,6 +142,7 @@ BAD_INPUTS = [
     ("atlas", ["--out", "{truncated}"], 2, "already holds files"),
     # the teacher's kit: a folder with files in it, a notebook the course does not have, an unknown exercise
     ("course", ["student-copy", "{truncated}"], 1, "already holds"),
+    ("course", ["figures", "{truncated}"], 1, "already holds"),
     ("course", ["reset", "{missing}/notes.ipynb"], 1, "notes.ipynb is not one of the course's notebooks"),
     ("course", ["reset", "{missing}/01_decompose.ipynb", "--exercise", "1"], 1, "does not exist"),
     ("course", ["reset", "{missing}/01_decompose.ipynb", "--exercise", "no such"], 1, "names no exercise"),

@@ -1,7 +1,8 @@
 """``python -m vpd_lite.course``: a teacher's tools for the notebooks, without git.
 
 ``student-copy DIR`` writes every notebook into DIR without the folded solutions and without outputs;
-``reset NOTEBOOK`` restores a student's notebook as it came, or with ``--exercise`` only that exercise's cells.
+``reset NOTEBOOK`` restores a student's notebook as it came, or with ``--exercise`` only that exercise's cells;
+``figures DIR`` writes the course's key figures at slide size, with a page listing them.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vpd_lite.commands import cli
-from vpd_lite.tutorial.course_kit import notebook_exercises, reset_notebook, write_student_copy
+from vpd_lite.tutorial.course_kit import notebook_exercises, require_empty_folder, reset_notebook, write_student_copy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``student-copy DIR`` or ``reset NOTEBOOK [--exercise NAME | --list]``."""
+    """CLI: ``student-copy DIR``, ``reset NOTEBOOK [--exercise NAME | --list]`` or ``figures DIR``."""
     ap = cli.make_parser("course", "A teacher's tools for the notebooks: a copy for students without the "
-                                   "solutions, and a reset of one exercise or a whole notebook (no git needed).")
-    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{student-copy,reset}")
+                                   "solutions, a reset of one exercise or a whole notebook (no git needed), and the "
+                                   "course's key figures for slides.")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{student-copy,reset,figures}")
     sc = sub.add_parser("student-copy", help="write the notebooks into DIR without solutions and outputs",
                         description="Write every notebook into DIR (new or empty) without the folded solutions "
                                     "and without outputs. Students open them where the package is installed.")
@@ -33,7 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "notebook (see --list) or the start of its title, e.g. 'coding exercise 2' (default: "
                          "reset the whole notebook, discarding the student's changes)")
     rs.add_argument("--list", action="store_true", help="list the notebook's exercises and change nothing")
-    for sp in (sc, rs):
+    fg = sub.add_parser("figures", help="write the course's key figures into DIR at slide size, with a list of them",
+                        description="Write the course's key figures into DIR (new or empty) as numbered PNG files "
+                                    "sized for a 16:9 slide, with text large enough for the back of a room, and "
+                                    "index.md listing each one: its notebook, what to look for, the data it was "
+                                    "drawn from. They are drawn from the results the course ships, in a few "
+                                    "seconds; nothing is trained.")
+    fg.add_argument("dir", type=Path, metavar="DIR", help="a new or empty folder")
+    for sp in (sc, rs, fg):
         sp.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     args = ap.parse_args(argv)
 
@@ -43,6 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{', '.join(p.name for p in written)}")
         print("Students open them with the package installed (pip install -e . in the course's clone); "
               f"reset one with: python -m vpd_lite.course reset {args.dir / written[0].name} --exercise 1")
+        return 0
+    if args.cmd == "figures":
+        require_empty_folder(args.dir)  # refused at once, before loading the drawing libraries
+        from vpd_lite.tutorial.slide_figures import SLIDE_PX, write_slide_figures  # matplotlib, torch: only here
+
+        written, skipped, index = write_slide_figures(args.dir)
+        for line in skipped:
+            print(line)
+        print(f"{len(written)} slide figures ({SLIDE_PX[0]} x {SLIDE_PX[1]} px) written to {args.dir}; "
+              f"the list of them: {index}")
         return 0
     if args.list:
         for ex in notebook_exercises(args.notebook):

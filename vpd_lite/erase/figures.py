@@ -9,7 +9,8 @@ From the fits (held-out text):
 * :func:`top16_plot` — the single German-only component vs the top-16 German-specific components;
 * :func:`erase_any_heatmap` — language erased (rows) × ΔCE per language (columns).
 
-From the edit scan (training text): :func:`scan_scatter_figure` and :func:`dose_response_figure`. From the study
+From the edit scan (training text): :func:`scan_scatter_figure`, :func:`dose_response_figure` and
+:func:`pick_dose_response_figure` (the edit-scan rule's pick). From the study
 across decompositions: :func:`curves_figure` and :func:`similarity_figure`.
 
 Every title says what to look for. All CE numbers are in nats/token; ΔCE = after − before (or at s − at s = 1).
@@ -286,6 +287,32 @@ def scan_scatter_figure(best: pd.DataFrame, target: str = "de", highlight: Mappi
     return fig
 
 
+def _scan_pick(scan_best: pd.DataFrame, scan_curves: pd.DataFrame, target: str, uniform: float | None
+               ) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, float | None]:
+    """(best, top, curve, goal): the scan's rows for ``target``, its first row (the edit-scan rule's pick), that
+    component's curve sorted by s, and the ΔCE that brings ``target`` to ``uniform`` (None without it)."""
+    best = scan_best[scan_best["target"] == target] if "target" in scan_best.columns else scan_best
+    if best.empty:
+        raise KeyError(f"the scan has no rows for target language {target!r}")
+    top = best.iloc[0]
+    curve = scan_curves[scan_curves["component"] == top["component"]].sort_values("s")
+    goal = None
+    if uniform is not None and (curve["s"] == 1.0).any() and f"ce_{target}" in curve.columns:
+        goal = round(uniform - float(curve.loc[curve["s"] == 1.0, f"ce_{target}"].iloc[0]), 3)
+    return best, top, curve, goal
+
+
+def pick_dose_response_figure(scan_best: pd.DataFrame, scan_curves: pd.DataFrame, target: str = "de",
+                              uniform: float | None = None) -> Figure:
+    """:func:`dose_response_figure` of the edit scan's pick for ``target`` (the first row of its best table: the
+    edit-scan rule's pick), its admissible range shaded and its best s marked; ``uniform`` (ln(vocab), nats/token)
+    adds the ΔCE that brings ``target`` to the uniform level. ``scan_best``/``scan_curves``: ``EditScan.best`` and
+    ``EditScan.curves`` (or ``results/edit_scan_best.csv`` and ``results/edit_scan_curves.csv``)."""
+    _, top, curve, goal = _scan_pick(scan_best, scan_curves, target, uniform)
+    return dose_response_figure(curve.round(3), str(top["component"]), target,
+                                (float(top["s_lo"]), float(top["s_hi"])), float(top["s_best"]), goal)
+
+
 def save_scan_figures(scan_best: pd.DataFrame, scan_curves: pd.DataFrame, any_table: pd.DataFrame | None,
                       out_dir: str | os.PathLike, target: str = "de", uniform: float | None = None,
                       highlight: Mapping[str, str] | None = None) -> list[Path]:
@@ -299,18 +326,10 @@ def save_scan_figures(scan_best: pd.DataFrame, scan_curves: pd.DataFrame, any_ta
 
     ``uniform``: ln(vocab), to draw the ΔCE that brings ``target`` to the uniform level. Returns the paths."""
     out = Path(out_dir)
-    best = scan_best[scan_best["target"] == target] if "target" in scan_best.columns else scan_best
-    if best.empty:
-        raise KeyError(f"the scan has no rows for target language {target!r}")
-    top = best.iloc[0]
-    curve = scan_curves[scan_curves["component"] == top["component"]].sort_values("s")
-    goal = None
-    if uniform is not None and (curve["s"] == 1.0).any() and f"ce_{target}" in curve.columns:
-        goal = round(uniform - float(curve.loc[curve["s"] == 1.0, f"ce_{target}"].iloc[0]), 3)
+    best, top, curve, goal = _scan_pick(scan_best, scan_curves, target, uniform)
     marks = dict(highlight or {str(top["component"]): "edit-scan rule"})
     paths = [save_png(scan_scatter_figure(best, target, marks, goal), out / "edit_scan_scatter.png"),
-             save_png(dose_response_figure(curve.round(3), str(top["component"]), target,
-                                           (float(top["s_lo"]), float(top["s_hi"])), float(top["s_best"]), goal),
+             save_png(pick_dose_response_figure(scan_best, scan_curves, target, uniform),
                       out / "edit_scan_dose_response.png")]
     if any_table is not None and len(any_table):
         paths.append(save_png(erase_any_heatmap(any_table, title="Erase any language with one scalar "
