@@ -50,9 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="only these components, comma-separated ids like model.layers.1.self_attn.v_proj:61 (default: every "
                          "live component)")
     ap.add_argument("--ablate", type=_ablate, default=DEFAULT_ABLATE,
-                    help=f"measure the removal of the N most frequent components (plus every edit-scanned one); "
-                         f"'all' for every component (minutes); default {DEFAULT_ABLATE}; with --components every "
-                         "named component is measured")
+                    help="measure the removal of only the N most frequent components (plus every edit-scanned "
+                         "one), for a quicker build; 'all' (the default) measures every component; with "
+                         "--components every named component is measured")
     ap.add_argument("--ablation-blocks", type=positive_int, default=DEFAULT_ABLATION_BLOCKS,
                     help=f"held-out blocks of 128 tokens per language the removal is measured on "
                          f"(default {DEFAULT_ABLATION_BLOCKS})")
@@ -80,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"--out: {err}")
     quiet_model_loading()
     t0 = time.perf_counter()
-    data, files = build_atlas(out, folder, components, args.ablate, args.ablation_blocks, args.harvest_blocks)
+    data, files = build_atlas(out, folder, components, args.ablate, args.ablation_blocks, args.harvest_blocks,
+                              progress=True)  # bars that clear themselves (tqdm leave=False)
     n = len(data.components)
     print(f"Wrote the atlas of {n} component{'s' if n != 1 else ''} ({len(files)} files, "
           f"{site_size(files) / 1e6:.1f} MB) to {out} in {time.perf_counter() - t0:.0f} s.")

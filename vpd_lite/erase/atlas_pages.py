@@ -282,7 +282,7 @@ def index_html(data: Any) -> str:
            "<li>Removal (ablation): the change in held-out cross-entropy when the component is taken out, "
            f"{esc(data.ablation_how)}, for {esc(data.ablated_how)}"
            + ("" if data.n_ablated == len(data.components) else
-              " (the most frequent ones and every one the edit scan scanned; build with <code>--ablate all</code> "
+              " (the most frequent ones and every one the edit scan scanned; build without <code>--ablate</code> "
               "for every one)") + ".</li>"
            "<li>Language specificity: the share of its firing rate on its top language (1 = only that "
            "language).</li>"
@@ -378,8 +378,8 @@ def component_html(data: Any, f: Any) -> str:
                    f"V<sub>c</sub>ᵀ), {esc(data.ablation_how)}.</p></div></div>")
     else:
         out.append(f"<p class='note'>Not measured in this build (it measured {esc(data.ablated_how)}: the most "
-                   "frequent ones and every one the edit scan scanned). Build the atlas with "
-                   "<code>--ablate all</code>, or with <code>--components</code> naming this one, to measure it.</p>")
+                   "frequent ones and every one the edit scan scanned). Build the atlas without "
+                   "<code>--ablate</code>, or with <code>--components</code> naming this one, to measure it.</p>")
     # --- reads and writes
     read_words, write_words = data.read_write_how.get(kind, ("", ""))
     out.append("<h2>What it reads and writes</h2>")

@@ -77,7 +77,7 @@ def ablation_effects(
     (or taking it from ``base_ce`` {lang: CE of the unedited target on the same blocks})."""
     base = dict(base_ce) if base_ce is not None else target_ce(cm, lang_blocks, batch_size)
     out = {}
-    for cid in tqdm(components, desc="ablate", disable=not progress, leave=False):
+    for cid in tqdm(components, desc="removing each component", unit="component", disable=not progress, leave=False):
         cid = parse_component_id(cid)
         with component_removed(cm, cid) as edited:
             out[cid] = {lang: lm_cross_entropy(edited, b, batch_size) - base[lang] for lang, b in lang_blocks.items()}
