@@ -81,6 +81,26 @@ def test_pages_are_the_same_bytes_for_the_same_data(atlas):
         (out / "components" / page_name(facts.cid)).read_text(encoding="utf-8")
 
 
+def test_the_removal_reads_as_small_when_it_is_small(atlas):
+    data, out, _ = atlas
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert ">removed: largest ΔCE<" in index
+    facts = next(f for f in data.components if f.key == GERMAN)
+    assert f"{facts.ablation['de']:+.3f} de<" in index  # v_proj:61: German gets worst when it is removed
+    small = {"en": 0.0, "de": 3e-4, "fr": -4e-4, "es": -0.00001, "it": 0.002}
+    layout = atlas_pages.ablation_figure(small)["layout"]["yaxis"]
+    assert layout["range"][0] <= -atlas_pages.ABLATION_MIN_RANGE and layout["range"][1] >= atlas_pages.ABLATION_MIN_RANGE
+    big = atlas_pages.ablation_figure({"de": 0.4, "en": -0.1})["layout"]["yaxis"]["range"]
+    assert big[0] <= -0.1 and big[1] >= 0.4
+    assert atlas_pages.signed(-0.00001) == "0.0000" and atlas_pages.signed(0.00004) == "0.0000"
+    assert atlas_pages.signed(-0.00006) == "-0.0001" and atlas_pages.signed(0.25, 3) == "+0.250"
+    quiet = next(f for f in data.components if max(abs(v) for v in f.ablation.values()) < atlas_pages.ABLATION_SMALL)
+    page = atlas_pages.component_html(data, quiet)
+    assert "removing this component changes next to nothing" in page and "-0.0000" not in page
+    german = (out / "components" / page_name(GERMAN)).read_text(encoding="utf-8")
+    assert "changes next to nothing" not in german
+
+
 def test_text_is_escaped():
     assert atlas_pages.esc("<b>&") == "&lt;b&gt;&amp;"
     assert atlas_pages.attr('a"b') == "a&quot;b"
@@ -186,6 +206,16 @@ def test_in_a_browser_search_sort_follow_a_link(atlas, browser, shots):
     page.get_by_role("button", name="German firing").click()  # sort: highest German firing rate first
     first = page.locator("#atlas tbody tr").first.inner_text()
     assert GERMAN in first, first
+    # a click anywhere in a header cell sorts, not only on its words: the corner of "removed: largest ΔCE"
+    removal = page.locator("#atlas th", has_text="removed: largest")
+    removal.click(position={"x": 2, "y": 2})
+    assert removal.get_attribute("aria-sort") == "descending"
+    first = page.locator("#atlas tbody tr").first.inner_text()
+    assert GERMAN in first and "German" in first, first  # v_proj:61's removal hurts German most
+    # the header row stays in view when the table scrolls
+    page.locator(".tablebox").evaluate("e => { e.style.maxHeight = '120px'; e.scrollTop = 10000; }")
+    box, head = page.locator(".tablebox").bounding_box(), page.locator("#atlas th").first.bounding_box()
+    assert abs(head["y"] - box["y"]) < 3, (head, box)
     w.check()
     page.get_by_role("link", name=GERMAN).click()
     page.wait_for_load_state("load")

@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_model_loading()
     t0 = time.perf_counter()
     data, files = build_atlas(out, folder, components, args.ablate, args.ablation_blocks, args.harvest_blocks,
-                              progress=True)  # bars that clear themselves (tqdm leave=False)
+                              progress=sys.stderr.isatty())  # bars that clear themselves, not into logs
     n = len(data.components)
     print(f"Wrote the atlas of {n} component{'s' if n != 1 else ''} ({len(files)} files, "
           f"{site_size(files) / 1e6:.1f} MB) to {out} in {time.perf_counter() - t0:.0f} s.")

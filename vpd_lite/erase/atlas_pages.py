@@ -31,9 +31,10 @@ h3{font-size:1em;margin:.8em 0 .2em}
 a{color:#1f5fa8}code{background:#f3f3f3;padding:0 3px;border-radius:3px}
 .look{color:#444;margin:.2em 0 .5em}.look b{color:#222}
 .scroll{overflow-x:auto;max-width:100%}
+.tablebox{overflow:auto;max-width:100%;max-height:85vh;border:1px solid #eee}
 table{border-collapse:collapse;font-size:.92em}
 th,td{padding:3px 7px;border-bottom:1px solid #eee;text-align:right;vertical-align:top}
-th{background:#f7f7f7;position:sticky;top:0}
+th{background:#f7f7f7;position:sticky;top:0;z-index:1}#atlas th{cursor:pointer}
 td.t,th.t{text-align:left}td.t a{white-space:nowrap}#atlas td{white-space:nowrap}
 #atlas td.lab{min-width:18em;max-width:34em;text-align:left;white-space:normal}
 th button{font:inherit;font-weight:bold;border:0;background:none;cursor:pointer;padding:0;color:#1f5fa8;text-align:inherit}
@@ -81,7 +82,7 @@ JS = """(function () {
       var b = document.createElement("button");
       b.type = "button"; b.textContent = th.textContent; b.title = "sort by this column";
       th.textContent = ""; th.appendChild(b);
-      b.addEventListener("click", function () {
+      th.addEventListener("click", function () {  // anywhere in the header cell, the button included
         var numeric = th.getAttribute("data-type") === "num";
         var cur = th.getAttribute("aria-sort");
         var dir = cur ? (cur === "ascending" ? -1 : 1) : (numeric ? -1 : 1);
@@ -184,13 +185,32 @@ def ci_hist_figure(hist: Sequence[float], threshold: float) -> dict[str, Any]:
                                             "font": {"size": 11, "color": "#c44e52"}}])}
 
 
+#: The removal figure's y axis spans at least ± this (nats/token: the German claim's English tolerance), so that a
+#: removal that changes next to nothing draws as small bars instead of filling the plot with its own noise.
+ABLATION_MIN_RANGE = 0.05
+
+#: Below this largest |ΔCE| (nats/token) a component's page says its removal changes next to nothing on this text.
+ABLATION_SMALL = 0.01
+
+
+def signed(x: float, digits: int = 4) -> str:
+    """``x`` with its sign and ``digits`` decimals, without a negative zero ("0.0000", not "-0.0000")."""
+    text = f"{x:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
+
+
 def ablation_figure(effects: Mapping[str, float]) -> dict[str, Any]:
-    """Bars: ΔCE per language (nats/token) when the component is removed."""
+    """Bars: ΔCE per language (nats/token) when the component is removed; the y axis spans at least
+    ±:data:`ABLATION_MIN_RANGE`."""
     langs = list(effects)
-    return {"data": [{"type": "bar", "x": [lang_name(k) for k in langs], "y": [_r(effects[k]) for k in langs],
+    values = [effects[k] for k in langs]
+    lo = min([-ABLATION_MIN_RANGE] + [1.1 * v for v in values])
+    hi = max([ABLATION_MIN_RANGE] + [1.1 * v for v in values])
+    return {"data": [{"type": "bar", "x": [lang_name(k) for k in langs], "y": [_r(v) for v in values],
                       "marker": {"color": [_colour(k) for k in langs]},
                       "hovertemplate": "%{x}: %{y:+.4f} nats/token<extra></extra>"}],
-            "layout": _layout("language (held-out text)", "ΔCE when removed (nats/token)")}
+            "layout": _layout("language (held-out text)", "ΔCE when removed (nats/token)",
+                              yaxis={"range": [_r(lo), _r(hi)], "tickformat": ".2f", "zeroline": True})}
 
 
 def dose_figure(curve: Any, langs: Sequence[str], s_best: float | None) -> dict[str, Any]:
@@ -237,7 +257,7 @@ def index_html(data: Any) -> str:
     heads = [("component", "t", "txt"), ("layer", "", "num"), ("matrix", "t", "txt"), ("index", "", "num"),
              ("label", "t", "txt"), ("fires on (all tokens)", "", "num")]
     heads += [(f"{lang_name(k)} firing", "", "num") for k in langs]
-    heads += [("language specificity", "", "num"), ("mean CI", "", "num"),
+    heads += [("language specificity", "", "num"), ("mean CI", "", "num"), ("removed: largest ΔCE", "", "num"),
               ("edit scan: best German ΔCE", "", "num"), ("edit scan: worst other ΔCE", "", "num")]
     th = "".join(f'<th class="{c}" data-type="{t}" scope="col">{esc(h)}</th>' for h, c, t in heads)
     rows = []
@@ -260,6 +280,13 @@ def index_html(data: Any) -> str:
                          f"{percent(f.rates[k])}</td>")
         cells.append(f'<td data-v="{_r(f.specificity)}">{f.specificity:.2f} {esc(f.top_lang)}</td>')
         cells.append(f'<td data-v="{_r(f.mean_ci)}">{f.mean_ci:.4f}</td>')
+        if f.ablation:
+            worst = max(f.ablation, key=lambda k: (f.ablation[k], k))
+            shown = signed(f.ablation[worst], 3)  # the language only where one gets measurably worse
+            cells.append(f'<td data-v="{_r(f.ablation[worst])}">{shown}'
+                         f'{" " + esc(worst) if float(shown) > 0 else ""}</td>')
+        else:
+            cells.append('<td data-v="">–</td>')
         if f.scan_best is not None:
             b = f.scan_best
             cells.append(f'<td data-v="{_r(float(b["gain"]))}">{float(b["gain"]):+.3f}</td>')
@@ -283,7 +310,8 @@ def index_html(data: Any) -> str:
            f"{esc(data.ablation_how)}, for {esc(data.ablated_how)}"
            + ("" if data.n_ablated == len(data.components) else
               " (the most frequent ones and every one the edit scan scanned; build without <code>--ablate</code> "
-              "for every one)") + ".</li>"
+              "for every one)") + ". The column <i>removed: largest ΔCE</i> gives the language that gets worst and "
+           "by how much (nats/token).</li>"
            "<li>Language specificity: the share of its firing rate on its top language (1 = only that "
            "language).</li>"
            "<li>Edit scan: the change in German cross-entropy (nats/token, training text) at the best scaling of the "
@@ -296,7 +324,7 @@ def index_html(data: Any) -> str:
               '<span id="count" aria-live="polite"></span></form>')
     return (_head("Component atlas", "", plotly=False).replace("<body>", '<body class="wide">')
             + "<h1>Component atlas</h1>\n" + intro + how + _noscript() + search
-            + '<div class="scroll"><table id="atlas"><thead><tr>' + th + "</tr></thead><tbody>\n"
+            + '<div class="tablebox"><table id="atlas"><thead><tr>' + th + "</tr></thead><tbody>\n"
             + "\n".join(rows) + "\n</tbody></table></div>\n</body></html>\n")
 
 
@@ -367,11 +395,16 @@ def component_html(data: Any, f: Any) -> str:
     # --- removal
     out.append("<h2>What removing it does</h2>")
     if f.ablation is not None:
-        abl_rows = "".join(f"<tr><td class='t'>{esc(lang_name(k))}</td><td>{v:+.4f}</td></tr>"
+        abl_rows = "".join(f"<tr><td class='t'>{esc(lang_name(k))}</td><td>{signed(v)}</td></tr>"
                            for k, v in f.ablation.items())
+        small = max(abs(v) for v in f.ablation.values()) < ABLATION_SMALL
         out.append("<div class='figs'><div>" + figure_div(ablation_figure(f.ablation), "ΔCE per language when removed")
                    + look("a bar above zero means that language got worse without the component; a component that "
-                          "really is about one language hurts that language most and leaves the others near zero.")
+                          "really is about one language hurts that language most and leaves the others near zero. "
+                          f"The axis spans at least ±{ABLATION_MIN_RANGE:g} nats/token, so bars that stay near zero "
+                          "are changes too small to read on this much text.")
+                   + (f"<p class='note'>Every change is below {ABLATION_SMALL:g} nats/token: on this text, removing "
+                      "this component changes next to nothing.</p>" if small else "")
                    + "</div><div><div class='scroll'><table><tr><th class='t'>language</th><th>ΔCE when removed "
                      "(nats/token)</th></tr>" + abl_rows + "</table></div>"
                    f"<p class='note'>The target with this one component taken out of its matrix (W − U<sub>c</sub>"
