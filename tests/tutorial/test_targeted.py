@@ -63,14 +63,17 @@ def test_the_comparison_reads_whichever_table_exists(tmp_path):
     seeds, note = targeted.load_comparison(tmp_path)
     assert targeted.TARGETED_FILE in note and "not shipped yet" in note
     assert list(dict.fromkeys(seeds["kind"])) == ["full decomposition", "retrained target"]
-    pd.concat([_seed_rows("shipped"), _seed_rows("tpd-seed1")]).to_csv(tmp_path / targeted.TARGETED_FILE, index=False)
+    pd.concat([_seed_rows("shipped"), _seed_rows("tpd-seed1"), _seed_rows("tpd-target-seed1", "seed 1")]).to_csv(
+        tmp_path / targeted.TARGETED_FILE, index=False)
     seeds, note = targeted.load_comparison(tmp_path)
     assert note is None
-    assert list(dict.fromkeys(seeds["run"])) == ["targeted shipped", "tpd-seed1", "shipped", "target-seed1"]
+    assert list(dict.fromkeys(seeds["run"])) == ["targeted shipped", "tpd-seed1", "tpd-target-seed1", "shipped",
+                                                 "target-seed1"]
     assert (seeds.groupby("run", sort=False)["kind"].first().tolist()
-            == ["targeted decomposition", "targeted decomposition", "full decomposition", "retrained target"])
+            == ["targeted decomposition", "targeted decomposition", "targeted, retrained target",
+                "full decomposition", "retrained target"])
     fig = targeted.plot_comparison(seeds)
-    assert "80%" in fig.axes[0].get_xlabel() and len(fig.axes[0].get_yticklabels()) == 4
+    assert "80%" in fig.axes[0].get_xlabel() and len(fig.axes[0].get_yticklabels()) == 5
 
 
 def test_the_shipped_study_loads_and_draws():

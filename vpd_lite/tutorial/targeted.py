@@ -172,13 +172,14 @@ def plot_heldout_ce(heldout: pd.DataFrame, ln_v: float, target: str = "de") -> F
 #: The shipped tables the comparison reads (``results/``): the targeted decompositions' seed table (one row per
 #: run x snippet seed) and the study across full decompositions, in the same columns.
 TARGETED_FILE, ACROSS_FILE = "targeted_decompositions.csv", "across_decompositions.csv"
-KIND_COLOURS = {"targeted decomposition": "#dd8452", "full decomposition": "#4c72b0", "retrained target": "#8c8c8c"}
+KIND_COLOURS = {"targeted decomposition": "#dd8452", "targeted, retrained target": "#f2b98f",
+                "full decomposition": "#4c72b0", "retrained target": "#8c8c8c"}
 
 
 def load_comparison(folder: str | os.PathLike) -> tuple[pd.DataFrame | None, str | None]:
     """(seeds, note): the rows of ``folder/targeted_decompositions.csv`` and ``folder/across_decompositions.csv``
-    together, with a ``kind`` column ("targeted decomposition", "full decomposition" or "retrained target": a full
-    decomposition of a target retrained with another seed), targeted runs first; run names of the targeted file
+    together, with a ``kind`` column ("targeted decomposition", "targeted, retrained target", "full decomposition"
+    or "retrained target": a decomposition of a target retrained with another seed), targeted runs first; run names of the targeted file
     that also name a full run get a "targeted " prefix. ``note``: one line saying which file is missing (None when
     both are there). ``seeds`` is None when neither file exists."""
     folder = Path(folder)
@@ -192,7 +193,7 @@ def load_comparison(folder: str | os.PathLike) -> tuple[pd.DataFrame | None, str
         if kind is None:
             frame["kind"] = ["full decomposition" if t == "shipped" else "retrained target" for t in frame["target"]]
         else:
-            frame["kind"] = kind
+            frame["kind"] = [kind if t == "shipped" else "targeted, retrained target" for t in frame["target"]]
         parts.append(frame)
     if len(parts) == 2:
         full = set(parts[1]["run"])
