@@ -262,7 +262,7 @@ def nearest_in_others(decomposition: Path, directions: Sequence[Direction]) -> t
     target_fp = read_metadata(decomposition).get("target_fingerprint")
     runs = _kept_runs()
     out: dict[str, list] = {component_key(d.component): [] for d in directions}
-    used = []
+    used, used_shas = [], []
     data = paths.data_dir()
     for folder in sorted(p.parent for p in data.glob("*/decomposition.json")):
         sha = _tensors_sha(folder)
@@ -279,12 +279,14 @@ def nearest_in_others(decomposition: Path, directions: Sequence[Direction]) -> t
         other = _factors(folder)
         name = f"data/{folder.name}"
         used.append(name)
+        used_shas.append(sha)
         for d in directions:
             match = best_match(d, other, live)
             if match:
                 out[component_key(d.component)].append({"decomposition": name, "kind": "nearest", **match})
-    picks = [r for r in runs if r.get("tensors_sha256") and not str(own_sha).startswith(str(r["tensors_sha256"]))
-             and r.get("target_fingerprint") == target_fp]
+    picks = [r for r in runs if r.get("tensors_sha256") and r.get("target_fingerprint") == target_fp
+             and not any(str(sha).startswith(str(r["tensors_sha256"])) for sha in [own_sha, *used_shas])]
+    # (a kept run of this decomposition, or of one already searched whole above, would list it twice)
     for run in picks:
         with safe_open(str(run["folder"] / "tensors.safetensors"), framework="pt") as f:
             pick = Direction(run["module"], int(run["c"]), f.get_tensor("u"), f.get_tensor("v"))
@@ -299,8 +301,8 @@ def nearest_in_others(decomposition: Path, directions: Sequence[Direction]) -> t
            "no other decomposition of this target with its factors at hand")
     if picks:
         how += (f"; the German component picked in each of {len(picks)} kept runs of the seed and targeted "
-                "experiments (only that component is kept of those decompositions, so no nearest component "
-                "can be looked up there)")
+                "experiments, listed where it is in this component's matrix (only that component is kept of those "
+                "decompositions, so no nearest component can be looked up there)")
     return out, how
 
 
