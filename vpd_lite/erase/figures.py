@@ -37,10 +37,10 @@ from vpd_lite.models.corpus import LANG_NAMES
 #: One colour per language, shared by these figures, the edit explorer and ``vpd_lite.tutorial.edit_plots``.
 LANG_COLORS = {"de": "#c0392b", "en": "#2c7fb8", "fr": "#7b3294", "es": "#e69f00", "it": "#1a9850"}
 
-#: Widest matplotlib figure (inches) the notebooks show: JupyterLab's notebook column beside the file browser is
-#: about 840 px, and a figure shown at ``figure_png``'s 90 dpi or the inline backend's 100 dpi fits it unscaled,
-#: so its fonts keep their size.
-NOTEBOOK_WIDTH_IN = 8.4
+#: Widest matplotlib figure (inches) the notebooks show: JupyterLab's output area in a 1280 px window is 848 px
+#: wide (measured by the browser test), and a figure of this width at the inline backend's 100 dpi, plus the
+#: 0.1-inch padding of its tight bounding box, fits it unscaled (about 840 px), so its fonts keep their size.
+NOTEBOOK_WIDTH_IN = 8.3
 
 #: Colours of highlighted components (e.g. each selection rule's pick), in order.
 HIGHLIGHT_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")

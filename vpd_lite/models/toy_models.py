@@ -476,8 +476,9 @@ def plot_training(history: list[dict[str, float]]):
     """Reconstruction MSE (stochastic and adversarial masks), importance minimality and mean L0 per step."""
     import matplotlib.pyplot as plt
 
-    # 8.4 inches: JupyterLab's notebook column (about 840 px) shows it unscaled, so the fonts keep their size
-    fig, axes = plt.subplots(1, 3, figsize=(8.4, 3.4))
+    # 8.3 inches: JupyterLab's notebook column (848 px) shows it unscaled, tight-bbox padding included, so the fonts
+    # keep their size (the notebooks' width, NOTEBOOK_WIDTH_IN of vpd_lite.erase.figures, a layer above this one)
+    fig, axes = plt.subplots(1, 3, figsize=(8.3, 3.4))
     rows, steps = plot_recon_curves(axes[0], history, {"stochastic_recon": "stochastic",
                                                        "adversarial_recon": "adversarial"})
     axes[0].set(title="Reconstruction MSE", xlabel="step", yscale="log")
@@ -499,7 +500,7 @@ def plot_feature_cosines(cm, model: TMSModel, report: dict[str, Any]):
 
     cos = component_rank1_cosines(cm, model)
     order = component_order(cm, model, report)
-    fig, axes = plt.subplots(1, len(cm.module_names), figsize=(min(8.4, 4.2 * len(cm.module_names)), 4.4),
+    fig, axes = plt.subplots(1, len(cm.module_names), figsize=(min(8.3, 4.2 * len(cm.module_names)), 4.4),
                              squeeze=False)
     for ax, name in zip(axes[0], cm.module_names):
         rows = order[name]
@@ -522,7 +523,7 @@ def plot_ci_one_feature(cm, model: TMSModel, report: dict[str, Any], value: floa
 
     ci = component_ci_on_data(cm, one_feature_inputs(model.n_features, value))
     order = component_order(cm, model, report)
-    fig, axes = plt.subplots(1, len(cm.module_names), figsize=(min(8.4, 4.6 * len(cm.module_names)), 3.4),
+    fig, axes = plt.subplots(1, len(cm.module_names), figsize=(min(8.3, 4.6 * len(cm.module_names)), 3.4),
                              squeeze=False)
     for ax, name in zip(axes[0], cm.module_names):
         cols = order[name]

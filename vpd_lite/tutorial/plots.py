@@ -97,7 +97,7 @@ def plot_loss_curves(history: Sequence[Mapping[str, Any]], keys: Sequence[str] |
     if keys is None:
         keys = [k for k, v in history[-1].items() if k not in skip and isinstance(v, (int, float))]
     steps = [h.get("step", i) for i, h in enumerate(history)]
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN, 3.6), layout="constrained")
     ax = fig.subplots()
     for k in keys:
         pts = [(s, float(h[k])) for s, h in zip(steps, history) if k in h and h[k] is not None and float(h[k]) > 0]
@@ -182,7 +182,7 @@ def plot_firing_frequency(stats: ComponentStats, modules: Sequence[str] | None =
     Colour = the matrix's kind (q, k, v, o, gate, up, down), line style = its layer, so every line has its own
     (colour, style) pair; the legend sits outside the axes, right of the lines, with short names ("L1 v_proj")."""
     modules = list(modules or stats.modules)
-    fig = Figure(figsize=(9, 4.2), layout="constrained")
+    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN, 4.2), layout="constrained")
     ax = fig.subplots()
     fallback = iter(["#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#9edae5", "#ff9896"] * 4)
     for m in modules:

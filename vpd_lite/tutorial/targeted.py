@@ -75,7 +75,7 @@ def plot_targeted_history(history: Sequence[Mapping[str, Any]], capability: str 
         raise ValueError("the history has no training rows to plot")
     steps = [r["step"] for r in rows]
     name = lang_name(capability)
-    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN + 1.6, 3.6), layout="constrained")
+    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN, 3.8), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     colour = LANG_COLOURS.get(capability, "#dd8452")
     for key, label, style in (("stochastic_recon", f"{name} batches, stochastic", "-"),
@@ -87,13 +87,13 @@ def plot_targeted_history(history: Sequence[Mapping[str, Any]], capability: str 
     ax1.set_yscale("log")
     ax1.set_xlabel("training step", fontsize=FONT)
     ax1.set_ylabel("KL to the target\n(nats/token, log scale)", fontsize=FONT)
-    ax1.set_title("Reconstruction: both streams should stay low", fontsize=FONT + 1)
+    ax1.set_title("Reconstruction:\nboth streams should stay low", fontsize=FONT + 1)
     ax1.legend(fontsize=FONT - 2)
     ax2.plot(steps, [r["l0_mean"] for r in rows], color=colour, label=f"{name} batches")
     ax2.plot(steps, [r.get("rest_l0_mean", float("nan")) for r in rows], color="#555555", label="rest batches")
     ax2.set_xlabel("training step", fontsize=FONT)
     ax2.set_ylabel("mean L0\n(components / token / matrix)", fontsize=FONT)
-    ax2.set_title("Sparsity: components each stream's tokens use", fontsize=FONT + 1)
+    ax2.set_title("Sparsity:\ncomponents each stream's tokens use", fontsize=FONT + 1)
     ax2.legend(fontsize=FONT - 2)
     for ax in (ax1, ax2):
         ax.tick_params(labelsize=FONT - 1)
@@ -162,9 +162,9 @@ def plot_heldout_ce(heldout: pd.DataFrame, ln_v: float, target: str = "de") -> F
     ax.set_xticks(x, [lang_name(k) for k in langs], fontsize=FONT)
     ax.set_ylim(0, ln_v * 1.12)
     ax.set_ylabel("held-out CE (nats/token)", fontsize=FONT)
-    ax.set_title(f"One scalar on one component: {lang_name(target)} should rise toward ln V, the others stay",
+    ax.set_title(f"One scalar on one component:\n{lang_name(target)} should rise toward ln V, the others stay",
                  fontsize=FONT + 1)
-    ax.legend(fontsize=FONT - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.legend(fontsize=FONT - 1, loc="outside right upper")  # beside the axes, inside the figure's width
     return fig
 
 
@@ -213,7 +213,7 @@ def plot_comparison(seeds: pd.DataFrame) -> Figure:
     to another language (English ΔCE and the worst of French / Spanish / Italian, nats/token) against their
     tolerances. Colour: the kind of decomposition."""
     runs = list(dict.fromkeys(seeds["run"]))
-    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN + 1.6, 0.42 * len(runs) + 1.8), layout="constrained")
+    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN, 0.42 * len(runs) + 1.8), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2, sharey=True)
     for i, run in enumerate(runs):
         g = seeds[seeds["run"] == run]
@@ -228,12 +228,12 @@ def plot_comparison(seeds: pd.DataFrame) -> Figure:
     ax1.set_xlim(0, 1.05)
     ax1.set_xlabel("share of the way from German CE to ln V\n(held-out; dashed: the claim's "
                    f"{CLAIM['min_fraction']:.0%})", fontsize=FONT - 1)
-    ax1.set_title("German erased: right of the dashed line", fontsize=FONT + 1)
+    ax1.set_title("German erased:\nright of the dashed line", fontsize=FONT + 1)
     ax2.axvline(CLAIM["max_d_en"], color=LANG_COLOURS["en"], ls=":", lw=1)
     ax2.axvline(CLAIM["max_d_other"], color="#888888", ls=":", lw=1)
     ax2.set_xlabel(f"held-out ΔCE (nats/token)\n● English (dotted: {CLAIM['max_d_en']}), "
                    f"▲ worst of fr/es/it ({CLAIM['max_d_other']})", fontsize=FONT - 1)
-    ax2.set_title("Others untouched: left of the dotted lines", fontsize=FONT + 1)
+    ax2.set_title("Others untouched:\nleft of the dotted lines", fontsize=FONT + 1)
     handles = [ax1.bar(0, 0, color=c, label=k) for k, c in KIND_COLOURS.items() if k in set(seeds["kind"])]
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=FONT - 1)
     fig.suptitle("One point per snippet of 4 German tokens, bars the run's mean", fontsize=FONT)
