@@ -121,3 +121,12 @@ def test_references_are_the_librarys_code():
     y = coding._components_forward(torch.randn(5, 4), V, U, torch.rand(5, 3))
     y.sum().backward()
     assert y.shape == (5, 2) and V.grad is not None and U.grad is not None
+
+
+def test_values_are_compared_on_every_input_before_any_gradient():
+    """An answer right on the first input but wrong on a later one is told about the values, not the gradient:
+    the ReLU below agrees with the library on input 1 (no negative activation reaches the output there) and its
+    gradient differs there, but its values differ on input 2."""
+    check = coding.check_components_output(lambda x, V, U, mask: (torch.relu(x @ V) * mask) @ U)
+    assert not check.correct and "value:" in check.message and "test input 2 of 3" in check.message, check.message
+    assert "gradient" not in check.message

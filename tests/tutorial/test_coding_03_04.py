@@ -95,6 +95,14 @@ def test_category_check():
     assert nope(coding.check_categorize(stub), "not written yet", "str")
     assert nope(coding.check_categorize(raises), "raised ValueError")
     assert nope(coding.check_categorize(lambda p: 3), "should be str")
+    # a neighbouring threshold (the text's 10, 15, 20 and 70 % mixed up, 2/3 for 70 %) is a wrong answer too
+    from vpd_lite.interpret.labels import LabelConfig
+
+    for wrong in ({"single_lang_share": 2 / 3}, {"single_lang_share": 0.65}, {"foreign_max_english": 0.15},
+                  {"foreign_max_english": 0.2}, {"foreign_min_share": 0.1}, {"mixed_min_share": 0.15},
+                  {"all_langs_min_fair": 0.4}):
+        config = LabelConfig(**wrong)
+        assert nope(coding.check_categorize(lambda p, config=config: categorize(p, config)), "the profile"), wrong
 
 
 # ---- notebook 04

@@ -267,9 +267,10 @@ def compare_functions(
     Returns:
         a ``Check``: correct when every case matches in type, shape, value and gradient; otherwise "Not quite"
         naming the case, and the first of: not written yet, an exception, not a tensor, the shape, the value
-        (largest difference, its index, both values, the input entries there), the gradient with respect to
-        which argument.
+        (largest difference, its index, both values, the input entries there), over every case, then the gradient
+        with respect to which argument.
     """
+    pending = []  # (k, case, where, yours, reference's, your args, its args): gradients still to compare
     for k, case in enumerate(cases):
         if case_names is not None:
             where = f" (on {case_names[k]})"
@@ -316,30 +317,33 @@ def compare_functions(
             return not_quite(f"value: {at}{where}" + (f", for {shown}." if shown else ".")
                              + _hint(student, cases, hints, atol, rtol))
         if grad_args:
-            weights = torch.randn(ref.shape, generator=torch.Generator().manual_seed(k), dtype=ref.dtype)
-            if not mine.requires_grad:
-                return not_quite(f"the values are right but no gradient flows through your function{where}: "
-                                 "keep the computation in torch (no .detach(), .item(), .numpy() or torch.no_grad).")
-            mine_grads = torch.autograd.grad((mine * weights).sum(), [mine_args[i] for i in grad_args],
-                                             allow_unused=True)
-            ref_grads = torch.autograd.grad((ref * weights).sum(), [ref_args[i] for i in grad_args],
-                                            allow_unused=True)
-            for i, gm, gr in zip(grad_args, mine_grads, ref_grads):
-                gm = torch.zeros_like(mine_args[i]) if gm is None else gm
-                gr = torch.zeros_like(ref_args[i]) if gr is None else gr
-                found = _difference_at(gm, gr, atol, rtol)
-                if found is None:
-                    continue
-                index, flat, size = found
-                at = (f"at index {index} of {arg_names[i]} (where "
-                      f"{_inputs_at(case, arg_names, tuple(gr.shape), index, elementwise)})")
-                yours, expected = float(gm.reshape(-1)[flat]), float(gr.reshape(-1)[flat])
-                if not torch.isfinite(torch.tensor(yours)) and torch.isfinite(torch.tensor(expected)):
-                    return not_quite(f"the values are right, but your gradient with respect to {arg_names[i]} is "
-                                     f"{yours} {at}{where}, where the library's is finite ({expected:.4g}).")
-                return not_quite(f"the values are right, but the gradient with respect to {arg_names[i]} "
-                                 f"differs{where}: largest difference {size:.3g} {at}: yours {_number(yours)}, "
-                                 f"expected {_number(expected)}.")
+            pending.append((k, case, where, mine, ref, mine_args, ref_args))
+    # the gradients only once every case's values match, so that "the values are right" holds for all of them
+    for k, case, where, mine, ref, mine_args, ref_args in pending:
+        weights = torch.randn(ref.shape, generator=torch.Generator().manual_seed(k), dtype=ref.dtype)
+        if not mine.requires_grad:
+            return not_quite(f"the values are right but no gradient flows through your function{where}: "
+                             "keep the computation in torch (no .detach(), .item(), .numpy() or torch.no_grad).")
+        mine_grads = torch.autograd.grad((mine * weights).sum(), [mine_args[i] for i in grad_args],
+                                         allow_unused=True)
+        ref_grads = torch.autograd.grad((ref * weights).sum(), [ref_args[i] for i in grad_args],
+                                        allow_unused=True)
+        for i, gm, gr in zip(grad_args, mine_grads, ref_grads):
+            gm = torch.zeros_like(mine_args[i]) if gm is None else gm
+            gr = torch.zeros_like(ref_args[i]) if gr is None else gr
+            found = _difference_at(gm, gr, atol, rtol)
+            if found is None:
+                continue
+            index, flat, size = found
+            at = (f"at index {index} of {arg_names[i]} (where "
+                  f"{_inputs_at(case, arg_names, tuple(gr.shape), index, elementwise)})")
+            yours, expected = float(gm.reshape(-1)[flat]), float(gr.reshape(-1)[flat])
+            if not torch.isfinite(torch.tensor(yours)) and torch.isfinite(torch.tensor(expected)):
+                return not_quite(f"the values are right, but your gradient with respect to {arg_names[i]} is "
+                                 f"{yours} {at}{where}, where the library's is finite ({expected:.4g}).")
+            return not_quite(f"the values are right, but the gradient with respect to {arg_names[i]} "
+                             f"differs{where}: largest difference {size:.3g} {at}: yours {_number(yours)}, "
+                             f"expected {_number(expected)}.")
     inputs = f"{len(cases)} test input{'s' if len(cases) > 1 else ''}"
     if isinstance(ref, Tensor):
         checked = "shapes, values and gradients" if grad_args else "shapes, values"
@@ -545,7 +549,8 @@ def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any],
 
 
 #: Language profiles that reach every rule of ``vpd_lite.interpret.labels.categorize`` (no ties), each threshold at
-#: its boundary (the text says >= and <=), the order of the rules, and mixed languages listed out of order.
+#: its boundary (the text says >= and <=) and just inside it (so that a neighbouring threshold, 2/3 for 70 % or 15 %
+#: for 10 %, gives another category), the order of the rules, and mixed languages listed out of order.
 CATEGORY_PROFILES: tuple[dict[str, float], ...] = (
     {"de": 0.80, "fr": 0.08, "en": 0.06, "es": 0.04, "it": 0.02},  # one language >= 70 %
     {"fr": 0.70, "de": 0.12, "en": 0.10, "es": 0.05, "it": 0.03},  # exactly 70 %: still one language
@@ -561,6 +566,11 @@ CATEGORY_PROFILES: tuple[dict[str, float], ...] = (
     {"en": 0.25, "de": 0.21, "fr": 0.40, "es": 0.10, "it": 0.04},  # named out of order: French first
     {"en": 0.32, "de": 0.30, "fr": 0.26, "es": 0.12},  # four languages: half a fair share is 12.5 %
     {"en": 0.0, "de": 0.0, "fr": 0.0, "es": 0.0, "it": 0.0},  # never fires
+    {"de": 0.69, "fr": 0.14, "en": 0.10, "es": 0.04, "it": 0.03},  # just under 70 %: not one language
+    {"en": 0.11, "de": 0.40, "fr": 0.18, "es": 0.16, "it": 0.15},  # English just over 10 %: not foreign languages
+    {"en": 0.05, "de": 0.45, "fr": 0.25, "es": 0.14, "it": 0.11},  # the third other just under 15 %: not foreign
+    {"de": 0.58, "fr": 0.19, "en": 0.12, "es": 0.07, "it": 0.04},  # the second just under 20 %: not mixed
+    {"en": 0.31, "de": 0.25, "fr": 0.20, "es": 0.15, "it": 0.09},  # the smallest just under half a fair share
 )
 
 
