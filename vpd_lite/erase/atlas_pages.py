@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vpd_lite.erase.protocol import format_number
 from vpd_lite.interpret.contexts import CONTEXT_CSS
 from vpd_lite.interpret.ids import parse_component_id
 from vpd_lite.interpret.labels import percent
@@ -194,9 +195,10 @@ ABLATION_SMALL = 0.01
 
 
 def signed(x: float, digits: int = 4) -> str:
-    """``x`` with its sign and ``digits`` decimals, without a negative zero ("0.0000", not "-0.0000")."""
-    text = f"{x:+.{digits}f}"
-    return text[1:] if float(text) == 0 else text
+    """``x`` with its sign and ``digits`` decimals (:func:`vpd_lite.erase.protocol.format_number`: no negative
+    zero), and a zero without a sign: "0.0000", not "-0.0000" or "+0.0000"."""
+    text = format_number(x, f"+.{digits}f")
+    return text.lstrip("+") if float(text) == 0 else text
 
 
 def ablation_figure(effects: Mapping[str, float]) -> dict[str, Any]:
