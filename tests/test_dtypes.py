@@ -46,7 +46,8 @@ def _batches(n: int = 3, T: int = SEQ) -> list[torch.Tensor]:
 
 def _config(**kw) -> DecomposeConfig:
     base = dict(targets=TARGETS, steps=3, batch_size=2, seq_len=SEQ, faithfulness_warmup_steps=5, ci_hidden=8,
-                checkpoint_every=0, log_every=1, device="cpu")
+                checkpoint_every=0, log_every=1, device="cpu", ci_global_d_model=16, ci_global_blocks=1,
+                ci_global_heads=2, ci_global_mlp_ratio=2)
     return DecomposeConfig(**(base | kw))
 
 

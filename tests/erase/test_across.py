@@ -11,6 +11,7 @@ import torch
 from vpd_lite.commands.across_decompositions import KEPT, _named, main
 from vpd_lite.erase.across import (
     AcrossRun,
+    answer_lines,
     component_similarity,
     mean_max_cosine,
     recipe_of,
@@ -119,6 +120,17 @@ def test_recipe_variants_are_reported_apart_and_not_counted_with_the_decompositi
     assert summary_line(same) == "1 of 2 decompositions meet the claim on every snippet; 1 of 2 on the mean"
     assert variant_line(v) == ("v (ci_hidden=32): 82% of the way on the mean, 2 of 3 snippets meet the claim, "
                                "the mean meets it")
+    # runs of another recipe are counted together when there are several, per kind of target
+    w, u = _run("w", "shipped", [False] * 3, False), _run("u", "seed 2", [True] * 3, True)
+    w.target_fingerprint, u.target_fingerprint, w.recipe, u.recipe = "shipped weights", "more weights", v.recipe, v.recipe
+    assert answer_lines([a, v, b, t, w, u]) == [
+        "Decompositions of the shipped target: 1 of 2 decompositions meet the claim on every snippet; 1 of 2 on the mean.",
+        "Other targets (each decomposed once): 1 of 1 targets meet the claim on every snippet; 1 of 1 on the mean.",
+        "Recipe ci_hidden=32, decompositions of the shipped target: 0 of 2 decompositions meet the claim on every "
+        "snippet; 1 of 2 on the mean.",
+        "Recipe ci_hidden=32, other targets (each decomposed once): 1 of 1 targets meet the claim on every snippet; "
+        "1 of 1 on the mean."]
+    assert answer_lines([a, v, b])[-1] == f"Recipe variant {variant_line(v)}."
 
 
 def _second_decomposition(data: Path, root: Path, seed: int, name: str | None = None, **recipe) -> Path:
@@ -152,7 +164,7 @@ def test_command_end_to_end_on_two_tiny_decompositions(tiny, tmp_path, capsys):
     assert main(["--quick", f"ref={data}", str(other), str(variant), "--out", str(out), "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     assert "2 decompositions meet the claim on every snippet" in printed  # the variant is not counted with them
-    line = next(x for x in printed.splitlines() if x.startswith("recipe variant small-ci ("))
+    line = next(x for x in printed.splitlines() if x.startswith("Recipe variant small-ci ("))
     assert "ci_hidden=4" in line and "of the way on the mean" in line
     seeds = pd.read_csv(out / "across_decompositions.csv")
     assert list(seeds["run"]) == ["ref", "seed1", "small-ci"]  # quick mode: one snippet seed per run

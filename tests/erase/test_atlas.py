@@ -18,7 +18,7 @@ from tests.commands.cli_batch import run_case
 from vpd_lite.erase import atlas_pages
 from vpd_lite.erase.atlas import build_atlas, check_out_folder, page_name, parse_component_list
 
-GERMAN = "model.layers.1.self_attn.v_proj:61"
+GERMAN = "model.layers.0.mlp.down_proj:113"
 SMALL = [GERMAN, "model.layers.0.mlp.down_proj:77", "model.layers.0.self_attn.q_proj:0",
          "model.layers.1.mlp.up_proj:19"]
 
@@ -48,13 +48,13 @@ def test_the_site_holds_an_index_a_page_per_component_and_plotly_once(atlas):
 def test_the_index_table_reads_without_javascript(atlas):
     data, out, _ = atlas
     index = (out / "index.html").read_text(encoding="utf-8")
-    rows = re.findall(r"<tr data-s=\"[^\"]*\">(.*?)</tr>", index)
+    rows = re.findall(r"<tr><td class=\"t\">(.*?)</tr>", index)
     assert len(rows) == len(SMALL)
     german = next(r for r in rows if f">{GERMAN}<" in r)
     assert f'href="components/{page_name(GERMAN)}"' in german
     assert "German" in german  # its label names German
-    # the edit scan's best German ΔCE and worst other ΔCE (results/edit_scan_best.csv: +3.472, +0.079 es)
-    assert ">+3.472<" in german and "+0.079 es" in german
+    # the edit scan's best German ΔCE and worst other ΔCE (results/edit_scan_best.csv: +3.599, +0.099 es)
+    assert ">+3.599<" in german and "+0.099 es" in german
     assert index.count('class="bar"') == len(SMALL) * len(data.langs)  # an inline bar per language
 
 
@@ -67,7 +67,7 @@ def test_the_german_page_shows_every_section(atlas):
     assert page.count('<div class="fig"') == 4  # rates, CI histogram, removal, dose-response
     assert page.count("What to look for.") >= 5  # one sentence per figure (and the contexts)
     assert "<table class='ctx'" in page and 'class="k10 f"' in page  # contexts shaded, firing token boxed
-    assert "through the rest of the model" in page  # v_proj: its write path, in words
+    assert "directly: it writes to the residual stream" in page  # down_proj: its write path, in words
     assert "data/targeted_de" in page  # nearest component in the shipped targeted decomposition
     facts = next(f for f in data.components if f.key == GERMAN)
     assert facts.ablation is not None and max(facts.ablation, key=facts.ablation.get) == "de"
@@ -86,7 +86,7 @@ def test_the_removal_reads_as_small_when_it_is_small(atlas):
     index = (out / "index.html").read_text(encoding="utf-8")
     assert ">removed: largest ΔCE<" in index
     facts = next(f for f in data.components if f.key == GERMAN)
-    assert f"{facts.ablation['de']:+.3f} de<" in index  # v_proj:61: German gets worst when it is removed
+    assert f"{facts.ablation['de']:+.3f} de<" in index  # down_proj:113: German gets worst when it is removed
     small = {"en": 0.0, "de": 3e-4, "fr": -4e-4, "es": -0.00001, "it": 0.002}
     layout = atlas_pages.ablation_figure(small)["layout"]["yaxis"]
     assert layout["range"][0] <= -atlas_pages.ABLATION_MIN_RANGE and layout["range"][1] >= atlas_pages.ABLATION_MIN_RANGE
@@ -117,7 +117,7 @@ def test_a_folder_with_files_is_refused(tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["{missing}"], "is not a folder"),
     (["{plain}"], "is not a decomposition folder"),
-    (["--components", "v_proj61"], "expected comma-separated ids like model.layers.1.self_attn.v_proj:61"),
+    (["--components", "v_proj61"], "expected comma-separated ids like model.layers.0.mlp.down_proj:113"),
     (["--components", "model.layers.9.mlp.up_proj:1"], "has no matrix 'model.layers.9.mlp.up_proj'"),
     (["--components", "model.layers.1.self_attn.v_proj:999"], "has components 0 to"),
     (["--out", "{plain}"], "already holds files"),
@@ -211,7 +211,7 @@ def test_in_a_browser_search_sort_follow_a_link(atlas, browser, shots):
     removal.click(position={"x": 2, "y": 2})
     assert removal.get_attribute("aria-sort") == "descending"
     first = page.locator("#atlas tbody tr").first.inner_text()
-    assert GERMAN in first and "German" in first, first  # v_proj:61's removal hurts German most
+    assert GERMAN in first and "German" in first, first  # down_proj:113's removal hurts German most
     # the header row stays in view when the table scrolls
     page.locator(".tablebox").evaluate("e => { e.style.maxHeight = '120px'; e.scrollTop = 10000; }")
     box, head = page.locator(".tablebox").bounding_box(), page.locator("#atlas th").first.bounding_box()
@@ -252,3 +252,27 @@ def test_a_targeted_decomposition_gets_its_statistics_harvested_and_no_foreign_s
     assert any(m["decomposition"] == "data/decomposition" for m in facts.nearest)
     page = (tmp_path / "site" / "components" / page_name(cid)).read_text(encoding="utf-8")
     assert "Not scanned: the shipped edit scan belongs to the shipped decomposition" in page
+
+
+def test_a_figure_keeps_only_what_its_kind_does_not_share_and_merges_back_whole():
+    """The pages hold each figure's own parts; atlas.js merges in what every figure of its kind shares. Merging
+    gives the whole figure back, for figures like and unlike the shared one (another language list, another bin
+    count, another threshold); a figure without a shared key is refused rather than merged wrong."""
+    import json
+
+    from vpd_lite.erase.atlas_pages import (JS, SHARED_FIGURES, ablation_figure, ci_hist_figure, rates_figure,
+                                            unshared, with_shared)
+
+    figs = {"rates": [rates_figure(["en", "de", "fr", "es", "it"], {"en": 0.1, "de": 0.5, "fr": 0, "es": 0, "it": 0}),
+                      rates_figure(["de", "en"], {"de": 0.2, "en": 0.01})],
+            "hist": [ci_hist_figure([5.0, 0.0] + [1.0] * 18, 0.1), ci_hist_figure([3.0] * 10, 0.2)],
+            "removal": [ablation_figure({"en": 0.001, "de": 0.3, "fr": -0.002, "es": 0.0, "it": 0.01}),
+                        ablation_figure({"de": -0.2})]}
+    for kind, group in figs.items():
+        for fig in group:
+            own = unshared(fig, SHARED_FIGURES[kind])
+            assert with_shared(own, SHARED_FIGURES[kind]) == fig
+        assert len(json.dumps(unshared(group[0], SHARED_FIGURES[kind]))) < len(json.dumps(group[0])) / 2
+    assert "var SHARED = " + json.dumps(SHARED_FIGURES, separators=(",", ":"), sort_keys=True, ensure_ascii=False) in JS
+    with pytest.raises(ValueError, match="lacks the shared keys"):
+        unshared({"data": []}, SHARED_FIGURES["rates"])

@@ -52,7 +52,8 @@ def setup(kind: str, out: str | Path, fault: str = "none", at: int = -1):
         model = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=24, num_hidden_layers=1,
                                              num_attention_heads=2, num_key_value_heads=2)).eval()
         config = DecomposeConfig(targets={"*.q_proj": 8, "*.v_proj": 8, "*.up_proj": 12, "*.down_proj": 12},
-                                 ci_hidden=8, steps=STEPS, batch_size=4, seq_len=16, faithfulness_warmup_steps=20,
+                                 ci_hidden=8, ci_global_d_model=16, ci_global_blocks=1, ci_global_heads=2,
+                                 ci_global_mlp_ratio=2, steps=STEPS, batch_size=4, seq_len=16, faithfulness_warmup_steps=20,
                                  log_every=2, checkpoint_every=EVERY, checkpoint_dir=str(out), seed=3, device="cpu")
         return model, faulty(lm_stream(7), fault, at), config, None
     from vpd_lite.models.toy_models import TMSModel, feature_subset_batches, tms_decompose_config

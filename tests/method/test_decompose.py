@@ -27,7 +27,8 @@ def batches(n: int = 8):
 
 def cfg(**kw) -> DecomposeConfig:
     base = dict(targets=TARGETS, ci_hidden=8, steps=12, batch_size=4, seq_len=16, faithfulness_warmup_steps=30,
-                log_every=4, checkpoint_every=0)
+                log_every=4, checkpoint_every=0, ci_global_d_model=16, ci_global_blocks=1, ci_global_heads=2,
+                ci_global_mlp_ratio=2)  # the default global CI transformer, at the tiny model's size
     return DecomposeConfig(**(base | kw))
 
 
@@ -154,7 +155,7 @@ def test_ci_masked_term_masks_every_matrix_with_the_ci():
     ci, _ = cm.causal_importance(inputs)
     assert all(torch.allclose(masks[n], ci[n]) for n in cm.module_names)
     # the term trains the CI functions: its gradient reaches them
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in cm.cis.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for _, p in cm.ci_named_parameters())
 
 
 def test_override_config_parses_by_field_type():
@@ -174,7 +175,9 @@ def test_train_step_head_path_matches_the_full_logits_path():
     from vpd_lite.method.decompose import train_step
     from vpd_lite.method.pgd import PersistentPGD
 
-    config = cfg()
+    # per-matrix CI MLPs: the tiny global transformer keeps nearly every component on, so the reconstruction KLs are
+    # ~4e-5 nats and the two paths' float32 sums differ by more than this test's absolute tolerance
+    config = cfg(ci_type="shared_mlp")
     results = []
     for head_ok in (True, False):
         cm = build_component_model(tiny(), config)

@@ -26,6 +26,11 @@ def test_recipe_notes_name_only_the_runs_of_another_recipe():
     note = across_plots.recipe_notes(runs)
     assert "**fast**: ci_hidden=32" in note and "**b**" not in note
     assert across_plots.recipe_notes(runs.iloc[:2]) == "" and across_plots.recipe_notes(runs[["run"]]) == ""
+    # runs of one other recipe are named together, once
+    more = pd.DataFrame({"run": ["a", "s1", "s2", "t"], "recipe": ["shipped", "ci_type=shared_mlp",
+                                                                    "ci_type=shared_mlp", "ci_hidden=32"]})
+    note = across_plots.recipe_notes(more)
+    assert "**s1**, **s2**: ci_type=shared_mlp; **t**: ci_hidden=32." in note and note.count("shared_mlp") == 1
 
 
 def test_load_study_needs_every_table(tmp_path):
@@ -42,12 +47,12 @@ def _curves(run):
 
 
 def test_figures_fit_the_notebook_and_refuse_a_run_without_a_curve():
-    runs = pd.DataFrame({"run": ["a", "b"], "component": ["model.layers.1.self_attn.v_proj:61", "m:2"],
+    runs = pd.DataFrame({"run": ["a", "b"], "component": ["model.layers.0.mlp.down_proj:113", "m:2"],
                          "way_mean": [0.83, 0.5], "seeds_meeting": [2, 0], "n_seeds": [3, 3]})
     curves = pd.concat([_curves("a"), _curves("b")])
     fig = across_plots.curves_figure(curves, runs)
     assert fig.get_size_inches()[0] <= NOTEBOOK_WIDTH_IN
-    assert "v_proj:61" in fig.axes[0].get_title()
+    assert "down_proj:113" in fig.axes[0].get_title()
     with pytest.raises(KeyError, match="no dose-response curve for run 'b'"):
         across_plots.curves_figure(_curves("a"), runs)
     sim = pd.DataFrame({"run_a": ["a", "a", "b", "b"], "run_b": ["a", "b", "a", "b"],

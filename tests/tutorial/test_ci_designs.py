@@ -31,12 +31,12 @@ def test_the_table_counts_every_snippet_and_the_mean_apart_and_keeps_the_design_
         _run("shared_mlp", 1, 3, True, 0.8, 3.0, 1.0),
     ])
     table = ci_designs.ci_comparison_table(runs)
-    assert list(table.index) == ["per matrix (shipped)", "global transformer"]
-    assert table.loc["global transformer", "every snippet"] == "1 of 2"
-    assert table.loc["global transformer", "on the mean"] == "2 of 2"
-    assert table.loc["per matrix (shipped)", "every snippet"] == "1 of 2"
-    assert table.loc["per matrix (shipped)", "way to ln V (median)"] == "60 %"
-    assert table.loc["global transformer", "German ΔCE on training text (median)"] == 2.25
+    assert list(table.index) == ["per matrix", "global transformer (default)"]
+    assert table.loc["global transformer (default)", "every snippet"] == "1 of 2"
+    assert table.loc["global transformer (default)", "on the mean"] == "2 of 2"
+    assert table.loc["per matrix", "every snippet"] == "1 of 2"
+    assert table.loc["per matrix", "way to ln V (median)"] == "60 %"
+    assert table.loc["global transformer (default)", "German ΔCE on training text (median)"] == 2.25
 
 
 def test_the_shipped_comparison_loads_and_a_missing_file_gives_one_line(tmp_path):

@@ -417,3 +417,7 @@ def test_fires_vs_removal_table_and_sentence_use_the_measured_numbers():
     assert t.loc["m:0", "ΔCE German when removed"] == 0.036 and t.loc["m:0", "largest ΔCE elsewhere"] == 0.001
     text = fires_vs_removal_sentence(t, "de")
     assert "+0.036 nats/token" in text and f"{float(rate[1] / rate.sum()):.0%} of its firing on German" in text
+    # a removal that changes next to nothing prints as zero, never as a negative zero
+    quiet = fires_vs_removal_table(stats, {("m", 0): {"en": -0.0001, "de": -0.0002, "fr": -0.0003}}, "de")
+    said = fires_vs_removal_sentence(quiet, "de")
+    assert "changes German CE by +0.000 nats/token" in said and "-0.000" not in said, said

@@ -108,7 +108,7 @@ def test_notebook03_quick_banner_says_what_quick_mode_changes():
 # ---- 04: figures that fit and hold their data
 def test_fit_figure_title_fits_its_width():
     fig = ep.objective_plot([-2.0, 0.0, 1.0], {"target_ce": [1.0, 0.5, 2.0], "uniform_ce": [8.0, 7.0, 6.0]},
-                            {"target_ce": 0.0}, (-2.0, 1.0), "model.layers.1.self_attn.v_proj:61")
+                            {"target_ce": 0.0}, (-2.0, 1.0), "model.layers.0.mlp.down_proj:113")
     usable = fig.layout.width - 80  # plotly's default left and right margins
     for line, size in title_lines(fig):
         assert visible_width(line, size) <= usable, line
@@ -116,7 +116,7 @@ def test_fit_figure_title_fits_its_width():
 
 
 def test_dose_response_title_fits_its_width():
-    fig = ep.dose_response_plot(curve_rows(), "model.layers.1.self_attn.v_proj:61", "de",
+    fig = ep.dose_response_plot(curve_rows(), "model.layers.0.mlp.down_proj:113", "de",
                                 "German text: 84% of firings on German; top tokens ',', ' (', 'en'; fires on 15.5% "
                                 "of tokens")
     for line, size in title_lines(fig):

@@ -18,7 +18,7 @@ from pathlib import Path
 import vpd_lite
 from vpd_lite.commands import cli
 from vpd_lite.commands.cli import default_run_dir, out_folder, positive_int
-from vpd_lite.erase.across import split_runs, study_config, summary_line, variant_line
+from vpd_lite.erase.across import answer_lines, study_config
 from vpd_lite.erase.pipeline import KEPT, check_kept_place, is_kept_run, load_kept, run_study, save_study
 from vpd_lite.erase.protocol import QUICK_NOTICE, EraseConfig
 from vpd_lite.erase.rebuild import Artefacts
@@ -107,12 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch_threads(args.threads):
         runs, mean_max, matches = run_study(specs, config, out)
     save_study(runs, mean_max, out, command.strip(), matches, figures=not args.no_figures)
-    same, others, variants = split_runs(runs)
-    print(summary_line(same) + f" (target: {runs[0].target}, recipe: {runs[0].recipe})")
-    if others:
-        print(summary_line(others, "targets"))
-    for r in variants:
-        print("recipe variant " + variant_line(r))
+    for line in answer_lines(runs):
+        print(line)
     if quick:
         print(QUICK_NOTICE)
     print(f"done in {time.time() - t0:.0f} s; results in {out.resolve()}")

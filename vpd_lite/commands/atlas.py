@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help="a new or empty folder for the site (default: a new folder under ./runs/)")
     ap.add_argument("--components", default=None,
-                    help="only these components, comma-separated ids like model.layers.1.self_attn.v_proj:61 (default: every "
+                    help="only these components, comma-separated ids like model.layers.0.mlp.down_proj:113 (default: every "
                          "live component)")
     ap.add_argument("--ablate", type=_ablate, default=DEFAULT_ABLATE,
                     help="measure the removal of only the N most frequent components (plus every edit-scanned "

@@ -20,7 +20,7 @@ from vpd_lite.commands.cli import (
 )
 from vpd_lite.commands.decompose import check_resume
 from vpd_lite.method.checkpoint import STATE_FILE, save_decomposition
-from vpd_lite.method.config import DecomposeConfig
+from vpd_lite.method.config import DecomposeConfig, override_config
 from vpd_lite.method.decompose import TrainingInterrupted, decompose
 from vpd_lite.method.devices import DeviceUnavailableError, no_cuda_reason
 from vpd_lite.method.sharding import Shard
@@ -85,11 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint-every", type=nonneg_int, default=DecomposeConfig.checkpoint_every,
                     help="rank 0 writes a checkpoint to --out every this many steps; 0: only on a stop (Ctrl-C, "
                          "SIGTERM) (default: %(default)s)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a DecomposeConfig number/string/bool field, e.g. --set ci_type=shared_mlp "
+                         "(default: none)")
     ap.add_argument("--resume", action="store_true",
                     help="continue the unfinished (or interrupted) run in --out from its last checkpoint, every rank "
                          "from the same step, bit-identically: give the settings and the number of processes it was "
                          "started with")
     args = ap.parse_args(argv)
+    try:
+        override_config(DecomposeConfig(), args.set)  # a bad --set is refused before any process starts work
+    except ValueError as err:
+        ap.error(str(err))
     resolve_backend(args.backend)  # before any work: nccl without CUDA is refused here
     for name, what in ((args.model, "model"), (args.tokenizer, "tokenizer")):
         if name is not None:
@@ -111,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                              seed=args.seed, checkpoint_every=args.checkpoint_every)
     if args.c_per_rank is not None:
         config.targets = default_targets(model, args.c_per_rank)
+    config = override_config(config, args.set)
     if args.resume:  # every rank checks the same folder, so every rank refuses alike
         check_resume(ap, args.out, config, None, torch.get_num_threads(),
                      "start every process with OMP_NUM_THREADS={n}")

@@ -417,15 +417,40 @@ def variant_line(run: AcrossRun) -> str:
             f"{len(run.per_seed)} snippets meet the claim, the mean {'meets' if run.claim['scalar_meets_goal'] else 'misses'} it")
 
 
+def answer_lines(runs: Sequence[AcrossRun]) -> list[str]:
+    """The study's answer, one line per group of runs that share a recipe and a kind of target: first the first
+    run's recipe (decompositions of its target, then of other targets: :func:`summary_line`), then every other
+    recipe in order of appearance, its runs counted together the same way, or a :func:`variant_line` when it has
+    only one run."""
+    same, others, variants = split_runs(runs)
+    lines = [f"Decompositions of the {runs[0].target} target: {summary_line(same)}."]
+    if others:
+        lines.append(f"Other targets (each decomposed once): {summary_line(others, 'targets')}.")
+    recipes = list(dict.fromkeys(r.recipe for r in variants))
+    for recipe in recipes:
+        group = [r for r in variants if r.recipe == recipe]
+        if len(group) == 1:
+            lines.append(f"Recipe variant {variant_line(group[0])}.")
+            continue
+        same_target = [r for r in group if r.target_fingerprint == runs[0].target_fingerprint]
+        other_target = [r for r in group if r.target_fingerprint != runs[0].target_fingerprint]
+        if same_target:
+            lines.append(f"Recipe {recipe}, decompositions of the {runs[0].target} target: "
+                         f"{summary_line(same_target)}.")
+        if other_target:
+            lines.append(f"Recipe {recipe}, other targets (each decomposed once): "
+                         f"{summary_line(other_target, 'targets')}.")
+    return lines
+
+
 def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: str,
                    matches: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """The study's markdown report: the answer (:func:`summary_line` per target, a line per recipe variant), the
+    """The study's markdown report: the answer (:func:`answer_lines`), the
     per-run and per-snippet tables, the quality of each decomposition, the whole-decomposition similarity
     (``mean_max`` from :func:`mean_max_cosine`, one row per pair × matrix), the runs reused without their
     decomposition, each run's protocol time and the rule. ``runs[0]`` is the reference."""
     by_run = run_table(runs, reference=runs[0], matches=matches)
     seeds = seed_table(runs)
-    same, others, variants = split_runs(runs)
     lines = [
         "# The German edit across decompositions and targets",
         "",
@@ -438,12 +463,8 @@ def study_markdown(runs: Sequence[AcrossRun], mean_max: pd.DataFrame, command: s
         "",
         "## Answer",
         "",
-        f"- Decompositions of the {runs[0].target} target: {summary_line(same)}.",
+        *[f"- {line}" for line in answer_lines(runs)],
     ]
-    if others:
-        lines.append(f"- Other targets (each decomposed once): {summary_line(others, 'targets')}.")
-    for r in variants:
-        lines.append(f"- Recipe variant {variant_line(r)}.")
     lines += ["", "## Per run", "", markdown_table(by_run, ["run", "target", "decomposition_seed", "recipe", "component", "way_mean",
                                                   "d_en_mean", "d_worst_other_mean", "meets_on_mean",
                                                   "seeds_meeting", "edge_d_de", "edge_s", "s_lo", "s_hi"]),

@@ -55,7 +55,7 @@ DEFAULT_HARVEST_BLOCKS = 16
 #: Tokens listed for what a component reads and writes.
 N_TOKENS = 8
 
-_ID_FORM = "model.layers.1.self_attn.v_proj:61"
+_ID_FORM = "model.layers.0.mlp.down_proj:113"
 
 
 @dataclass

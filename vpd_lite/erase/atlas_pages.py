@@ -19,7 +19,7 @@ from vpd_lite.erase.protocol import format_number
 from vpd_lite.interpret.contexts import CONTEXT_CSS
 from vpd_lite.interpret.ids import parse_component_id
 from vpd_lite.interpret.labels import percent
-from vpd_lite.models.corpus import LANG_COLOURS, lang_name
+from vpd_lite.models.corpus import LANG_COLOURS, LANGS, lang_name
 
 _OTHER = "#777777"
 
@@ -49,12 +49,30 @@ th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending]
 .tok code{margin-right:4px;white-space:pre}
 """ + "".join(f".L-{k}{{background:{v}}}" for k, v in LANG_COLOURS.items()) + "\n" + CONTEXT_CSS + "\n"
 
-JS = """(function () {
+JS_HEAD = """(function () {
   "use strict";
-  function draw() {
+  function isObj(x) { return x !== null && typeof x === "object" && !Array.isArray(x); }
+  function allObj(a) { return Array.isArray(a) && a.every(isObj); }
+  // a figure's own parts merged into the parts its kind shares (as vpd_lite.erase.atlas_pages.with_shared)
+  function merge(base, over) {
+    if (isObj(base) && isObj(over)) {
+      var out = Object.assign({}, base);
+      Object.keys(over).forEach(function (k) { out[k] = k in base ? merge(base[k], over[k]) : over[k]; });
+      return out;
+    }
+    if (allObj(base) && allObj(over) && base.length === over.length) {
+      return over.map(function (o, i) { return merge(base[i], o); });
+    }
+    return over;
+  }
+"""
+
+JS_BODY = """  function draw() {
     if (!window.Plotly) { return; }
     document.querySelectorAll("div.fig").forEach(function (el) {
-      var f = JSON.parse(el.nextElementSibling.textContent), l = f.layout;
+      var f = JSON.parse(el.nextElementSibling.textContent);
+      if (f.kind) { f = merge(SHARED[f.kind], f); }
+      var l = f.layout;
       l.height = l.height || 270; l.showlegend = !!l.showlegend; l.font = {size: 12};
       l.margin = Object.assign({l: 62, r: 12, t: 14, b: 48}, l.margin || {});
       l.paper_bgcolor = l.plot_bgcolor = "#fff";
@@ -66,14 +84,16 @@ JS = """(function () {
     var t = document.getElementById("atlas");
     if (!t) { return; }
     var body = t.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    // what a search looks in: the component's id and its label (with the category), as the cells show them
+    var said = rows.map(function (r) { return (r.cells[0].textContent + " " + r.cells[4].textContent).toLowerCase(); });
     var form = document.getElementById("searchform"), box = document.getElementById("search");
     var count = document.getElementById("count");
     form.hidden = false;
     form.addEventListener("submit", function (e) { e.preventDefault(); });
     function filter() {
       var q = box.value.trim().toLowerCase(), n = 0;
-      rows.forEach(function (r) {
-        var ok = !q || r.getAttribute("data-s").indexOf(q) >= 0;
+      rows.forEach(function (r, i) {
+        var ok = !q || said[i].indexOf(q) >= 0;
         r.hidden = !ok; if (ok) { n += 1; }
       });
       count.textContent = n + " of " + rows.length + " components shown";
@@ -138,9 +158,41 @@ def _token(text: str) -> str:
     return f"<code>{esc(repr(text))}</code>"
 
 
-def figure_div(fig: Mapping[str, Any], label: str) -> str:
+def _is_dicts(x: Any) -> bool:
+    return isinstance(x, list) and all(isinstance(v, dict) for v in x)
+
+
+def unshared(value: Any, shared: Any) -> Any:
+    """What of ``value`` (a figure's JSON) differs from ``shared`` (the parts every figure of its kind has): dicts
+    key by key, lists of dicts of the same length item by item, anything else whole. :func:`with_shared` (and
+    ``merge`` in ``atlas.js``) puts the two together again. A dict key of ``shared`` that ``value`` lacks would
+    come back on merging, so ``ValueError`` is raised for one."""
+    if isinstance(value, dict) and isinstance(shared, dict):
+        if set(shared) - set(value):
+            raise ValueError(f"the figure lacks the shared keys {sorted(set(shared) - set(value))}")
+        return {k: unshared(v, shared[k]) if k in shared else v for k, v in value.items()
+                if k not in shared or v != shared[k]}
+    if _is_dicts(value) and _is_dicts(shared) and len(value) == len(shared):
+        return [unshared(v, b) for v, b in zip(value, shared)]
+    return value
+
+
+def with_shared(over: Any, shared: Any) -> Any:
+    """The inverse of :func:`unshared`: ``shared`` with ``over`` merged in (what ``merge`` in ``atlas.js`` does)."""
+    if isinstance(over, dict) and isinstance(shared, dict):
+        return {**shared, **{k: with_shared(v, shared[k]) if k in shared else v for k, v in over.items()}}
+    if _is_dicts(over) and _is_dicts(shared) and len(over) == len(shared):
+        return [with_shared(v, b) for v, b in zip(over, shared)]
+    return over
+
+
+def figure_div(fig: Mapping[str, Any], label: str, kind: str | None = None) -> str:
     """A ``div`` that ``atlas.js`` draws ``fig`` ({"data", "layout"}, plotly's JSON form, on top of the shared
-    defaults in ``atlas.js``) into; the JSON sits in the script element right after it."""
+    defaults in ``atlas.js``) into; the JSON sits in the script element right after it. With a ``kind`` of
+    :data:`SHARED_FIGURES` the JSON holds only what differs from the parts every figure of that kind shares, which
+    ``atlas.js`` holds once (a site of a few thousand pages is megabytes smaller)."""
+    if kind is not None:
+        fig = {"kind": kind, **unshared(dict(fig), SHARED_FIGURES[kind])}
     payload = json.dumps(fig, separators=(",", ":"), sort_keys=True, ensure_ascii=False).replace("</", "<\\/")
     return (f'<div class="fig" role="img" aria-label="{attr(label)}"></div>'
             f'<script type="application/json">{payload}</script>')
@@ -237,6 +289,19 @@ def dose_figure(curve: Any, langs: Sequence[str], s_best: float | None) -> dict[
                                             annotations=notes, margin={"b": 80})}
 
 
+#: The parts shared by every figure of a kind, held once in ``atlas.js``: a figure drawn from typical data, of which
+#: :func:`unshared` keeps in a page only what differs (the bars' heights, the removal axis's range).
+SHARED_FIGURES: dict[str, dict[str, Any]] = {
+    "rates": rates_figure(LANGS, dict.fromkeys(LANGS, 0.0)),
+    "hist": ci_hist_figure([0.0] * 20, 0.1),
+    "removal": ablation_figure(dict.fromkeys(LANGS, 0.0)),
+}
+
+#: ``atlas.js``: draws the figures (their kinds' shared parts merged in) and makes the index sortable and searchable.
+JS = (JS_HEAD + "  var SHARED = " + json.dumps(SHARED_FIGURES, separators=(",", ":"), sort_keys=True,
+                                             ensure_ascii=False) + ";\n" + JS_BODY)
+
+
 # ------------------------------------------------------------------------------------------ pages
 def _head(title: str, prefix: str, plotly: bool = True) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -269,7 +334,6 @@ def index_html(data: Any) -> str:
         layer = next((p for p in parts if p.isdigit()), "")
         label = f.label.label if f.label is not None else ""
         category = f.label.category if f.label is not None else ""
-        search = " ".join([f.key, label, category]).lower()
         cells = [f'<td class="t"><a href="components/{attr(page_name(f.cid))}">{esc(f.key)}</a></td>',
                  f'<td data-v="{attr(layer)}">{esc(layer)}</td>',
                  f'<td class="t">{esc(parts[-1])}</td>', f'<td data-v="{c}">{c}</td>',
@@ -296,7 +360,7 @@ def index_html(data: Any) -> str:
                          f'{esc(b["worst_other_lang"])}</td>')
         else:
             cells += ['<td data-v="">–</td>', '<td data-v="">–</td>']
-        rows.append(f'<tr data-s="{attr(search)}">' + "".join(cells) + "</tr>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
     n = len(data.components)
     where = f"{data.decomposition.parent.name}/{data.decomposition.name}"
     intro = (f"<p>{n} components of the decomposition in <code>{esc(where)}</code>"
@@ -331,7 +395,7 @@ def index_html(data: Any) -> str:
 
 
 def page_name(cid: Any) -> str:
-    """File name of a component's page: ``model.layers.1.self_attn.v_proj-61.html`` (no ``:``, which some file
+    """File name of a component's page: ``model.layers.0.mlp.down_proj-113.html`` (no ``:``, which some file
     systems and hosts refuse)."""
     module, c = parse_component_id(cid)
     return f"{re.sub(r'[^A-Za-z0-9._-]', '_', module)}-{c}.html"
@@ -377,13 +441,13 @@ def component_html(data: Any, f: Any) -> str:
     rate_rows = "".join(f"<tr><td class='t'>{esc(lang_name(k))}</td><td>{percent(f.rates[k])}</td>"
                         f"<td>{f.profile.get(k, 0.0):.0%}</td></tr>" for k in langs)
     out.append("<h2>Where it fires</h2><div class='figs'><div>"
-               "<h3>Firing rate per language</h3>" + figure_div(rates_figure(langs, f.rates), "firing rate per language")
+               "<h3>Firing rate per language</h3>" + figure_div(rates_figure(langs, f.rates), "firing rate per language", "rates")
                + look("one tall bar means a single-language component; bars of similar height mean it fires on "
                       "every language (punctuation, numbers, common sub-words).")
                + "<div class='scroll'><table><tr><th class='t'>language</th><th>fires on</th><th>share of its firing"
                  "</th></tr>" + rate_rows + "</table></div></div><div>"
                "<h3>Causal importance over all harvested tokens</h3>"
-               + figure_div(ci_hist_figure(f.ci_hist, data.threshold), "histogram of the component's CI")
+               + figure_div(ci_hist_figure(f.ci_hist, data.threshold), "histogram of the component's CI", "hist")
                + look("most tokens sit in the leftmost bar (CI 0: not needed there; note the log scale) and a separate "
                       "group near CI 1 holds the tokens that need it; few tokens in between means the component is "
                       "close to on/off, which makes it easy to read.")
@@ -400,7 +464,7 @@ def component_html(data: Any, f: Any) -> str:
         abl_rows = "".join(f"<tr><td class='t'>{esc(lang_name(k))}</td><td>{signed(v)}</td></tr>"
                            for k, v in f.ablation.items())
         small = max(abs(v) for v in f.ablation.values()) < ABLATION_SMALL
-        out.append("<div class='figs'><div>" + figure_div(ablation_figure(f.ablation), "ΔCE per language when removed")
+        out.append("<div class='figs'><div>" + figure_div(ablation_figure(f.ablation), "ΔCE per language when removed", "removal")
                    + look("a bar above zero means that language got worse without the component; a component that "
                           "really is about one language hurts that language most and leaves the others near zero. "
                           f"The axis spans at least ±{ABLATION_MIN_RANGE:g} nats/token, so bars that stay near zero "

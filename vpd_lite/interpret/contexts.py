@@ -43,7 +43,7 @@ def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None
         spans = []
         for i, (tok, ci) in enumerate(zip(ctx.tokens, ctx.ci)):
             text = tokenizer.decode([tok]) if tokenizer is not None else f"#{tok} "
-            text = html.escape(text).replace(" ", "&nbsp;").replace("\n", "⏎")
+            text = html.escape(text).replace("\n", "⏎")  # spaces kept as they are: the cell is pre-wrap
             shade = max(0.0, min(1.0, ci))
             if css_classes and round(shade * 10) == 0 and i != ctx.centre and f"{ci:.2f}" == "0.00":
                 spans.append(f"<span>{text}</span>")  # most tokens: no shade, no tooltip (bytes add up)
@@ -55,7 +55,8 @@ def contexts_html(stats: ComponentStats, cid: ComponentId, tokenizer: Any | None
                 spans.append(f'<span title="CI {ci:.2f}" style="background:rgba({SHADE_RGB[0]},{SHADE_RGB[1]},'
                              f'{SHADE_RGB[2]},{shade:.2f});{box}font-family:monospace">{text}</span>')
         lang = f"<td style='padding-right:8px'><b>{html.escape(lang_name(ctx.lang))}</b></td>" if show_lang else ""
-        rows.append(f"<tr>{lang}<td>{ctx.score:.2f}</td><td style='text-align:left'>{''.join(spans)}</td></tr>")
+        rows.append(f"<tr>{lang}<td>{ctx.score:.2f}</td><td style='text-align:left;white-space:pre-wrap'>"
+                    f"{''.join(spans)}</td></tr>")
     if not rows:
         return f"<p><i>{html.escape(component_key((module, c)))} never fires on the harvested text.</i></p>"
     head = "<th>language</th>" if show_lang else ""

@@ -60,8 +60,10 @@ RECIPES: dict[str, Recipe] = {
         lang_column="labels",
         text_column="text",
         c_per_rank=2.0,
-        decompose=DecomposeConfig(steps=20_000, batch_size=32, seq_len=128, ci_hidden=256, lr=1e-3,
-                                  faithfulness_warmup_steps=1000, checkpoint_every=1000, device="auto"),
+        # per-matrix CI MLPs of hidden 256: the global transformer's default sizes are chosen for the shipped
+        # 2-layer d-128 target, not for pythia-70m's 6 layers of d 512
+        decompose=DecomposeConfig(steps=20_000, batch_size=32, seq_len=128, ci_type="shared_mlp", ci_hidden=256,
+                                  lr=1e-3, faithfulness_warmup_steps=1000, checkpoint_every=1000, device="auto"),
     ),
     "custom": Recipe(model=""),
 }

@@ -55,15 +55,16 @@ def verdict_table(seeds: pd.DataFrame) -> pd.DataFrame:
 
 
 def recipe_notes(runs: pd.DataFrame) -> str:
-    """Markdown naming the runs made with another recipe than the first run's, and what each changes (the
-    ``recipe`` column of ``across_decompositions_runs.csv``); empty when every run used one recipe or the
-    table has no such column."""
+    """Markdown naming the runs made with another recipe than the first run's, grouped by what their recipe
+    changes (the ``recipe`` column of ``across_decompositions_runs.csv``); empty when every run used one recipe or
+    the table has no such column."""
     if "recipe" not in runs or runs.empty:
         return ""
     ref = runs["recipe"].iloc[0]
     other = runs[runs["recipe"] != ref]
     if other.empty:
         return ""
-    items = "; ".join(f"**{r['run']}**: {r['recipe']}" for _, r in other.iterrows())
-    return (f"Made with another recipe than the first row's ({ref}): {items}. Their rows are shown above but "
-            "not counted in the study's answer (the k-of-n lines), which compares decompositions of one recipe.")
+    groups = other.groupby("recipe", sort=False)["run"].apply(list)
+    items = "; ".join(f"{', '.join(f'**{r}**' for r in names)}: {recipe}" for recipe, names in groups.items())
+    return (f"Made with another recipe than the first row's ({ref}): {items}. The study counts each recipe's "
+            "decompositions apart (its k-of-n lines), never together.")

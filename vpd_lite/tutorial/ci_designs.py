@@ -19,9 +19,9 @@ from vpd_lite.tutorial.plots import FONT
 
 RUNS_FILE = "ci_comparison_runs.csv"
 CI_TYPE_NAMES = {
-    "shared_mlp": "per matrix (shipped)",
+    "shared_mlp": "per matrix",
     "global_mlp": "global MLP",
-    "global_transformer": "global transformer",
+    "global_transformer": "global transformer (default)",
 }
 
 
@@ -37,9 +37,9 @@ def _arrow(ax, x0: float, y0: float, x1: float, y1: float) -> None:
 def ci_designs_picture() -> Figure:
     """Three panels, one per design of the CI function (``DecomposeConfig.ci_type``), each a data-flow sketch from
     what the function reads (top) to the CI it gives (bottom): one MLP per matrix reading that matrix's input at
-    one token (``shared_mlp``, the default); one MLP reading every matrix's input at one token (``global_mlp``); one
+    one token (``shared_mlp``); one MLP reading every matrix's input at one token (``global_mlp``); one
     transformer reading every matrix's input at every token of the sequence (``global_transformer``, the VPD
-    paper's). Two of the 14 matrices (q_proj and up_proj) stand for all of them."""
+    paper's and the default). Two of the 14 matrices (q_proj and up_proj) stand for all of them."""
     fig = Figure(figsize=(NOTEBOOK_WIDTH_IN, 5.2), layout="constrained")
     axes = fig.subplots(1, 3)
     read, net, out = "#deebf7", "#fdd0a2", "#e5f5e0"
@@ -48,7 +48,7 @@ def ci_designs_picture() -> Figure:
     two = ((0.25, "q_proj"), (0.75, "up_proj"))
 
     ax = axes[0]
-    ax.set_title("per matrix\n(shared_mlp, shipped)", fontsize=FONT)
+    ax.set_title("per matrix\n(shared_mlp)", fontsize=FONT)
     for x, name in two:
         _box(ax, x, 0.86, f"{name}\ninput\nat t", read)
         _arrow(ax, x, 0.75, x, 0.63)
@@ -68,7 +68,7 @@ def ci_designs_picture() -> Figure:
     ax.text(0.5, 0.02, "all matrices,\none token", ha="center", fontsize=FONT, style="italic")
 
     ax = axes[2]
-    ax.set_title("global transformer\n(global_transformer)", fontsize=FONT)
+    ax.set_title("global transformer\n(global_transformer, default)", fontsize=FONT)
     _box(ax, 0.5, 0.86, "all inputs\nat every token\nof the sequence", read)
     _arrow(ax, 0.5, 0.75, 0.5, 0.63)
     _box(ax, 0.5, 0.55, "one transformer", net)

@@ -16,6 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from vpd_lite.erase.figures import NOTEBOOK_WIDTH_IN  # noqa: F401  (named here for the tutorial's figures)
+from vpd_lite.erase.protocol import format_number
 from vpd_lite.interpret.contexts import contexts_html  # noqa: F401  (one definition, shared with the atlas)
 from vpd_lite.interpret.ids import ComponentId, component_key, parse_component_id
 from vpd_lite.interpret.statistics import (
@@ -515,10 +516,11 @@ def fires_vs_removal_sentence(table: pd.DataFrame, lang: str = "de") -> str:
     name = lang_name(lang)
     out = []
     for key, r in table.iterrows():
-        out.append(f"**{key}** puts {r[f'share of its firing on {name}']:.0%} of its firing on {name} and fires "
-                   f"on {r[f'fires on (fraction of {name} tokens)']:.0%} of {name} tokens; removing it changes "
-                   f"{name} CE by {r[f'ΔCE {name} when removed']:+.3f} nats/token (at most "
-                   f"{r['largest ΔCE elsewhere']:+.3f} in another language).")
+        out.append(f"**{key}** puts {format_number(r[f'share of its firing on {name}'], '.0%')} of its firing on "
+                   f"{name} and fires on {format_number(r[f'fires on (fraction of {name} tokens)'], '.0%')} of "
+                   f"{name} tokens; removing it changes {name} CE by "
+                   f"{format_number(r[f'ΔCE {name} when removed'], '+.3f')} nats/token (at most "
+                   f"{format_number(r['largest ΔCE elsewhere'], '+.3f')} in another language).")
     return " ".join(out)
 
 
