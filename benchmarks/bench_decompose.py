@@ -33,7 +33,7 @@ own cost). The parts are the ranges that ``vpd_lite.method.decompose`` labels wi
 ratio of the arithmetic each does.
 
 ``--set`` changes a field of the ``default`` config, as ``python -m vpd_lite.decompose --set`` does, to time
-another recipe (e.g. ``--set ci_hidden=32 --set adversarial_routing=subset``).
+another recipe (e.g. ``--set ci_type=shared_mlp --set ci_hidden=32 --set adversarial_routing=subset``).
 
 ``--compare-with DIR`` times the VPD step of this checkout against another checkout of vpd-lite in ``DIR``
 (e.g. ``git worktree add /tmp/before main``), side by side: ``--rounds`` rounds, each running one child

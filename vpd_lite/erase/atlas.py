@@ -45,7 +45,7 @@ from vpd_lite.models.target import load_target
 DEFAULT_ABLATE: int | None = None
 
 #: Held-out blocks (128 tokens each) per language the removal is measured on. One block keeps the removal of every
-#: component of the shipped decomposition (1,583) within the build's minute on a 2-core CPU (about 23 ms a
+#: component of the shipped decomposition (1,879) within the build's minute on a 2-core CPU (about 23 ms a
 #: component on one thread, against 39 ms with two blocks; ``--ablation-blocks`` raises it).
 DEFAULT_ABLATION_BLOCKS = 1
 

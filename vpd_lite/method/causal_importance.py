@@ -224,7 +224,7 @@ class VectorMLPCI(_PerComponentMLPs):
 def make_ci_fn(
     ci_type: str, d_in: int, C: int, hidden: int, generator: torch.Generator | None = None
 ) -> nn.Module:
-    """Build the CI function of one matrix: ``"shared_mlp"`` (default), ``"mlp"`` (per component, reading its
+    """Build the CI function of one matrix: ``"shared_mlp"`` (one MLP for the matrix), ``"mlp"`` (per component, reading its
     own activation) or ``"vector_mlp"`` (per component, reading the whole input). Raises ValueError for an
     unknown type or a global one (those read every matrix: ``make_global_ci_fn``)."""
     if ci_type in GLOBAL_CI_TYPES:
