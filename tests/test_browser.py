@@ -384,8 +384,8 @@ def assert_clean_run(page, saved: dict, name: str) -> None:
     shrunk = page.eval_on_selector_all(
         f"{NOTEBOOK} .jp-RenderedImage img",
         "els => els.filter(e => e.naturalWidth > e.clientWidth + 1).map(e => [e.naturalWidth, e.clientWidth])")
-    if shrunk:  # a figure wider than the output area is scaled down, and its text with it
-        print(f"{name}: images scaled down to fit (natural width, drawn width): {shrunk}")
+    # a figure wider than the output area is scaled down, and its text with it
+    assert not shrunk, f"{name}: images scaled down to fit (natural width, drawn width): {shrunk}"
 
 
 PROGRESS_BAR = re.compile(r"\d+%\|.*\||\d+(\.\d+)?\s?(it/s|s/it)")

@@ -87,12 +87,12 @@ def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure
     summary: ``vpd_lite.erase.protocol.summarise`` rows (``method``, ``budget``, ``de_before``, ``de_after``,
     ``d_en``, ``uniform``; ``objective`` optional: the primary one is drawn unless ``objective`` is given)."""
     df, note = _one_objective(summary, objective)
-    fig, ax = plt.subplots(figsize=(9.5, 5.0))
+    fig, ax = plt.subplots(figsize=(NOTEBOOK_WIDTH_IN, 6.0))
     for m in _methods(df):
         d = df[df["method"] == m].sort_values("budget")
         ax.plot(d["d_en"], d["de_after"] - d["de_before"], "o-", color=COLORS[m], label=METHOD_NAMES[m])
         for _, r in d.iterrows():
-            ax.annotate(str(int(r["budget"])), (r["d_en"], r["de_after"] - r["de_before"]), fontsize=7,
+            ax.annotate(str(int(r["budget"])), (r["d_en"], r["de_after"] - r["de_before"]), fontsize=8,
                         xytext=(3, 3), textcoords="offset points", color=COLORS[m])
     gap = float((df["uniform"] - df["de_before"]).iloc[0])
     ax.axhline(gap, ls="--", color="grey", lw=1)
@@ -111,7 +111,7 @@ def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure
     ax.set_ylabel("German CE increase (nats/token, held-out)")
     ax.set_title("Erasing German. Good corner: top-left (German up to the dashed line, English barely moves;\n"
                  f"green: English within 0.05). Numbers = German tokens trained on. {note}", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
     fig.tight_layout()
     return fig
 
@@ -122,10 +122,13 @@ def off_target_plot(summary: pd.DataFrame, langs: tuple[str, ...] = ("en", "fr",
     df, note = _one_objective(summary, objective)
     budgets = sorted(df["budget"].unique())
     methods = _methods(df)
-    width_in = max(9.0, 3.2 * len(budgets) + 0.5)
-    fig, axes = plt.subplots(1, len(budgets), figsize=(width_in, 4.2), sharey=True, squeeze=False)
+    cols = min(2, len(budgets))
+    rows = math.ceil(len(budgets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(NOTEBOOK_WIDTH_IN, 2.9 * rows + 1.6), sharey=True, squeeze=False)
     width = 0.8 / max(len(methods), 1)
-    for ax, b in zip(axes[0], budgets):
+    for ax in axes.flat[len(budgets):]:
+        ax.set_visible(False)
+    for ax, b in zip(axes.flat, budgets):
         d = df[df["budget"] == b].set_index("method")
         for i, m in enumerate(methods):
             if m not in d.index:
@@ -137,13 +140,13 @@ def off_target_plot(summary: pd.DataFrame, langs: tuple[str, ...] = ("en", "fr",
         ax.axhline(0.1, color="grey", lw=0.8, ls=":")
         ax.set_xticks(range(len(langs)), langs)
         ax.set_title(f"{b} German tokens", fontsize=9)
-    axes[0][0].set_ylabel("CE change (nats/token, held-out)")
+    for row in axes:
+        row[0].set_ylabel("CE change (nats/token)")
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=min(len(methods), 4 if width_in >= 12 else 3), fontsize=7,
-               frameon=False)
+    fig.legend(handles, names, loc="lower center", ncol=min(len(methods), 3), fontsize=8, frameon=False)
     fig.suptitle("Collateral damage on the other languages: lower is better\n(dotted: the 0.1 tolerance; English's "
                  f"is 0.05) {note}", fontsize=9)
-    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.tight_layout(rect=(0, 1.3 / (2.9 * rows + 1.6), 1, 1))
     return fig
 
 
@@ -151,7 +154,7 @@ def top16_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure:
     """The single-component edits (one per selection rule) vs the top-16 German-specific components, across
     budgets: how far German goes (left) and the worst damage elsewhere (right)."""
     df, note = _one_objective(summary, objective)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.8))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(NOTEBOOK_WIDTH_IN, 4.2))
     for m in (*SINGLE_SCALARS, "scalar_top16"):
         d = df[df["method"] == m].sort_values("budget")
         if d.empty:
@@ -168,13 +171,13 @@ def top16_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure:
     ax1.axhline(100, ls="--", color="grey", lw=1)
     ax1.axhline(80, ls=":", color="grey", lw=1)
     ax1.set_ylabel("German: % of the way to ln(vocab)")
-    ax1.set_title("German erased: higher is better (claim: 80%, dotted)", fontsize=9)
+    ax1.set_title("German erased: higher is better\n(claim: 80%, dotted)", fontsize=9)
     ax2.axhline(0, color="black", lw=0.5)
     ax2.axhline(0.1, ls=":", color="grey", lw=1)
     ax2.set_ylabel("worst CE change en/fr/es/it (nats/token)")
-    ax2.set_title("Worst collateral damage: lower is better (tolerance 0.1, dotted)", fontsize=9)
-    ax1.legend(fontsize=7)
-    fig.suptitle(f"One component (each selection rule) vs the top-16 German-specific components. {note}", fontsize=9)
+    ax2.set_title("Worst collateral damage: lower is better\n(tolerance 0.1, dotted)", fontsize=9)
+    ax1.legend(fontsize=8)
+    fig.suptitle(f"One component (each selection rule) vs the top-16 German-specific components.\n{note}", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -428,22 +428,23 @@ def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
 
     The CE axis starts just below the smallest value (not at 0, where a gap of a few tenths of a nat would be
     invisible) and every bar is labelled with its gap to the target; one shared legend sits under the panels."""
-    fig = Figure(figsize=(10, 4.6), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1.4, 1.5])  # the left panel's bar labels side by side, apart
+    fig = Figure(figsize=(NOTEBOOK_WIDTH_IN, 4.8), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1.75, 1.25])  # the left panel's bar labels side by side, apart
     kinds = list(metrics["ce_gap"])
     ce = [metrics["ce"][k] for k in kinds]
     target = metrics["ce"]["target"]
     bars = ax1.bar(kinds, ce, color="#4c72b0")
     line = ax1.axhline(target, color="black", ls="--", lw=1, label=f"target CE {target:.3f} nats/token")
-    ax1.bar_label(bars, [f"{metrics['ce_gap'][k]:+.2f}" for k in kinds], fontsize=FONT, padding=2)
+    ax1.bar_label(bars, [format_number(metrics['ce_gap'][k], "+.2f") for k in kinds], fontsize=FONT, padding=2)
     lo, hi = min(ce + [target]), max(ce + [target])
     span = max(hi - lo, 0.05)
     ax1.set_ylim(lo - 0.25 * span, hi + 0.3 * span)
     ax1.set_ylabel("held-out CE (nats/token)\n(axis does not start at 0)", fontsize=FONT)
     ax1.set_xlabel("mask (bar label: CE − target)", fontsize=FONT)
     ax1.tick_params(labelsize=FONT)
-    ax1.tick_params(axis="x", labelrotation=35)
-    ax1.set_title("CE under masks: close to the target = faithful", fontsize=FONT + 1)
+    for label in ax1.get_xticklabels():
+        label.set(rotation=40, ha="right", rotation_mode="anchor")
+    ax1.set_title("CE under masks:\nclose to the target = faithful", fontsize=FONT + 1)
     names = list(metrics["l0_frac_of_C"])
     short = [short_matrix_name(n) for n in names]
     ax2.bar(short, [metrics["l0_frac_of_C"][n] for n in names], color="#55a868")
@@ -451,8 +452,8 @@ def plot_faithfulness(metrics: Mapping[str, Any]) -> Figure:
     ax2.set_ylabel("L0 / C (share of components\nactive per token; lower = sparser)", fontsize=FONT)
     ax2.set_xlabel("matrix", fontsize=FONT)
     ax2.tick_params(labelsize=FONT)
-    ax2.tick_params(axis="x", labelrotation=60)
-    ax2.set_title("Sparsity: share of components active per token", fontsize=FONT + 1)
+    ax2.tick_params(axis="x", labelrotation=90)  # 14 matrices in a narrow panel: upright names would overlap
+    ax2.set_title("Sparsity: share of components\nactive per token", fontsize=FONT + 1)
     fig.legend(handles=[line, ten], loc="outside lower center", ncols=2, fontsize=FONT)
     return fig
 
