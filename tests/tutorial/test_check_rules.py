@@ -283,3 +283,35 @@ def test_the_never_fires_rule_is_reached_when_every_component_fires(stats):
     uniform_when_dead = RULES[[r[1] for r in RULES].index("all 0 for a component that never fires")][2]
     text = str(coding.check_language_profile(uniform_when_dead, busy))
     assert text.startswith("Not quite:") and "never fires" in text, text
+
+
+def test_an_input_changed_in_place_is_said_even_when_the_value_is_right():
+    """A function that writes into its input would alter its caller's tensor: the check says which input."""
+
+    def clamps_in_place(s, g, a):
+        return s.add_(a * torch.sign(g)).clamp_(0, 1)  # the right values, but s is overwritten
+
+    text = str(coding.check_pgd_step(clamps_in_place))
+    assert text.startswith("Not quite:") and "changed its input `" in text and "in place" in text, text
+
+
+def test_a_lower_precision_is_named_when_the_values_differ():
+    text = str(coding.check_stochastic_mask(lambda g, r: (g + (1 - g) * r).to(torch.float16) + 1e-3))
+    assert text.startswith("Not quite:") and "float16" in text and "float32" in text, text
+
+
+def test_an_edit_left_on_the_model_is_said_and_removed(tiny):
+    """A scan column computed right but with the edit left attached: the check says so (and removes it), so
+    later cells see the model as trained."""
+    model, direction, blocks = tiny
+    before = language_ce(model, blocks)
+
+    def leaves_the_edit(m, d, s, b):
+        base = language_ce(m, b)
+        ScalarEdit(m, [d], init=s).__enter__()  # never left: the hook stays on the matrix
+        after = language_ce(m, b)
+        return {lang: after[lang] - base[lang] for lang in b}
+
+    text = str(coding.check_scan_column(leaves_the_edit, model, direction, blocks))
+    assert text.startswith("Not quite:") and "the values are right" in text and "ScalarEdit" in text, text
+    assert language_ce(model, blocks) == before  # removed again

@@ -285,6 +285,12 @@ def compare_functions(
             shown = _inputs_at(case, arg_names, (), ())
             return not_quite(f"your function raised {type(e).__name__}: {e}{where}"
                              + (f" with {shown}." if shown and case_names is None else "."))
+        changed = [name for name, a, b in zip(arg_names, mine_args, case)
+                   if isinstance(a, Tensor) and isinstance(b, Tensor) and not torch.equal(a.detach(), b)]
+        if changed:
+            return not_quite(f"your function changed its input `{changed[0]}` in place{where}: whoever called it "
+                             "would find that tensor altered. Leave the inputs as they are and return a new tensor "
+                             "(an operation ending in `_`, or an assignment into the input, changes it in place).")
         ref_args = _prepare(case, grad_args)
         ref = reference(*ref_args)
         if mine is None or mine is Ellipsis:
@@ -314,7 +320,10 @@ def compare_functions(
             shown = _inputs_at(case, arg_names, tuple(ref.shape), index, elementwise)
             at = f"yours {yours}, expected {expected}" if ref.dim() == 0 else (
                 f"largest difference {size:.3g} at index {index}: yours {yours}, expected {expected}")
-            return not_quite(f"value: {at}{where}" + (f", for {shown}." if shown else ".")
+            kind = (f" Yours is a {str(mine.dtype).removeprefix('torch.')} tensor, the library's "
+                    f"{str(ref.dtype).removeprefix('torch.')}: a lower precision rounds the values."
+                    if mine.dtype != ref.dtype else "")
+            return not_quite(f"value: {at}{where}" + (f", for {shown}." if shown else ".") + kind
                              + _hint(student, cases, hints, atol, rtol))
         if grad_args:
             pending.append((k, case, where, mine, ref, mine_args, ref_args))
@@ -632,13 +641,18 @@ def _restoring(fn: Callable[..., Any], module: torch.nn.Module) -> Callable[...,
         try:
             return fn(*args)
         finally:
-            for key in set(module._forward_hooks) - hooks:
+            left = set(module._forward_hooks) - hooks
+            for key in left:
                 del module._forward_hooks[key]
+            changed = [name for name, p in module.named_parameters() if not torch.equal(p.detach(), weight[name])]
             with torch.no_grad():
                 for name, p in module.named_parameters():
                     p.copy_(weight[name])
+            if left or changed:
+                wrapped.leaked.append("a hook" if left else "a changed weight")
 
     wrapped.__wrapped__ = fn  # the stub is still recognised as not written yet
+    wrapped.leaked = []  # what a call left on the module (removed again), for the check's message
     return wrapped
 
 
@@ -651,11 +665,17 @@ def check_scan_column(fn: Callable[..., Any], model: torch.nn.Module, direction:
     module = dict(model.named_modules())[direction.module]
     student = _restoring(fn, module)
     cases = [(model, direction, float(s), blocks) for s in s_values]
-    return compare_functions(student, scan_column, cases, what="the edit-scan column",
-                             arg_names=("model", "direction", "s", "blocks"), atol=1e-4, rtol=1e-4,
-                             case_names=[f"s = {float(s):g}" for s in s_values],
-                             on_success="Each point of a dose-response curve is one such column: the same edit "
-                                        "measured on every language's text.")
+    check = compare_functions(student, scan_column, cases, what="the edit-scan column",
+                              arg_names=("model", "direction", "s", "blocks"), atol=1e-4, rtol=1e-4,
+                              case_names=[f"s = {float(s):g}" for s in s_values],
+                              on_success="Each point of a dose-response curve is one such column: the same edit "
+                                         "measured on every language's text.")
+    if student.leaked and check:
+        return not_quite(f"the values are right, but your function left the edit on the model ({student.leaked[0]} "
+                         f"on {direction.module}; removed again here). Measure the edited model inside "
+                         "`with ScalarEdit(model, [direction], init=s):`, which removes the edit when the block ends, "
+                         "so that later cells see the model as trained.")
+    return check
 
 
 # ---- notebook 05
