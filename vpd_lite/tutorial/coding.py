@@ -59,6 +59,11 @@ def _describe(x: Any) -> str:
     return f"{type(x).__name__} {x!r}"[:80]
 
 
+def _unchanged(a: Tensor, b: Tensor) -> bool:
+    """True when ``a`` holds exactly what ``b`` holds (same shape, dtype and entries; NaN equal to NaN)."""
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all())
+
+
 def _prepare(args: Sequence[Any], grad_args: Sequence[int]) -> list[Any]:
     """Fresh copies of the inputs (the student's function must not change the library's inputs), with
     ``requires_grad`` on the positions in ``grad_args``."""
@@ -286,7 +291,7 @@ def compare_functions(
             return not_quite(f"your function raised {type(e).__name__}: {e}{where}"
                              + (f" with {shown}." if shown and case_names is None else "."))
         changed = [name for name, a, b in zip(arg_names, mine_args, case)
-                   if isinstance(a, Tensor) and isinstance(b, Tensor) and not torch.equal(a.detach(), b)]
+                   if isinstance(a, Tensor) and isinstance(b, Tensor) and not _unchanged(a.detach(), b)]
         if changed:
             return not_quite(f"your function changed its input `{changed[0]}` in place{where}: whoever called it "
                              "would find that tensor altered. Leave the inputs as they are and return a new tensor "
