@@ -93,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                          "from the same step, bit-identically: give the settings and the number of processes it was "
                          "started with")
     args = ap.parse_args(argv)
-    try:
-        override_config(DecomposeConfig(), args.set)  # a bad --set is refused before any process starts work
+    try:  # a bad --set is refused before any process starts work
+        config = override_config(DecomposeConfig(steps=args.steps, batch_size=args.global_batch,
+                                                 seq_len=args.seq_len, seed=args.seed,
+                                                 checkpoint_every=args.checkpoint_every), args.set)
     except ValueError as err:
         ap.error(str(err))
     resolve_backend(args.backend)  # before any work: nccl without CUDA is refused here
@@ -114,11 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer = load_target()
     else:
         model, tokenizer = load_pretrained(args.model, args.tokenizer)
-    config = DecomposeConfig(steps=args.steps, batch_size=args.global_batch, seq_len=args.seq_len,
-                             seed=args.seed, checkpoint_every=args.checkpoint_every)
     if args.c_per_rank is not None:
         config.targets = default_targets(model, args.c_per_rank)
-    config = override_config(config, args.set)
     if args.resume:  # every rank checks the same folder, so every rank refuses alike
         check_resume(ap, args.out, config, None, torch.get_num_threads(),
                      "start every process with OMP_NUM_THREADS={n}")

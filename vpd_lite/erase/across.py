@@ -397,9 +397,14 @@ def split_runs(runs: Sequence[AcrossRun]) -> tuple[list[AcrossRun], list[AcrossR
     differs from the first run's). Only runs of one recipe are counted together in :func:`summary_line`."""
     ref = runs[0]
     variants = [r for r in runs if r.recipe != ref.recipe]
-    same_recipe = [r for r in runs if r.recipe == ref.recipe]
-    return ([r for r in same_recipe if r.target_fingerprint == ref.target_fingerprint],
-            [r for r in same_recipe if r.target_fingerprint != ref.target_fingerprint], variants)
+    same_target, other_targets = _by_target([r for r in runs if r.recipe == ref.recipe], ref.target_fingerprint)
+    return same_target, other_targets, variants
+
+
+def _by_target(runs: Sequence[AcrossRun], fingerprint: str) -> tuple[list[AcrossRun], list[AcrossRun]]:
+    """(the runs decomposing the target weights with ``fingerprint``, the others), each in the given order."""
+    return ([r for r in runs if r.target_fingerprint == fingerprint],
+            [r for r in runs if r.target_fingerprint != fingerprint])
 
 
 def summary_line(runs: Sequence[AcrossRun], which: str = "decompositions") -> str:
@@ -432,8 +437,7 @@ def answer_lines(runs: Sequence[AcrossRun]) -> list[str]:
         if len(group) == 1:
             lines.append(f"Recipe variant {variant_line(group[0])}.")
             continue
-        same_target = [r for r in group if r.target_fingerprint == runs[0].target_fingerprint]
-        other_target = [r for r in group if r.target_fingerprint != runs[0].target_fingerprint]
+        same_target, other_target = _by_target(group, runs[0].target_fingerprint)
         if same_target:
             lines.append(f"Recipe {recipe}, decompositions of the {runs[0].target} target: "
                          f"{summary_line(same_target)}.")
