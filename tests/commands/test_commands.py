@@ -140,7 +140,7 @@ BAD_INPUTS = [
     ("atlas", ["{no_meta}"], 2, "is not a decomposition folder"),
     ("atlas", ["--components", "v_proj61"], 2, "expected comma-separated ids like model.layers.0.mlp.down_proj:113"),
     ("atlas", ["--components", "model.layers.7.mlp.up_proj:3"], 2, "has no matrix"),
-    ("atlas", ["--out", "{truncated}"], 2, "already holds files"),
+    ("atlas", ["--out", "{truncated}"], 2, "already holds"),
     # the teacher's kit: a folder with files in it, a notebook the course does not have, an unknown exercise
     ("course", ["student-copy", "{truncated}"], 1, "already holds"),
     ("course", ["figures", "{truncated}"], 1, "already holds"),

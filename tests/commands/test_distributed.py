@@ -145,6 +145,10 @@ def test_a_killed_two_process_run_resumes_bit_identically(tiny_runs, tmp_path):
               for folder in (out, base / "two")]
     assert logged[0] == logged[1] and logged[0][-1]["step"] == 3  # the history continued too
     assert not (out / "training_state.pt").exists()
+    again = run_watched(_torchrun("-m", "vpd_lite.distributed", *args, "--out", str(out), "--backend", "gloo",
+                                  "--resume"), "a refused data-parallel resume", cwd=ROOT, env=_env())
+    said = [line for line in (again.stdout + again.stderr).splitlines() if "holds a finished decomposition" in line]
+    assert again.returncode != 0 and len(said) == 1, again.stdout[-1500:] + again.stderr[-1500:]  # every rank refuses, rank 0 alone says so
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ import pytest
 from tests import browser_env
 from tests.commands.cli_batch import run_case
 from vpd_lite.erase import atlas_pages
-from vpd_lite.erase.atlas import build_atlas, check_out_folder, page_name, parse_component_list
+from vpd_lite.erase.atlas import build_atlas, page_name, parse_component_list
+from vpd_lite.errors import UserError
 
 GERMAN = "model.layers.0.mlp.down_proj:113"
 SMALL = [GERMAN, "model.layers.0.mlp.down_proj:77", "model.layers.0.self_attn.q_proj:0",
@@ -110,8 +111,8 @@ def test_text_is_escaped():
 
 def test_a_folder_with_files_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="already holds files"):
-        check_out_folder(tmp_path)
+    with pytest.raises(UserError, match=r"already holds 1 file\(s\) \(notes.txt\)"):
+        build_atlas(tmp_path)
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -120,7 +121,7 @@ def test_a_folder_with_files_is_refused(tmp_path):
     (["--components", "v_proj61"], "expected comma-separated ids like model.layers.0.mlp.down_proj:113"),
     (["--components", "model.layers.9.mlp.up_proj:1"], "has no matrix 'model.layers.9.mlp.up_proj'"),
     (["--components", "model.layers.1.self_attn.v_proj:999"], "has components 0 to"),
-    (["--out", "{plain}"], "already holds files"),
+    (["--out", "{plain}"], "already holds"),
     (["--ablate", "some"], "neither a number >= 0 nor 'all'"),
 ])
 def test_bad_input_gets_one_clear_line(tmp_path, args, fragment):

@@ -10,6 +10,7 @@ from vpd_lite.method.checkpoint import (
     atomic_write_json,
     load_decomposition,
     load_training_state,
+    read_component_tensors,
     read_metadata,
     save_decomposition,
     target_fingerprint,
@@ -83,6 +84,15 @@ def test_refuses_missing_files(saved, tmp_path):
         load_decomposition(path, model)
 
 
+def test_the_factors_read_without_a_model_are_the_saved_ones(saved):
+    cm, _, path = saved
+    meta, tensors = read_component_tensors(path)
+    assert meta["module_names"] == cm.module_names
+    for n in cm.module_names:
+        assert torch.equal(tensors[f"comps.{n}.V"], cm.components[n].V.detach())
+        assert torch.equal(tensors[f"comps.{n}.U"], cm.components[n].U.detach())
+
+
 def test_refuses_corrupted_files(saved):
     _, model, path = saved
     blob = bytearray((path / "components.safetensors").read_bytes())
@@ -90,6 +100,8 @@ def test_refuses_corrupted_files(saved):
     (path / "components.safetensors").write_bytes(bytes(blob))
     with pytest.raises(ValueError, match="corrupted"):
         load_decomposition(path, model)
+    with pytest.raises(ValueError, match="corrupted"):
+        read_component_tensors(path)  # without a model too (the atlas reads other decompositions' factors so)
     (path / "decomposition.json").write_text('{"format_version": 1, "module_na')
     with pytest.raises(ValueError, match="corrupted"):
         load_decomposition(path, model)

@@ -17,12 +17,12 @@ from vpd_lite.erase.atlas import (
     DEFAULT_HARVEST_BLOCKS,
     build_atlas,
     check_components,
-    check_out_folder,
     parse_component_list,
     site_size,
 )
 from vpd_lite.models.hub import quiet_model_loading
-from vpd_lite.models.paths import decomposition_dir
+from vpd_lite.errors import UserError
+from vpd_lite.models.paths import decomposition_dir, new_or_empty_folder
 
 
 def _ablate(text: str) -> int | None:
@@ -75,8 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error(f"--components: {err}")
     out = args.out or default_run_dir("atlas")
     try:
-        check_out_folder(out)
-    except ValueError as err:
+        new_or_empty_folder(out)
+    except UserError as err:
         ap.error(f"--out: {err}")
     quiet_model_loading()
     t0 = time.perf_counter()

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vpd_lite.commands import cli
-from vpd_lite.tutorial.course_kit import notebook_exercises, require_empty_folder, reset_notebook, write_student_copy
+from vpd_lite.models import paths
+from vpd_lite.tutorial.course_kit import notebook_exercises, reset_notebook, write_student_copy
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"reset one with: python -m vpd_lite.course reset {args.dir / written[0].name} --exercise 1")
         return 0
     if args.cmd == "figures":
-        require_empty_folder(args.dir)  # refused at once, before loading the drawing libraries
+        paths.new_or_empty_folder(args.dir)  # refused at once, before loading the drawing libraries
         from vpd_lite.tutorial.slide_figures import SLIDE_PX, write_slide_figures  # matplotlib, torch: only here
 
         written, skipped, index = write_slide_figures(args.dir)

@@ -25,6 +25,7 @@ from vpd_lite.commands.cli import (
     positive_int,
 )
 from vpd_lite.method.checkpoint import (
+    META_FILE,
     METRICS_FILE,
     STATE_FILE,
     load_training_state,
@@ -142,8 +143,8 @@ def check_resume(ap, out: str | None, config: DecomposeConfig, capability: str |
         ap.error("--resume needs --out naming the folder of the unfinished run")
     folder = Path(out)
     if not (folder / STATE_FILE).is_file():
-        if (folder / METRICS_FILE).is_file():
-            ap.error(f"--resume: {out} holds a finished decomposition (its metrics are written): nothing to "
+        if (folder / META_FILE).is_file():
+            ap.error(f"--resume: {out} holds a finished decomposition (and no training state): nothing to "
                      "resume; start a new run with another --out")
         ap.error(f"--resume: {out} holds no unfinished run (no training_state.pt)")
     recorded = _recorded_capability(folder)

@@ -4,6 +4,8 @@ group start-up (``resolve_backend``, ``init_from_env``) and the command.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 
@@ -118,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer = load_pretrained(args.model, args.tokenizer)
     if args.c_per_rank is not None:
         config.targets = default_targets(model, args.c_per_rank)
-    if args.resume:  # every rank checks the same folder, so every rank refuses alike
-        check_resume(ap, args.out, config, None, torch.get_num_threads(),
-                     "start every process with OMP_NUM_THREADS={n}")
+    if args.resume:  # every rank checks the same folder and refuses alike; rank 0 alone says so
+        with contextlib.nullcontext() if shard.rank == 0 else contextlib.redirect_stderr(io.StringIO()):
+            check_resume(ap, args.out, config, None, torch.get_num_threads(),
+                         "start every process with OMP_NUM_THREADS={n}")
     config.checkpoint_dir = str(args.out)
     batches = corpus.train_batches(tokenizer, corpus.load_corpus(), seq_len=config.seq_len,
                                    batch_size=config.batch_size, seed=config.seed)

@@ -34,7 +34,7 @@ from vpd_lite.interpret.harvest import load_or_harvest, model_seq_len
 from vpd_lite.interpret.ids import ComponentId, component_key, parse_component_id
 from vpd_lite.interpret.labels import ComponentLabel, label_components
 from vpd_lite.interpret.statistics import ComponentStats, live_components
-from vpd_lite.method.checkpoint import load_decomposition, read_metadata
+from vpd_lite.method.checkpoint import load_decomposition, read_component_tensors, read_metadata
 from vpd_lite.method.devices import torch_threads
 from vpd_lite.models import paths
 from vpd_lite.models.corpus import lang_token_blocks, load_corpus
@@ -243,13 +243,12 @@ def _kept_runs() -> list[dict[str, Any]]:
 
 
 def _factors(folder: Path) -> SimpleNamespace:
-    """The V and U of every matrix of a decomposition folder, without a model (read from its safetensors file)."""
-    meta = read_metadata(folder)
-    comps = {}
-    with safe_open(str(folder / meta.get("tensors_file", "components.safetensors")), framework="pt") as f:
-        for m in meta["module_names"]:
-            comps[m] = SimpleNamespace(V=f.get_tensor(f"comps.{m}.V").float(), U=f.get_tensor(f"comps.{m}.U").float())
-    return SimpleNamespace(components=comps)
+    """The V and U of every matrix of a decomposition folder, without a model, checked against the sha256 in
+    its metadata (:func:`vpd_lite.method.checkpoint.read_component_tensors`, which raises for a corrupted file)."""
+    meta, tensors = read_component_tensors(folder)
+    return SimpleNamespace(components={m: SimpleNamespace(V=tensors[f"comps.{m}.V"].float(),
+                                                          U=tensors[f"comps.{m}.U"].float())
+                                       for m in meta["module_names"]})
 
 
 def nearest_in_others(decomposition: Path, directions: Sequence[Direction]) -> tuple[dict[str, list], str]:
@@ -456,23 +455,12 @@ def plotly_bundle() -> Path:
     return path
 
 
-def check_out_folder(out: str | Path) -> Path:
-    """``out`` when it is a new or empty folder; raises ``ValueError`` (one line) when it is a file or holds files."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file; --out names a folder")
-    if out.is_dir() and any(out.iterdir()):
-        raise ValueError(f"{out} already holds files; name a new or empty folder (delete an old atlas there to "
-                         "rebuild it)")
-    return out
-
-
 def write_site(data: AtlasData, out: str | Path) -> list[Path]:
     """Write the site of ``data`` into ``out`` (a new or empty folder, created): ``index.html``, ``atlas.css``,
     ``atlas.js``, ``plotly.min.js`` and ``components/<page_name>`` per component. Returns the files written.
 
-    Raises ``ValueError`` for a folder that holds files (see :func:`check_out_folder`)."""
-    out = check_out_folder(out)
+    Raises ``UserError`` for a folder that holds files (:func:`vpd_lite.models.paths.new_or_empty_folder`)."""
+    out = paths.new_or_empty_folder(out)
     (out / "components").mkdir(parents=True, exist_ok=True)
     written = []
 
@@ -497,7 +485,7 @@ def build_atlas(out: str | Path, decomposition: str | Path | None = None,
                 progress: bool = False) -> tuple[AtlasData, list[Path]]:
     """:func:`gather` then :func:`write_site` into ``out``: (data, files written). Checks ``out`` and the component
     ids before any work. Raises what those two raise."""
-    check_out_folder(out)
+    paths.new_or_empty_folder(out)
     folder = Path(decomposition) if decomposition is not None else paths.decomposition_dir()
     if components is not None:
         check_components(folder, components)

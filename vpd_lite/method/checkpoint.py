@@ -220,13 +220,7 @@ def load_decomposition(path: str | Path, model: nn.Module, adapter: ModelAdapter
     weights do not match the fingerprint the decomposition was made on). The result's ``metadata`` attribute
     holds the parsed JSON (config included)."""
     path = Path(path)
-    meta = read_metadata(path)
-    tensors_path = path / meta.get("tensors_file", TENSORS_FILE)
-    if not tensors_path.is_file():
-        raise FileNotFoundError(f"{tensors_path} is missing")
-    blob = tensors_path.read_bytes()
-    if hashlib.sha256(blob).hexdigest() != meta["tensors_sha256"]:
-        raise ValueError(f"{tensors_path} is corrupted: its sha256 does not match the one in {META_FILE}")
+    meta, tensors = read_component_tensors(path)
     names = list(meta["module_names"])
     check_fits_target(path, meta, model)
     cm = ComponentModel(
@@ -238,13 +232,30 @@ def load_decomposition(path: str | Path, model: nn.Module, adapter: ModelAdapter
         adapter=adapter,
         **{k: int(v) for k, v in (meta.get("ci_global") or {}).items()},
     )
+    copy_component_tensors(cm, tensors, str(path / meta.get("tensors_file", TENSORS_FILE)))
+    cm.metadata = meta
+    return cm
+
+
+def read_component_tensors(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of the decomposition folder ``path``, without a model: every saved tensor by its name
+    (``comps.<module>.V`` of shape (d_in, C), ``comps.<module>.U`` of shape (C, d_out), the CI function's
+    parameters), read only after the file's sha256 matched the one in its metadata.
+
+    Raises FileNotFoundError (missing folder or file) and ValueError (corrupted file)."""
+    path = Path(path)
+    meta = read_metadata(path)
+    tensors_path = path / meta.get("tensors_file", TENSORS_FILE)
+    if not tensors_path.is_file():
+        raise FileNotFoundError(f"{tensors_path} is missing")
+    blob = tensors_path.read_bytes()
+    if hashlib.sha256(blob).hexdigest() != meta["tensors_sha256"]:
+        raise ValueError(f"{tensors_path} is corrupted: its sha256 does not match the one in {META_FILE}")
     try:
         tensors = st_load(blob)
     except Exception as e:  # safetensors raises its own error types
         raise ValueError(f"{tensors_path} is corrupted: {e}") from e
-    copy_component_tensors(cm, tensors, str(tensors_path))
-    cm.metadata = meta
-    return cm
+    return meta, tensors
 
 
 def copy_component_tensors(cm: ComponentModel, tensors: Mapping[str, torch.Tensor], where: str) -> None:

@@ -134,3 +134,21 @@ def labels_path() -> Path:
 def results_dir() -> Path:
     """``results/`` of the clone: the shipped tables and figures (written only when a command is told to)."""
     return REPO_ROOT / "results"
+
+
+def new_or_empty_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` as a Path when it does not exist yet or is an empty folder (not created here).
+
+    Every command that writes a set of files into a folder it is given (the atlas, the student copy, the slide
+    figures) refuses any other, before any work. Raises ``UserError`` (one line) for a file, or for a folder that
+    holds files, naming up to three of them."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; name a new or empty folder")
+    if folder.is_dir():
+        held = sorted(p.name for p in folder.iterdir())
+        if held:
+            shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+            raise UserError(f"{folder} already holds {len(held)} file(s) ({shown}); name a new or empty folder, "
+                            "so that no one's work is overwritten")
+    return folder

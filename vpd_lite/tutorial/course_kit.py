@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 
 from vpd_lite.errors import UserError
+from vpd_lite.models import paths
 from vpd_lite.models.paths import REPO_ROOT, REPO_URL
 
 #: Where ``pip install .`` puts the copy of ``notebooks/`` (see ``setup.py``).
@@ -115,24 +116,9 @@ def student_notebook(nb):
     return nb
 
 
-def require_empty_folder(folder: str | Path) -> Path:
-    """``folder`` as a Path when it is a new or empty folder; otherwise a ``UserError`` saying what it holds (the
-    teacher's kit never writes into a folder that holds files, so that no one's work is overwritten)."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder} is a file; name a new or empty folder")
-    if folder.is_dir():
-        others = sorted(p.name for p in folder.iterdir())
-        if others:
-            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-            raise UserError(f"{folder} already holds {len(others)} file(s) ({shown}); name a new or empty folder, "
-                            "so that no one's work is overwritten")
-    return folder
-
-
 def write_student_copy(folder: str | Path) -> list[Path]:
     """Write every notebook's student copy into ``folder`` (created if missing; refused unless empty)."""
-    folder = require_empty_folder(folder)
+    folder = paths.new_or_empty_folder(folder)
     sources = course_notebooks()
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -34,7 +34,6 @@ from vpd_lite.erase.figures import (
 from vpd_lite.method.config import DecomposeConfig
 from vpd_lite.models import paths
 from vpd_lite.tutorial import ci_designs, plots, targeted
-from vpd_lite.tutorial.course_kit import require_empty_folder
 
 #: A slide's size in pixels (16:9) and the resolution the PNGs are written at: 13.33 x 7.5 inches.
 SLIDE_PX = (2000, 1125)
@@ -247,7 +246,7 @@ def write_slide_figures(folder: str | os.PathLike, results: str | os.PathLike | 
     tables (default ``results/`` of the clone); a figure whose tables are not there is skipped.
 
     Returns (the PNGs written, one line per figure skipped saying which and why, the index page's path)."""
-    folder = require_empty_folder(folder)
+    folder = paths.new_or_empty_folder(folder)
     results = Path(results) if results is not None else paths.results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     written, skipped, entries = [], [], []
