@@ -32,10 +32,7 @@ from matplotlib.figure import Figure
 
 from vpd_lite.erase.protocol import PRIMARY_OBJECTIVE
 from vpd_lite.method.checkpoint import atomic_write_bytes
-from vpd_lite.models.corpus import LANG_NAMES
-
-#: One colour per language, shared by these figures, the edit explorer and ``vpd_lite.tutorial.edit_plots``.
-LANG_COLORS = {"de": "#c0392b", "en": "#2c7fb8", "fr": "#7b3294", "es": "#e69f00", "it": "#1a9850"}
+from vpd_lite.models.corpus import LANG_COLOURS, LANG_NAMES
 
 #: Widest matplotlib figure (inches) the notebooks show: JupyterLab's output area in a 1280 px window is 848 px
 #: wide (measured by the browser test), and a figure of this width at the inline backend's 100 dpi, plus the
@@ -201,7 +198,7 @@ def dose_response_figure(curve: pd.DataFrame, component: str, target: str = "de"
         ax.axvspan(*s_range, color="#2ca02c", alpha=0.08, lw=0, label="admissible s")
     for lang in langs:
         ax.plot(curve["s"], curve[f"d_{lang}"], "-o", ms=2.5, lw=2.5 if lang == target else 1.2,
-                color=LANG_COLORS.get(lang, "#555555"), label=LANG_NAMES.get(lang, lang))
+                color=LANG_COLOURS.get(lang, "#555555"), label=LANG_NAMES.get(lang, lang))
     if goal is not None:
         ax.axhline(goal, ls="--", color="black", lw=1, label=f"{LANG_NAMES.get(target, target)} at ln(vocab)")
     ax.axhline(0.1, ls=":", color="#888888", lw=1, label="tolerance 0.1")
@@ -393,14 +390,14 @@ def curves_figure(curves: pd.DataFrame, runs: pd.DataFrame, cols: int = 3) -> Fi
         r = runs[runs["run"] == name].iloc[0]
         ax.axvspan(float(c["s_lo"].iloc[0]), float(c["s_hi"].iloc[0]), color="#2ca02c", alpha=0.12, lw=0)
         for lang in langs:
-            ax.plot(c["s"], c[f"d_{lang}"], lw=2.4 if lang == "de" else 1.0, color=LANG_COLORS.get(lang, "#555555"),
+            ax.plot(c["s"], c[f"d_{lang}"], lw=2.4 if lang == "de" else 1.0, color=LANG_COLOURS.get(lang, "#555555"),
                     label=LANG_NAMES.get(lang, lang))
         if {"ln_v", "ce_de"} <= set(c.columns) and c["ln_v"].notna().all():
             base = float(c.loc[(c["s"] - 1).abs().idxmin(), "ce_de"]) - float(c.loc[(c["s"] - 1).abs().idxmin(), "d_de"])
             ax.axhline(float(c["ln_v"].iloc[0]) - base, ls="--", color="black", lw=0.8,
                        label="German at ln V" if i == 0 else None)
         ax.axhline(0.1, ls=":", color="#888888", lw=0.8, label="tolerance 0.1" if i == 0 else None)
-        ax.axhline(0.05, ls=":", color=LANG_COLORS.get("en", "#2c7fb8"), lw=0.8,
+        ax.axhline(0.05, ls=":", color=LANG_COLOURS["en"], lw=0.8,
                    label="English tolerance 0.05" if i == 0 else None)
         short = str(r["component"]).replace("model.layers.", "L").replace("self_attn.", "").replace("mlp.", "")
         ax.set_title(f"{name}: {short}\n{r['way_mean']:.0%} of the way, {int(r['seeds_meeting'])}/"

@@ -308,7 +308,7 @@ def heldout_split(tokenizer, corpus: Mapping[str, datasets.DatasetDict], lang: s
 
 LANG_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian"}
 
-#: One colour per language, shared by notebook 02's figures and the component atlas.
+#: One colour per language, shared by every figure of the course, the results and the component atlas.
 LANG_COLOURS = {"en": "#4c72b0", "de": "#dd8452", "fr": "#55a868", "es": "#c44e52", "it": "#8172b3"}
 
 

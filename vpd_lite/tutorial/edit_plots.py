@@ -40,7 +40,7 @@ from plotly.subplots import make_subplots
 
 from vpd_lite.erase.figures import (  # noqa: F401  (the PNG figures: drawn in the erase layer, named here too)
     HIGHLIGHT_COLORS,
-    LANG_COLORS,
+    LANG_COLOURS,
     METHOD_NAMES,
     curve_langs,
     dose_response_figure,
@@ -221,7 +221,7 @@ def dose_response_plot(curve: pd.DataFrame, component: str, target: str | None =
         for lang in langs:
             fig.add_scatter(x=curve["s"], y=curve[f"d_{lang}"], mode="lines+markers",
                             name=LANG_NAMES.get(lang, lang), legendgroup=lang, showlegend=row == 1,
-                            line={"color": LANG_COLORS.get(lang, "#555555"), "width": 3 if lang == target else 1.5},
+                            line={"color": LANG_COLOURS.get(lang, "#555555"), "width": 3 if lang == target else 1.5},
                             marker={"size": 4}, row=row, col=1,
                             hovertemplate=f"{lang}: " + "s = %{x:g}: ΔCE %{y:+.3f}<extra></extra>")
         if s_range is not None:  # after the curves: plotly leaves shapes off a subplot that has no data yet
@@ -239,7 +239,7 @@ def dose_response_plot(curve: pd.DataFrame, component: str, target: str | None =
                       annotation_text=f"{LANG_NAMES.get(target, target or '')} at ln(vocab)",
                       annotation_position="top right", row=1, col=1)
     if zoom:
-        fig.add_hline(y=0.05, line_dash="dot", line_color="#2c7fb8", annotation_text="English tolerance 0.05",
+        fig.add_hline(y=0.05, line_dash="dot", line_color=LANG_COLOURS["en"], annotation_text="English tolerance 0.05",
                       annotation_position="top right", row=2, col=1)
         fig.update_yaxes(range=[-ZOOM_BELOW, ZOOM_MAX], title_text="ΔCE (zoomed)", row=2, col=1)
     fig.update_yaxes(title_text="ΔCE (nats/token, training text)", row=1, col=1)

@@ -34,7 +34,7 @@ from vpd_lite.erase.edits import (
     component_directions,
     uniform_level,
 )
-from vpd_lite.erase.figures import LANG_COLORS
+from vpd_lite.models.corpus import LANG_COLOURS
 from vpd_lite.interpret.ids import ComponentId, component_key
 from vpd_lite.method.components import position_limit
 from vpd_lite.method.cross_entropy import language_ce
@@ -118,7 +118,7 @@ def explorer_figure(component: str, s: float, ce: Mapping[str, float], base_ce: 
     fig.add_bar(x=langs, y=[base_ce[lang] for lang in langs], name="s = 1 (original)", marker_color="#bbbbbb",
                 hovertemplate="%{x}: %{y:.3f} nats/token<extra>s = 1</extra>", row=1, col=1)
     fig.add_bar(x=langs, y=[ce[lang] for lang in langs], name=f"s = {s:.2f} (coloured bars)",
-                marker_color=[LANG_COLORS.get(lang, "#555555") for lang in langs],
+                marker_color=[LANG_COLOURS.get(lang, "#555555") for lang in langs],
                 hovertemplate="%{x}: %{y:.3f} nats/token<extra>s = " + f"{s:.2f}</extra>", row=1, col=1)
     fig.add_hline(y=uniform, line_dash="dash", line_color="black", row=1, col=1,
                   annotation_text="ln(vocab): knows nothing", annotation_position="top left")
@@ -126,12 +126,12 @@ def explorer_figure(component: str, s: float, ce: Mapping[str, float], base_ce: 
     if curve is not None:
         grid = list(grid if grid is not None else CURVE_GRID)
         for lang in langs:
-            color = LANG_COLORS.get(lang, "#555555")
+            color = LANG_COLOURS.get(lang, "#555555")
             fig.add_scatter(x=grid, y=list(curve[lang]), mode="lines", name=lang, line_color=color,
                             legendgroup=lang, showlegend=True, row=2, col=1,
                             hovertemplate=f"{lang}: " + "s = %{x}: %{y:.3f} nats/token<extra></extra>")
         fig.add_scatter(x=[s] * len(langs), y=[ce[lang] for lang in langs], mode="markers", name="this s",
-                        marker={"color": [LANG_COLORS.get(lang, "#555555") for lang in langs], "size": 9,
+                        marker={"color": [LANG_COLOURS.get(lang, "#555555") for lang in langs], "size": 9,
                                 "line": {"color": "black", "width": 1}}, showlegend=False, row=2, col=1,
                         hovertemplate="%{y:.3f} nats/token<extra>this s</extra>")
         fig.add_vline(x=s, line_dash="dot", line_color="black", row=2, col=1)
