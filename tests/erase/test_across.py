@@ -1,6 +1,7 @@
 """The study across decompositions: the similarity maths on hand-made components, the counting, and the command
 end to end on two tiny decompositions of one random-init target."""
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -96,7 +97,6 @@ def test_summary_line_counts_every_snippet_and_the_mean_separately():
 
 
 def test_recipe_of_names_what_differs_from_the_shipped_recipe():
-    import dataclasses
     import json
 
     shipped = json.loads(json.dumps(dataclasses.asdict(DecomposeConfig())))
@@ -107,6 +107,27 @@ def test_recipe_of_names_what_differs_from_the_shipped_recipe():
     assert recipe_of({k: v for k, v in shipped.items() if k != "use_delta"}) == "shipped"
     faster = shipped | {"use_delta": False, "ci_hidden": 32, "adversarial_routing": "subset"}
     assert recipe_of(faster) == "adversarial_routing=subset, ci_hidden=32, use_delta=False"
+
+
+def test_a_kept_run_reads_its_recipe_against_the_shipped_recipe_of_today(tmp_path, monkeypatch):
+    """A kept run stores its decomposition's config, not only the label of the day it was measured: when the
+    shipped recipe changes (here the default CI function), the label read back follows."""
+    import json
+
+    from vpd_lite.erase import across
+
+    run = _run("old", "shipped", [True] * 3, True)
+    run.decomposition_config = json.loads(json.dumps(dataclasses.asdict(DecomposeConfig(ci_type="shared_mlp"))))
+    run.recipe, run.curve = recipe_of(run.decomposition_config), pd.DataFrame({"s": [0.0], "d_de": [0.0]})
+    run.save(tmp_path / "kept", "key", {"m": torch.arange(2)})
+    assert AcrossRun.load(tmp_path / "kept", "key")[0].recipe == run.recipe != "shipped"
+    shipped_then = lambda **kw: DecomposeConfig(**{"ci_type": "shared_mlp", **kw})  # noqa: E731
+    monkeypatch.setattr(across, "DecomposeConfig", shipped_then)  # the day the per-matrix CI was the default
+    assert AcrossRun.load(tmp_path / "kept", "key")[0].recipe == "shipped"
+    record = json.loads((tmp_path / "kept" / "run.json").read_text())
+    del record["decomposition_config"]  # kept before configs were stored: the label it was saved with
+    (tmp_path / "kept" / "run.json").write_text(json.dumps(record))
+    assert AcrossRun.load(tmp_path / "kept", "key")[0].recipe == run.recipe
 
 
 def test_recipe_variants_are_reported_apart_and_not_counted_with_the_decompositions():

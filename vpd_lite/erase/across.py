@@ -77,7 +77,9 @@ class AcrossRun:
     ``quality``: the decomposition's held-out ``metrics.json`` figures; ``seconds``: the protocol's wall-clock time; ``target_fingerprint``: the decomposition's record of
     its target (runs with equal fingerprints share a basis and their components can be compared); ``recipe``:
     how the decomposition's training settings differ from the shipped recipe (:func:`recipe_of`);
-    ``without_decomposition``: the run was reused from kept measurements without its decomposition at hand (the
+    ``decomposition_config``: the decomposition's recorded config (``decomposition.json``'s ``config``), kept
+    with the run so that its recipe is computed against the shipped recipe of the day it is read, not of the
+    day it was measured; ``without_decomposition``: the run was reused from kept measurements without its decomposition at hand (the
     study command sets it), so it takes no part in comparisons that need the whole decomposition."""
 
     name: str
@@ -92,6 +94,7 @@ class AcrossRun:
     seconds: float = float("nan")  # how long the protocol took on this run (wall clock)
     target_fingerprint: str = ""  # which target weights were decomposed: runs compare components only when equal
     recipe: str = "shipped"  # the decomposition's settings against the shipped recipe (recipe_of)
+    decomposition_config: dict[str, Any] | None = None  # its recorded config: the recipe is computed from it anew
     without_decomposition: bool = False  # reused from kept measurements, its decomposition not at hand (not saved)
 
     @property
@@ -115,7 +118,7 @@ class AcrossRun:
         record = {"key": key, "name": self.name, "target": self.target, "decomposition_seed": self.decomposition_seed,
                   "module": self.direction.module, "c": self.direction.c, "claim": claim, "edge": self.edge,
                   "quality": self.quality, "seconds": self.seconds, "target_fingerprint": self.target_fingerprint,
-                  "recipe": self.recipe, "settings": settings}
+                  "recipe": self.recipe, "decomposition_config": self.decomposition_config, "settings": settings}
         atomic_write_json(folder / "run.json", record)  # last: its presence says the folder is complete
 
     @staticmethod
@@ -131,8 +134,9 @@ class AcrossRun:
     def load(cls, folder: str | Path, key: str | None) -> tuple["AcrossRun", dict[str, Tensor]] | None:
         """(run, live) saved by :meth:`save` with the same ``key`` (``None``: whatever key it was saved with, for
         kept measurements whose decomposition is not at hand; the caller then checks :meth:`settings_of`), or
-        None (nothing saved, another key, or an unreadable file: the caller then runs the protocol again). A
-        record without a recipe reads as ``"unknown"``."""
+        None (nothing saved, another key, or an unreadable file: the caller then runs the protocol again). The
+        recipe is :func:`recipe_of` the recorded decomposition config; a record kept without one reads as the
+        recipe label it was saved with (measured against the shipped recipe of that day), or ``"unknown"``."""
         folder = Path(folder)
         try:
             record = json.loads((folder / "run.json").read_text())
@@ -144,7 +148,9 @@ class AcrossRun:
             run = cls(record["name"], record["target"], record["decomposition_seed"], d,
                       pd.read_csv(folder / "per_seed.csv"), record["claim"], record["edge"],
                       pd.read_csv(folder / "curve.csv"), record["quality"], float(record["seconds"]),
-                      record["target_fingerprint"], record.get("recipe", "unknown"))
+                      record["target_fingerprint"], record.get("recipe", "unknown"), record.get("decomposition_config"))
+            if run.decomposition_config is not None:
+                run.recipe = recipe_of(run.decomposition_config)
         except Exception:  # noqa: BLE001 - any unreadable part (also a corrupt tensors file): measure again
             return None
         return run, live

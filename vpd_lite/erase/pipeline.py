@@ -242,7 +242,7 @@ def run_study(specs: list[tuple[str, Path]], config: EraseConfig, out: Path, pro
                              meta.get("config", {}).get("seed"), decomposition_quality(arte.decomposition),
                              meta["target_fingerprint"], progress=progress)
             live = live_by_module(stats)
-            run.seconds, run.recipe = time.perf_counter() - t0, recipe
+            run.seconds, run.recipe, run.decomposition_config = time.perf_counter() - t0, recipe, meta.get("config")
             run.save(saved, key, live, settings_string(config))
             how = f"statistics: {how}"
         run.recipe = recipe
