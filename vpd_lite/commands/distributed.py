@@ -28,7 +28,7 @@ from vpd_lite.method.devices import DeviceUnavailableError, no_cuda_reason
 from vpd_lite.method.sharding import Shard
 from vpd_lite.models import corpus
 from vpd_lite.models.architectures import default_targets
-from vpd_lite.models.hub import load_pretrained, model_source
+from vpd_lite.models.hub import load_pretrained, model_source, quiet_model_loading
 from vpd_lite.models.target import load_target
 
 
@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out = str(default_run_dir("distributed"))
 
     shard = init_from_env(args.backend)
+    quiet_model_loading()  # one bar per rank would be noise
     if args.model is None:
         model, tokenizer = load_target()
     else:

@@ -21,6 +21,7 @@ from vpd_lite.erase.rebuild import Artefacts, rebuild_artefacts
 from vpd_lite.method.devices import available_cores, torch_threads
 from vpd_lite.method.resumable import TrainingInterrupted
 from vpd_lite.models import paths
+from vpd_lite.models.hub import quiet_model_loading
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             given.check_target()  # a decomposition of other weights: refused before any work
     out = Path(args.out) if args.out else default_run_dir("reproduce")
     command = "python -m vpd_lite.reproduce " + " ".join(sys.argv[1:] if argv is None else argv)
+    quiet_model_loading()
     t0 = time.time()
     with torch_threads(args.threads):
         if args.from_scratch:
