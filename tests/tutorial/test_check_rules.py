@@ -112,6 +112,11 @@ RULES = [
      ["gradient with respect to r"]),
     ("check_leaky_gradient", "G at z = 0 (0 ≤ z)", lambda z, G, a: _leaky(z, G, a, lo_inclusive=False),
      ["z = 0"]),
+    ("check_leaky_gradient", "G at z = 0 whatever the sign of G (the leak only below 0)",
+     lambda z, G, a: torch.where((z <= 0) & (G < 0), a * G, G * (z >= 0) * (z <= 1)), ["z = 0, grad_out = -1"]),
+    ("check_leaky_gradient", "G at z = 1 whatever the sign of G",
+     lambda z, G, a: G * (z >= 0) * ((z < 1) | (G < 0)) + torch.where(z < 0, a * G * (G < 0), 0 * G),
+     ["z = 1, grad_out = 2"]),
     ("check_leaky_gradient", "G at z = 1 (z ≤ 1)", lambda z, G, a: _leaky(z, G, a, hi_inclusive=False),
      ["z = 1"]),
     ("check_leaky_gradient", "0 above 1", lambda z, G, a: _leaky(z, G, a, zero_above=False), ["z = 1.5"]),
@@ -315,3 +320,65 @@ def test_an_edit_left_on_the_model_is_said_and_removed(tiny):
     text = str(coding.check_scan_column(leaves_the_edit, model, direction, blocks))
     assert text.startswith("Not quite:") and "the values are right" in text and "ScalarEdit" in text, text
     assert language_ce(model, blocks) == before  # removed again
+
+
+def _profile_popping_english(profile):
+    """Right rules, but it takes English out of the caller's dict (``pop``) before rules 4 to 6."""
+    others = profile
+    english = others.pop("en", 1.0)
+    return library_categorize({"en": english, **others})
+
+
+def _profile_through_a_view(stats, cid):
+    """Right shares, computed by dividing a view of ``stats``' firing counts in place."""
+    module, c = cid
+    rate = stats.fire_counts[module][:, c]
+    for i, lang in enumerate(stats.langs):
+        rate[i] /= max(int(stats.tokens_per_lang[lang]), 1)
+    total = float(rate.sum())
+    return {lang: (float(r) / total if total > 0 else 0.0) for lang, r in zip(stats.langs, rate)}
+
+
+def _scan_scaling_u(model, direction, s, blocks):
+    direction.u.mul_(s)  # scales the component instead of editing with s, in place
+    return _scan(model, direction, 1.0, blocks, init=lambda _: 2.0)
+
+
+def _edit_in_place(W, u, v, s):
+    W += (s - 1) * torch.outer(u, v)
+    return W
+
+
+# (exercise, an answer that changes one of its inputs in place, the input's name in the message or None when torch
+# refuses the change itself)
+IN_PLACE_ANSWERS = [
+    ("check_categorize", _profile_popping_english, "profile"),
+    ("check_language_profile", _profile_through_a_view, "stats"),
+    ("check_scan_column", _scan_scaling_u, "direction"),
+    ("check_scalar_edit", _edit_in_place, None),
+    ("check_stochastic_mask", lambda g, r: r.mul_(1 - g).add_(g), None),
+]
+
+
+@pytest.mark.parametrize("check_name, fn, name", IN_PLACE_ANSWERS, ids=[a[0][6:] for a in IN_PLACE_ANSWERS])
+def test_an_input_changed_in_place_is_named_and_the_callers_object_is_untouched(check_name, fn, name, stats, tiny):
+    """Whatever the input (a dict, the statistics, a component's direction, a tensor that needs its gradient), an
+    answer that changes it in place is told so, with the test input; the notebook's own objects stay as they were,
+    so that later cells and a second try see them unchanged."""
+    import copy
+
+    before = copy.deepcopy((stats, tiny[1], tiny[2]))
+    text = str(run(check_name, fn, stats, tiny))
+    assert text.startswith("Not quite:") and "in place" in text and "expected" not in text, text
+    if name is not None:
+        assert f"input `{name}` in place" in text, text
+    else:
+        assert "torch refused it" in text and " with " in text, text  # the test input is shown
+    assert coding._same(stats, before[0]) and coding._same(tiny[1], before[1]) and coding._same(tiny[2], before[2])
+
+
+def test_a_result_of_another_type_is_described_on_one_line():
+    import numpy as np
+
+    text = str(coding.check_leaky_gradient(lambda z, G, a: (G * (z >= 0) * (z <= 1)).numpy()))
+    assert "numpy ndarray of shape (12,)" in text and "\n" not in text, text

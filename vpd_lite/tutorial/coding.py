@@ -32,6 +32,7 @@ column), ``# ---- notebook 05`` (the remainder's mask in a targeted decompositio
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -52,11 +53,21 @@ from vpd_lite.tutorial.exercises import Check, correct, not_quite
 
 
 def _describe(x: Any) -> str:
+    """What a value is, on one line of at most about 80 characters: "a tensor of shape (3,)", "a dict with keys
+    [...]", "a numpy ndarray of shape (10,)", "float 0.5"."""
     if isinstance(x, Tensor):
         return f"a tensor of shape {tuple(x.shape)}"
     if isinstance(x, Mapping):
-        return f"a dict with keys {list(x)}"[:80]
-    return f"{type(x).__name__} {x!r}"[:80]
+        return _shortened(f"a dict with keys {list(x)}")
+    if hasattr(x, "shape") and hasattr(x, "dtype"):  # numpy and the like
+        return f"a {type(x).__module__.split('.')[0]} {type(x).__name__} of shape {tuple(x.shape)}"
+    return _shortened(f"{type(x).__name__} {x!r}")
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    """``text`` on one line (runs of white space made one space), cut to ``limit`` characters with "…"."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _unchanged(a: Tensor, b: Tensor) -> bool:
@@ -64,15 +75,40 @@ def _unchanged(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and bool(torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all())
 
 
+def _same(a: Any, b: Any) -> bool:
+    """True when the input ``a`` still holds what ``b`` holds: tensors entry by entry (:func:`_unchanged`),
+    mappings key by key (in order), dataclasses field by field, lists and tuples item by item, anything else by
+    ``==``. A model (``nn.Module``) counts as unchanged here (the scan-column check restores and reports it)."""
+    if isinstance(b, Tensor):
+        return isinstance(a, Tensor) and _unchanged(a.detach(), b.detach())
+    if isinstance(b, torch.nn.Module):
+        return True
+    if isinstance(b, Mapping):
+        return isinstance(a, Mapping) and list(a) == list(b) and all(_same(a[k], b[k]) for k in b)
+    if dataclasses.is_dataclass(b) and not isinstance(b, type):
+        return type(a) is type(b) and all(_same(getattr(a, f.name), getattr(b, f.name))
+                                          for f in dataclasses.fields(b))
+    if isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - a value that cannot be compared counts as changed
+        return False
+
+
 def _prepare(args: Sequence[Any], grad_args: Sequence[int]) -> list[Any]:
-    """Fresh copies of the inputs (the student's function must not change the library's inputs), with
-    ``requires_grad`` on the positions in ``grad_args``."""
+    """Fresh copies of the inputs, so that a function that changes its inputs in place changes neither the
+    library's inputs nor the notebook's objects (statistics, a component's direction, a profile dict): tensors
+    cloned (with ``requires_grad`` on the positions in ``grad_args``), containers and dataclasses deep-copied;
+    a model is passed as it is (the scan-column check restores it), numbers and strings cannot change."""
     out = []
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
             a = a.detach().clone()
             if i in grad_args:
                 a.requires_grad_(True)
+        elif not isinstance(a, (torch.nn.Module, int, float, str, bool, type(None))):
+            a = copy.deepcopy(a)
         out.append(a)
     return out
 
@@ -234,6 +270,12 @@ def _hint(student: Callable[..., Any], cases: Sequence[Sequence[Any]],
     return ""
 
 
+#: What to do about an input changed in place (the end of that message).
+IN_PLACE = ("Leave the inputs as they are and return a new value: an operation ending in `_` (`mul_`, `pop`), or an "
+            "assignment into the input (`x[i] = ...`, `x /= ...`, `d[key] = ...`), changes the caller's object; work "
+            "on a copy (`x.clone()`, `dict(d)`) or build the result anew.")
+
+
 def compare_functions(
     student: Callable[..., Any],
     reference: Callable[..., Tensor],
@@ -288,14 +330,15 @@ def compare_functions(
             return not_quite(f"{what} is not written yet: replace the `...` in the cell with your code.")
         except Exception as e:  # the student's bug, shown as a message, never raised
             shown = _inputs_at(case, arg_names, (), ())
-            return not_quite(f"your function raised {type(e).__name__}: {e}{where}"
-                             + (f" with {shown}." if shown and case_names is None else "."))
-        changed = [name for name, a, b in zip(arg_names, mine_args, case)
-                   if isinstance(a, Tensor) and isinstance(b, Tensor) and not _unchanged(a.detach(), b)]
+            shown = f" with {shown}." if shown else "."
+            if isinstance(e, RuntimeError) and "in-place operation" in str(e):
+                return not_quite(f"your function changed one of its inputs in place{where}{shown} {IN_PLACE} (Here "
+                                 f"torch refused it: {_shortened(str(e), 120)})")
+            return not_quite(f"your function raised {type(e).__name__}: {_shortened(str(e), 300)}{where}{shown}")
+        changed = [name for name, a, b in zip(arg_names, mine_args, case) if not _same(a, b)]
         if changed:
             return not_quite(f"your function changed its input `{changed[0]}` in place{where}: whoever called it "
-                             "would find that tensor altered. Leave the inputs as they are and return a new tensor "
-                             "(an operation ending in `_`, or an assignment into the input, changes it in place).")
+                             f"would find it altered. {IN_PLACE}")
         ref_args = _prepare(case, grad_args)
         ref = reference(*ref_args)
         if mine is None or mine is Ellipsis:
@@ -322,6 +365,8 @@ def compare_functions(
             index, flat, size = found
             yours = _number(float(mine.detach().reshape(-1)[flat]))
             expected = _number(float(ref.detach().reshape(-1)[flat]))
+            if yours == expected:  # a difference below 4 digits: show enough digits to see it
+                yours, expected = (f"{float(t.detach().reshape(-1)[flat]) + 0.0:.8g}" for t in (mine, ref))
             shown = _inputs_at(case, arg_names, tuple(ref.shape), index, elementwise)
             at = f"yours {yours}, expected {expected}" if ref.dim() == 0 else (
                 f"largest difference {size:.3g} at index {index}: yours {yours}, expected {expected}")
@@ -437,10 +482,10 @@ def check_leaky_gradient(fn: Callable[[Tensor, Tensor, float], Any]) -> Check:
         grad_z = G on 0 <= z <= 1,   0 for z > 1,   alpha * G where z < 0 and G < 0, else 0   (G = grad_out).
 
     z, grad_out (...) of one shape; alpha a float; returns (...). Values on three inputs (both signs of G on
-    every piece, the edges z = 0 and z = 1, two values of alpha)."""
+    every piece and at the edges z = 0 and z = 1, three values of alpha)."""
     gen = torch.Generator().manual_seed(2)
-    z0 = torch.tensor([-2.0, -2.0, -0.5, -0.5, 0.0, 0.3, 0.3, 1.0, 1.5, 1.5])
-    g0 = torch.tensor([-1.0, 1.0, -3.0, 2.0, 1.0, 1.0, -1.0, -2.0, -1.0, 1.0])
+    z0 = torch.tensor([-2.0, -2.0, -0.5, -0.5, 0.0, 0.0, 0.3, 0.3, 1.0, 1.0, 1.5, 1.5])
+    g0 = torch.tensor([-1.0, 1.0, -3.0, 2.0, 1.0, -1.0, 1.0, -1.0, -2.0, 2.0, -1.0, 1.0])
     cases = [
         (z0, g0, 0.1),
         (1.5 * torch.randn(4, 6, generator=gen), torch.randn(4, 6, generator=gen), 0.01),
