@@ -148,6 +148,7 @@ BAD_INPUTS = [
     ("course", ["reset", "{missing}/01_decompose.ipynb", "--exercise", "1"], 1, "does not exist"),
     ("course", ["reset", "{missing}/01_decompose.ipynb", "--exercise", "no such"], 1, "names no exercise"),
     ("course", [], 2, "the following arguments are required"),
+    ("course", ["reset", "{missing}/01_decompose.ipynb", "--list", "--exercise", "1"], 2, "takes no --exercise"),
     # --out names a folder: a file there is refused before any work
     ("reproduce", ["--out", "{truncated}/components.safetensors"], 2, "is a file; --out names a folder"),
     ("decompose", ["--out", "{truncated}/components.safetensors"], 2, "is a file; --out names a folder"),

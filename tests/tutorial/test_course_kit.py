@@ -142,6 +142,9 @@ def test_reset_a_whole_notebook_gives_back_what_the_student_started_from(tmp_pat
     path.unlink()  # deleted: written afresh
     reset_notebook(path)
     assert read(path) == nbformat.reads(fresh, as_version=4)
+    path.write_text('{"cells": [{"cell_type": "code", "sou')  # broken beyond reading (a cut-off save)
+    assert "it was not a readable notebook" in reset_notebook(path)
+    assert read(path) == nbformat.reads(fresh, as_version=4)  # the student copy: no solution written into it
 
 
 def test_reset_refuses_the_courses_own_copy_and_other_names(tmp_path):

@@ -160,3 +160,23 @@ def test_the_scanner_finds_a_name_that_does_not_exist():
     for bad in ("analysis.ablation_effect", "statistics.no_such_function", "masks.nothing", "nowhere.py",
                 "ablation.ablation_effect", "NoSuchEdit"):
         assert any(bad in p for p in problems), (bad, problems)
+
+
+def _section_numbers(nb) -> set[int]:
+    """The numbers of a notebook's numbered sections (headings "## 3 · ...")."""
+    return {int(m.group(1)) for cell in nb.cells if cell.cell_type == "markdown"
+            for m in re.finditer(r"^#+ (\d+) ·", cell.source, flags=re.M)}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_section_named_in_a_notebooks_text_exists(path):
+    """"Section 6" in a notebook's markdown or in what its mode banner says (both modes) is a heading of that
+    notebook; a range ("sections 2 to 4") names its two ends."""
+    from vpd_lite.tutorial.notebook import mode_text
+
+    nb = nbformat.read(path, as_version=4)
+    texts = [cell.source for cell in nb.cells if cell.cell_type == "markdown"]
+    texts += [mode_text(True, path.stem), mode_text(False, path.stem)]
+    named = {int(n) for text in texts
+             for m in re.finditer(r"\bsections? (\d+)(?: to (\d+))?", text, flags=re.I) for n in m.groups() if n}
+    assert named <= _section_numbers(nb), (sorted(named - _section_numbers(nb)), sorted(_section_numbers(nb)))

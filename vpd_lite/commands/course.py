@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"the list of them: {index}")
         return 0
     if args.list:
+        if args.exercise is not None:
+            rs.error("--list changes nothing and takes no --exercise: give one or the other")
         for ex in notebook_exercises(args.notebook):
             print(f"{ex.number}: {ex.title}")
         return 0

@@ -145,7 +145,10 @@ def notebook_exercises(path: str | Path) -> list[Exercise]:
 def reset_notebook(path: str | Path, exercise: str | None = None) -> str:
     """Restore ``path`` (a student's copy of a course notebook, found by its file name) from the course's own
     copy: the whole notebook, or with ``exercise`` only that exercise's stub cells, keeping every other cell.
-    Writes nothing but ``path``; returns one line saying what it did."""
+    A whole reset writes the student copy (no solutions) unless ``path`` holds the full course notebook; a file
+    that is not a readable notebook gets the student copy. Writes nothing but ``path``; returns one line saying
+    what it did. Raises ``UserError`` for the course's own copy, a folder, or an exercise reset of a file that is
+    missing or unreadable."""
     path = Path(path)
     source = _shipped(path)
     if path.exists() and path.resolve() == source.resolve():
@@ -157,9 +160,13 @@ def reset_notebook(path: str | Path, exercise: str | None = None) -> str:
             raise UserError(f"{path} is not a notebook file")
         if not path.parent.is_dir():
             raise UserError(f"{path.parent} is not a folder")
-        student = not path.exists() or _is_student_copy(path)
+        try:
+            student, was = not path.exists() or _is_student_copy(path), ""
+        except UserError:  # broken beyond reading: what it was cannot be told, so no solution is written into it
+            student, was = True, " (it was not a readable notebook)"
         nbformat.write(student_notebook(shipped) if student else shipped, path)
-        return f"{path}: reset to the course's {'student copy' if student else 'notebook'}; every cell as shipped"
+        return (f"{path}: reset to the course's {'student copy' if student else 'notebook'}{was}; every cell as "
+                "shipped")
     chosen = find_exercise(shipped, exercise, path.name)
     if not path.is_file():
         raise UserError(f"{path} does not exist; leave out --exercise to write the whole notebook afresh")

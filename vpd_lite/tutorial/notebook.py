@@ -80,7 +80,7 @@ def quick_mode_changes(notebook: str | None) -> str | None:
                 f"{full.seq_len}, far too short to learn anything; its quality is measured on 2 held-out blocks per "
                 f"language and its German component is picked on {erase.train_blocks} training blocks and measured "
                 f"on {erase.eval_blocks_per_lang} held-out blocks per language. So "
-                "every number of sections 3 to 5 only shows that the code runs; the shipped tables of section 6 "
+                "every number of sections 2 to 4 only shows that the code runs; the shipped tables of section 5 "
                 "are the full runs' in both modes. Set QUICK = False for the real tutorial.")
     if notebook == "03_label":
         if shipped and stats_file.is_file():

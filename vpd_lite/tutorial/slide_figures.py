@@ -104,8 +104,8 @@ SLIDES: tuple[SlideFigure, ...] = (
                 "token, every matrix at one token, or every matrix at every token of the sequence.",
                 "no data: a diagram", (), lambda _: ci_designs.ci_designs_picture()),
     SlideFigure("04_dose_response", "Turning one component's knob: the dose-response", "04_erase_german.ipynb",
-                "As the prefactor s moves away from 1, German's loss (bold red) climbs towards the dashed ln V line "
-                "while the other languages stay near 0 inside the green admissible range.",
+                "As the prefactor s moves away from 1, German's loss (the thick orange line) climbs towards the "
+                "dashed ln V line while the other languages stay near 0 inside the green admissible range.",
                 f"results/edit_scan_best.csv and results/edit_scan_curves.csv (the edit scan's pick, training "
                 f"text), ln V from results/erase_german.csv ({FULL_RUN})",
                 ("edit_scan_best.csv", "edit_scan_curves.csv", "erase_german.csv"), _dose_response),
