@@ -90,8 +90,12 @@ def test_the_figures_draw_from_small_inputs():
                "rest": {"ce_gap": {"ci_rounded_remainder": 0.06}},
                "targets_met": {"a": True, "b": True, "c": True, "d": True, "e": False}}
     table = targeted.quality_table(metrics)
-    assert list(table["met"]) == ["yes"] * 4 + ["no"] and table["this run"].iloc[-1] == 0.06
+    assert list(table["met"]) == ["yes", "–"] + ["yes"] * 3 + ["no"] and table["this run"].iloc[-1] == 0.06
+    assert table["gate"].iloc[1] == "none" and table["this run"].iloc[1] == 0.2  # the stochastic gap: no gate
     targeted.plot_quality(metrics)
     heldout = pd.DataFrame({"s": [1.0, -6.0], "ce_en": [5.0, 5.01], "ce_de": [4.6, 8.0]})
-    assert "German" in targeted.plot_heldout_ce(heldout, 8.318).axes[0].get_title()
+    fig = targeted.plot_heldout_ce(heldout, 8.318)
+    assert "German" in fig.axes[0].get_title()
+    legend = fig.legends[0]  # the edited bars' entry shows every language's colour, as the bars do
+    assert [t.get_text() for t in legend.get_texts()][1] == "edited (s = -6.00)"
     assert "remainder" in targeted.two_streams_picture().axes[0].get_title()

@@ -223,13 +223,12 @@ def dose_response_plot(curve: pd.DataFrame, component: str, target: str | None =
                             name=LANG_NAMES.get(lang, lang), legendgroup=lang, showlegend=row == 1,
                             line={"color": LANG_COLOURS.get(lang, "#555555"), "width": 3 if lang == target else 1.5},
                             marker={"size": 4}, row=row, col=1,
-                            hovertemplate=f"{lang}: " + "s = %{x:g}: ΔCE %{y:+.3f}<extra></extra>")
+                            hovertemplate=f"{LANG_NAMES.get(lang, lang)}: " + "s = %{x:.2f}: ΔCE %{y:+.3f}<extra></extra>")
         if s_range is not None:  # after the curves: plotly leaves shapes off a subplot that has no data yet
             fig.add_vrect(x0=s_range[0], x1=s_range[1], fillcolor="#2ca02c", opacity=0.08, line_width=0, row=row,
                           col=1, **({"annotation_text": "admissible s", "annotation_position": "top left"}
                                     if row == 1 else {}))
-        fig.add_hline(y=0.1, line_dash="dot", line_color="#888888", annotation_text="tolerance 0.1",
-                      annotation_position="bottom right", row=row, col=1)
+        fig.add_hline(y=0.1, line_dash="dot", line_color="#888888", row=row, col=1)  # named in the legend
         if mark_s is not None:
             fig.add_vline(x=mark_s, line_dash="dot", line_color="black", row=row, col=1,
                           **({"annotation_text": f"s = {mark_s:g}", "annotation_position": "bottom left"}
@@ -238,9 +237,14 @@ def dose_response_plot(curve: pd.DataFrame, component: str, target: str | None =
         fig.add_hline(y=goal, line_dash="dash", line_color="black",
                       annotation_text=f"{LANG_NAMES.get(target, target or '')} at ln(vocab)",
                       annotation_position="top right", row=1, col=1)
+    # the tolerance lines are named in the legend, not by labels on the plot, where the curves run through them
+    tolerances = [("tolerance 0.1 (other languages)", "#888888")]
     if zoom:
-        fig.add_hline(y=0.05, line_dash="dot", line_color=LANG_COLOURS["en"], annotation_text="English tolerance 0.05",
-                      annotation_position="top right", row=2, col=1)
+        fig.add_hline(y=0.05, line_dash="dot", line_color=LANG_COLOURS["en"], row=2, col=1)
+        tolerances.append(("English tolerance 0.05", LANG_COLOURS["en"]))
+    for name, colour in tolerances:
+        fig.add_scatter(x=[None], y=[None], mode="lines", name=name, hoverinfo="skip",
+                        line={"color": colour, "dash": "dot", "width": 1.5}, row=1, col=1)
         fig.update_yaxes(range=[-ZOOM_BELOW, ZOOM_MAX], title_text="ΔCE (zoomed)", row=2, col=1)
     fig.update_yaxes(title_text="ΔCE (nats/token, training text)", row=1, col=1)
     fig.update_xaxes(title_text="s (prefactor; 1 = the original model)", row=rows, col=1)
