@@ -21,10 +21,9 @@ from typing import Any
 
 import pandas as pd
 import torch
-from safetensors import safe_open
 
 from vpd_lite.erase import atlas_pages
-from vpd_lite.erase.across import best_match, component_similarity
+from vpd_lite.erase.across import AcrossRun, best_match, component_similarity
 from vpd_lite.erase.atlas_pages import page_name
 from vpd_lite.erase.edits import Direction, component_directions
 from vpd_lite.erase.rebuild import Artefacts, shipped_labels
@@ -228,14 +227,20 @@ def _tensors_sha(folder: Path) -> str | None:
 
 
 def _kept_runs() -> list[dict[str, Any]]:
-    """The runs kept by the seed and targeted experiments (``results/*_kept/*/run.json``), each with its folder."""
+    """The runs kept by the seed and targeted experiments (``results/*_kept/*/``), each as its ``run.json`` record
+    with ``folder``, ``tensors_sha256`` (of the decomposition it was measured on, from its key), and ``run`` and
+    ``live`` as :meth:`vpd_lite.erase.across.AcrossRun.load` reads them (unreadable runs are left out)."""
     out = []
     for run_json in sorted(paths.results_dir().glob("*_kept/*/run.json")):
+        loaded = AcrossRun.load(run_json.parent, None)
         try:
             record = json.loads(run_json.read_text())
         except (OSError, ValueError):
             continue
+        if loaded is None:
+            continue
         record["folder"] = run_json.parent
+        record["run"], record["live"] = loaded
         parts = str(record.get("key", "")).split("|")
         record["tensors_sha256"] = parts[2] if len(parts) > 2 else None
         out.append(record)
@@ -270,8 +275,7 @@ def nearest_in_others(decomposition: Path, directions: Sequence[Direction]) -> t
         live = None
         for run in runs:
             if run["tensors_sha256"] and sha.startswith(str(run["tensors_sha256"])):
-                with safe_open(str(run["folder"] / "tensors.safetensors"), framework="pt") as f:
-                    live = {k.removeprefix("live/"): f.get_tensor(k) for k in f.keys() if k.startswith("live/")}
+                live = run["live"]
                 break
         if live is None:
             continue  # which of its components are live is not known here
@@ -287,8 +291,7 @@ def nearest_in_others(decomposition: Path, directions: Sequence[Direction]) -> t
              and not any(str(sha).startswith(str(r["tensors_sha256"])) for sha in [own_sha, *used_shas])]
     # (a kept run of this decomposition, or of one already searched whole above, would list it twice)
     for run in picks:
-        with safe_open(str(run["folder"] / "tensors.safetensors"), framework="pt") as f:
-            pick = Direction(run["module"], int(run["c"]), f.get_tensor("u"), f.get_tensor("v"))
+        pick = run["run"].direction
         for d in directions:
             if d.module == pick.module:
                 sim = component_similarity(d, pick)
