@@ -21,7 +21,7 @@ from vpd_lite.tutorial import coding
 
 def categorize_with(*, never=True, single_ge=True, en_le=True, use_english=True, foreign_ge=True, n_foreign=3,
                     foreign_first=True, all_ge=True, half_fair=True, mixed_ge=True, by_share=True, sep=", ",
-                    names=True):
+                    names=True, top_is_first=False, skip_zero=False):
     """The notebook's categorize rules, written out, with one rule changed by a keyword (a plausible mistake)."""
 
     def ge(a, b, inclusive):
@@ -30,14 +30,15 @@ def categorize_with(*, never=True, single_ge=True, en_le=True, use_english=True,
     def categorize(profile):
         if never and sum(profile.values()) <= 0:
             return "never fires"
-        top = max(profile, key=lambda lang: profile[lang])
+        top = next(iter(profile)) if top_is_first else max(profile, key=lambda lang: profile[lang])
         name = lang_name if names else (lambda lang: lang)
         if ge(profile[top], 0.7, single_ge):
             return name(top)
         others = [lang for lang in profile if lang != "en" and ge(profile[lang], 0.15, foreign_ge)]
         english_low = (profile.get("en", 1.0) <= 0.1 if en_le else profile.get("en", 1.0) < 0.1) or not use_english
         foreign = english_low and len(others) >= n_foreign
-        every = ge(min(profile.values()), (0.5 / len(profile)) if half_fair else 0.1, all_ge)
+        shares = [v for v in profile.values() if v > 0] if skip_zero else list(profile.values())
+        every = ge(min(shares), (0.5 / len(profile)) if half_fair else 0.1, all_ge)
         if foreign_first and foreign:
             return "foreign languages"
         if every:
@@ -86,6 +87,34 @@ def _minimality(g, p, beta, eps=1e-12, n=None, q_dims=None, log=torch.log2, freq
     return per_c.sum() if reduce == "sum" else per_c.mean()
 
 
+def _profile_in_dict_order(stats, cid):
+    """Rates with the token counts taken in ``tokens_per_lang``'s order, not looked up by language."""
+    module, c = cid
+    tokens = torch.tensor([float(n) for n in stats.tokens_per_lang.values()])
+    rate = stats.fire_counts[module][:, c].double() / tokens.clamp(min=1).double()
+    return _shares(stats.langs, rate)
+
+
+def _scan_first_direction(model, direction, s, blocks, _seen=[]):  # noqa: B006 - remembers the first direction
+    """The scan column of the first direction it was ever given, whatever direction it is given now."""
+    if not _seen:
+        _seen.append(direction)
+    return _scan(model, _seen[0], s, blocks)
+
+
+def _scan_by_weight(model, direction, s, blocks):
+    """Right: edits the weight itself, measures, and takes the edit off again by subtracting it."""
+    layer = dict(model.named_modules())[direction.module]
+    before = language_ce(model, blocks)
+    change = (s - 1) * torch.outer(direction.u, direction.v)
+    with torch.no_grad():
+        layer.weight += change
+    after = language_ce(model, blocks)
+    with torch.no_grad():
+        layer.weight -= change
+    return {lang: after[lang] - before[lang] for lang in blocks}
+
+
 def _leaky(z, G, a, lo_inclusive=True, hi_inclusive=True, zero_above=True, alpha=True, one_sided=True):
     inside = G * ((z >= 0) if lo_inclusive else (z > 0))
     if zero_above:
@@ -108,6 +137,10 @@ RULES = [
     ("check_stochastic_mask", "m = g + (1 − g)·r between the ends", lambda g, r: torch.maximum(g, r),
      ["larger of g and r"]),
     ("check_stochastic_mask", "m stays in [0, 1]", lambda g, r: g + r, ["value", "g = 1, r = 0.3"]),
+    ("check_components_output", "dimensions of size 1 stay", lambda x, V, U, m: (((x @ V) * m) @ U).squeeze(),
+     ["shape", "(1, 1)"]),
+    ("check_stochastic_mask", "m has g's shape, dimensions of size 1 too", lambda g, r: (g + (1 - g) * r).squeeze(),
+     ["shape", "(1, 5)"]),
     ("check_stochastic_mask", "gradients reach r", lambda g, r: g + (1 - g) * r.detach(),
      ["gradient with respect to r"]),
     ("check_leaky_gradient", "G at z = 0 (0 ≤ z)", lambda z, G, a: _leaky(z, G, a, lo_inclusive=False),
@@ -124,6 +157,7 @@ RULES = [
      ["one-sided"]),
     ("check_leaky_gradient", "below 0 scaled by alpha", lambda z, G, a: _leaky(z, G, a, alpha=False),
      ["z = -0.5", "alpha = 0.1"]),
+    ("check_leaky_gradient", "the result has z's shape", lambda z, G, a: _leaky(z, G, a).squeeze(), ["(1, 5)"]),
     ("check_importance_minimality", "eps guards g = 0 for p < 1", lambda g, p, b: _minimality(g, p, b, eps=0.0),
      ["is inf", "g = 0, p = 0.5", "finite"]),
     ("check_importance_minimality", "the frequency term", lambda g, p, b: _minimality(g, p, b, freq=False),
@@ -142,6 +176,10 @@ RULES = [
     ("check_pgd_step", "clamp to [0, 1]", lambda s, g, a: s + a * g.sign(), ["[0, 1]"]),
     ("check_pgd_step", "a zero gradient does not move s",
      lambda s, g, a: (s + a * torch.where(g >= 0, 1.0, -1.0)).clamp(0, 1), ["grad = 0"]),
+    ("check_pgd_step", "only the sign, however small the gradient",
+     lambda s, g, a: (s + a * g / (g.abs() + 1e-8)).clamp(0, 1), ["grad = 1e-09"]),
+    ("check_language_profile", "each language's own token count (by its code)", _profile_in_dict_order,
+     ["reverse order"]),
     ("check_language_profile", "rates, not counts", counts_profile, ["times as much text"]),
     ("check_language_profile", "shares sum to 1", rates_profile, ["sum to", "not 1"]),
     ("check_language_profile", "all 0 for a component that never fires",
@@ -163,6 +201,9 @@ RULES = [
      ["'mixed (French, English, German)'"]),
     ("check_categorize", "6: separated by ', '", categorize_with(sep="/"), ["mixed (German, French)"]),
     ("check_categorize", "language names, not codes", categorize_with(names=False), ["expected 'German'"]),
+    ("check_categorize", "the largest share, wherever it is in the dict", categorize_with(top_is_first=True),
+     ["en 10%, de 75%"]),
+    ("check_categorize", "4: every share counts, a 0 too", categorize_with(skip_zero=True), ["it 0%"]),
     ("check_scalar_edit", "the prefactor enters as s − 1", lambda W, u, v, s: W + s * torch.outer(u, v),
      ["s = −2"]),
     ("check_scalar_edit", "W' adds the component", lambda W, u, v, s: W - (s - 1) * torch.outer(u, v),
@@ -171,6 +212,9 @@ RULES = [
      ["raised RuntimeError"]),
     ("check_scalar_edit", "gradients reach W, u and v",
      lambda W, u, v, s: W + (s - 1) * torch.outer(u, v.detach()), ["gradient with respect to v"]),
+    ("check_scalar_edit", "W' has W's shape, a row of one too",
+     lambda W, u, v, s: (W + (s - 1) * torch.outer(u, v)).squeeze(), ["shape", "(1, 3)"]),
+    ("check_scan_column", "the direction it is given", _scan_first_direction, ["u negated"]),
     ("check_scan_column", "minus the unedited model's CE", lambda m, d, s, b: _scan(m, d, s, b, baseline=False),
      ["value", "s = -4"]),
     ("check_scan_column", "edited minus unedited, not the reverse",
@@ -180,6 +224,9 @@ RULES = [
     ("check_remainder_mask", "capability batch: u (g = 0)",
      lambda u, stream: torch.ones_like(u), ["capability batch", "your mask is 1"]),
     ("check_remainder_mask", "rest batch: ones", lambda u, stream: u, ["rest batch", "pinned on"]),
+    ("check_remainder_mask", "a float mask, like the components'",
+     lambda u, stream: u.clone() if stream == "capability" else torch.ones_like(u, dtype=torch.bool),
+     ["bool tensor", "float32"]),
     ("check_remainder_mask", "g + (1 − g)·u with g = 0 is u, not 1 − u",
      lambda u, stream: 1 - u if stream == "capability" else torch.ones_like(u), ["g = 0"]),
 ]
@@ -223,6 +270,7 @@ CORRECT = [
     ("check_scalar_edit", lambda W, u, v, s: W + (s - 1) * u[:, None] * v[None, :]),
     ("check_scalar_edit", lambda W, u, v, s: W + (s - 1) * torch.einsum("i,j->ij", u, v)),
     ("check_scan_column", lambda m, d, s, b: _scan(m, d, s, b)),
+    ("check_scan_column", _scan_by_weight),
     ("check_remainder_mask", lambda u, stream: u.clone() if stream == "capability" else u * 0 + 1),
 ]
 
@@ -270,12 +318,20 @@ def test_a_forgotten_return_is_not_the_untouched_stub(stats):
     text = str(coding.check_language_profile(forgot, stats))
     assert "returned None" in text and "not written yet" not in text
 
+    def renames(u, stream):
+        mask = u  # noqa: F841 - the answer, not returned
+
+    text = str(coding.check_remainder_mask(renames))
+    assert "returned None" in text and "not written yet" not in text, text
+
 
 def test_a_failure_names_the_input_entry_that_differs():
     text = str(coding.check_leaky_gradient(lambda z, G, a: G * ((z >= 0) & (z <= 1))))
     assert "at index (2,)" in text and "z = -0.5, grad_out = -3, alpha = 0.1" in text, text
     text = str(coding.check_components_output(lambda x, V, U, m: ((x @ V) * m) @ U.T))
     assert "x = [1, 2, -1]" in text and "mask = [1, 0, 0.5]" in text, text
+    text = str(coding.check_scalar_edit(lambda W, u, v, s: W + s * torch.outer(u, v)))  # W's entry, by its index
+    assert "W[" in text and "u = [" in text, text
 
 
 def test_the_never_fires_rule_is_reached_when_every_component_fires(stats):

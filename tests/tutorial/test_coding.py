@@ -128,5 +128,5 @@ def test_values_are_compared_on_every_input_before_any_gradient():
     the ReLU below agrees with the library on input 1 (no negative activation reaches the output there) and its
     gradient differs there, but its values differ on input 2."""
     check = coding.check_components_output(lambda x, V, U, mask: (torch.relu(x @ V) * mask) @ U)
-    assert not check.correct and "value:" in check.message and "test input 2 of 3" in check.message, check.message
+    assert not check.correct and "value:" in check.message and "test input 2 of 4" in check.message, check.message
     assert "gradient" not in check.message

@@ -153,14 +153,16 @@ def _inputs_at(case: Sequence[Any], arg_names: Sequence[str], shape: tuple[int, 
                index: tuple[int, ...], elementwise: bool = True) -> str:
     """The test input's entries that produced entry ``index`` of a result of ``shape``: "z = 1, grad_out = -2,
     alpha = 0.1" for arguments of that shape when the function works entry by entry (``elementwise``), and
-    numbers; the row ``x[1, 3] = [...]`` for arguments whose leading dimensions are the result's; small other
+    numbers ("W[1, 2] = 0.84" with its index when other tensor arguments have other shapes); the row ``x[1, 3] = [...]`` for arguments whose leading dimensions are the result's; small other
     tensors in full; large ones by their shape."""
     parts = []
+    indexed = any(isinstance(a, Tensor) and tuple(a.shape) != shape for a in case)
     for name, a in zip(arg_names, case):
         if isinstance(a, Tensor):
             a = a.detach()
             if elementwise and tuple(a.shape) == shape and index:
-                parts.append(f"{name} = {_number(float(a[index]))}")
+                at = f"[{', '.join(str(i) for i in index)}]" if indexed else ""
+                parts.append(f"{name}{at} = {_number(float(a[index]))}")
             elif (a.dim() >= 1 and len(shape) >= 1 and tuple(a.shape[:-1]) == shape[:-1] and a.dim() > 1
                   and a.shape[-1] <= 8):
                 parts.append(f"{name}{list(index[:-1])} = {_entries(a[index[:-1]])}")
@@ -205,9 +207,9 @@ def _plain_difference(mine: Any, ref: Any, what: str, atol: float, rtol: float) 
 
 def _does_nothing(fn: Callable[..., Any]) -> bool:
     """True for the untouched stub: a function whose body (after its docstring) is only ``...`` (``pass`` or a
-    bare ``return`` too), possibly after lines that only unpack or rename its arguments (``module, c = cid``);
-    and for anything whose code cannot be read (a builtin). False for a function that computes something and
-    then returns None (a forgotten ``return``). Reads the source when it can (``ast``), else the bytecode."""
+    bare ``return`` too), possibly after lines that only unpack its arguments (``module, c = cid``, as a stub
+    may give them); and for anything whose code cannot be read (a builtin). False for a function that computes
+    something, or only names an argument anew (``mask = u``), and then returns None (a forgotten ``return``). Reads the source when it can (``ast``), else the bytecode."""
     import ast
     import inspect
     import textwrap
@@ -230,6 +232,7 @@ def _does_nothing(fn: Callable[..., Any]) -> bool:
                 return True  # the docstring, `...`
             names = (ast.Name, ast.Tuple, ast.List)
             return (isinstance(st, ast.Assign) and isinstance(st.value, names)
+                    and all(isinstance(t, (ast.Tuple, ast.List)) for t in st.targets)  # unpacking only
                     and all(isinstance(e, ast.Name) for e in ast.walk(st.value) if not isinstance(e, (
                         ast.Tuple, ast.List, ast.Load, ast.Store))))
         return all(idle(st) for st in node.body)
@@ -237,6 +240,9 @@ def _does_nothing(fn: Callable[..., Any]) -> bool:
 
     idle_ops = {"RESUME", "NOP", "CACHE", "RETURN_VALUE", "RETURN_CONST", "POP_TOP", "UNPACK_SEQUENCE",
                 "STORE_FAST", "LOAD_FAST"}
+    ops = [ins.opname for ins in dis.get_instructions(code)]
+    if "STORE_FAST" in ops and "UNPACK_SEQUENCE" not in ops:
+        return False  # an argument named anew (``mask = u``), not unpacked
     for ins in dis.get_instructions(code):
         if ins.opname in ("LOAD_CONST", "RETURN_CONST"):
             if ins.argval not in (None, Ellipsis) and not isinstance(ins.argval, str):
@@ -360,6 +366,11 @@ def compare_functions(
             shown = _inputs_at(case, arg_names, (), ())
             return not_quite(f"shape: yours is {tuple(mine.shape)}, {what} has shape {tuple(ref.shape)}{where}"
                              + (f" for {shown}." if shown and case_names is None else "."))
+        if ref.is_floating_point() and not mine.is_floating_point():
+            return not_quite(f"type: yours is a {str(mine.dtype).removeprefix('torch.')} tensor, {what} is a "
+                             f"{str(ref.dtype).removeprefix('torch.')} tensor{where}. Make it a float tensor (e.g. "
+                             "`torch.ones_like(u)`, which keeps u's dtype): it is multiplied and subtracted "
+                             "(`1 - m`) like any other mask.")
         found = _difference_at(mine.detach().to(ref.dtype), ref.detach(), atol, rtol)
         if found is not None:
             index, flat, size = found
@@ -414,12 +425,14 @@ def compare_functions(
 # ---- notebook 01
 def check_stochastic_mask(fn: Callable[[Tensor, Tensor], Any]) -> Check:
     """Check ``fn(g, r) -> m`` against ``method.masks.mask_from_sources``: m = g + (1 − g)·r, g and r
-    (..., C) in [0, 1]; values and the gradient with respect to g and r on three small inputs."""
+    (..., C) in [0, 1]; values and the gradient with respect to g and r on four small inputs (one with a
+    dimension of size 1)."""
     gen = torch.Generator().manual_seed(0)
     cases = [
         (torch.tensor([1.0, 0.9, 0.0, 0.0, 0.5]), torch.tensor([0.3, 0.0, 1.0, 0.2, 0.5])),
         (torch.rand(2, 3, 6, generator=gen), torch.rand(2, 3, 6, generator=gen)),
         (torch.rand(4, 8, generator=gen), torch.rand(4, 8, generator=gen)),
+        (torch.rand(1, 5, generator=gen), torch.rand(1, 5, generator=gen)),  # a batch of one keeps its dimension
     ]
     return compare_functions(fn, mask_from_sources, cases, what="the stochastic mask", arg_names=("g", "r"),
                              grad_args=(0, 1),
@@ -442,7 +455,8 @@ def _components_forward(x: Tensor, V: Tensor, U: Tensor, mask: Tensor) -> Tensor
 def check_components_output(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Any]) -> Check:
     """Check ``fn(x, V, U, mask) -> y`` against ``method.components.LinearComponents.forward``:
     y = sum_c mask_c (V_c · x) U_c, i.e. ((x @ V) * mask) @ U. x (..., d_in), V (d_in, C), U (C, d_out),
-    mask (..., C); returns (..., d_out). Values and the gradients with respect to all four inputs."""
+    mask (..., C); returns (..., d_out). Values and the gradients with respect to all four inputs, on four inputs
+    (square non-symmetric factors; a batch of one with d_out = 1)."""
     gen = torch.Generator().manual_seed(1)
     cases = [
         # square but not symmetric V and U: V.T or U.T keep the shapes and change the values
@@ -452,6 +466,9 @@ def check_components_output(fn: Callable[[Tensor, Tensor, Tensor, Tensor], Any])
          torch.rand(2, 5, 6, generator=gen)),
         (torch.randn(7, 8, generator=gen), torch.randn(8, 5, generator=gen), torch.randn(5, 8, generator=gen),
          torch.rand(7, 5, generator=gen)),
+        # a batch of one and one output: dimensions of size 1 stay
+        (torch.randn(1, 4, generator=gen), torch.randn(4, 3, generator=gen), torch.randn(3, 1, generator=gen),
+         torch.rand(1, 3, generator=gen)),
     ]
     return compare_functions(
         fn, _components_forward, cases, what="the components' output", arg_names=("x", "V", "U", "mask"),
@@ -481,8 +498,8 @@ def check_leaky_gradient(fn: Callable[[Tensor, Tensor, float], Any]) -> Check:
 
         grad_z = G on 0 <= z <= 1,   0 for z > 1,   alpha * G where z < 0 and G < 0, else 0   (G = grad_out).
 
-    z, grad_out (...) of one shape; alpha a float; returns (...). Values on three inputs (both signs of G on
-    every piece and at the edges z = 0 and z = 1, three values of alpha)."""
+    z, grad_out (...) of one shape; alpha a float; returns (...). Values on four inputs (both signs of G on
+    every piece and at the edges z = 0 and z = 1, three values of alpha, a dimension of size 1)."""
     gen = torch.Generator().manual_seed(2)
     z0 = torch.tensor([-2.0, -2.0, -0.5, -0.5, 0.0, 0.0, 0.3, 0.3, 1.0, 1.0, 1.5, 1.5])
     g0 = torch.tensor([-1.0, 1.0, -3.0, 2.0, 1.0, -1.0, 1.0, -1.0, -2.0, 2.0, -1.0, 1.0])
@@ -490,6 +507,7 @@ def check_leaky_gradient(fn: Callable[[Tensor, Tensor, float], Any]) -> Check:
         (z0, g0, 0.1),
         (1.5 * torch.randn(4, 6, generator=gen), torch.randn(4, 6, generator=gen), 0.01),
         (1.5 * torch.randn(3, 2, 5, generator=gen), torch.randn(3, 2, 5, generator=gen), 0.3),
+        (1.5 * torch.randn(1, 5, generator=gen), torch.randn(1, 5, generator=gen), 0.1),  # a dimension of size 1
     ]
     return compare_functions(
         fn, _leaky_gradient, cases, what="the gradient of the lower leaky hard sigmoid",
@@ -547,11 +565,13 @@ def check_importance_minimality(fn: Callable[[Tensor, float, float], Any]) -> Ch
 def check_pgd_step(fn: Callable[[Tensor, Tensor, float], Any]) -> Check:
     """Check ``fn(s, grad, step_size) -> s_new`` against ``method.pgd.signed_ascent_step``, the step of fresh
     PGD: s_new = clamp(s + step_size * sign(grad), 0, 1). s, grad (..., C); returns (..., C). Values on three
-    inputs (gradients of both signs and exactly 0; sources at and near the bounds)."""
+    inputs (gradients of both signs, exactly 0 and as small as 1e-9; sources at and near the bounds; a dimension
+    of size 1)."""
     gen = torch.Generator().manual_seed(4)
     cases = [
-        (torch.tensor([0.5, 0.5, 0.5, 0.95, 0.02, 0.0, 1.0]),
-         torch.tensor([3.0, -0.001, 0.0, 2.0, -5.0, -1.0, 1.0]), 0.1),
+        # gradients of both signs, 0, tiny (1e-9: a full step all the same) and large; sources at the bounds
+        (torch.tensor([0.5, 0.5, 0.5, 0.95, 0.02, 0.0, 1.0, 0.5, 0.5, 0.5]),
+         torch.tensor([3.0, -0.001, 0.0, 2.0, -5.0, -1.0, 1.0, 1e-9, -1e-9, 1e4]), 0.1),
         (torch.rand(2, 1, 8, generator=gen), torch.randn(2, 1, 8, generator=gen), 0.1),
         (torch.rand(4, 6, generator=gen), torch.randn(4, 6, generator=gen), 0.25),
     ]
@@ -569,9 +589,11 @@ def check_pgd_step(fn: Callable[[Tensor, Tensor, float], Any]) -> Check:
 # ---- notebook 03
 def _uneven_text(stats: ComponentStats) -> ComponentStats:
     """``stats`` as if language k (k = 1, 2, ...) had been harvested with k times as many tokens (the firing
-    counts unchanged): a test input on which firing *counts* and firing *rates* give different shares."""
-    return dataclasses.replace(stats, tokens_per_lang={lang: (k + 1) * max(int(stats.tokens_per_lang[lang]), 1)
-                                                       for k, lang in enumerate(stats.langs)})
+    counts unchanged): a test input on which firing *counts* and firing *rates* give different shares. Its
+    ``tokens_per_lang`` lists the languages in reverse order, so that only an answer that looks each language's
+    count up by its code (not by the dict's order) pairs it with the right row of the firing counts."""
+    uneven = {lang: (k + 1) * max(int(stats.tokens_per_lang[lang]), 1) for k, lang in enumerate(stats.langs)}
+    return dataclasses.replace(stats, tokens_per_lang=dict(reversed(uneven.items())))
 
 
 def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any], stats: ComponentStats) -> Check:
@@ -600,7 +622,7 @@ def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any],
         names.append(f"{frequent[0]}:{frequent[1]} with its firings removed, so it never fires")
     cases.append((_uneven_text(stats), frequent))
     names.append(f"{frequent[0]}:{frequent[1]} with 1, 2, 3 ... times as much text per language "
-                 f"({', '.join(stats.langs)})")
+                 f"({', '.join(stats.langs)}; `tokens_per_lang` lists them in reverse order)")
     return compare_functions(fn, ComponentStats.language_profile, cases, what="the language profile",
                              arg_names=("stats", "cid"), case_names=names,
                              on_success="Rates, not counts: a language with more harvested text does not look "
@@ -609,7 +631,8 @@ def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any],
 
 #: Language profiles that reach every rule of ``vpd_lite.interpret.labels.categorize`` (no ties), each threshold at
 #: its boundary (the text says >= and <=) and just inside it (so that a neighbouring threshold, 2/3 for 70 % or 15 %
-#: for 10 %, gives another category), the order of the rules, and mixed languages listed out of order.
+#: for 10 %, gives another category), the order of the rules, mixed languages listed out of order, profiles whose
+#: largest share is not their first key, and a single share of 0.
 CATEGORY_PROFILES: tuple[dict[str, float], ...] = (
     {"de": 0.80, "fr": 0.08, "en": 0.06, "es": 0.04, "it": 0.02},  # one language >= 70 %
     {"fr": 0.70, "de": 0.12, "en": 0.10, "es": 0.05, "it": 0.03},  # exactly 70 %: still one language
@@ -630,6 +653,10 @@ CATEGORY_PROFILES: tuple[dict[str, float], ...] = (
     {"en": 0.05, "de": 0.45, "fr": 0.25, "es": 0.14, "it": 0.11},  # the third other just under 15 %: not foreign
     {"de": 0.58, "fr": 0.19, "en": 0.12, "es": 0.07, "it": 0.04},  # the second just under 20 %: not mixed
     {"en": 0.31, "de": 0.25, "fr": 0.20, "es": 0.15, "it": 0.09},  # the smallest just under half a fair share
+    # in the statistics' order (English first), as real profiles come: the largest share is not the first key
+    {"en": 0.10, "de": 0.75, "fr": 0.08, "es": 0.05, "it": 0.02},  # German
+    {"en": 0.12, "de": 0.62, "fr": 0.14, "es": 0.07, "it": 0.05},  # mostly German
+    {"en": 0.27, "de": 0.26, "fr": 0.24, "es": 0.23, "it": 0.0},  # one share 0: not all languages, mixed
 )
 
 
@@ -658,16 +685,18 @@ def edited_weight(W: Tensor, u: Tensor, v: Tensor, s: float) -> Tensor:
 def check_scalar_edit(fn: Callable[[Tensor, Tensor, Tensor, float], Any]) -> Check:
     """Check ``fn(W, u, v, s) -> W'`` (W (d_out, d_in), u (d_out,), v (d_in,), s a number) against the library's
     edit (:func:`edited_weight`): W' = W + (s − 1) u vᵀ; values and the gradient with respect to W, u and v on
-    three inputs (s = −2: a flipped, amplified component; s = 0: removed; s = 1: the original model)."""
+    four inputs (s = −2: a flipped, amplified component; s = 0: removed; s = 1: the original model; s = 0.5 on a
+    matrix of one row, whose dimension of size 1 stays)."""
     gen = torch.Generator().manual_seed(0)
 
     def case(d_out: int, d_in: int, s: float) -> tuple[Tensor, Tensor, Tensor, float]:
         return (torch.randn(d_out, d_in, generator=gen), torch.randn(d_out, generator=gen),
                 torch.randn(d_in, generator=gen), s)
 
-    cases = [case(3, 4, -2.0), case(5, 2, 0.0), case(4, 6, 1.0)]
+    cases = [case(3, 4, -2.0), case(5, 2, 0.0), case(4, 6, 1.0), case(1, 3, 0.5)]
     return compare_functions(fn, edited_weight, cases, what="the edited weight", arg_names=("W", "u", "v", "s"),
-                             grad_args=(0, 1, 2), case_names=["s = −2", "s = 0", "s = 1"],
+                             grad_args=(0, 1, 2),
+                             case_names=["s = −2", "s = 0", "s = 1", "s = 0.5 and a matrix of one row, W (1, 3)"],
                              on_success="s = 1 leaves W alone, s = 0 removes the component, s < 0 flips it. The "
                                         "library never forms W': it adds (s − 1)(V_c·x)U_c to the layer's output.")
 
@@ -694,7 +723,11 @@ def _restoring(fn: Callable[..., Any], module: torch.nn.Module) -> Callable[...,
             left = set(module._forward_hooks) - hooks
             for key in left:
                 del module._forward_hooks[key]
-            changed = [name for name, p in module.named_parameters() if not torch.equal(p.detach(), weight[name])]
+            # an edit added and subtracted again leaves float rounding (about 1e-6 of the weight's largest
+            # entry); an edit left on changes it by about the component's size, orders of magnitude more
+            changed = [name for name, p in module.named_parameters()
+                       if not torch.allclose(p.detach(), weight[name], rtol=0.0,
+                                             atol=1e-4 * float(weight[name].abs().max()))]
             with torch.no_grad():
                 for name, p in module.named_parameters():
                     p.copy_(weight[name])
@@ -710,14 +743,19 @@ def check_scan_column(fn: Callable[..., Any], model: torch.nn.Module, direction:
                       blocks: Mapping[str, Tensor], s_values: Sequence[float] = (-4.0, 0.0)) -> Check:
     """Check ``fn(model, direction, s, blocks) -> {lang: ΔCE}`` against the library's edit scan
     (:func:`scan_column`, i.e. ``scan_curves``): ΔCE = CE at s − CE at s = 1 per language, nats/token, on the
-    notebook's own ``model``, ``direction`` and ``blocks`` at every s of ``s_values``. Whatever the student's
-    function leaves attached to the edited matrix is removed afterwards (:func:`_restoring`)."""
+    notebook's own ``model``, ``direction`` and ``blocks`` at every s of ``s_values``, and at the first s with
+    another direction of the same matrix (``direction`` with its write vector u negated), so that an answer must
+    edit the direction it is given. Whatever the student's function leaves attached to the edited matrix, or
+    changed in its weight beyond float rounding, is removed afterwards (:func:`_restoring`)."""
     module = dict(model.named_modules())[direction.module]
     student = _restoring(fn, module)
-    cases = [(model, direction, float(s), blocks) for s in s_values]
+    other = dataclasses.replace(direction, u=-direction.u)
+    cases = [(model, direction, float(s), blocks) for s in s_values] + [(model, other, float(s_values[0]), blocks)]
     check = compare_functions(student, scan_column, cases, what="the edit-scan column",
                               arg_names=("model", "direction", "s", "blocks"), atol=1e-4, rtol=1e-4,
-                              case_names=[f"s = {float(s):g}" for s in s_values],
+                              case_names=[f"s = {float(s):g}" for s in s_values]
+                              + [f"s = {float(s_values[0]):g} with another direction of {direction.module} (this "
+                                 "component's u negated)"],
                               on_success="Each point of a dose-response curve is one such column: the same edit "
                                          "measured on every language's text.")
     if student.leaked and check:
