@@ -21,7 +21,7 @@ from vpd_lite.tutorial import coding
 
 def categorize_with(*, never=True, single_ge=True, en_le=True, use_english=True, foreign_ge=True, n_foreign=3,
                     foreign_first=True, all_ge=True, half_fair=True, mixed_ge=True, by_share=True, sep=", ",
-                    names=True, top_is_first=False, skip_zero=False):
+                    names=True, top_is_first=False, skip_zero=False, mostly_needs_one=False):
     """The notebook's categorize rules, written out, with one rule changed by a keyword (a plausible mistake)."""
 
     def ge(a, b, inclusive):
@@ -48,7 +48,7 @@ def categorize_with(*, never=True, single_ge=True, en_le=True, use_english=True,
         named = [lang for lang in profile if ge(profile[lang], 0.2, mixed_ge)]
         if by_share:
             named.sort(key=lambda lang: -profile[lang])
-        if len(named) <= 1:
+        if (len(named) == 1) if mostly_needs_one else (len(named) <= 1):
             return f"mostly {name(top)}"
         return "mixed (" + sep.join(name(lang) for lang in named) + ")"
 
@@ -93,6 +93,28 @@ def _profile_in_dict_order(stats, cid):
     tokens = torch.tensor([float(n) for n in stats.tokens_per_lang.values()])
     rate = stats.fire_counts[module][:, c].double() / tokens.clamp(min=1).double()
     return _shares(stats.langs, rate)
+
+
+def _profile_with_own_languages(stats, cid):
+    """Rates paired with a language list of its own (the course's five), not ``stats.langs``."""
+    module, c = cid
+    langs = ["en", "de", "fr", "es", "it"][:len(stats.langs)]
+    rate = stats.fire_counts[module][:, c].double() / torch.tensor(
+        [float(stats.tokens_per_lang[lang]) for lang in stats.langs]).clamp(min=1).double()
+    return _shares(langs, rate)
+
+
+_BASELINE = {}
+_CAPABILITY = "capability"  # a literal: `stream is _CAPABILITY` holds for the same literal only, as `is "capability"`
+
+
+def _scan_cached_baseline(model, direction, s, blocks):
+    """Keeps the first call's unedited cross-entropy for every later call."""
+    if not _BASELINE:
+        _BASELINE.update(language_ce(model, blocks))
+    with ScalarEdit(model, [direction], init=s):
+        after = language_ce(model, blocks)
+    return {lang: after[lang] - _BASELINE.get(lang, 0.0) for lang in blocks}
 
 
 def _scan_first_direction(model, direction, s, blocks, _seen=[]):  # noqa: B006 - remembers the first direction
@@ -176,10 +198,13 @@ RULES = [
     ("check_pgd_step", "clamp to [0, 1]", lambda s, g, a: s + a * g.sign(), ["[0, 1]"]),
     ("check_pgd_step", "a zero gradient does not move s",
      lambda s, g, a: (s + a * torch.where(g >= 0, 1.0, -1.0)).clamp(0, 1), ["grad = 0"]),
+    ("check_pgd_step", "a source at a bound steps back inside",
+     lambda s, g, a: torch.where((s > 0) & (s < 1), (s + a * g.sign()).clamp(0, 1), s), ["grad = -1, step"]),
     ("check_pgd_step", "only the sign, however small the gradient",
      lambda s, g, a: (s + a * g / (g.abs() + 1e-8)).clamp(0, 1), ["grad = 1e-09"]),
     ("check_language_profile", "each language's own token count (by its code)", _profile_in_dict_order,
      ["reverse order"]),
+    ("check_language_profile", "rows follow stats.langs", _profile_with_own_languages, ["another order"]),
     ("check_language_profile", "rates, not counts", counts_profile, ["times as much text"]),
     ("check_language_profile", "shares sum to 1", rates_profile, ["sum to", "not 1"]),
     ("check_language_profile", "all 0 for a component that never fires",
@@ -204,6 +229,8 @@ RULES = [
     ("check_categorize", "the largest share, wherever it is in the dict", categorize_with(top_is_first=True),
      ["en 10%, de 75%"]),
     ("check_categorize", "4: every share counts, a 0 too", categorize_with(skip_zero=True), ["it 0%"]),
+    ("check_categorize", "5: at most one language at 20 % (none too)", categorize_with(mostly_needs_one=True),
+     ["pl 1%"]),
     ("check_scalar_edit", "the prefactor enters as s − 1", lambda W, u, v, s: W + s * torch.outer(u, v),
      ["s = −2"]),
     ("check_scalar_edit", "W' adds the component", lambda W, u, v, s: W - (s - 1) * torch.outer(u, v),
@@ -215,6 +242,7 @@ RULES = [
     ("check_scalar_edit", "W' has W's shape, a row of one too",
      lambda W, u, v, s: (W + (s - 1) * torch.outer(u, v)).squeeze(), ["shape", "(1, 3)"]),
     ("check_scan_column", "the direction it is given", _scan_first_direction, ["u negated"]),
+    ("check_scan_column", "the blocks it is given", _scan_cached_baseline, ["other text"]),
     ("check_scan_column", "minus the unedited model's CE", lambda m, d, s, b: _scan(m, d, s, b, baseline=False),
      ["value", "s = -4"]),
     ("check_scan_column", "edited minus unedited, not the reverse",
@@ -224,6 +252,8 @@ RULES = [
     ("check_remainder_mask", "capability batch: u (g = 0)",
      lambda u, stream: torch.ones_like(u), ["capability batch", "your mask is 1"]),
     ("check_remainder_mask", "rest batch: ones", lambda u, stream: u, ["rest batch", "pinned on"]),
+    ("check_remainder_mask", "the stream compared by its value",
+     lambda u, stream: u.clone() if stream is _CAPABILITY else torch.ones_like(u), ["capability batch"]),
     ("check_remainder_mask", "a float mask, like the components'",
      lambda u, stream: u.clone() if stream == "capability" else torch.ones_like(u, dtype=torch.bool),
      ["bool tensor", "float32"]),

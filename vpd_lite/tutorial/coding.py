@@ -565,13 +565,14 @@ def check_importance_minimality(fn: Callable[[Tensor, float, float], Any]) -> Ch
 def check_pgd_step(fn: Callable[[Tensor, Tensor, float], Any]) -> Check:
     """Check ``fn(s, grad, step_size) -> s_new`` against ``method.pgd.signed_ascent_step``, the step of fresh
     PGD: s_new = clamp(s + step_size * sign(grad), 0, 1). s, grad (..., C); returns (..., C). Values on three
-    inputs (gradients of both signs, exactly 0 and as small as 1e-9; sources at and near the bounds; a dimension
-    of size 1)."""
+    inputs (gradients of both signs, exactly 0 and as small as 1e-9; sources at and near the bounds, pushed out
+    of [0, 1] and back into it; a dimension of size 1)."""
     gen = torch.Generator().manual_seed(4)
     cases = [
         # gradients of both signs, 0, tiny (1e-9: a full step all the same) and large; sources at the bounds
-        (torch.tensor([0.5, 0.5, 0.5, 0.95, 0.02, 0.0, 1.0, 0.5, 0.5, 0.5]),
-         torch.tensor([3.0, -0.001, 0.0, 2.0, -5.0, -1.0, 1.0, 1e-9, -1e-9, 1e4]), 0.1),
+        # pushed outwards (they stay) and inwards (they step back inside)
+        (torch.tensor([0.5, 0.5, 0.5, 0.95, 0.02, 0.0, 1.0, 0.5, 0.5, 0.5, 0.0, 1.0]),
+         torch.tensor([3.0, -0.001, 0.0, 2.0, -5.0, -1.0, 1.0, 1e-9, -1e-9, 1e4, 1.0, -1.0]), 0.1),
         (torch.rand(2, 1, 8, generator=gen), torch.randn(2, 1, 8, generator=gen), 0.1),
         (torch.rand(4, 6, generator=gen), torch.randn(4, 6, generator=gen), 0.25),
     ]
@@ -596,6 +597,20 @@ def _uneven_text(stats: ComponentStats) -> ComponentStats:
     return dataclasses.replace(stats, tokens_per_lang=dict(reversed(uneven.items())))
 
 
+def _languages_reordered(stats: ComponentStats) -> ComponentStats:
+    """``stats`` with its languages in another order (``langs`` rotated by one; the firing counts' rows, the
+    token counts and the contexts' language indices moved with them): the same statistics, so the same profile,
+    but only for an answer that pairs rows with ``stats.langs`` instead of a language list of its own."""
+    order = list(range(1, len(stats.langs))) + [0]
+    langs = [stats.langs[i] for i in order]
+    new_index = torch.tensor([langs.index(lang) for lang in stats.langs])  # old language index -> new one
+    ctx_lang = {m: torch.where(t >= 0, new_index[t.clamp(min=0).long()].to(t.dtype), t)
+                for m, t in stats.ctx_lang.items()}
+    return dataclasses.replace(stats, langs=langs,
+                               tokens_per_lang={lang: stats.tokens_per_lang[lang] for lang in langs},
+                               fire_counts={m: t[order] for m, t in stats.fire_counts.items()}, ctx_lang=ctx_lang)
+
+
 def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any], stats: ComponentStats) -> Check:
     """Check ``fn(stats, cid) -> {lang: share}`` against the library's ``ComponentStats.language_profile``: the
     share of the component's firing *rate* per language, r_l / Σ_l' r_l' with r_l = fires on l / tokens of l
@@ -603,8 +618,9 @@ def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any],
 
     Test inputs from ``stats`` (the notebook's statistics): the most German-specific component, the most
     frequent one, one that never fires (when every component fires, the most frequent one with its firing counts
-    set to 0), and the most frequent one again with uneven amounts of text per language (:func:`_uneven_text`),
-    where shares of firing counts are not shares of rates."""
+    set to 0), the most frequent one again with uneven amounts of text per language (:func:`_uneven_text`),
+    where shares of firing counts are not shares of rates, and the German one with the languages in another order
+    (:func:`_languages_reordered`)."""
     live = live_components(stats)
     if not live:
         raise ValueError("the statistics have no live component to test on")
@@ -623,6 +639,10 @@ def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any],
     cases.append((_uneven_text(stats), frequent))
     names.append(f"{frequent[0]}:{frequent[1]} with 1, 2, 3 ... times as much text per language "
                  f"({', '.join(stats.langs)}; `tokens_per_lang` lists them in reverse order)")
+    if len(stats.langs) > 1:
+        reordered = _languages_reordered(stats)
+        cases.append((reordered, german))
+        names.append(f"{german[0]}:{german[1]} with the languages in another order (stats.langs = {reordered.langs})")
     return compare_functions(fn, ComponentStats.language_profile, cases, what="the language profile",
                              arg_names=("stats", "cid"), case_names=names,
                              on_success="Rates, not counts: a language with more harvested text does not look "
@@ -632,7 +652,7 @@ def check_language_profile(fn: Callable[[ComponentStats, tuple[str, int]], Any],
 #: Language profiles that reach every rule of ``vpd_lite.interpret.labels.categorize`` (no ties), each threshold at
 #: its boundary (the text says >= and <=) and just inside it (so that a neighbouring threshold, 2/3 for 70 % or 15 %
 #: for 10 %, gives another category), the order of the rules, mixed languages listed out of order, profiles whose
-#: largest share is not their first key, and a single share of 0.
+#: largest share is not their first key, a single share of 0, and seven languages none of which reaches 20 %.
 CATEGORY_PROFILES: tuple[dict[str, float], ...] = (
     {"de": 0.80, "fr": 0.08, "en": 0.06, "es": 0.04, "it": 0.02},  # one language >= 70 %
     {"fr": 0.70, "de": 0.12, "en": 0.10, "es": 0.05, "it": 0.03},  # exactly 70 %: still one language
@@ -657,6 +677,8 @@ CATEGORY_PROFILES: tuple[dict[str, float], ...] = (
     {"en": 0.10, "de": 0.75, "fr": 0.08, "es": 0.05, "it": 0.02},  # German
     {"en": 0.12, "de": 0.62, "fr": 0.14, "es": 0.07, "it": 0.05},  # mostly German
     {"en": 0.27, "de": 0.26, "fr": 0.24, "es": 0.23, "it": 0.0},  # one share 0: not all languages, mixed
+    # seven languages: none at 20 %, so "at most one" second language holds with none at all (mostly German)
+    {"de": 0.195, "fr": 0.19, "en": 0.185, "es": 0.18, "it": 0.175, "nl": 0.065, "pl": 0.01},
 )
 
 
@@ -744,18 +766,23 @@ def check_scan_column(fn: Callable[..., Any], model: torch.nn.Module, direction:
     """Check ``fn(model, direction, s, blocks) -> {lang: ΔCE}`` against the library's edit scan
     (:func:`scan_column`, i.e. ``scan_curves``): ΔCE = CE at s − CE at s = 1 per language, nats/token, on the
     notebook's own ``model``, ``direction`` and ``blocks`` at every s of ``s_values``, and at the first s with
-    another direction of the same matrix (``direction`` with its write vector u negated), so that an answer must
-    edit the direction it is given. Whatever the student's function leaves attached to the edited matrix, or
+    another direction of the same matrix (``direction`` with its write vector u negated) and on other text (two
+    languages' blocks, in the other order, read backwards), so that an answer must edit the direction and
+    measure the blocks it is given. Whatever the student's function leaves attached to the edited matrix, or
     changed in its weight beyond float rounding, is removed afterwards (:func:`_restoring`)."""
     module = dict(model.named_modules())[direction.module]
     student = _restoring(fn, module)
     other = dataclasses.replace(direction, u=-direction.u)
-    cases = [(model, direction, float(s), blocks) for s in s_values] + [(model, other, float(s_values[0]), blocks)]
+    two = dict(reversed([(lang, b.flip(-1)) for lang, b in blocks.items()][:2]))  # other text, other languages
+    cases = [(model, direction, float(s), blocks) for s in s_values] + [(model, other, float(s_values[0]), blocks),
+                                                                        (model, direction, float(s_values[0]), two)]
     check = compare_functions(student, scan_column, cases, what="the edit-scan column",
                               arg_names=("model", "direction", "s", "blocks"), atol=1e-4, rtol=1e-4,
                               case_names=[f"s = {float(s):g}" for s in s_values]
                               + [f"s = {float(s_values[0]):g} with another direction of {direction.module} (this "
-                                 "component's u negated)"],
+                                 "component's u negated)",
+                                 f"s = {float(s_values[0]):g} on other text: the blocks of {list(two)} only, each "
+                                 "read backwards"],
                               on_success="Each point of a dose-response curve is one such column: the same edit "
                                          "measured on every language's text.")
     if student.leaked and check:
@@ -781,7 +808,9 @@ def check_remainder_mask(fn: Callable[[Tensor, str], Any]) -> Check:
     inputs (both streams, two shapes each; no gradient: u is a random draw, not a trained tensor)."""
     gen = torch.Generator().manual_seed(5)
     u1, u2 = torch.tensor([0.0, 0.25, 0.5, 0.9]), torch.rand(2, 6, generator=gen)
-    cases = [(u1, "capability"), (u1, "rest"), (u2, "capability"), (torch.rand(3, 1, 5, generator=gen), "rest")]
+    # the stream names built at run time, as a caller's variable may hold them: `stream is "rest"` is not `==`
+    capability, rest = "".join(["capa", "bility"]), "".join(["re", "st"])
+    cases = [(u1, capability), (u1, rest), (u2, capability), (torch.rand(3, 1, 5, generator=gen), rest)]
     names = [f"{stream} batch, u of shape {tuple(u.shape)}: u = {[round(x, 2) for x in u.reshape(-1)[:4].tolist()]}"
              f"{' ...' if u.numel() > 4 else ''}" for u, stream in cases]
     return compare_functions(
