@@ -19,7 +19,9 @@ student's mistakes: an exception inside the student's function is reported as a 
 runs top to bottom.
 
 Each check's test inputs separate every rule its notebook states from its absence (boundaries such as exactly
-70 %, g = 0 with p < 1, non-symmetric matrices); ``tests/tutorial/test_check_rules.py`` lists the rules.
+70 %, g = 0 with p < 1, non-symmetric matrices, dimensions of size 1, languages in another order, a second
+direction and other text); ``tests/tutorial/test_check_rules.py`` lists the rules. A result must also have the
+library's kind of dtype (a float tensor where the library's is float).
 
 The reference of every check is the library's own code (``vpd_lite.method``, ``interpret``, ``erase``), called
 through at most a thin adapter that fixes the argument order; a check never re-implements what it checks.
