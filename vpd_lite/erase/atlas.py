@@ -233,12 +233,9 @@ def _kept_runs() -> list[dict[str, Any]]:
     out = []
     for run_json in sorted(paths.results_dir().glob("*_kept/*/run.json")):
         loaded = AcrossRun.load(run_json.parent, None)
-        try:
-            record = json.loads(run_json.read_text())
-        except (OSError, ValueError):
-            continue
         if loaded is None:
-            continue
+            continue  # unreadable (AcrossRun.load has read its run.json already)
+        record = json.loads(run_json.read_text())
         record["folder"] = run_json.parent
         record["run"], record["live"] = loaded
         parts = str(record.get("key", "")).split("|")

@@ -155,8 +155,9 @@ def _inputs_at(case: Sequence[Any], arg_names: Sequence[str], shape: tuple[int, 
                index: tuple[int, ...], elementwise: bool = True) -> str:
     """The test input's entries that produced entry ``index`` of a result of ``shape``: "z = 1, grad_out = -2,
     alpha = 0.1" for arguments of that shape when the function works entry by entry (``elementwise``), and
-    numbers ("W[1, 2] = 0.84" with its index when other tensor arguments have other shapes); the row ``x[1, 3] = [...]`` for arguments whose leading dimensions are the result's; small other
-    tensors in full; large ones by their shape."""
+    numbers ("W[1, 2] = 0.84" with its index when other tensor arguments have other shapes); the row
+    ``x[1, 3] = [...]`` for arguments whose leading dimensions are the result's; small other tensors in full;
+    large ones by their shape."""
     parts = []
     indexed = any(isinstance(a, Tensor) and tuple(a.shape) != shape for a in case)
     for name, a in zip(arg_names, case):
@@ -211,7 +212,8 @@ def _does_nothing(fn: Callable[..., Any]) -> bool:
     """True for the untouched stub: a function whose body (after its docstring) is only ``...`` (``pass`` or a
     bare ``return`` too), possibly after lines that only unpack its arguments (``module, c = cid``, as a stub
     may give them); and for anything whose code cannot be read (a builtin). False for a function that computes
-    something, or only names an argument anew (``mask = u``), and then returns None (a forgotten ``return``). Reads the source when it can (``ast``), else the bytecode."""
+    something, or only names an argument anew (``mask = u``), and then returns None (a forgotten ``return``).
+    Reads the source when it can (``ast``), else the bytecode."""
     import ast
     import inspect
     import textwrap
@@ -242,10 +244,11 @@ def _does_nothing(fn: Callable[..., Any]) -> bool:
 
     idle_ops = {"RESUME", "NOP", "CACHE", "RETURN_VALUE", "RETURN_CONST", "POP_TOP", "UNPACK_SEQUENCE",
                 "STORE_FAST", "LOAD_FAST"}
-    ops = [ins.opname for ins in dis.get_instructions(code)]
+    instructions = list(dis.get_instructions(code))
+    ops = {ins.opname for ins in instructions}
     if "STORE_FAST" in ops and "UNPACK_SEQUENCE" not in ops:
         return False  # an argument named anew (``mask = u``), not unpacked
-    for ins in dis.get_instructions(code):
+    for ins in instructions:
         if ins.opname in ("LOAD_CONST", "RETURN_CONST"):
             if ins.argval not in (None, Ellipsis) and not isinstance(ins.argval, str):
                 return False
@@ -369,10 +372,11 @@ def compare_functions(
             return not_quite(f"shape: yours is {tuple(mine.shape)}, {what} has shape {tuple(ref.shape)}{where}"
                              + (f" for {shown}." if shown and case_names is None else "."))
         if ref.is_floating_point() and not mine.is_floating_point():
+            first = next((n for n, a in zip(arg_names, case) if isinstance(a, Tensor)), "x")
             return not_quite(f"type: yours is a {str(mine.dtype).removeprefix('torch.')} tensor, {what} is a "
-                             f"{str(ref.dtype).removeprefix('torch.')} tensor{where}. Make it a float tensor (e.g. "
-                             "`torch.ones_like(u)`, which keeps u's dtype): it is multiplied and subtracted "
-                             "(`1 - m`) like any other mask.")
+                             f"{str(ref.dtype).removeprefix('torch.')} tensor{where}. Make it a float tensor "
+                             f"(`torch.ones_like({first})` keeps {first}'s dtype; `.float()` converts): the result "
+                             "takes part in float arithmetic such as `1 - m` and in gradients.")
         found = _difference_at(mine.detach().to(ref.dtype), ref.detach(), atol, rtol)
         if found is not None:
             index, flat, size = found
