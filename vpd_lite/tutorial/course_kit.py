@@ -21,8 +21,7 @@ from pathlib import Path
 import nbformat
 
 from vpd_lite.errors import UserError
-from vpd_lite.models import paths
-from vpd_lite.models.paths import REPO_ROOT, REPO_URL
+from vpd_lite.models.paths import REPO_ROOT, REPO_URL, new_or_empty_folder
 
 #: Where ``pip install .`` puts the copy of ``notebooks/`` (see ``setup.py``).
 PACKAGED_NOTEBOOKS = Path(__file__).resolve().parents[1] / "_notebooks"
@@ -118,7 +117,7 @@ def student_notebook(nb):
 
 def write_student_copy(folder: str | Path) -> list[Path]:
     """Write every notebook's student copy into ``folder`` (created if missing; refused unless empty)."""
-    folder = paths.new_or_empty_folder(folder)
+    folder = new_or_empty_folder(folder)
     sources = course_notebooks()
     folder.mkdir(parents=True, exist_ok=True)
     written = []

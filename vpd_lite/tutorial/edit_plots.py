@@ -242,10 +242,10 @@ def dose_response_plot(curve: pd.DataFrame, component: str, target: str | None =
     if zoom:
         fig.add_hline(y=0.05, line_dash="dot", line_color=LANG_COLOURS["en"], row=2, col=1)
         tolerances.append(("English tolerance 0.05", LANG_COLOURS["en"]))
+        fig.update_yaxes(range=[-ZOOM_BELOW, ZOOM_MAX], title_text="ΔCE (zoomed)", row=2, col=1)
     for name, colour in tolerances:
         fig.add_scatter(x=[None], y=[None], mode="lines", name=name, hoverinfo="skip",
                         line={"color": colour, "dash": "dot", "width": 1.5}, row=1, col=1)
-        fig.update_yaxes(range=[-ZOOM_BELOW, ZOOM_MAX], title_text="ΔCE (zoomed)", row=2, col=1)
     fig.update_yaxes(title_text="ΔCE (nats/token, training text)", row=1, col=1)
     fig.update_xaxes(title_text="s (prefactor; 1 = the original model)", row=rows, col=1)
     lang = LANG_NAMES.get(target, target) if target else "one language's"
