@@ -131,6 +131,39 @@ def test_summary_figures_draw_the_primary_objective_and_say_which_corner_is_good
     assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]  # same table, same bytes
 
 
+def _label_boxes(fig):
+    from vpd_lite.erase.figures import POINT_LABEL, figure_renderer
+
+    renderer = figure_renderer(fig)
+    return [(t.get_text(), t.get_window_extent(renderer)) for ax in fig.axes for t in ax.texts
+            if t.get_gid() == POINT_LABEL]
+
+
+def test_budget_labels_do_not_overlap_even_where_points_coincide():
+    """The shipped erase table (its labeller's line has the 4- and 1,024-token points on each other), and lines
+    whose points all lie on one spot or side by side: every budget label clear of the others, in the notebook's
+    size and on a slide."""
+    from vpd_lite.models import paths
+    from vpd_lite.tutorial.slide_figures import to_slide
+
+    rows = summary_rows()
+    rows = rows[(rows["objective"] == "target_ce") & rows["method"].isin(["scalar_edit", "lora_r1_all"])]
+    rows = rows.assign(de_after=np.where(rows["method"] == "scalar_edit", 7.8, 6.0),
+                       d_en=np.where(rows["method"] == "scalar_edit", 0.03, 1.5))  # far apart: a clump each
+    stacked = pd.concat([rows, rows[rows["budget"] == 4].assign(budget=1024),  # 4, 64, 1024 on one point
+                         rows[rows["budget"] == 4].assign(budget=16, d_en=rows["d_en"] + 1e-3)],  # 16 beside it
+                        ignore_index=True)
+    for summary in (pd.read_csv(paths.results_dir() / "erase_german.csv"), stacked):
+        fig = ep.tradeoff_plot(summary)
+        for figure in (fig, to_slide(fig)):
+            boxes = _label_boxes(figure)
+            assert boxes
+            clashes = [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:]
+                       if box.overlaps(other)]
+            assert not clashes
+        plt.close(fig)
+
+
 def test_save_scan_figures(tmp_path):
     s = np.arange(-15.0, 6.0)
     curves = pd.concat([pd.DataFrame({"component": key, "s": s, "ce_de": 4.6 + np.abs(s - 1) * k,

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from vpd_lite.erase.protocol import PRIMARY_OBJECTIVE
 from vpd_lite.method.checkpoint import atomic_write_bytes
@@ -78,6 +80,50 @@ def _one_objective(summary: pd.DataFrame, objective: str | None) -> tuple[pd.Dat
     return df.round(3), note
 
 
+#: The gid of a label that names one point of a line (a budget in :func:`tradeoff_plot`): such labels are moved
+#: off each other by :func:`place_point_labels`, again whenever the figure is resized (e.g. for a slide).
+POINT_LABEL = "point-label"
+
+#: Where a point label may sit, in order of preference: its offset from the point in font sizes (x, y; a label
+#: is about one font size high); a negative x ends the label left of the point.
+_LABEL_SPOTS = tuple((dx, dy) for dy in (0.3, -1.3, 1.6, -2.6) for dx in (0.3, -0.3))
+
+
+def figure_renderer(fig: Figure):
+    """The renderer that measures ``fig``'s texts in pixels (an Agg canvas when the figure has none of its own)."""
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
+    return canvas.get_renderer()
+
+
+def place_point_labels(fig: Figure) -> None:
+    """Move every point label (annotation with gid :data:`POINT_LABEL`) of ``fig``, in drawing order, to the spot of
+    :data:`_LABEL_SPOTS` that lies inside the figure and overlaps the least area of its panel's markers and of the
+    labels placed before it (the earlier spot on a tie, so a free spot is taken in order of preference). Measured
+    in pixels at the figure's current size and layout, so call it after laying the figure out."""
+    renderer = figure_renderer(fig)
+
+    def overlap(a: Bbox, b: Bbox) -> float:  # in square pixels
+        return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
+
+    for ax in fig.axes:
+        placed = [Bbox.from_bounds(x - r, y - r, 2 * r, 2 * r)  # each marker, as a square in pixels
+                  for line in ax.lines if line.get_marker() not in (None, "", "None")
+                  for r in [line.get_markersize() * fig.dpi / 72 / 2]
+                  for x, y in line.get_transform().transform(line.get_xydata())]
+        for label in (t for t in ax.texts if t.get_gid() == POINT_LABEL):
+            costs = []
+            for dx, dy in _LABEL_SPOTS:
+                label.set_position((dx, dy))
+                label.set_horizontalalignment("left" if dx >= 0 else "right")
+                box = label.get_window_extent(renderer)
+                outside = not (fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1))
+                costs.append((outside, sum(overlap(box, other) for other in placed)))
+            dx, dy = _LABEL_SPOTS[costs.index(min(costs))]
+            label.set_position((dx, dy))
+            label.set_horizontalalignment("left" if dx >= 0 else "right")
+            placed.append(label.get_window_extent(renderer))
+
+
 def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure:
     """German ΔCE (y) against English ΔCE (x) per method, one point per budget (held-out text, seed means).
 
@@ -90,7 +136,7 @@ def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure
         ax.plot(d["d_en"], d["de_after"] - d["de_before"], "o-", color=COLORS[m], label=METHOD_NAMES[m])
         for _, r in d.iterrows():
             ax.annotate(str(int(r["budget"])), (r["d_en"], r["de_after"] - r["de_before"]), fontsize=8,
-                        xytext=(3, 3), textcoords="offset points", color=COLORS[m])
+                        xytext=_LABEL_SPOTS[0], textcoords="offset fontsize", color=COLORS[m], gid=POINT_LABEL)
     gap = float((df["uniform"] - df["de_before"]).iloc[0])
     ax.axhline(gap, ls="--", color="grey", lw=1)
     ax.annotate(" German at ln(vocab) (uniform)", (0.0, gap), xycoords=("axes fraction", "data"), ha="left",
@@ -110,6 +156,7 @@ def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure
                  f"green: English within 0.05). Numbers = German tokens trained on. {note}", fontsize=9)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
     fig.tight_layout()
+    place_point_labels(fig)
     return fig
 
 

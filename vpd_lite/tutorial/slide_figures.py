@@ -19,14 +19,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 from matplotlib import rcParams
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from vpd_lite.erase.figures import (
     erase_any_heatmap,
+    figure_renderer,
     off_target_plot,
     pick_dose_response_figure,
+    place_point_labels,
     save_png,
     top16_plot,
     tradeoff_plot,
@@ -150,11 +151,6 @@ def _bigger(size: float) -> float:
     return max(MIN_FONT_PT, FONT_SCALE * size)
 
 
-def _renderer(fig: Figure):
-    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
-    return canvas.get_renderer()
-
-
 def _wrap(text: Text, room_px: float, renderer) -> None:
     """Re-flow ``text`` at word boundaries when it is wider than ``room_px`` (measured, in pixels)."""
     words = text.get_text().split()
@@ -209,10 +205,10 @@ def to_slide(fig: Figure) -> Figure:
     """``fig`` made ready for a 16:9 slide, in place: 13.33 x 7.5 inches at 150 dpi (2000 x 1125 px), every text
     FONT_SCALE times larger and at least MIN_FONT_PT points, titles and axis labels wider than their room
     re-flowed, legends drawn again at the new size (a figure's legend below the panels) and the whole laid out
-    again (constrained layout). Returns ``fig``."""
+    again (constrained layout), the labels of a line's points moved off each other at that size. Returns ``fig``."""
     fig.set_dpi(SLIDE_DPI)
     fig.set_size_inches(SLIDE_PX[0] / SLIDE_DPI, SLIDE_PX[1] / SLIDE_DPI)
-    renderer = _renderer(fig)
+    renderer = figure_renderer(fig)
     ticks = {}
     for ax in fig.axes:
         for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
@@ -233,8 +229,10 @@ def to_slide(fig: Figure) -> Figure:
         _wrap(text, room, renderer)
     try:
         fig.set_layout_engine("constrained")
+        fig.get_layout_engine().execute(fig)
     except RuntimeError:  # a colorbar drawn for the figure's own layout (tight): lay it out that way, at slide size
         fig.tight_layout()
+    place_point_labels(fig)  # the labels of a line's points, moved off each other again at the new size
     return fig
 
 
