@@ -28,8 +28,10 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 from vpd_lite.erase.protocol import PRIMARY_OBJECTIVE
@@ -89,7 +91,7 @@ POINT_LABEL = "point-label"
 _LABEL_SPOTS = tuple((dx, dy) for dy in (0.3, -1.3, 1.6, -2.6) for dx in (0.3, -0.3))
 
 
-def figure_renderer(fig: Figure):
+def figure_renderer(fig: Figure) -> RendererBase:
     """The renderer that measures ``fig``'s texts in pixels (an Agg canvas when the figure has none of its own)."""
     canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
     return canvas.get_renderer()
@@ -105,6 +107,11 @@ def place_point_labels(fig: Figure) -> None:
     def overlap(a: Bbox, b: Bbox) -> float:  # in square pixels
         return max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0)) * max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
 
+    def put(label: Text, spot: tuple[float, float]) -> Bbox:  # the label's box there, in pixels
+        label.set_position(spot)
+        label.set_horizontalalignment("left" if spot[0] >= 0 else "right")
+        return label.get_window_extent(renderer)
+
     for ax in fig.axes:
         placed = [Bbox.from_bounds(x - r, y - r, 2 * r, 2 * r)  # each marker, as a square in pixels
                   for line in ax.lines if line.get_marker() not in (None, "", "None")
@@ -112,16 +119,11 @@ def place_point_labels(fig: Figure) -> None:
                   for x, y in line.get_transform().transform(line.get_xydata())]
         for label in (t for t in ax.texts if t.get_gid() == POINT_LABEL):
             costs = []
-            for dx, dy in _LABEL_SPOTS:
-                label.set_position((dx, dy))
-                label.set_horizontalalignment("left" if dx >= 0 else "right")
-                box = label.get_window_extent(renderer)
+            for spot in _LABEL_SPOTS:
+                box = put(label, spot)
                 outside = not (fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1))
                 costs.append((outside, sum(overlap(box, other) for other in placed)))
-            dx, dy = _LABEL_SPOTS[costs.index(min(costs))]
-            label.set_position((dx, dy))
-            label.set_horizontalalignment("left" if dx >= 0 else "right")
-            placed.append(label.get_window_extent(renderer))
+            placed.append(put(label, _LABEL_SPOTS[costs.index(min(costs))]))
 
 
 def tradeoff_plot(summary: pd.DataFrame, objective: str | None = None) -> Figure:
